@@ -1,0 +1,61 @@
+"""The policy's output and the interface every policy backend implements.
+
+Kept free of torch and ROS so that the controller, simulator, recorder and evaluator can share it
+with the model core and the scripted expert alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+ACTION_DIM = 7
+ACTION_NAMES = ("dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper")
+
+
+@dataclass
+class Action:
+    """One policy step: end-effector deltas for one control period plus the gripper opening.
+
+    ``vector`` is ``[dx, dy, dz, droll, dpitch, dyaw, gripper]``: metres and radians per control
+    period in the policy's frame, gripper in [0, 1] with 1 = open (OpenVLA's data convention).
+    """
+
+    vector: np.ndarray
+    token_ids: tuple[int, ...] = ()
+    inference_time_s: float = 0.0
+    extras: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.vector = np.asarray(self.vector, dtype=np.float64).reshape(-1)
+        if self.vector.shape != (ACTION_DIM,):
+            raise ValueError(f"an action has {ACTION_DIM} values, got shape {self.vector.shape}")
+
+    @property
+    def translation(self) -> np.ndarray:
+        return self.vector[0:3]
+
+    @property
+    def rotation(self) -> np.ndarray:
+        return self.vector[3:6]
+
+    @property
+    def gripper(self) -> float:
+        return float(self.vector[6])
+
+    def is_finite(self) -> bool:
+        return bool(np.all(np.isfinite(self.vector)))
+
+
+class Policy(Protocol):
+    """Anything that maps a camera image and an instruction to an :class:`Action`.
+
+    ``image`` is an HxWx3 uint8 RGB array. Implemented by the OpenVLA runtime and by the
+    simulator's scripted expert.
+    """
+
+    name: str
+
+    def predict_action(self, image: np.ndarray, instruction: str) -> Action: ...
