@@ -1,0 +1,45 @@
+# The two commands of the README: `make demo` and `make test`. Both create or refresh the repo-local
+# venv (.venv) from requirements.txt + constraints.txt, then build the package with colcon into install/.
+# A second run reinstalls nothing: the venv is refreshed only when those two files change.
+
+PYTHON ?= python3.11
+VENV := $(CURDIR)/.venv
+STAMP := $(VENV)/.vla_ros-deps-$(shell cat requirements.txt constraints.txt | sha1sum | cut -c1-12)
+# colcon and CMake find the ROS 2 wheels' ament and rosidl packages inside the venv.
+ROS_ENV := PATH="$(VENV)/bin:$$PATH" VIRTUAL_ENV="$(VENV)" AMENT_PREFIX_PATH="$(VENV)" CMAKE_PREFIX_PATH="$(VENV)"
+RUN := bash scripts/with_env.sh
+PYTEST_ARGS ?=
+
+.PHONY: all venv build test lint demo clean
+
+all: build
+
+$(STAMP): requirements.txt constraints.txt
+	@test -x "$(VENV)/bin/python" || $(PYTHON) -m venv "$(VENV)"
+	"$(VENV)/bin/python" -m pip install --quiet --upgrade "pip==25.3"
+	"$(VENV)/bin/python" -m pip install --quiet -r requirements.txt -c constraints.txt
+	rm -f $(VENV)/.vla_ros-deps-*
+	touch "$@"
+
+venv: $(STAMP)
+
+build: venv
+	@mkdir -p log
+	@$(ROS_ENV) colcon --log-base log build --build-base build --install-base install --merge-install \
+		--event-handlers console_direct- console_start_end- \
+		--cmake-args -DPython3_EXECUTABLE="$(VENV)/bin/python" -DBUILD_TESTING=OFF > log/colcon-build.txt 2>&1 \
+		|| (cat log/colcon-build.txt; exit 1)
+	@echo "built vla_ros into install/"
+
+lint: venv
+	"$(VENV)/bin/ruff" check vla_ros test benchmarks scripts launch
+	"$(VENV)/bin/ruff" format --check vla_ros test benchmarks launch
+
+test: build lint
+	$(RUN) pytest -q $(PYTEST_ARGS)
+
+demo: build
+	$(RUN) vla-ros --help
+
+clean:
+	rm -rf build install log

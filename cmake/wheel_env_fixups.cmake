@@ -1,0 +1,50 @@
+# Fix-ups for building against the ROS 2 PyPI wheels (`ros-jazzy-*`) in a plain venv.
+# On a regular ROS 2 install (apt or source) neither condition occurs and both functions do nothing.
+
+# The wheels' exported CMake targets name include directories of the machine that built them
+# (/opt/python/cp311-cp311/include/python3.11); CMake refuses targets with missing include paths.
+# Drop only entries that do not exist, and say so.
+function(vla_ros_drop_missing_imported_includes)
+  get_property(_targets DIRECTORY PROPERTY IMPORTED_TARGETS)
+  foreach(_target IN LISTS _targets)
+    get_target_property(_includes ${_target} INTERFACE_INCLUDE_DIRECTORIES)
+    if(NOT _includes)
+      continue()
+    endif()
+    set(_kept "")
+    set(_changed FALSE)
+    foreach(_dir IN LISTS _includes)
+      if(_dir MATCHES "^\\$<" OR EXISTS "${_dir}")
+        list(APPEND _kept "${_dir}")
+      else()
+        set(_changed TRUE)
+        message(STATUS "vla_ros: dropping missing include dir '${_dir}' from ${_target}")
+      endif()
+    endforeach()
+    if(_changed)
+      set_target_properties(${_target} PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${_kept}")
+    endif()
+  endforeach()
+endfunction()
+
+# With a repo-local venv (.venv inside the source tree) the numpy include directory lies under the
+# source directory, which CMake forbids in exported interfaces. It is needed to build, not to consume.
+function(vla_ros_build_only_includes_inside_source target)
+  if(NOT TARGET ${target})
+    return()
+  endif()
+  get_target_property(_includes ${target} INTERFACE_INCLUDE_DIRECTORIES)
+  if(NOT _includes)
+    return()
+  endif()
+  set(_fixed "")
+  foreach(_dir IN LISTS _includes)
+    string(FIND "${_dir}" "${CMAKE_SOURCE_DIR}/" _pos)
+    if(_pos EQUAL 0)
+      list(APPEND _fixed "$<BUILD_INTERFACE:${_dir}>")
+    else()
+      list(APPEND _fixed "${_dir}")
+    endif()
+  endforeach()
+  set_target_properties(${target} PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${_fixed}")
+endfunction()

@@ -1,0 +1,100 @@
+"""Shared fixtures. ROS tests get a private DDS domain so parallel runs on one machine don't cross-talk."""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+# Must happen before any rclpy context is created.
+os.environ.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(1, 100)))
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def _have_messages() -> bool:
+    try:
+        import vla_ros.msg  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if _have_messages():
+        return
+    skip = pytest.mark.skip(
+        reason="vla_ros.msg is not importable: run through `make test` (or source install/setup.bash "
+        "after `make build`) so vla_ros comes from the colcon install space"
+    )
+    for item in items:
+        if "ros" in item.keywords:
+            item.add_marker(skip)
+
+
+class RosHarness:
+    """A real rclpy context with a MultiThreadedExecutor spinning in a background thread."""
+
+    def __init__(self) -> None:
+        import rclpy
+        from rclpy.executors import MultiThreadedExecutor
+
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.executor = MultiThreadedExecutor(num_threads=4, context=self.context)
+        self._nodes: list = []
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while self.context.ok():
+            try:
+                self.executor.spin_once(timeout_sec=0.05)
+            except Exception:  # shutdown races end the loop
+                if not self.context.ok():
+                    return
+                raise
+
+    def add(self, node):
+        self._nodes.append(node)
+        self.executor.add_node(node)
+        return node
+
+    def node(self, name: str):
+        import rclpy.node
+
+        return self.add(rclpy.node.Node(name, context=self.context))
+
+    def wait_for(
+        self, predicate: Callable[[], bool], timeout_s: float = 10.0, period_s: float = 0.02
+    ) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            time.sleep(period_s)
+        return predicate()
+
+    def shutdown(self) -> None:
+        import rclpy
+
+        for node in self._nodes:
+            self.executor.remove_node(node)
+            node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+        self.executor.shutdown(timeout_sec=1.0)
+        self._thread.join(timeout=2.0)
+
+
+@pytest.fixture
+def ros() -> Iterator[RosHarness]:
+    harness = RosHarness()
+    try:
+        yield harness
+    finally:
+        harness.shutdown()

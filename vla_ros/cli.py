@@ -1,0 +1,44 @@
+"""The ``vla-ros`` command: one entry point whose subcommands live next to the code they drive."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# Each module exposes ``register(subparsers)``; imported lazily so ``--help`` stays fast and a
+# missing optional dependency of one area does not break the others.
+SUBCOMMAND_MODULES: tuple[str, ...] = ()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vla-ros",
+        description="OpenVLA vision-language-action policies on ROS 2 arms: run, simulate, evaluate, train.",
+    )
+    parser.add_argument("--version", action="version", version=_version())
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for module_name in SUBCOMMAND_MODULES:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def _version() -> str:
+    from vla_ros import __version__
+
+    return f"vla-ros {__version__}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 0
+    return int(func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
