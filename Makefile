@@ -28,7 +28,7 @@ build: venv
 	@$(ROS_ENV) colcon --log-base log build --build-base build --install-base install --merge-install \
 		--event-handlers console_direct- console_start_end- \
 		--cmake-args -DPython3_EXECUTABLE="$(VENV)/bin/python" -DBUILD_TESTING=OFF > log/colcon-build.txt 2>&1 \
-		|| (cat log/colcon-build.txt; exit 1)
+		|| (cat log/colcon-build.txt log/latest_build/vla_ros/stdout_stderr.log; exit 1)
 	@echo "built vla_ros into install/"
 
 lint: venv

@@ -1,0 +1,308 @@
+"""policy_node: camera frames + instruction -> OpenVLA step -> twist, gripper command, ActionStep.
+
+A managed (lifecycle) node. ``configure`` loads the model (slow; progress goes to the log),
+``activate`` starts acting, ``deactivate`` stops publishing, ``cleanup`` frees the model. With
+``autostart`` (default true) it configures and activates itself for simple use.
+
+Conventions of the outputs:
+- ``twist_cmd`` (geometry_msgs/TwistStamped): the action's per-step deltas divided by
+  ``control_period_s`` (a velocity, not a position), optionally scaled/signed/remapped per axis,
+  in ``twist_frame_id``, stamped with the time of publication (MoveIt Servo halts on stale stamps).
+- ``gripper_cmd`` (vla_ros/GripperCommand): position 1 = open, 0 = closed; ``close`` thresholded at
+  ``gripper_threshold``; ``gripper_invert`` flips the policy's convention (OpenVLA's data: 1 = open).
+- ``action_step`` (vla_ros/ActionStep): the raw step, for replay and audit.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from geometry_msgs.msg import TwistStamped
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import String
+
+from vla_ros.action import Policy
+from vla_ros.control.twist import action_to_twist, gripper_command
+from vla_ros.image_codec import ImageCodecError, decode_compressed, image_to_rgb
+from vla_ros.msg import ActionStep, GripperCommand, Instruction
+from vla_ros.nodes.common import (
+    COMMAND_QOS,
+    ERROR,
+    OK,
+    WARN,
+    declare,
+    diagnostic_array,
+    now_s,
+    s_to_stamp,
+    sanitize_text,
+    spin_node,
+    stamp_to_s,
+)
+from vla_ros.policy.worker import Frame, InferenceWorker, StepResult
+
+
+class PolicyNode(LifecycleNode):
+    def __init__(self, policy: Policy | None = None, **kwargs) -> None:
+        super().__init__("policy_node", **kwargs)
+        self._injected_policy = policy
+        self._declare_parameters()
+        self._policy: Policy | None = None
+        self._worker: InferenceWorker | None = None
+        self._active = False
+        self._last_error = ""
+        self._lock = threading.Lock()
+
+        self.twist_pub = self.create_publisher(TwistStamped, "twist_cmd", COMMAND_QOS)
+        self.gripper_pub = self.create_publisher(GripperCommand, "gripper_cmd", COMMAND_QOS)
+        self.step_pub = self.create_publisher(ActionStep, "action_step", COMMAND_QOS)
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_subscription(Image, "image_raw", self._on_image, qos_profile_sensor_data)
+        self.create_subscription(
+            CompressedImage, "image_raw/compressed", self._on_compressed_image, qos_profile_sensor_data
+        )
+        self.create_subscription(Instruction, "instruction", self._on_instruction, COMMAND_QOS)
+        self.create_subscription(String, "instruction_text", self._on_instruction_text, COMMAND_QOS)
+        self.create_timer(1.0, self._publish_diagnostics)
+
+        if (
+            self.get_parameter("autostart").value
+            and self.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        ):
+            self.trigger_activate()
+
+    def _declare_parameters(self) -> None:
+        declare(self, "autostart", True, "configure and activate on start-up")
+        declare(self, "policy_backend", "openvla", "openvla (model core) or injected (composed use)")
+        declare(self, "model_dir", "", "OpenVLA checkpoint directory in the Hugging Face layout")
+        declare(self, "adapter_dir", "", "LoRA adapter directory (empty: none)")
+        declare(self, "precision", "bf16", "fp32 | bf16 | fp16")
+        declare(self, "quantization", "none", "none | 8bit | 4bit | 4bit-fp4 (bitsandbytes)")
+        declare(self, "unnorm_key", "", "dataset statistics key (empty: the only one)")
+        declare(self, "center_crop", True, "centre-crop images (models trained with random crops)")
+        declare(self, "device", "auto", "auto | cpu | cuda")
+        declare(self, "control_period_s", 0.2, "time one action step spans; twist = delta / period")
+        declare(self, "max_rate_hz", 5.0, "upper bound on inference steps per second")
+        declare(self, "image_max_age_s", 0.5, "frames older than this when inference starts are refused")
+        declare(self, "max_image_pixels", 4096 * 4096, "larger images are refused")
+        declare(self, "max_instruction_chars", 512, "longer instructions are refused")
+        declare(self, "twist_frame_id", "panda_link0", "frame_id of the published twist")
+        declare(self, "axis_scale", [1.0] * 6, "per-axis scale of [vx vy vz wx wy wz]")
+        declare(self, "axis_sign", [1.0] * 6, "per-axis sign (+1/-1)")
+        declare(self, "axis_map", [0, 1, 2, 3, 4, 5], "output axis i takes policy axis axis_map[i]")
+        declare(self, "gripper_threshold", 0.5, "gripper values below this mean close")
+        declare(self, "gripper_invert", False, "flip the policy's gripper convention (OpenVLA: 1 = open)")
+        declare(self, "gripper_max_effort", 0.0, "GripperCommand.max_effort in newtons (0 = default)")
+
+    def _p(self, name: str):
+        return self.get_parameter(name).value
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self._policy = self._injected_policy or self._load_policy()
+            self._worker = InferenceWorker(
+                self._policy,
+                on_result=self._publish_step,
+                clock_s=lambda: now_s(self),
+                image_max_age_s=float(self._p("image_max_age_s")),
+                max_rate_hz=float(self._p("max_rate_hz")),
+                on_error=self._report_error,
+            )
+        except Exception as exc:  # a bad checkpoint must leave the node alive and say why
+            self._report_error(f"configure failed: {type(exc).__name__}: {exc}")
+            self._policy = None
+            return TransitionCallbackReturn.FAILURE
+        self.get_logger().info(f"policy ready: {getattr(self._policy, 'name', type(self._policy).__name__)}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def _load_policy(self) -> Policy:
+        backend = self._p("policy_backend")
+        if backend != "openvla":
+            raise ValueError(f"policy_backend '{backend}' needs a policy passed in by the composing process")
+        model_dir = self._p("model_dir")
+        if not model_dir:
+            raise ValueError("parameter model_dir is empty: set it to an OpenVLA checkpoint directory")
+        from vla_ros.policy.runtime import PolicyConfig, VLAPolicy
+
+        self.get_logger().info(
+            f"loading OpenVLA from {model_dir} ({self._p('precision')}, "
+            f"quantization={self._p('quantization')}); this can take minutes"
+        )
+        config = PolicyConfig(
+            model_dir=model_dir,
+            adapter_dir=self._p("adapter_dir") or None,
+            precision=self._p("precision"),
+            quantization=self._p("quantization"),
+            unnorm_key=self._p("unnorm_key") or None,
+            center_crop=bool(self._p("center_crop")),
+            device=self._p("device"),
+        )
+        return VLAPolicy.from_config(config, log=self.get_logger().info)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self._worker is None:
+            return TransitionCallbackReturn.FAILURE
+        self._worker.start()
+        self._active = True
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = False
+        if self._worker is not None:
+            self._worker.stop()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = False
+        if self._worker is not None:
+            self._worker.stop()
+        self._worker = None
+        self._policy = None
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return self.on_cleanup(state)
+
+    # -- inputs ---------------------------------------------------------------------------------
+    def _on_image(self, msg: Image) -> None:
+        self._submit(
+            lambda: image_to_rgb(
+                msg.encoding,
+                msg.height,
+                msg.width,
+                msg.step,
+                msg.data,
+                max_pixels=int(self._p("max_image_pixels")),
+            ),
+            msg.header,
+        )
+
+    def _on_compressed_image(self, msg: CompressedImage) -> None:
+        self._submit(
+            lambda: decode_compressed(
+                msg.format, bytes(msg.data), max_pixels=int(self._p("max_image_pixels"))
+            ),
+            msg.header,
+        )
+
+    def _submit(self, decode, header) -> None:
+        worker = self._worker
+        if worker is None or not self._active:
+            return
+        try:
+            rgb = decode()
+        except ImageCodecError as exc:
+            worker.report_error(f"refused image: {exc}")
+            return
+        worker.submit_frame(Frame(rgb=rgb, stamp_s=stamp_to_s(header.stamp), frame_id=header.frame_id))
+
+    def _on_instruction(self, msg: Instruction) -> None:
+        if msg.action == "stop":
+            self._set_instruction(None, "stop instruction received: acting stops")
+            return
+        self._set_instruction(msg.text)
+
+    def _on_instruction_text(self, msg: String) -> None:
+        self._set_instruction(msg.data)
+
+    def _set_instruction(self, text: str | None, note: str = "") -> None:
+        if text is not None:
+            try:
+                text = sanitize_text(text, int(self._p("max_instruction_chars")))
+            except ValueError as exc:
+                self._report_error(f"refused instruction: {exc}")
+                text = None
+        if self._worker is not None:
+            self._worker.set_instruction(text)
+        self.get_logger().info(note or f"instruction: {text!r}")
+
+    # -- outputs --------------------------------------------------------------------------------
+    def _publish_step(self, result: StepResult) -> None:
+        if not self._active:
+            return
+        vector = result.action.vector
+        twist = action_to_twist(
+            vector,
+            float(self._p("control_period_s")),
+            axis_scale=self._p("axis_scale"),
+            axis_sign=self._p("axis_sign"),
+            axis_map=self._p("axis_map"),
+        )
+        now = self.get_clock().now().to_msg()
+        out = TwistStamped()
+        out.header.stamp = now
+        out.header.frame_id = self._p("twist_frame_id")
+        (
+            out.twist.linear.x,
+            out.twist.linear.y,
+            out.twist.linear.z,
+            out.twist.angular.x,
+            out.twist.angular.y,
+            out.twist.angular.z,
+        ) = (float(v) for v in twist)
+        position, close = gripper_command(
+            float(vector[6]),
+            threshold=float(self._p("gripper_threshold")),
+            invert=bool(self._p("gripper_invert")),
+        )
+        gripper = GripperCommand(
+            position=float(position), close=bool(close), max_effort=float(self._p("gripper_max_effort"))
+        )
+        gripper.header.stamp = now
+        gripper.header.frame_id = out.header.frame_id
+        step = ActionStep(
+            action=[float(v) for v in vector],
+            token_ids=[int(t) for t in result.action.token_ids],
+            instruction=result.instruction,
+            model_id=str(getattr(self._policy, "name", "")),
+            adapter_id=str(self._p("adapter_dir")),
+            precision=f"{self._p('precision')}/{self._p('quantization')}",
+            unnorm_key=str(getattr(self._policy, "unnorm_key", "") or self._p("unnorm_key")),
+            inference_time_s=float(result.action.inference_time_s),
+            step=int(result.step),
+        )
+        step.header.stamp = now
+        step.header.frame_id = out.header.frame_id
+        step.image_stamp = s_to_stamp(result.frame.stamp_s)
+        self.twist_pub.publish(out)
+        self.gripper_pub.publish(gripper)
+        self.step_pub.publish(step)
+
+    def _report_error(self, message: str) -> None:
+        self._last_error = message
+        self.get_logger().error(message)
+
+    def _publish_diagnostics(self) -> None:
+        worker = self._worker
+        if worker is None:
+            level, message, values = ERROR, "not configured", {"last_error": self._last_error}
+        else:
+            stats = worker.stats()
+            values = {
+                "active": self._active,
+                "instruction": worker.instruction or "",
+                "steps": stats.steps,
+                "rate_hz": stats.rate_hz,
+                "inference_latency_p50_s": stats.latency_p50_s,
+                "inference_latency_p95_s": stats.latency_p95_s,
+                "frames_received": stats.frames_received,
+                "frames_dropped": stats.frames_dropped,
+                "frames_refused_stale": stats.frames_refused_stale,
+                "errors": stats.errors,
+                "last_error": stats.last_error or self._last_error,
+            }
+            level = WARN if (stats.errors or stats.frames_refused_stale) else OK
+            message = "acting" if self._active and worker.instruction else "idle"
+        self.diag_pub.publish(diagnostic_array(self, "policy", level, message, values))
+
+
+def main(args=None) -> int:
+    return spin_node(PolicyNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
