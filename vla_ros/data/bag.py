@@ -530,17 +530,29 @@ class BagReader:
         conns = [c for c in reader.connections if wanted is None or c.topic in wanted]
         if not conns:
             return
+        expected: dict[str, int] = {}
+        for c in conns:
+            expected[c.topic] = expected.get(c.topic, 0) + int(c.msgcount)
+        seen = dict.fromkeys(expected, 0)
         it = reader.messages(connections=conns)
         while True:
             try:
                 item = next(it)
             except StopIteration:
+                short = {t: (seen[t], n) for t, n in expected.items() if seen[t] < n}
+                if short:
+                    detail = ", ".join(f"{t}: {got} of {n}" for t, (got, n) in sorted(short.items()))
+                    raise CorruptBagError(
+                        f"bag {self.path} ended early; messages read per topic vs. its metadata: {detail}; "
+                        f"{_DAMAGED_HINT}"
+                    ) from None
                 return
             except Exception as exc:
                 raise CorruptBagError(
                     f"bag {self.path}: reading stopped with {type(exc).__name__}: {exc}; {_DAMAGED_HINT}"
                 ) from exc
             conn, timestamp, raw = item
+            seen[conn.topic] += 1
             try:
                 msg = self.typestore.deserialize_cdr(raw, conn.msgtype)
             except KeyError as exc:
