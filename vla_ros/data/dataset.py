@@ -674,10 +674,10 @@ def compute_dataset_statistics(episodes: Sequence[Episode]) -> dict:
 
 
 def write_dataset_statistics(path: str | Path, dataset_name: str, episodes: Sequence[Episode]) -> Path:
-    """Write ``{dataset_name: statistics}`` to ``path`` (a file, or a directory to hold
-    dataset_statistics.json) atomically, so an interrupted run never leaves a half-written file."""
+    """Write ``{dataset_name: statistics}`` to ``path`` (a .json file, or else a directory that will
+    hold dataset_statistics.json) atomically, so an interrupted run never leaves a half-written file."""
     path = Path(path)
-    if path.is_dir():
+    if path.suffix != ".json":
         path = path / "dataset_statistics.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")

@@ -9,14 +9,8 @@ from pathlib import Path
 
 from vla_ros.action import Policy
 from vla_ros.data.bag import BagError
-from vla_ros.data.dataset import (
-    ACTION_SOURCES,
-    CleaningConfig,
-    DatasetError,
-    SyncConfig,
-    TopicConfig,
-    load_episodes,
-)
+from vla_ros.data.cli import add_topic_arguments, sync_from_args, topics_from_args
+from vla_ros.data.dataset import CleaningConfig, DatasetError, load_episodes
 from vla_ros.eval.evaluate import (
     KEEP_ALL_STEPS,
     EvalResult,
@@ -33,68 +27,6 @@ _RUNTIME_QUANTIZATION = {"none": "none", "8bit": "8bit", "4bit": "4bit-nf4"}
 
 class PolicyUnavailableError(RuntimeError):
     """The OpenVLA runtime cannot be imported in this installation."""
-
-
-def add_topic_arguments(parser: argparse.ArgumentParser) -> None:
-    """Topic, synchronisation and cleaning options shared with the dataset tools."""
-    d = TopicConfig()
-    g = parser.add_argument_group("topics and synchronisation")
-    g.add_argument("--camera-topic", default=d.camera, help="sensor_msgs/Image or CompressedImage topic")
-    g.add_argument(
-        "--instruction-topic",
-        default=d.instruction,
-        help="vla_ros/Instruction or std_msgs/String topic; '' to use the ActionStep's instruction field",
-    )
-    g.add_argument(
-        "--instruction", default=None, help="use this instruction for every step instead of a topic"
-    )
-    g.add_argument("--action-source", choices=ACTION_SOURCES, default=d.action_source)
-    g.add_argument(
-        "--action-topic", default=d.action_step, help="vla_ros/ActionStep topic (action_step source)"
-    )
-    g.add_argument("--twist-topic", default=d.twist, help="TwistStamped teleop topic (twist source)")
-    g.add_argument(
-        "--ee-pose-topic", default=d.ee_pose, help="PoseStamped end-effector topic (ee_pose source)"
-    )
-    g.add_argument(
-        "--gripper-topic",
-        default=d.gripper,
-        help="GripperCommand topic for twist/ee_pose sources; '' for none",
-    )
-    g.add_argument("--control-rate-hz", type=float, default=SyncConfig.control_rate_hz)
-    g.add_argument("--split-on-instruction-change", action="store_true")
-    g.add_argument(
-        "--split-gap-s", type=float, default=None, help="start a new episode after a pause this long"
-    )
-    g.add_argument(
-        "--gripper-closed-is-one",
-        action="store_true",
-        help="the recording uses 1 = closed (flipped to 1 = open)",
-    )
-
-
-def topics_from_args(args: argparse.Namespace) -> TopicConfig:
-    return TopicConfig(
-        camera=args.camera_topic,
-        instruction=args.instruction_topic or None,
-        action_source=args.action_source,
-        action_step=args.action_topic,
-        twist=args.twist_topic,
-        ee_pose=args.ee_pose_topic,
-        gripper=args.gripper_topic or None,
-    )
-
-
-def sync_from_args(args: argparse.Namespace) -> SyncConfig:
-    flip = args.gripper_closed_is_one
-    return SyncConfig(
-        control_rate_hz=args.control_rate_hz,
-        split_on_instruction_change=args.split_on_instruction_change,
-        split_gap_s=args.split_gap_s,
-        fixed_instruction=args.instruction,
-        gripper_open_value=0.0 if flip else 1.0,
-        gripper_closed_value=1.0 if flip else 0.0,
-    )
 
 
 def load_policy(args: argparse.Namespace, model_dir: str | Path, quantization: str) -> Policy:
