@@ -218,3 +218,17 @@ def test_dataset_statistics_file_has_the_official_layout_and_hand_checked_values
     assert entry["action"]["mean"][6] == 1.0
     assert entry["proprio"]["mean"] == [0.0] * 7
     assert (entry["num_transitions"], entry["num_trajectories"]) == (4, 2)
+
+
+def test_compressed_camera_frames_are_decoded_through_the_codec(tmp_path):
+    t0 = 1_000_000_000
+    frames = [step_image(k, 6, 6) for k in range(3)]
+    with BagWriter(tmp_path / "bag", storage="sqlite3") as bag:
+        bag.write_string("/vla/instruction", t0 - 1, "pick")
+        for k, frame in enumerate(frames):
+            t = t0 + k * 200_000_000
+            bag.write_compressed_image("/camera/image_raw/compressed", t, frame, codec="png")
+            bag.write_action_step("/vla/action_step", t + 1, np.full(7, 0.001 * (k + 1)), image_stamp_ns=t)
+    (episode,) = read_bag_episodes(tmp_path / "bag", TopicConfig(camera="/camera/image_raw/compressed"))
+    for image, frame in zip(episode.images, frames, strict=True):
+        np.testing.assert_array_equal(image, frame)

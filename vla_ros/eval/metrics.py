@@ -112,7 +112,7 @@ def direction_cosines(predicted: np.ndarray, recorded: np.ndarray, min_norm: flo
     pn = np.linalg.norm(p, axis=1)
     rn = np.linalg.norm(r, axis=1)
     ok = (pn >= min_norm) & (rn >= min_norm)
-    return np.sum(p[ok] * r[ok], axis=1) / (pn[ok] * rn[ok])
+    return np.clip(np.sum(p[ok] * r[ok], axis=1) / (pn[ok] * rn[ok]), -1.0, 1.0)
 
 
 def _metrics(
