@@ -1,0 +1,131 @@
+"""Specification of the image codec shared by the nodes and the bag readers."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vla_ros.image_codec import (
+    ImageTooLarge,
+    MalformedImage,
+    UnsupportedImageEncoding,
+    decode_compressed,
+    image_to_rgb,
+    rgb_to_image_fields,
+)
+
+
+def _rgb(height: int = 3, width: int = 4) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "to_pixels"),
+    [
+        ("rgb8", lambda rgb: rgb),
+        ("bgr8", lambda rgb: rgb[:, :, ::-1]),
+        ("rgba8", lambda rgb: np.concatenate([rgb, np.full((*rgb.shape[:2], 1), 7, np.uint8)], axis=2)),
+        (
+            "bgra8",
+            lambda rgb: np.concatenate([rgb[:, :, ::-1], np.full((*rgb.shape[:2], 1), 9, np.uint8)], 2),
+        ),
+    ],
+)
+def test_every_supported_encoding_decodes_to_the_same_rgb_pixels(encoding, to_pixels):
+    rgb = _rgb()
+    pixels = np.ascontiguousarray(to_pixels(rgb))
+    out = image_to_rgb(encoding, 3, 4, pixels.shape[1] * pixels.shape[2], pixels.tobytes())
+    assert out.dtype == np.uint8
+    assert out.shape == (3, 4, 3)
+    np.testing.assert_array_equal(out, rgb)
+
+
+def test_row_padding_is_skipped():
+    rgb = _rgb(2, 3)
+    padded = np.zeros((2, 3 * 3 + 5), np.uint8)
+    padded[:, :9] = rgb.reshape(2, 9)
+    padded[:, 9:] = 255
+    out = image_to_rgb("rgb8", 2, 3, 14, padded.reshape(-1))
+    np.testing.assert_array_equal(out, rgb)
+
+
+def test_result_does_not_alias_the_message_buffer():
+    rgb = _rgb()
+    buf = bytearray(rgb.tobytes())
+    out = image_to_rgb("rgb8", 3, 4, 12, buf)
+    buf[0] = (buf[0] + 1) % 256
+    assert out[0, 0, 0] == rgb[0, 0, 0]
+
+
+def test_round_trip_through_message_fields():
+    rgb = _rgb(5, 6)
+    fields = rgb_to_image_fields(rgb)
+    assert fields["encoding"] == "rgb8"
+    assert (fields["height"], fields["width"], fields["step"]) == (5, 6, 18)
+    np.testing.assert_array_equal(image_to_rgb(**fields), rgb)
+
+
+def test_unsupported_encoding_lists_the_supported_ones():
+    with pytest.raises(UnsupportedImageEncoding, match=r"mono8.*rgb8, bgr8, rgba8, bgra8"):
+        image_to_rgb("mono8", 2, 2, 2, bytes(4))
+
+
+@pytest.mark.parametrize(
+    ("height", "width", "step", "nbytes", "reason"),
+    [
+        (2, 2, 6, 0, "empty"),
+        (2, 2, 5, 10, "step 5 is smaller"),
+        (2, 2, 6, 11, "11 bytes but step\\*height"),
+        (0, 2, 6, 0, "must be positive"),
+    ],
+)
+def test_malformed_images_say_what_is_wrong(height, width, step, nbytes, reason):
+    with pytest.raises(MalformedImage, match=reason):
+        image_to_rgb("rgb8", height, width, step, bytes(nbytes))
+
+
+def test_oversized_header_is_refused_before_touching_data():
+    with pytest.raises(ImageTooLarge, match="exceeds the limit"):
+        image_to_rgb("rgb8", 100_000, 100_000, 300_000, b"\x00")
+    with pytest.raises(ImageTooLarge):
+        image_to_rgb("rgb8", 4, 4, 12, bytes(48), max_pixels=15)
+
+
+def test_rgb_to_fields_rejects_non_rgb_arrays():
+    with pytest.raises(MalformedImage, match="HxWx3 uint8"):
+        rgb_to_image_fields(np.zeros((4, 4), np.uint8))
+    with pytest.raises(MalformedImage, match="HxWx3 uint8"):
+        rgb_to_image_fields(np.zeros((4, 4, 3), np.float32))
+
+
+def _encode(rgb: np.ndarray, codec: str) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(rgb).save(out, format=codec)
+    return out.getvalue()
+
+
+def test_png_decodes_losslessly_and_jpeg_approximately():
+    rgb = _rgb(16, 16)
+    np.testing.assert_array_equal(decode_compressed("png", _encode(rgb, "PNG")), rgb)
+    smooth = np.tile(np.linspace(0, 255, 16, dtype=np.uint8)[None, :, None], (16, 1, 3))
+    jpeg = decode_compressed("rgb8; jpeg compressed bgr8", _encode(smooth, "JPEG"))
+    assert jpeg.shape == (16, 16, 3)
+    assert np.abs(jpeg.astype(int) - smooth.astype(int)).mean() < 8
+
+
+def test_compressed_errors_are_specific():
+    with pytest.raises(UnsupportedImageEncoding, match="jpeg, png"):
+        decode_compressed("tiff", b"abc")
+    with pytest.raises(MalformedImage, match="empty"):
+        decode_compressed("png", b"")
+    with pytest.raises(MalformedImage, match="PNG"):
+        decode_compressed("png", b"definitely not a png")
+    truncated = _encode(_rgb(32, 32), "PNG")[:60]
+    with pytest.raises(MalformedImage):
+        decode_compressed("png", truncated)
+    with pytest.raises(ImageTooLarge):
+        decode_compressed("png", _encode(_rgb(8, 8), "PNG"), max_pixels=10)
