@@ -9,7 +9,10 @@ from collections.abc import Sequence
 
 # Each module exposes ``register(subparsers)``; imported lazily so ``--help`` stays fast and a
 # missing optional dependency of one area does not break the others.
-SUBCOMMAND_MODULES: tuple[str, ...] = ()
+SUBCOMMAND_MODULES: tuple[str, ...] = (
+    "vla_ros.data.cli",
+    "vla_ros.eval.cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

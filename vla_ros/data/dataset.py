@@ -70,7 +70,7 @@ class TopicConfig:
     twist: str = "/servo_node/delta_twist_cmds"
     ee_pose: str = "/ee_pose"
     # GripperCommand topic for the twist / ee_pose sources; None: gripper stays SyncConfig.default_gripper.
-    gripper: str | None = "/vla/gripper_command"
+    gripper: str | None = "/vla/gripper_cmd"
 
     def __post_init__(self) -> None:
         if self.action_source not in ACTION_SOURCES:

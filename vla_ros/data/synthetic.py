@@ -23,7 +23,7 @@ class SyntheticTopics:
     action_step: str = "/vla/action_step"
     twist: str = "/servo_node/delta_twist_cmds"
     ee_pose: str = "/ee_pose"
-    gripper: str = "/vla/gripper_command"
+    gripper: str = "/vla/gripper_cmd"
 
 
 def _quat_from_rotvec(rotvec: np.ndarray) -> np.ndarray:
