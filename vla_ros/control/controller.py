@@ -4,7 +4,8 @@ The ROS node around it only converts messages and calls these methods; everythin
 safety happens here, in this order, on every :meth:`Controller.step`:
 
 1. e-stop latched -> zero twist, immediately (the one deliberate exception to the acceleration
-   limit; the filter restarts from zero afterwards);
+   limit; the filter restarts from zero afterwards). Every trip gives at least one zero output,
+   even if it is reset before the next step;
 2. clock sanity: time running backwards past the last command drops that command;
 3. watchdog: the last accepted command is followed until its deadline
    (``stamp + command_timeout_s``), braking so that the output is zero from the deadline on;
@@ -94,6 +95,9 @@ class Controller:
         self._outputs = 0
         self._last_reason: str | None = None
         self._last_result: FilterResult | None = None
+        # Set when the e-stop latches, cleared by the zero output it causes: even a stop that is
+        # reset before the next step still sends one zero twist.
+        self._stop_pending = False
 
     # ------------------------------------------------------------------ inputs
 
@@ -147,6 +151,7 @@ class Controller:
         was_latched = self.estop.latched
         self.estop.signal(engaged)
         if self.estop.latched and not was_latched:
+            self._stop_pending = True
             self._last_reason = "e-stop latched"
 
     def reset_estop(self) -> bool:
@@ -167,7 +172,8 @@ class Controller:
     def step(self, now_s: float) -> FilterResult:
         """The twist to send at ``now_s``; call once per output period."""
         now_s = float(now_s)
-        if self.estop.latched:
+        if self.estop.latched or self._stop_pending:
+            self._stop_pending = False
             self.filter.reset(now_s)
             result = FilterResult(twist=np.zeros(TWIST_DIM), time_s=now_s, flags=(Flag.ESTOP_LATCHED,))
             return self._record(result)
