@@ -1,0 +1,185 @@
+"""controller_node over real DDS: watchdog, e-stop latch, limits on what reaches the arm."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.ros
+
+TIMEOUT_S = 0.5
+RATE_HZ = 50.0
+
+
+def _controller(ros, **overrides):
+    from rclpy.parameter import Parameter
+
+    from vla_ros.nodes.controller_node import ControllerNode
+
+    params = {
+        "output_mode": "sim",
+        "output_rate_hz": RATE_HZ,
+        "command_timeout_s": TIMEOUT_S,
+        "command_max_age_s": 0.5,
+        "max_linear_speed_m_s": [0.1, 0.1, 0.1],
+        "max_linear_accel_m_s2": 1.0,
+        **overrides,
+    }
+    node = ControllerNode(
+        context=ros.context, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()]
+    )
+    return ros.add(node)
+
+
+class Arm:
+    """Plays the arm: publishes the end-effector pose and records what the controller commands."""
+
+    def __init__(self, ros, position=(0.5, 0.0, 0.3)) -> None:
+        from geometry_msgs.msg import PoseStamped, TwistStamped
+
+        self.node = ros.node("fake_arm_io")
+        self.outputs: list[tuple[float, np.ndarray]] = []
+        self._lock = threading.Lock()
+        self.node.create_subscription(TwistStamped, "sim_twist_out", self._on_twist, 50)
+        self.pose_pub = self.node.create_publisher(PoseStamped, "ee_pose", 10)
+        self.position = position
+        self.node.create_timer(0.02, self._publish_pose)
+
+    def _publish_pose(self) -> None:
+        from geometry_msgs.msg import PoseStamped
+
+        msg = PoseStamped()
+        msg.header.stamp = self.node.get_clock().now().to_msg()
+        msg.header.frame_id = "panda_link0"
+        msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = self.position
+        msg.pose.orientation.w = 1.0
+        self.pose_pub.publish(msg)
+
+    def _on_twist(self, msg) -> None:
+        t = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        v = np.array(
+            [
+                msg.twist.linear.x,
+                msg.twist.linear.y,
+                msg.twist.linear.z,
+                msg.twist.angular.x,
+                msg.twist.angular.y,
+                msg.twist.angular.z,
+            ]
+        )
+        with self._lock:
+            self.outputs.append((t, v))
+
+    def since(self, t0: float) -> list[tuple[float, np.ndarray]]:
+        with self._lock:
+            return [(t, v) for t, v in self.outputs if t >= t0]
+
+
+class Policy:
+    def __init__(self, ros, name: str = "fake_policy") -> None:
+        from geometry_msgs.msg import TwistStamped
+
+        self.node = ros.node(name)
+        self.pub = self.node.create_publisher(TwistStamped, "twist_cmd", 10)
+
+    def send(self, vx: float) -> float:
+        from geometry_msgs.msg import TwistStamped
+
+        msg = TwistStamped()
+        now = self.node.get_clock().now()
+        msg.header.stamp = now.to_msg()
+        msg.header.frame_id = "panda_link0"
+        msg.twist.linear.x = vx
+        self.pub.publish(msg)
+        return now.nanoseconds * 1e-9
+
+
+def _drive(policy: Policy, vx: float, duration_s: float, period_s: float = 0.1) -> float:
+    last = 0.0
+    end = time.monotonic() + duration_s
+    while time.monotonic() < end:
+        last = policy.send(vx)
+        time.sleep(period_s)
+    return last
+
+
+def test_controller_stops_when_commands_stop_arriving(ros) -> None:
+    _controller(ros)
+    arm = Arm(ros)
+    policy = Policy(ros)
+    assert ros.wait_for(lambda: policy.pub.get_subscription_count() > 0)
+    assert ros.wait_for(lambda: len(arm.outputs) > 5)
+    last_stamp = _drive(policy, 0.08, 1.0)
+    moving = [v for _, v in arm.since(last_stamp - 0.3)]
+    assert any(v[0] > 0.05 for v in moving), "the arm never followed the command"
+    time.sleep(TIMEOUT_S + 0.5)
+    after = arm.since(last_stamp)
+    first_zero = next(t for t, v in after if not np.any(v))
+    measured_s = first_zero - last_stamp
+    print(
+        f"watchdog: zero twist {measured_s:.3f} s after the last command "
+        f"(command_timeout_s={TIMEOUT_S}, output period={1 / RATE_HZ:.3f} s)"
+    )
+    assert measured_s <= TIMEOUT_S + 1.0 / RATE_HZ + 1e-3
+    assert all(not np.any(v) for t, v in after if t > first_zero), "the arm moved again without a command"
+
+
+def test_estop_latches_and_survives_a_policy_restart(ros) -> None:
+    from std_msgs.msg import Bool
+    from std_srvs.srv import Trigger
+
+    from vla_ros.nodes.common import LATCHED_QOS
+
+    _controller(ros)
+    arm = Arm(ros)
+    policy = Policy(ros)
+    operator = ros.node("operator")
+    estop_pub = operator.create_publisher(Bool, "estop", LATCHED_QOS)
+    assert ros.wait_for(
+        lambda: policy.pub.get_subscription_count() > 0 and estop_pub.get_subscription_count() > 0
+    )
+    _drive(policy, 0.08, 0.6)
+    assert any(v[0] > 0.05 for _, v in arm.since(0.0))
+
+    estop_pub.publish(Bool(data=True))
+    time.sleep(0.3)
+    estop_pub.publish(Bool(data=False))  # releasing the button does not clear the latch
+    # The policy process restarts (old publisher gone, a new one appears) and keeps commanding.
+    ros.executor.remove_node(policy.node)
+    policy.node.destroy_node()
+    restarted = Policy(ros, name="fake_policy_restarted")
+    assert ros.wait_for(lambda: restarted.pub.get_subscription_count() > 0)
+    t0 = restarted.send(0.08)
+    _drive(restarted, 0.08, 1.0)
+    latched = arm.since(t0 + 0.05)
+    assert latched and all(not np.any(v) for _, v in latched), "output must stay zero while latched"
+
+    client = operator.create_client(Trigger, "reset_estop")
+    assert client.wait_for_service(timeout_sec=5.0)
+    future = client.call_async(Trigger.Request())
+    assert ros.wait_for(future.done)
+    assert future.result().success, future.result().message
+    t_reset = _drive(restarted, 0.08, 0.8)
+    assert any(v[0] > 0.05 for _, v in arm.since(t_reset - 0.6)), "after reset, commands move the arm again"
+
+
+def test_nan_and_huge_commands_never_exceed_the_limits(ros) -> None:
+    _controller(ros)
+    arm = Arm(ros)
+    policy = Policy(ros)
+    assert ros.wait_for(lambda: policy.pub.get_subscription_count() > 0)
+    t0 = policy.send(0.0)
+    for vx in (1e9, float("nan"), -1e9, float("inf"), 5.0):
+        _drive(policy, vx, 0.3)
+    outputs = arm.since(t0)
+    assert outputs
+    speeds = np.array([v for _, v in outputs])
+    assert np.all(np.isfinite(speeds))
+    assert np.max(np.abs(speeds[:, :3])) <= 0.1 + 1e-9
+    times = np.array([t for t, _ in outputs])
+    accel = np.abs(np.diff(speeds[:, 0])) / np.maximum(np.diff(times), 1e-9)
+    # per-step change is bounded by accel * max_output_interval (1.5 periods)
+    assert np.max(np.abs(np.diff(speeds[:, 0]))) <= 1.0 * 1.5 / RATE_HZ + 1e-9, accel.max()
