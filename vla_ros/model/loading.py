@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import tempfile
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -215,13 +214,17 @@ def _quantized_linear_names(model: OpenVLAForActionPrediction, vision: bool, pro
     ]
 
 
+def _drop_int8_cast_notice(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("MatMul8bitLt: inputs will be cast")
+
+
 def _replace_with_bnb(
     model: nn.Module, names: list[str], quantization: str, compute_dtype: torch.dtype
 ) -> None:
     import bitsandbytes as bnb
 
-    # LLM.int8 always multiplies in fp16; bitsandbytes says so on every call for other input dtypes.
-    warnings.filterwarnings("ignore", message="MatMul8bitLt: inputs will be cast from")
+    # LLM.int8 always multiplies in fp16; bitsandbytes logs that on every call for other input dtypes.
+    logging.getLogger("bitsandbytes.autograd._functions").addFilter(_drop_int8_cast_notice)
 
     for name in names:
         parent_name, _, attr = name.rpartition(".")
