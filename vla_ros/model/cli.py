@@ -1,0 +1,83 @@
+"""``vla-ros make-tiny-model`` and ``vla-ros predict``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from vla_ros.model.loading import PRECISIONS, QUANTIZATIONS
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    tiny = subparsers.add_parser(
+        "make-tiny-model", help="write a small randomly initialised OpenVLA in the official checkpoint layout"
+    )
+    tiny.add_argument("out_dir", type=Path)
+    tiny.add_argument("--seed", type=int, default=0)
+    tiny.add_argument("--variant", choices=["tiny", "small"], default="tiny")
+    tiny.add_argument(
+        "--vocab-size", type=int, default=None, help="LM vocabulary (default 32064, as OpenVLA)"
+    )
+    tiny.set_defaults(func=_make_tiny_model)
+
+    predict = subparsers.add_parser("predict", help="predict one action from an image and an instruction")
+    predict.add_argument("--model", type=Path, required=True, help="checkpoint directory (official layout)")
+    predict.add_argument("--image", type=Path, required=True, help="RGB image file (PNG, JPEG)")
+    predict.add_argument("--instruction", required=True)
+    predict.add_argument("--unnorm-key", default=None, help="dataset statistics to un-normalise with")
+    predict.add_argument("--precision", choices=sorted(PRECISIONS), default="fp32")
+    predict.add_argument("--quantization", choices=QUANTIZATIONS, default="none")
+    predict.add_argument("--adapter", type=Path, default=None, help="LoRA adapter directory")
+    predict.add_argument("--center-crop", action="store_true", help="for models trained with random crops")
+    predict.add_argument("--constrain", action="store_true", help="decode only action tokens")
+    predict.add_argument("--device", default="cpu")
+    predict.set_defaults(func=_predict)
+
+
+def _make_tiny_model(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from vla_ros.model.tiny import PRESETS, make_tiny_checkpoint
+
+    spec = PRESETS[args.variant]
+    if args.vocab_size is not None:
+        spec = replace(spec, vocab_size=args.vocab_size)
+    out = make_tiny_checkpoint(args.out_dir, spec=spec, seed=args.seed)
+    print(f"wrote {args.variant} OpenVLA checkpoint to {out}")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from PIL import Image
+
+    from vla_ros.action import ACTION_NAMES
+    from vla_ros.policy.runtime import PolicyConfig, VLAPolicy
+
+    image = np.asarray(Image.open(args.image).convert("RGB"))
+    policy = VLAPolicy(
+        PolicyConfig(
+            checkpoint_dir=args.model,
+            precision=args.precision,
+            quantization=args.quantization,
+            device=args.device,
+            adapter_dir=args.adapter,
+            unnorm_key=args.unnorm_key,
+            center_crop=args.center_crop,
+            constrain_to_action_tokens=args.constrain,
+        )
+    )
+    action = policy.predict_action(image, args.instruction)
+    print(
+        json.dumps(
+            {
+                "action": dict(zip(ACTION_NAMES, action.vector.round(6).tolist(), strict=True)),
+                "token_ids": list(action.token_ids),
+                "unnorm_key": policy.unnorm_key,
+                "inference_time_s": round(action.inference_time_s, 4),
+            }
+        )
+    )
+    return 0

@@ -1,0 +1,152 @@
+"""OpenVLA's hyperparameters, read from and written to the official ``config.json``.
+
+The official checkpoint's ``config.json`` is the contract: its field names are kept verbatim so a
+directory downloaded from the Hugging Face hub loads unchanged and a directory we write loads in
+upstream's code. One addition, ``timm_model_kwargs``, lets small test and simulation models reuse the
+same timm families with reduced depth/width; the official checkpoint does not have it and gets the
+families' own sizes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from transformers import LlamaConfig
+
+OFFICIAL_TIMM_MODEL_IDS = ("vit_large_patch14_reg4_dinov2.lvd142m", "vit_so400m_patch14_siglip_224")
+# Llama-2's 32000 tokens + <PAD>, padded to a multiple of 64 (upstream's `pad_to_multiple_of`).
+OFFICIAL_VOCAB_SIZE = 32064
+
+
+class ConfigError(ValueError):
+    """config.json is missing a field or has one whose value cannot describe an OpenVLA model."""
+
+
+@dataclass
+class OpenVLAConfig:
+    """Every hyperparameter of an OpenVLA model, named as in the official ``config.json``.
+
+    ``text_config`` holds :class:`transformers.LlamaConfig` keyword arguments; missing ones take
+    LlamaConfig's defaults, which are Llama-2-7B's sizes (the official file stores only the vocabulary
+    size and pad id and relies on exactly this).
+    """
+
+    vision_backbone_id: str = "dinosiglip-vit-so-224px"
+    llm_backbone_id: str = "llama2-7b-pure"
+    arch_specifier: str = "no-align+fused-gelu-mlp"
+    use_fused_vision_backbone: bool = True
+    image_resize_strategy: str = "resize-naive"
+    timm_model_ids: list[str] = field(default_factory=lambda: list(OFFICIAL_TIMM_MODEL_IDS))
+    timm_override_act_layers: list[str | None] = field(default_factory=lambda: [None, None])
+    image_sizes: list[int] = field(default_factory=lambda: [224, 224])
+    hf_llm_id: str = "meta-llama/Llama-2-7b-hf"
+    llm_max_length: int = 2048
+    pad_token_id: int = 32000
+    pad_to_multiple_of: int = 64
+    output_projector_states: bool = False
+    n_action_bins: int = 256
+    text_config: dict[str, Any] = field(
+        default_factory=lambda: {
+            "model_type": "llama",
+            "pad_token_id": 32000,
+            "vocab_size": OFFICIAL_VOCAB_SIZE,
+        }
+    )
+    norm_stats: dict[str, Any] | None = None
+    torch_dtype: str = "bfloat16"
+    # Not in the official file: per-backbone timm keyword overrides (depth, embed_dim, num_heads, ...)
+    # for small models of the same families. Empty dicts mean the families' own sizes.
+    timm_model_kwargs: list[dict[str, Any]] = field(default_factory=lambda: [{}, {}])
+    # Fields of config.json we do not interpret (auto_map, architectures, ...), kept for round trips.
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    model_type = "openvla"
+
+    def __post_init__(self) -> None:
+        n_backbones = 2 if self.use_fused_vision_backbone else 1
+        if len(self.timm_model_ids) != n_backbones:
+            raise ConfigError(
+                f"use_fused_vision_backbone={self.use_fused_vision_backbone} needs {n_backbones} "
+                f"timm_model_ids, got {self.timm_model_ids}"
+            )
+        if len(self.timm_override_act_layers) < n_backbones:
+            self.timm_override_act_layers = list(self.timm_override_act_layers) + [None] * (
+                n_backbones - len(self.timm_override_act_layers)
+            )
+        if len(self.timm_model_kwargs) < n_backbones:
+            self.timm_model_kwargs = list(self.timm_model_kwargs) + [{}] * (
+                n_backbones - len(self.timm_model_kwargs)
+            )
+        if len(set(self.image_sizes)) != 1:
+            raise ConfigError(
+                f"both backbones must see the same image size, got image_sizes={self.image_sizes}"
+            )
+        if self.image_resize_strategy != "resize-naive":
+            raise ConfigError(
+                f"image_resize_strategy {self.image_resize_strategy!r} is not supported; OpenVLA checkpoints "
+                "use 'resize-naive'"
+            )
+
+    @property
+    def image_size_px(self) -> int:
+        return int(self.image_sizes[0])
+
+    @property
+    def n_backbones(self) -> int:
+        return 2 if self.use_fused_vision_backbone else 1
+
+    def llama_config(self) -> LlamaConfig:
+        """The language model's config; LlamaConfig defaults fill what ``text_config`` leaves out."""
+        kwargs = {
+            k: v for k, v in self.text_config.items() if k not in ("model_type", "torch_dtype", "dtype")
+        }
+        kwargs.setdefault("pad_token_id", self.pad_token_id)
+        kwargs.setdefault("max_position_embeddings", self.llm_max_length)
+        return LlamaConfig(**kwargs)
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.llama_config().vocab_size)
+
+    # --- config.json round trip ---------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """config.json content: official fields first, uninterpreted fields preserved."""
+        out = dict(self.extra)
+        for f in fields(self):
+            if f.name in ("extra", "timm_model_kwargs"):
+                continue
+            out[f.name] = getattr(self, f.name)
+        if any(self.timm_model_kwargs):
+            out["timm_model_kwargs"] = self.timm_model_kwargs
+        out["model_type"] = self.model_type
+        return json.loads(json.dumps(out))  # deep copy, JSON types only
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> OpenVLAConfig:
+        known = {f.name for f in fields(cls)} - {"extra"}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        extra = {k: v for k, v in data.items() if k not in known and k != "model_type"}
+        model_type = data.get("model_type", "openvla")
+        if model_type != "openvla":
+            raise ConfigError(f"config.json has model_type={model_type!r}; expected an OpenVLA checkpoint")
+        return cls(**kwargs, extra=extra)
+
+    @classmethod
+    def from_json_file(cls, path: str | Path) -> OpenVLAConfig:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path} is not valid JSON ({exc}); re-download or rewrite it") from exc
+        return cls.from_dict(data)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n")
+
+    def replace(self, **changes: Any) -> OpenVLAConfig:
+        data = asdict(self)
+        data.update(changes)
+        return OpenVLAConfig(**data)

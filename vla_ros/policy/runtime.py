@@ -1,0 +1,126 @@
+"""The OpenVLA policy: camera image + instruction -> :class:`~vla_ros.action.Action`.
+
+Built from a checkpoint directory and a :class:`PolicyConfig` alone. The pieces training needs
+(image processor, prompt tokenizer, action tokenizer, statistics, a multimodal forward) are exposed
+so that behaviour cloning uses exactly the inference-time preprocessing.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vla_ros.action import Action
+from vla_ros.model import adapters
+from vla_ros.model.loading import LoadedCheckpoint, load_checkpoint
+from vla_ros.model.modeling_openvla import OpenVLAForActionPrediction, OpenVLAOutput
+
+
+@dataclass
+class PolicyConfig:
+    """How to run a checkpoint. ``quantization``: none, 8bit, 4bit-nf4, 4bit-fp4."""
+
+    checkpoint_dir: str | Path
+    precision: str = "bf16"
+    quantization: str = "none"
+    quantize_vision: bool = False
+    quantize_projector: bool = False
+    device: str = "cpu"
+    adapter_dir: str | Path | None = None
+    merge_adapter: bool = False
+    unnorm_key: str | None = None
+    center_crop: bool = False
+    constrain_to_action_tokens: bool = False
+
+
+class VLAPolicy:
+    """OpenVLA behind the :class:`~vla_ros.action.Policy` protocol."""
+
+    name = "openvla"
+
+    def __init__(self, config: PolicyConfig, loaded: LoadedCheckpoint | None = None) -> None:
+        self.config = config
+        self.loaded = loaded or load_checkpoint(
+            config.checkpoint_dir,
+            precision=config.precision,
+            quantization=config.quantization,
+            quantize_vision=config.quantize_vision,
+            quantize_projector=config.quantize_projector,
+            device=config.device,
+        )
+        self.image_processor = self.loaded.image_processor
+        self.prompt_tokenizer = self.loaded.prompt_tokenizer
+        self.action_tokenizer = self.loaded.action_tokenizer
+        self.unnorm_key, self.action_statistics = self.loaded.action_statistics(config.unnorm_key)
+        self.model: OpenVLAForActionPrediction | adapters.PeftModel = self.loaded.model
+        if config.adapter_dir is not None:
+            self.load_adapter(config.adapter_dir, "default")
+            if config.merge_adapter:
+                self.model = adapters.merge_adapter(self.model)
+
+    # --- adapters -------------------------------------------------------------------------------
+    def load_adapter(self, adapter_dir: str | Path, adapter_name: str) -> None:
+        """Attach a LoRA adapter directory under ``adapter_name`` and make it the active one."""
+        self.model = adapters.load_adapter(self.model, adapter_dir, adapter_name)
+
+    def use_adapter(self, adapter_name: str) -> None:
+        if not isinstance(self.model, adapters.PeftModel):
+            raise adapters.AdapterError("no adapters are loaded (or they were merged)")
+        adapters.set_active_adapter(self.model, adapter_name)
+
+    @property
+    def core_model(self) -> OpenVLAForActionPrediction:
+        """The OpenVLA module (with the active adapter's LoRA layers when adapters are attached)."""
+        return adapters.base_model(self.model)
+
+    # --- inference ------------------------------------------------------------------------------
+    def encode_inputs(self, image: np.ndarray, instruction: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """pixel_values [1, 6, S, S] and prompt input_ids [1, T] for one observation."""
+        pixel_values = self.image_processor(image, center_crop_image=self.config.center_crop)[None]
+        input_ids = torch.tensor([self.prompt_tokenizer.encode_prompt(instruction)], dtype=torch.long)
+        return pixel_values, input_ids
+
+    def predict_action(self, image: np.ndarray, instruction: str) -> Action:
+        start = time.perf_counter()
+        pixel_values, input_ids = self.encode_inputs(image, instruction)
+        allowed = self.action_tokenizer.token_id_range if self.config.constrain_to_action_tokens else None
+        token_ids = (
+            self.core_model.generate_action_tokens(
+                pixel_values, input_ids, self.action_statistics.action_dim, allowed_token_range=allowed
+            )[0]
+            .cpu()
+            .numpy()
+        )
+        normalized = self.action_tokenizer.decode(token_ids)
+        vector = self.action_statistics.unnormalize(normalized)
+        lo, hi = self.action_tokenizer.token_id_range
+        return Action(
+            vector=vector,
+            token_ids=tuple(int(t) for t in token_ids),
+            inference_time_s=time.perf_counter() - start,
+            extras={
+                "normalized_action": normalized,
+                "unnorm_key": self.unnorm_key,
+                "all_tokens_are_action_tokens": bool(np.all((token_ids >= lo) & (token_ids < hi))),
+            },
+        )
+
+    # --- training support -----------------------------------------------------------------------
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        labels: torch.Tensor | None = None,
+    ) -> OpenVLAOutput:
+        """Multimodal forward, image patches after BOS (see OpenVLAForActionPrediction.forward)."""
+        return self.core_model(pixel_values, input_ids, attention_mask, labels)
+
+    def encode_training_example(self, action: np.ndarray, instruction: str) -> tuple[list[int], list[int]]:
+        """A raw action of this policy's dataset -> (input_ids, labels) for cross-entropy on action tokens."""
+        token_ids = self.action_tokenizer.encode(self.action_statistics.normalize(action))
+        return self.prompt_tokenizer.encode_training_example(instruction, token_ids.tolist())
