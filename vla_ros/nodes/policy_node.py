@@ -84,6 +84,12 @@ class PolicyNode(LifecycleNode):
         declare(self, "unnorm_key", "", "dataset statistics key (empty: the only one)")
         declare(self, "center_crop", True, "centre-crop images (models trained with random crops)")
         declare(self, "device", "auto", "auto | cpu | cuda")
+        declare(
+            self,
+            "constrain_to_action_tokens",
+            True,
+            "decode only the 256 action tokens (an untrained or confused model cannot emit others)",
+        )
         declare(self, "control_period_s", 0.2, "time one action step spans; twist = delta / period")
         declare(self, "max_rate_hz", 5.0, "upper bound on inference steps per second")
         declare(self, "image_max_age_s", 0.5, "frames older than this when inference starts are refused")
@@ -132,16 +138,25 @@ class PolicyNode(LifecycleNode):
             f"loading OpenVLA from {model_dir} ({self._p('precision')}, "
             f"quantization={self._p('quantization')}); this can take minutes"
         )
+        quantization = {"4bit": "4bit-nf4"}.get(self._p("quantization"), self._p("quantization"))
+        device = self._p("device")
+        if device == "auto":
+            import torch
+
+            device = "cuda" if torch.cuda.is_available() else "cpu"
         config = PolicyConfig(
-            model_dir=model_dir,
+            checkpoint_dir=model_dir,
             adapter_dir=self._p("adapter_dir") or None,
             precision=self._p("precision"),
-            quantization=self._p("quantization"),
+            quantization=quantization,
             unnorm_key=self._p("unnorm_key") or None,
             center_crop=bool(self._p("center_crop")),
-            device=self._p("device"),
+            constrain_to_action_tokens=bool(self._p("constrain_to_action_tokens")),
+            device=device,
         )
-        return VLAPolicy.from_config(config, log=self.get_logger().info)
+        policy = VLAPolicy(config)
+        self.get_logger().info(f"loaded {model_dir} (unnorm_key={policy.unnorm_key})")
+        return policy
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         if self._worker is None:
@@ -166,6 +181,13 @@ class PolicyNode(LifecycleNode):
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         return self.on_cleanup(state)
+
+    def destroy_node(self) -> None:
+        # Stop inference before the publishers go away under the worker thread.
+        self._active = False
+        if self._worker is not None:
+            self._worker.stop()
+        super().destroy_node()
 
     # -- inputs ---------------------------------------------------------------------------------
     def _on_image(self, msg: Image) -> None:

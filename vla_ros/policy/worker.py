@@ -192,4 +192,7 @@ class InferenceWorker:
                 step = self._stats.steps
                 self._latencies.append(elapsed)
                 self._step_times.append(last_start)
-            self._on_result(StepResult(action=action, frame=frame, instruction=instruction, step=step))
+            try:
+                self._on_result(StepResult(action=action, frame=frame, instruction=instruction, step=step))
+            except Exception as exc:  # e.g. publishing while the node shuts down
+                self.report_error(f"publishing a step failed: {type(exc).__name__}: {exc}")
