@@ -150,7 +150,9 @@ class _NP:
     words: list[str] = field(default_factory=list)
     corrected: bool = False
     cjk: bool = False
+    head_word: str = ""
     near: _NP | None = None
+    near_order: str = "min"
     locatives: list[_NP] = field(default_factory=list)
     sides: list[str] = field(default_factory=list)
 
@@ -250,7 +252,8 @@ def _name_tokens(text: str) -> set[str]:
 
 
 def _entity_tokens(entity: SceneObject | SceneLocation) -> set[str]:
-    return _name_tokens(entity.name) | _name_tokens(entity.id)
+    tokens = _name_tokens(entity.name) | _name_tokens(entity.id)
+    return tokens | {t[:-1] for t in tokens if len(t) > 3 and t.endswith("s") and not t.endswith("ss")}
 
 
 def _xy_distance(a: Sequence[float], b: Sequence[float]) -> float:
@@ -354,7 +357,7 @@ class InstructionResolver:
 
     def _resolve_parsed(self, cleaned: str, scene: Scene, turns: list[_Turn], lang: str) -> Resolution:
         tokens = self._tokenize(cleaned, scene)
-        parse = self._parse(tokens)
+        parse = self._parse(tokens, scene)
         if parse.person_target:
             return self._reject(
                 cleaned, lang, "aiming at or handing things to people", "不能把物体对准人或递给人"
@@ -597,6 +600,18 @@ class InstructionResolver:
                 close()
                 items.append(Token(tok.text, tok.original, [(tag, value)], cjk=tok.cjk))
                 continue
+            if (
+                tag == "SUPER"
+                and not tok.cjk
+                and cur is not None
+                and cur.head is not None
+                and nxt is not None
+                and (nxt.tag in ("DET", "SELF", "PERSON") or nxt.tag in _HEADS)
+                and self._superlatives.get(value, {}).get("attribute") == "distance"
+            ):
+                close()
+                items.append(Token(tok.text, tok.original, [("REL", value)]))
+                continue
             label_a = tag == "DET" and tok.text == "a" and cur is not None and cur.head is not None
             if label_a and last_was_head and (nxt is None or nxt.tag not in _NP_TAGS or nxt.tag == "DET"):
                 tag, value = "LABEL", "a"  # "bin A"
@@ -604,7 +619,8 @@ class InstructionResolver:
                 is_head = tag in _HEADS
                 if cur is not None and cur.head is not None:
                     compound = is_head and last_was_head and tag != "PRON"
-                    if tag in ("LABEL",) or compound or (tag == "ROLE" and cur.head == "LOCCAT"):
+                    keep = tag == "LABEL" or compound or (tag == "ROLE" and cur.head == "LOCCAT")
+                    if keep or (tag == "NAME" and last_was_head):
                         pass
                     else:
                         close()
@@ -616,6 +632,7 @@ class InstructionResolver:
                     if cur.head is not None:
                         cur.mods.append((cur.head, cur.head_value or ""))
                     cur.head, cur.head_value = tag, value
+                    cur.head_word = (tok.corrected or tok.text).split()[-1]
                     last_was_head = True
                 else:
                     cur.mods.append((tag, value))
@@ -636,6 +653,26 @@ class InstructionResolver:
         i = 0
         while i < len(items):
             item = items[i]
+            # 离 X 最近的 Y: Y nearest to X
+            nxt_item = items[i + 1] if i + 1 < len(items) else None
+            prev_out = out[-1] if out else None
+            if (
+                isinstance(item, _NP)
+                and item.cjk
+                and isinstance(prev_out, Token)
+                and prev_out.value("PREP") == "from"
+                and isinstance(nxt_item, _NP)
+                and nxt_item.mods
+                and nxt_item.mods[0][0] == "SUPER"
+                and self._superlatives.get(nxt_item.mods[0][1], {}).get("attribute") == "distance"
+            ):
+                entry = self._superlatives[nxt_item.mods[0][1]]
+                nxt_item.near, nxt_item.near_order = item, entry["order"]
+                nxt_item.mods = nxt_item.mods[1:]
+                out.pop()
+                out.append(nxt_item)
+                i += 2
+                continue
             # [在|从|离]? NP [REL]? NP(starting with 的)
             if isinstance(item, _NP) and item.cjk:
                 j = i + 1
@@ -669,11 +706,18 @@ class InstructionResolver:
             i += 1
         return out
 
-    def _parse(self, tokens: list[Token]) -> _Parse:
+    def _parse(self, tokens: list[Token], scene: Scene | None = None) -> _Parse:
         items = self._chunk(tokens)
         p = _Parse()
+        loc_words: set[str] = set()
+        obj_words: set[str] = set()
+        if scene is not None:
+            for loc in scene.locations:
+                loc_words |= _entity_tokens(loc)
+            for obj in scene.objects:
+                obj_words |= _entity_tokens(obj)
         prep: str | None = None
-        pending_rel = False
+        pending_rel: str | bool = False
         relcl = False
         loc_mentions: list[tuple[_NP, str | None, bool, int, int]] = []
         side_mentions: list[tuple[list[str], str | None, int]] = []
@@ -693,7 +737,7 @@ class InstructionResolver:
                 elif tag == "PREP":
                     prep = value
                 elif tag == "REL":
-                    pending_rel = True
+                    pending_rel = value
                 elif tag == "RELCL":
                     relcl = True
                 elif tag in ("CONJ", "PUNCT"):
@@ -716,6 +760,11 @@ class InstructionResolver:
             for mark in np.mod_values("MARK"):
                 p.markers.add(mark)
             kind = np.kind
+            names = np.mod_values("NAME")
+            if kind == "object" and np.head in ("KIND", "CAT") and names:
+                # "the tool board": a noun compound naming a place, not a tool
+                if all(n in loc_words for n in names) and not any(n in obj_words for n in names):
+                    kind = "location"
             if pending_rel and kind != "side":
                 pending_rel = False
                 if kind == "person":
@@ -724,6 +773,10 @@ class InstructionResolver:
                 owner = p.objects[-1] if p.objects else (p.targets[-1] if p.targets else None)
                 if owner is not None:
                     owner.near = np
+                    entry = self._superlatives.get(str(pending_rel), {})
+                    owner.near_order = (
+                        entry.get("order", "min") if entry.get("attribute") == "distance" else "min"
+                    )
                     prep = None
                     continue
             if kind == "person":
@@ -810,7 +863,7 @@ class InstructionResolver:
                 continue
             lang = detect_language(cleaned)
             try:
-                parse = self._parse(self._tokenize(cleaned, scene))
+                parse = self._parse(self._tokenize(cleaned, scene), scene)
                 draft = self._draft(parse, scene, turns, lang, cleaned)
             except Exception:
                 continue
@@ -982,7 +1035,7 @@ class InstructionResolver:
                 return (scene.holding,), "held object"
             return (), f"nothing to refer to with '{np.text}'"
         if np.head == "CAT":
-            objs = [o for o in objs if self._is_category(o, np.head_value or "")]
+            objs = _prefer_named([o for o in objs if self._is_category(o, np.head_value or "")], np.head_word)
         elif np.head == "KIND":
             objs = [o for o in objs if o.kind == np.head_value]
         elif np.head is None and np.kind == "unknown":
@@ -993,10 +1046,16 @@ class InstructionResolver:
             if not named:
                 return (), f"no '{np.text}' in the cell"
             objs = named
-        if ({"other", "remaining", "same"} & marks) and np.head in (None, "GENERIC") and last:
+        if (inherit or {"other", "remaining", "same"} & marks) and np.head in (None, "GENERIC") and last:
             ref = scene.object(last)
             if ref is not None:
-                objs = [o for o in objs if o.category == ref.category]
+                same_category = [o for o in objs if o.category == ref.category]
+                if inherit and not marks:
+                    # "the small one too": prefer the earlier object's category when it fits.
+                    narrowed = self._filter_attributes(np, same_category, scene)
+                    objs = same_category if narrowed else objs
+                else:
+                    objs = same_category
         if "other" in marks and last:
             objs = [o for o in objs if o.id != last]
         if "remaining" in marks:
@@ -1022,7 +1081,7 @@ class InstructionResolver:
             if not objs:
                 return (), f"no {np.text} on {loc_np.text}"
         if np.near is not None:
-            objs = self._nearest_to(np.near, objs, scene, turns)
+            objs = self._nearest_to(np.near, objs, scene, turns, np.near_order)
         objs = self._spatial_select(np, objs)
         return tuple(o.id for o in objs), ""
 
@@ -1071,7 +1130,9 @@ class InstructionResolver:
                     items = named
         return items
 
-    def _nearest_to(self, ref_np: _NP, objs: list, scene: Scene, turns: Sequence[_Turn]) -> list:
+    def _nearest_to(
+        self, ref_np: _NP, objs: list, scene: Scene, turns: Sequence[_Turn], order: str = "min"
+    ) -> list:
         if ref_np.head == "SELF" or ref_np.kind == "self":
             points = [(0.0, 0.0, 0.0)]
         else:
@@ -1082,7 +1143,8 @@ class InstructionResolver:
             objs = [o for o in objs if o.id not in ref_ids]
         if not points or not objs:
             return []
-        dist = {o.id: min(_xy_distance(o.position, pt) for pt in points) for o in objs}
+        sign = -1.0 if order == "max" else 1.0
+        dist = {o.id: sign * min(_xy_distance(o.position, pt) for pt in points) for o in objs}
         ordered = sorted(objs, key=lambda o: dist[o.id])
         margin = self.vocab.near_margin_m
         return [o for o in ordered if dist[o.id] - dist[ordered[0].id] < margin]
@@ -1172,6 +1234,7 @@ class InstructionResolver:
             return (last_targets[0],) if last_targets else ()
         elif head is None and np.kind == "unknown":
             return ()
+        locs = _prefer_named(locs, np.head_word)
         marks = set(np.mod_values("MARK"))
         if marks & {"same", "previous"}:
             for turn in reversed(turns):
@@ -1452,7 +1515,7 @@ class InstructionResolver:
         if refusal is not None:
             return refusal
         tokens = self._tokenize(cleaned, scene)
-        parse = self._parse(tokens)
+        parse = self._parse(tokens, scene)
         if parse.verbs or pc.draft.intent == "unknown" or pc.slot == "action":
             return self.resolve(cleaned, scene, pc.history)
         draft = pc.draft
@@ -1533,6 +1596,14 @@ class InstructionResolver:
 
 
 _ZH_NAME_DIRECTIONS = frozenset({"left", "right"})
+
+
+def _prefer_named(items: list, word: str) -> list:
+    """When the operator's noun appears in some names ("the tote" with "tote 3", "NG bin"), keep those."""
+    if not word or len(items) < 2:
+        return items
+    named = [i for i in items if word in _entity_tokens(i)]
+    return named if named else items
 
 
 def _the(words: str) -> str:
