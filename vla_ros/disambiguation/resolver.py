@@ -518,16 +518,21 @@ class InstructionResolver:
             return Token(word, word, [("UNKNOWN", word)])
         limit = v.typo_max_distance_short if len(word) <= 7 else v.typo_max_distance_long
         best: list[tuple[float, str, list]] = []
-        pools = (self.lex.en_words.items(), scene_words.items())
-        for pool in pools:
-            for cand, tags in pool:
-                if len(cand) < 3 or abs(len(cand) - len(word)) > 2:
-                    continue
-                if len(word) <= 4 and cand[0] != word[0]:
-                    continue
-                d = damerau_distance(word, cand, limit)
-                if d <= limit:
-                    best.append((d, cand, tags))
+        pool: dict[str, list] = {w: list(t) for w, t in self.lex.en_words.items()}
+        for w, t in scene_words.items():
+            pool.setdefault(w, [])
+            pool[w] += [x for x in t if x not in pool[w]]
+        for cand, tags in pool.items():
+            if len(cand) < 3 or abs(len(cand) - len(word)) > 2:
+                continue
+            if len(word) <= 4 and cand[0] != word[0]:
+                continue
+            d = damerau_distance(word, cand, limit)
+            # Typos matter on content words; a function word wins only when clearly closer.
+            if tags and tags[0][0] in ("FILLER", "DET", "CONJ"):
+                d += 0.25
+            if d <= limit:
+                best.append((d, cand, tags))
         if not best:
             return Token(word, word, [("UNKNOWN", word)])
         top = min(d for d, _, _ in best)
@@ -562,6 +567,7 @@ class InstructionResolver:
         items: list[Token | _NP] = []
         cur: _NP | None = None
         last_was_head = False
+        last_was_name = False
 
         def close() -> None:
             nonlocal cur, last_was_head
@@ -617,6 +623,9 @@ class InstructionResolver:
                 tag, value = "LABEL", "a"  # "bin A"
             if tag in _NP_TAGS:
                 is_head = tag in _HEADS
+                name_ended = cur is not None and cur.head is None and last_was_name
+                if name_ended and tag not in ("NAME", "LABEL") and not is_head:
+                    close()  # "the cover forward": a name ends the phrase like a noun does
                 if cur is not None and cur.head is not None:
                     compound = is_head and last_was_head and tag != "PRON"
                     keep = tag == "LABEL" or compound or (tag == "ROLE" and cur.head == "LOCCAT")
@@ -626,6 +635,7 @@ class InstructionResolver:
                         close()
                 if cur is None:
                     cur = _NP(cjk=tok.cjk)
+                last_was_name = tag == "NAME"
                 cur.words.append(tok.original or tok.text)
                 cur.corrected = cur.corrected or tok.corrected is not None
                 if is_head:
@@ -761,10 +771,11 @@ class InstructionResolver:
                 p.markers.add(mark)
             kind = np.kind
             names = np.mod_values("NAME")
-            if kind == "object" and np.head in ("KIND", "CAT") and names:
-                # "the tool board": a noun compound naming a place, not a tool
-                if all(n in loc_words for n in names) and not any(n in obj_words for n in names):
-                    kind = "location"
+            place_words = (
+                names and all(n in loc_words for n in names) and not any(n in obj_words for n in names)
+            )
+            if kind == "object" and np.head in ("KIND", "CAT") and place_words:
+                kind = "location"  # "the tool board": a noun compound naming a place, not a tool
             if pending_rel and kind != "side":
                 pending_rel = False
                 if kind == "person":

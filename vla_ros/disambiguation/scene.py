@@ -178,7 +178,7 @@ class Scene:
             )
         objects = data.get("objects") or []
         locations = data.get("locations") or []
-        if not isinstance(objects, Sequence) or not isinstance(locations, Sequence):
+        if any(not isinstance(v, Sequence) or isinstance(v, (str, bytes)) for v in (objects, locations)):
             raise SceneFormatError("scene.objects and scene.locations must be lists")
         holding = data.get("holding") or None
         return cls(

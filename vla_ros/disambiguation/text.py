@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]")
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[@-_]")
 _CONTRACTIONS = (
     (re.compile(r"\b(it|that|what|there|here|where|who|he|she)'s\b"), r"\1 is"),
     (re.compile(r"\blet's\b"), "let us"),
@@ -29,7 +30,7 @@ def clean_text(text: str) -> tuple[str, bool]:
     """NFKC-normalise, drop control/format characters, collapse spaces. Returns (text, had_control)."""
     if not isinstance(text, str):
         text = str(text)
-    normalised = unicodedata.normalize("NFKC", text)
+    normalised = _ANSI.sub(" ", unicodedata.normalize("NFKC", text))
     stripped = _CONTROL.sub(" ", normalised.replace("\t", " ").replace("\r", " ").replace("\n", " "))
     had_control = stripped != normalised.replace("\t", " ").replace("\r", " ").replace("\n", " ")
     return re.sub(r"\s+", " ", stripped).strip(), had_control
