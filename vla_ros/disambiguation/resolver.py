@@ -560,7 +560,7 @@ class InstructionResolver:
             if tok.tag == "DIR" and tok.has("NAME") and nxt is not None and nxt.tag in ("LOCCAT",):
                 pass  # stays a direction modifier; matched against names first
         for tok in tokens:
-            tok.tags = tok.tags[:1] + [t for t in tok.tags[1:] if t[0] == "NAME"]
+            tok.tags = tok.tags[:1] + [t for t in tok.tags[1:] if t[0] in ("NAME", "NUMWORD")]
 
     # ------------------------------------------------------------------ grammar
     def _chunk(self, tokens: list[Token]) -> list[Token | _NP]:
@@ -618,8 +618,13 @@ class InstructionResolver:
                 close()
                 items.append(Token(tok.text, tok.original, [("REL", value)]))
                 continue
+            if cur is not None and cur.head in ("LOCCAT", "CAT") and last_was_head:
+                number = next((v for t, v in tok.tags if t == "NUMWORD"), None)
+                if number is not None:
+                    tag, value = "LABEL", number
             label_a = tag == "DET" and tok.text == "a" and cur is not None and cur.head is not None
-            if label_a and last_was_head and (nxt is None or nxt.tag not in _NP_TAGS or nxt.tag == "DET"):
+            after_label = nxt is None or nxt.tag in ("PUNCT", "FILLER", "PREP", "CONJ", "DET")
+            if label_a and last_was_head and after_label:
                 tag, value = "LABEL", "a"  # "bin A"
             if tag in _NP_TAGS:
                 is_head = tag in _HEADS
@@ -806,7 +811,7 @@ class InstructionResolver:
                     p.directions.append("forward")
                 elif prep in ("target",):
                     p.target_objects.append(np)
-                elif not p.objects:
+                elif not p.objects and p.verbs:
                     p.self_object = True
             elif kind == "location" or (
                 kind in ("name", "unknown") and prep in ("target", "locative", "from") and p.objects
@@ -907,6 +912,14 @@ class InstructionResolver:
         verbs = p.verbs
         conf = 0.9 if p.corrected else 1.0
         ellipsis = not verbs and (p.markers & {"again", "same", "too", "other", "remaining"})
+        known_nps = [np for np in p.objects + p.targets if np.kind not in ("unknown", "empty")]
+        if not verbs and (p.objects or p.targets) and not known_nps and not p.markers:
+            return self._reject(cleaned, lang, "not a task for the robot arm", "这不是机械臂的任务")
+        if not verbs and p.objects and not p.targets and not p.target_objects and not p.directions:
+            has_template = any(
+                t.draft is not None and t.draft.intent in ("put", "pick", "push") for t in turns
+            )
+            ellipsis = ellipsis or has_template
         if ellipsis:
             return self._ellipsis(p, scene, turns, lang, cleaned, conf)
         if not verbs:

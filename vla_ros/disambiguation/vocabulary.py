@@ -34,6 +34,7 @@ CONCEPT_SECTIONS: dict[str, tuple[str, frozenset[str] | None]] = {
     "relations": ("REL", frozenset({"near"})),
     "markers": ("MARK", frozenset({"again", "same", "too", "other", "remaining", "previous"})),
     "ordinals": ("ORD", None),
+    "numbers": ("NUMWORD", None),
 }
 LIST_SECTIONS: dict[str, str] = {
     "stop": "STOP",
