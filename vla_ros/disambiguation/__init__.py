@@ -1,0 +1,29 @@
+"""Disambiguation core: operator words + scene + history -> one explicit command, a question, or a refusal.
+
+No ROS imports here; the node adapts messages to these classes.
+"""
+
+from vla_ros.disambiguation.resolver import ACTIONS, Draft, InstructionResolver, PendingCommand, Resolution
+from vla_ros.disambiguation.scene import Scene, SceneFormatError, SceneLocation, SceneObject
+from vla_ros.disambiguation.vocabulary import (
+    Vocabulary,
+    VocabularyError,
+    default_vocabulary_path,
+    load_vocabulary,
+)
+
+__all__ = [
+    "ACTIONS",
+    "Draft",
+    "InstructionResolver",
+    "PendingCommand",
+    "Resolution",
+    "Scene",
+    "SceneFormatError",
+    "SceneLocation",
+    "SceneObject",
+    "Vocabulary",
+    "VocabularyError",
+    "default_vocabulary_path",
+    "load_vocabulary",
+]

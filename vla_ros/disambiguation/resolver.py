@@ -1,0 +1,1650 @@
+"""From an operator's words to one explicit command, a question, or a refusal.
+
+The resolver is deterministic: a lexicon from ``config/disambiguation.yaml`` tags the words (English
+on words, Chinese on characters), a small grammar shared by both languages finds the verb, the
+object phrase, the place phrase, a direction and spatial relations, and every phrase is matched
+against the scene by attributes and positions. When more than one thing fits, or nothing fits, it
+asks instead of guessing: acting on a wrong guess is the costly error on a real cell. Stop words are
+checked before anything else, and unsafe or off-task requests are refused.
+
+Public API: :class:`InstructionResolver` (``resolve``, ``answer``), :class:`Resolution`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+
+from vla_ros.disambiguation.scene import Scene, SceneLocation, SceneObject
+from vla_ros.disambiguation.text import (
+    CLAUSE_BREAKS,
+    Token,
+    clean_text,
+    damerau_distance,
+    detect_language,
+    english_words,
+    normalise_english,
+    split_runs,
+)
+from vla_ros.disambiguation.vocabulary import Vocabulary, load_vocabulary
+
+ACTIONS = ("pick_place", "pick", "place", "push", "move_to", "stop", "home")
+DIRECTIONS = ("left", "right", "forward", "backward", "up", "down")
+STATUSES = ("resolved", "clarify", "reject")
+
+# Reading chosen when a word has several (e.g. "scrap": verb or role); context rules refine it.
+_TAG_PRIORITY = (
+    "STOP", "HOME", "NEG", "VERB", "PREP", "REL", "MARK", "SUPER", "DIR", "COLOR", "SIZE", "MATERIAL",
+    "THREAD", "LENGTH", "CAT", "KIND", "LOCCAT", "ROLE", "SELF", "PERSON", "GENERIC", "PRON", "DET",
+    "CONJ", "NUM", "LABEL", "ORD", "NAME", "DE", "BA", "FILLER",
+)  # fmt: skip
+_NP_TAGS = frozenset(
+    {"DET", "COLOR", "SIZE", "MATERIAL", "THREAD", "LENGTH", "LABEL", "NUM", "DIR", "SUPER", "NAME",
+     "UNKNOWN", "DE", "MARK", "CAT", "KIND", "GENERIC", "LOCCAT", "ROLE", "SELF", "PERSON", "PRON", "ORD"}
+)  # fmt: skip
+_HEADS = frozenset({"CAT", "KIND", "GENERIC", "LOCCAT", "SELF", "PERSON", "PRON"})
+_IN_CATEGORIES = frozenset({"bin", "box", "crate", "container", "tote", "bucket"})
+_ZH_DIRECTION = {"left": "左", "right": "右", "forward": "前", "backward": "后", "up": "上", "down": "下"}
+_EN_DIRECTION = {
+    "left": "to the left",
+    "right": "to the right",
+    "forward": "forward",
+    "backward": "backward",
+    "up": "up",
+    "down": "down",
+}
+_DESCRIBE_BY_POSITION = (
+    ("y", "max", "on the left"),
+    ("y", "min", "on the right"),
+    ("distance", "min", "nearest to the robot"),
+    ("distance", "max", "farthest from the robot"),
+)
+_THREAD = re.compile(r"^m(\d{1,2})(?:x(\d+(?:\.\d+)?))?$")
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A command under construction: which slots it needs and what can still fill them.
+
+    ``intent`` is ``put`` (pick_place, or place when the object is the held one), ``pick``, ``push``,
+    ``move_to``, ``stop`` or ``home``. ``objects``/``targets`` are candidate ids (None: not given).
+    ``default_target`` (``put_away``/``scrap``) names the rule that picks a place once the object is known.
+    """
+
+    intent: str
+    objects: tuple[str, ...] | None = None
+    object_words: str = ""
+    targets: tuple[str, ...] | None = None
+    target_words: str = ""
+    default_target: str | None = None
+    direction: str | None = None
+    confidence: float = 1.0
+    object_note: str = ""
+
+
+@dataclass(frozen=True)
+class PendingCommand:
+    """What a clarification question leaves open; pass it back with the operator's answer."""
+
+    draft: Draft
+    slot: str  # "object", "target", "direction" or "action"
+    candidates: tuple[str, ...]
+    history: tuple[str, ...] = ()
+    raw_text: str = ""
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """The resolver's conclusion about one instruction.
+
+    status: ``resolved`` (a command may be forwarded), ``clarify`` (ask ``question``; ``candidates``
+    lists the scene ids that fit, empty when nothing fits) or ``reject`` (forward nothing; ``reason``).
+    ``instruction`` is the canonical English sentence for the policy, only when resolved.
+    """
+
+    status: str
+    action: str | None = None
+    object_id: str | None = None
+    target_id: str | None = None
+    direction: str | None = None
+    candidates: tuple[str, ...] = ()
+    question: str = ""
+    reason: str = ""
+    confidence: float = 0.0
+    instruction: str = ""
+    language: str = "en"
+    raw_text: str = ""
+    pending: PendingCommand | None = None
+
+    @property
+    def forwarded(self) -> bool:
+        return self.status == "resolved"
+
+    def to_dict(self) -> dict:
+        """JSON-friendly view (without the pending draft)."""
+        return {
+            "status": self.status,
+            "action": self.action,
+            "object": self.object_id,
+            "target": self.target_id,
+            "direction": self.direction,
+            "candidates": list(self.candidates),
+            "question": self.question,
+            "reason": self.reason,
+            "confidence": round(self.confidence, 3),
+            "instruction": self.instruction,
+            "language": self.language,
+            "raw_text": self.raw_text,
+        }
+
+
+@dataclass
+class _NP:
+    """A noun phrase: its head (what kind of thing) and modifiers (which one), plus attachments."""
+
+    head: str | None = None
+    head_value: str | None = None
+    mods: list[tuple[str, str]] = field(default_factory=list)
+    words: list[str] = field(default_factory=list)
+    corrected: bool = False
+    cjk: bool = False
+    head_word: str = ""
+    near: _NP | None = None
+    near_order: str = "min"
+    locatives: list[_NP] = field(default_factory=list)
+    sides: list[str] = field(default_factory=list)
+
+    def has_mod(self, tag: str) -> bool:
+        return any(t == tag for t, _ in self.mods)
+
+    def mod_values(self, tag: str) -> list[str]:
+        return [v for t, v in self.mods if t == tag]
+
+    @property
+    def text(self) -> str:
+        return ("" if self.cjk else " ").join(self.words).strip()
+
+    @property
+    def kind(self) -> str:
+        if self.head in ("CAT", "KIND", "GENERIC", "PRON"):
+            return "object"
+        if self.head == "LOCCAT":
+            return "location"
+        if self.head in ("SELF", "PERSON"):
+            return self.head.lower()
+        content = [t for t, _ in self.mods if t not in ("DET", "DE", "FILLER")]
+        if content and all(t == "DIR" for t in content):
+            return "side"
+        if any(
+            t in ("COLOR", "SIZE", "MATERIAL", "THREAD", "LENGTH", "SUPER", "MARK", "ORD") for t in content
+        ):
+            return "object"
+        if any(t == "ROLE" for t in content):
+            return "location"
+        if any(t == "NAME" for t in content):
+            return "name"
+        if any(t == "UNKNOWN" for t in content):
+            return "unknown"
+        if any(t in ("LABEL", "NUM") for t in content):
+            return "name"
+        return "empty"
+
+
+@dataclass
+class _Parse:
+    verbs: list[str] = field(default_factory=list)
+    objects: list[_NP] = field(default_factory=list)
+    targets: list[_NP] = field(default_factory=list)
+    target_objects: list[_NP] = field(default_factory=list)
+    directions: list[str] = field(default_factory=list)
+    markers: set[str] = field(default_factory=set)
+    self_object: bool = False
+    person_target: bool = False
+    person_reference: bool = False
+    negated: bool = False
+    home: bool = False
+    conj_objects: bool = False
+    unknown_words: list[str] = field(default_factory=list)
+    corrected: bool = False
+
+
+@dataclass(frozen=True)
+class _Turn:
+    """One earlier instruction, re-read against the current scene."""
+
+    text: str
+    draft: Draft | None
+    object_id: str | None
+    mentioned: tuple[str, ...]
+    target_id: str | None
+
+
+class _Lexicon:
+    """Phrase tables built once per vocabulary: English word tuples and Chinese strings."""
+
+    def __init__(self, vocab: Vocabulary) -> None:
+        self.en: dict[tuple[str, ...], list[tuple[str, str]]] = {}
+        self.zh: dict[str, list[tuple[str, str]]] = {}
+        for lang, phrase, tag, value in vocab.iter_entries():
+            if tag in ("STOP",):
+                continue
+            if lang == "en":
+                key = tuple(english_words(phrase))
+                if key:
+                    entries = self.en.setdefault(key, [])
+                    if (tag, value) not in entries:
+                        entries.append((tag, value))
+            else:
+                entries = self.zh.setdefault(phrase, [])
+                if (tag, value) not in entries:
+                    entries.append((tag, value))
+        self.zh.setdefault("的", []).insert(0, ("DE", "的"))
+        self.zh.setdefault("把", []).insert(0, ("BA", "把"))
+        self.en_max = max((len(k) for k in self.en), default=1)
+        self.zh_max = max((len(k) for k in self.zh), default=1)
+        self.en_words = {k[0]: v for k, v in self.en.items() if len(k) == 1}
+
+
+def _name_tokens(text: str) -> set[str]:
+    return set(re.findall(r"[a-z0-9]+", text.lower().replace("_", " ")))
+
+
+def _entity_tokens(entity: SceneObject | SceneLocation) -> set[str]:
+    tokens = _name_tokens(entity.name) | _name_tokens(entity.id)
+    return tokens | {t[:-1] for t in tokens if len(t) > 3 and t.endswith("s") and not t.endswith("ss")}
+
+
+def _xy_distance(a: Sequence[float], b: Sequence[float]) -> float:
+    return math.hypot(a[0] - b[0], a[1] - b[1])
+
+
+class InstructionResolver:
+    """Resolve operator instructions against a scene, the dialogue history and the held object.
+
+    ``resolve(text, scene, history, holding=None)`` returns a :class:`Resolution`;
+    ``answer(pending_resolution, answer_text, scene)`` completes a pending clarification.
+    Thread-safe for concurrent calls (no mutable state after construction).
+    """
+
+    def __init__(self, vocabulary: Vocabulary | None = None) -> None:
+        self.vocab = vocabulary if vocabulary is not None else load_vocabulary()
+        self.lex = _Lexicon(self.vocab)
+        v = self.vocab
+        self._stop_en = [
+            re.compile(r"(?<![a-z0-9])" + r"\s+".join(map(re.escape, english_words(p))) + r"(?![a-z0-9])")
+            for p in v.lists["stop"]["en"]
+            if english_words(p)
+        ]
+        self._home_en = [
+            re.compile(r"(?<![a-z0-9])" + r"\s+".join(map(re.escape, english_words(p))) + r"(?![a-z0-9])")
+            for p in v.lists["home"]["en"]
+            if english_words(p)
+        ]
+        self._role_words = {
+            role: {p.lower() for p in entry["en"] if len(english_words(p)) == 1} | {role}
+            for role, entry in v.concepts["roles"].items()
+        }
+        self._category_words = {
+            cat: {p.lower() for p in entry["en"] if len(english_words(p)) == 1} | {cat}
+            for section in ("object_categories", "location_categories")
+            for cat, entry in v.concepts[section].items()
+        }
+        self._superlatives = v.concepts["superlatives"]
+
+    # ------------------------------------------------------------------ public API
+    def resolve(
+        self,
+        text: str,
+        scene: Scene,
+        history: Sequence[str] = (),
+        holding: str | None = None,
+    ) -> Resolution:
+        """Resolve one instruction. ``holding`` overrides ``scene.holding`` when given."""
+        if holding is not None and holding != scene.holding and scene.object(holding) is not None:
+            scene = replace(scene, holding=holding)
+        history = tuple(str(h) for h in (history or ()) if isinstance(h, str) or h is not None)
+        try:
+            return self._resolve(text, scene, history)
+        except Exception as exc:
+            cleaned, _ = clean_text(str(text)[: 4 * self.vocab.max_chars])
+            return self._clarify_plain(
+                cleaned,
+                detect_language(cleaned),
+                f"internal error while reading the instruction ({type(exc).__name__}); please rephrase",
+                "处理指令时出错，请换个说法",
+            )
+
+    def answer(self, pending: Resolution, answer_text: str, scene: Scene) -> Resolution:
+        """Complete a clarification with the operator's reply ("the longer one", "左边那个", an id)."""
+        try:
+            return self._answer(pending, answer_text, scene)
+        except Exception as exc:
+            return replace(
+                pending, reason=f"could not read the answer ({type(exc).__name__}); please rephrase"
+            )
+
+    # ------------------------------------------------------------------ top level
+    def _resolve(self, text: str, scene: Scene, history: tuple[str, ...]) -> Resolution:
+        raw = text if isinstance(text, str) else str(text)
+        cleaned, had_control = clean_text(raw[: 40 * max(self.vocab.max_chars, 100)])
+        lang = detect_language(cleaned)
+        if not cleaned or not re.search(r"[\w\u4e00-\u9fff]", cleaned):
+            return self._clarify_plain(cleaned, lang, "no instruction was given", "没有收到指令")
+        if self._is_stop(cleaned):
+            return self._resolved(Draft(intent="stop"), scene, lang, cleaned)
+        if len(cleaned) > self.vocab.max_chars:
+            return self._reject(
+                cleaned,
+                lang,
+                f"instruction too long ({len(cleaned)} characters; limit {self.vocab.max_chars}): "
+                "say it in fewer words",
+                f"指令太长（{len(cleaned)}个字符，上限{self.vocab.max_chars}），请说得简短一些",
+            )
+        refusal = self._unsafe(cleaned, raw, scene, lang)
+        if refusal is not None:
+            return refusal
+        if self._is_home(cleaned):
+            return self._resolved(Draft(intent="home"), scene, lang, cleaned)
+        turns = self._history_turns(history[-self.vocab.max_history_turns :], scene)
+        result = self._resolve_parsed(cleaned, scene, turns, lang)
+        if had_control and result.status == "resolved":
+            result = replace(result, confidence=result.confidence * 0.9)
+        if result.pending is not None:
+            result = replace(result, pending=replace(result.pending, history=history, raw_text=cleaned))
+        return result
+
+    def _resolve_parsed(self, cleaned: str, scene: Scene, turns: list[_Turn], lang: str) -> Resolution:
+        tokens = self._tokenize(cleaned, scene)
+        parse = self._parse(tokens, scene)
+        if parse.person_target:
+            return self._reject(
+                cleaned, lang, "aiming at or handing things to people", "不能把物体对准人或递给人"
+            )
+        if parse.home:
+            return self._resolved(Draft(intent="home"), scene, lang, cleaned)
+        if parse.negated:
+            return self._clarify_plain(
+                cleaned, lang, "the instruction is negated: tell me what to do instead", "请告诉我应该做什么"
+            )
+        draft_or_res = self._draft(parse, scene, turns, lang, cleaned)
+        if isinstance(draft_or_res, Resolution):
+            return draft_or_res
+        return self._finalize(draft_or_res, scene, lang, cleaned)
+
+    # ------------------------------------------------------------------ safety and stop
+    def _is_stop(self, cleaned: str) -> bool:
+        english = normalise_english(cleaned)
+        if any(p.search(english) for p in self._stop_en):
+            return True
+        return any(phrase in cleaned for phrase in self.vocab.lists["stop"]["zh"])
+
+    def _is_home(self, cleaned: str) -> bool:
+        english = normalise_english(cleaned)
+        if any(p.search(english) for p in self._home_en):
+            return True
+        return any(phrase in cleaned for phrase in self.vocab.lists["home"]["zh"])
+
+    def _unsafe(self, cleaned: str, raw: str, scene: Scene, lang: str) -> Resolution | None:
+        english = normalise_english(cleaned)
+        for rule in self.vocab.unsafe:
+            if any(p.search(english) for p in rule.patterns["en"]) or any(
+                p.search(cleaned) for p in rule.patterns["zh"]
+            ):
+                return self._reject(cleaned, lang, rule.reason, rule.reason_zh or rule.reason)
+        # A capitalised unknown word after at/to/toward is a person's name ("swing it at Dave").
+        known = set(self.lex.en_words) | self._scene_words(scene).keys()
+        for match in re.finditer(r"\b(?:at|to|toward|towards|over to)\s+([A-Z][a-z]+)\b", raw):
+            if match.group(1).lower() not in known:
+                return self._reject(
+                    cleaned, lang, "aiming at or handing things to people", "不能把物体对准人或递给人"
+                )
+        return None
+
+    # ------------------------------------------------------------------ tokens
+    def _scene_words(self, scene: Scene) -> dict[str, list[tuple[str, str]]]:
+        words: dict[str, list[tuple[str, str]]] = {}
+
+        def add(word: str, tag: str, value: str) -> None:
+            if word and (tag, value) not in words.setdefault(word, []):
+                words[word].append((tag, value))
+
+        for obj in scene.objects:
+            if obj.category:
+                add(obj.category, "CAT", obj.category)
+            if obj.color:
+                add(obj.color, "COLOR", obj.color)
+            if obj.material:
+                add(obj.material, "MATERIAL", obj.material)
+            for w in _name_tokens(obj.name):
+                if not w.isdigit() and len(w) > 1:
+                    add(w, "NAME", w)
+        for loc in scene.locations:
+            if loc.category:
+                add(loc.category, "LOCCAT", loc.category)
+            if loc.role:
+                add(loc.role, "ROLE", loc.role)
+            for w in _name_tokens(loc.name):
+                if not w.isdigit() and len(w) > 1:
+                    add(w, "NAME", w)
+        return words
+
+    def _tokenize(self, cleaned: str, scene: Scene) -> list[Token]:
+        scene_words = self._scene_words(scene)
+        tokens: list[Token] = []
+        for cjk, run in split_runs(cleaned):
+            if cjk:
+                tokens.extend(self._zh_tokens(run))
+            else:
+                tokens.extend(self._en_tokens(run, scene_words, zh_context=detect_language(cleaned) == "zh"))
+        self._choose_readings(tokens)
+        return tokens
+
+    def _zh_tokens(self, run: str) -> list[Token]:
+        out: list[Token] = []
+        i = 0
+        while i < len(run):
+            for length in range(min(self.lex.zh_max, len(run) - i), 0, -1):
+                piece = run[i : i + length]
+                if piece in self.lex.zh:
+                    out.append(Token(piece, piece, list(self.lex.zh[piece]), cjk=True))
+                    i += length
+                    break
+            else:
+                if out and out[-1].tags == [("UNKNOWN", out[-1].text)]:
+                    merged = out[-1].text + run[i]
+                    out[-1] = Token(merged, merged, [("UNKNOWN", merged)], cjk=True)
+                else:
+                    out.append(Token(run[i], run[i], [("UNKNOWN", run[i])], cjk=True))
+                i += 1
+        return out
+
+    def _en_tokens(self, run: str, scene_words: dict, zh_context: bool) -> list[Token]:
+        words = english_words(run)
+        out: list[Token] = []
+        i = 0
+        while i < len(words):
+            word = words[i]
+            if word in CLAUSE_BREAKS:
+                out.append(Token(word, word, [("PUNCT", word)]))
+                i += 1
+                continue
+            if zh_context and (len(word) == 1 and word.isalnum()):
+                out.append(Token(word, word, [("LABEL", word)]))
+                i += 1
+                continue
+            matched = False
+            for length in range(min(self.lex.en_max, len(words) - i), 0, -1):
+                key = tuple(words[i : i + length])
+                if key in self.lex.en:
+                    tags = list(self.lex.en[key])
+                    if length == 1 and word in scene_words:
+                        tags += [t for t in scene_words[word] if t not in tags and t[0] != "NAME"]
+                        tags += [t for t in scene_words[word] if t not in tags]
+                    out.append(Token(" ".join(key), " ".join(key), tags))
+                    i += length
+                    matched = True
+                    break
+            if matched:
+                continue
+            i += 1
+            thread = _THREAD.match(word)
+            if thread:
+                tags = [("THREAD", f"m{thread.group(1)}")]
+                if thread.group(2):
+                    tags.append(("LENGTH", thread.group(2)))
+                out.append(Token(word, word, tags))
+            elif re.fullmatch(r"\d+(?:\.\d+)?", word):
+                if i < len(words) and words[i] == "mm":
+                    out.append(Token(word + " mm", word, [("LENGTH", word)]))
+                    i += 1
+                else:
+                    out.append(Token(word, word, [("NUM", word)]))
+            elif word in scene_words:
+                out.append(Token(word, word, list(scene_words[word])))
+            elif len(word) == 1 and word.isalpha():
+                out.append(Token(word, word, [("LABEL", word)]))
+            elif not word.isalnum():
+                out.append(Token(word, word, [("FILLER", word)]))
+            else:
+                out.append(self._correct(word, scene_words))
+        return out
+
+    def _correct(self, word: str, scene_words: dict) -> Token:
+        """Typo tolerance: map an unknown word to the closest known word when that is unambiguous."""
+        v = self.vocab
+        if len(word) < v.typo_min_word_length or word.isdigit():
+            return Token(word, word, [("UNKNOWN", word)])
+        limit = v.typo_max_distance_short if len(word) <= 7 else v.typo_max_distance_long
+        best: list[tuple[float, str, list]] = []
+        pool: dict[str, list] = {w: list(t) for w, t in self.lex.en_words.items()}
+        for w, t in scene_words.items():
+            pool.setdefault(w, [])
+            pool[w] += [x for x in t if x not in pool[w]]
+        for cand, tags in pool.items():
+            if len(cand) < 3 or abs(len(cand) - len(word)) > 2:
+                continue
+            if len(word) <= 4 and cand[0] != word[0]:
+                continue
+            d = damerau_distance(word, cand, limit)
+            # Typos matter on content words; a function word wins only when clearly closer.
+            if tags and tags[0][0] in ("FILLER", "DET", "CONJ"):
+                d += 0.25
+            if d <= limit:
+                best.append((d, cand, tags))
+        if not best:
+            return Token(word, word, [("UNKNOWN", word)])
+        top = min(d for d, _, _ in best)
+        winners = [(c, t) for d, c, t in best if d == top]
+        readings = {tuple(sorted(t for t in tags if t[0] != "NAME")) or tuple(tags) for _, tags in winners}
+        if len(readings) > 1:
+            return Token(word, word, [("UNKNOWN", word)])
+        cand, tags = winners[0]
+        return Token(word, word, list(tags), corrected=cand)
+
+    def _choose_readings(self, tokens: list[Token]) -> None:
+        """Keep one reading per token, by priority, then fix the known ambiguous cases by context."""
+        for tok in tokens:
+            tok.tags.sort(key=lambda tv: _TAG_PRIORITY.index(tv[0]) if tv[0] in _TAG_PRIORITY else 99)
+        for i, tok in enumerate(tokens):
+            nxt = tokens[i + 1] if i + 1 < len(tokens) else None
+            prev = tokens[i - 1] if i > 0 else None
+            if tok.has("VERB") and (tok.has("ROLE") or tok.has("CAT")):
+                other = "ROLE" if tok.has("ROLE") else "CAT"
+                as_noun = (nxt is not None and (nxt.has("LOCCAT") or nxt.tag in ("LOCCAT", "NAME"))) or (
+                    prev is not None and prev.tag in ("DET", "PREP", "COLOR", "SIZE")
+                )
+                if as_noun:
+                    tok.tags.sort(key=lambda tv, o=other: tv[0] != o)
+            if tok.tag == "DIR" and tok.has("NAME") and nxt is not None and nxt.tag in ("LOCCAT",):
+                pass  # stays a direction modifier; matched against names first
+        for tok in tokens:
+            tok.tags = tok.tags[:1] + [t for t in tok.tags[1:] if t[0] in ("NAME", "NUMWORD")]
+
+    # ------------------------------------------------------------------ grammar
+    def _chunk(self, tokens: list[Token]) -> list[Token | _NP]:
+        items: list[Token | _NP] = []
+        cur: _NP | None = None
+        last_was_head = False
+        last_was_name = False
+
+        def close() -> None:
+            nonlocal cur, last_was_head
+            if cur is not None:
+                items.append(cur)
+            cur = None
+            last_was_head = False
+
+        for i, tok in enumerate(tokens):
+            tag, value = tok.tags[0] if tok.tags else ("UNKNOWN", tok.text)
+            nxt = tokens[i + 1] if i + 1 < len(tokens) else None
+            if tag == "FILLER" or (tag == "PUNCT" and tok.text not in CLAUSE_BREAKS):
+                continue
+            if tag == "DET" and tok.text in ("that", "this", "那个", "这个", "那", "这", "which"):
+                prev_item = items[-1] if items and cur is None else cur
+                if (
+                    tok.text in ("that", "which")
+                    and isinstance(prev_item, _NP)
+                    and prev_item.head is not None
+                ):
+                    close()
+                    items.append(Token("RELCL", tok.text, [("RELCL", tok.text)]))
+                    continue
+                nxt_np = nxt is not None and nxt.tag in _NP_TAGS and nxt.tag not in ("DET", "PRON", "DE")
+                if not nxt_np:
+                    if cur is not None and cur.head is None and any(t != "DET" for t, _ in cur.mods):
+                        tag, value = "GENERIC", "one"
+                    else:
+                        tag, value = "PRON", tok.text
+            if tag == "NUM":
+                tag = "LABEL"
+            np_mark = value in ("other", "remaining", "previous") or (
+                value == "same" and nxt is not None and nxt.tag in _HEADS
+            )
+            if tag == "MARK" and not np_mark:
+                close()
+                items.append(Token(tok.text, tok.original, [(tag, value)], cjk=tok.cjk))
+                continue
+            if (
+                tag == "SUPER"
+                and not tok.cjk
+                and cur is not None
+                and cur.head is not None
+                and nxt is not None
+                and (nxt.tag in ("DET", "SELF", "PERSON") or nxt.tag in _HEADS)
+                and self._superlatives.get(value, {}).get("attribute") == "distance"
+            ):
+                close()
+                items.append(Token(tok.text, tok.original, [("REL", value)]))
+                continue
+            if cur is not None and cur.head in ("LOCCAT", "CAT") and last_was_head:
+                number = next((v for t, v in tok.tags if t == "NUMWORD"), None)
+                if number is not None:
+                    tag, value = "LABEL", number
+            label_a = tag == "DET" and tok.text == "a" and cur is not None and cur.head is not None
+            after_label = nxt is None or nxt.tag in ("PUNCT", "FILLER", "PREP", "CONJ", "DET")
+            if label_a and last_was_head and after_label:
+                tag, value = "LABEL", "a"  # "bin A"
+            if tag in _NP_TAGS:
+                is_head = tag in _HEADS
+                name_ended = cur is not None and cur.head is None and last_was_name
+                if name_ended and tag not in ("NAME", "LABEL") and not is_head:
+                    close()  # "the cover forward": a name ends the phrase like a noun does
+                if cur is not None and cur.head is not None:
+                    compound = is_head and last_was_head and tag != "PRON"
+                    keep = tag == "LABEL" or compound or (tag == "ROLE" and cur.head == "LOCCAT")
+                    if keep or (tag == "NAME" and last_was_head):
+                        pass
+                    else:
+                        close()
+                if cur is None:
+                    cur = _NP(cjk=tok.cjk)
+                last_was_name = tag == "NAME"
+                cur.words.append(tok.original or tok.text)
+                cur.corrected = cur.corrected or tok.corrected is not None
+                if is_head:
+                    if cur.head is not None:
+                        cur.mods.append((cur.head, cur.head_value or ""))
+                    cur.head, cur.head_value = tag, value
+                    cur.head_word = (tok.corrected or tok.text).split()[-1]
+                    last_was_head = True
+                else:
+                    cur.mods.append((tag, value))
+                    for extra, extra_value in tok.tags[1:]:
+                        if extra == "NAME" and tag != "DIR":
+                            cur.mods.append(("NAME", extra_value))
+                    last_was_head = False
+                continue
+            close()
+            items.append(Token(tok.text, tok.original, [(tag, value)], corrected=tok.corrected, cjk=tok.cjk))
+        close()
+        # A role word alone after a place preposition names a place ("send it to inspection").
+        return self._attach_zh_modifiers(items)
+
+    def _attach_zh_modifiers(self, items: list[Token | _NP]) -> list[Token | _NP]:
+        """Chinese puts modifiers first: "齿轮旁边的螺母", "在传送带上的齿轮", "离机器人最近的垫片"."""
+        out: list[Token | _NP] = []
+        i = 0
+        while i < len(items):
+            item = items[i]
+            # 离 X 最近的 Y: Y nearest to X
+            nxt_item = items[i + 1] if i + 1 < len(items) else None
+            prev_out = out[-1] if out else None
+            if (
+                isinstance(item, _NP)
+                and item.cjk
+                and isinstance(prev_out, Token)
+                and prev_out.value("PREP") == "from"
+                and isinstance(nxt_item, _NP)
+                and nxt_item.mods
+                and nxt_item.mods[0][0] == "SUPER"
+                and self._superlatives.get(nxt_item.mods[0][1], {}).get("attribute") == "distance"
+            ):
+                entry = self._superlatives[nxt_item.mods[0][1]]
+                nxt_item.near, nxt_item.near_order = item, entry["order"]
+                nxt_item.mods = nxt_item.mods[1:]
+                out.pop()
+                out.append(nxt_item)
+                i += 2
+                continue
+            # [在|从|离]? NP [REL]? NP(starting with 的)
+            if isinstance(item, _NP) and item.cjk:
+                j = i + 1
+                rel = None
+                if j < len(items) and isinstance(items[j], Token) and items[j].tag == "REL" and items[j].cjk:
+                    rel = items[j]
+                    j += 1
+                if (
+                    j < len(items)
+                    and isinstance(items[j], _NP)
+                    and items[j].words
+                    and items[j].words[0] == "的"
+                    and item.kind in ("location", "object", "self", "name")
+                ):
+                    target_np = items[j]
+                    prep = out[-1] if out and isinstance(out[-1], Token) and out[-1].tag == "PREP" else None
+                    if rel is not None or (prep is not None and prep.value("PREP") == "from"):
+                        target_np.near = item
+                        if prep is not None and prep.value("PREP") == "from":
+                            out.pop()
+                    elif item.kind == "location":
+                        target_np.locatives.append(item)
+                        if prep is not None and prep.value("PREP") == "locative":
+                            out.pop()
+                    else:
+                        target_np.near = item
+                    out.append(target_np)
+                    i = j + 1
+                    continue
+            out.append(item)
+            i += 1
+        return out
+
+    def _parse(self, tokens: list[Token], scene: Scene | None = None) -> _Parse:
+        items = self._chunk(tokens)
+        p = _Parse()
+        loc_words: set[str] = set()
+        obj_words: set[str] = set()
+        if scene is not None:
+            for loc in scene.locations:
+                loc_words |= _entity_tokens(loc)
+            for obj in scene.objects:
+                obj_words |= _entity_tokens(obj)
+        prep: str | None = None
+        pending_rel: str | bool = False
+        relcl = False
+        loc_mentions: list[tuple[_NP, str | None, bool, int, int]] = []
+        side_mentions: list[tuple[list[str], str | None, int]] = []
+        verb_index: int | None = None
+        ba = False
+        last_conj = False
+        for idx, item in enumerate(items):
+            if isinstance(item, Token):
+                tag = item.tag
+                value = item.tags[0][1] if item.tags else ""
+                if item.corrected:
+                    p.corrected = True
+                if tag == "VERB":
+                    p.verbs.append(value)
+                    verb_index = idx if verb_index is None else verb_index
+                    prep = None
+                elif tag == "PREP":
+                    prep = value
+                elif tag == "REL":
+                    pending_rel = value
+                elif tag == "RELCL":
+                    relcl = True
+                elif tag in ("CONJ", "PUNCT"):
+                    prep, pending_rel, relcl = None, False, False
+                    last_conj = tag == "CONJ"
+                    continue
+                elif tag == "NEG":
+                    p.negated = True
+                elif tag == "HOME":
+                    p.home = True
+                elif tag == "MARK":
+                    p.markers.add(value)
+                elif tag == "BA":
+                    ba = True
+                elif tag == "UNKNOWN":
+                    p.unknown_words.append(item.text)
+                continue
+            np = item
+            p.corrected = p.corrected or np.corrected
+            for mark in np.mod_values("MARK"):
+                p.markers.add(mark)
+            kind = np.kind
+            names = np.mod_values("NAME")
+            place_words = (
+                names and all(n in loc_words for n in names) and not any(n in obj_words for n in names)
+            )
+            if kind == "object" and np.head in ("KIND", "CAT") and place_words:
+                kind = "location"  # "the tool board": a noun compound naming a place, not a tool
+            if pending_rel and kind != "side":
+                pending_rel = False
+                if kind == "person":
+                    p.person_reference = True
+                    continue
+                owner = p.objects[-1] if p.objects else (p.targets[-1] if p.targets else None)
+                if owner is not None:
+                    owner.near = np
+                    entry = self._superlatives.get(str(pending_rel), {})
+                    owner.near_order = (
+                        entry.get("order", "min") if entry.get("attribute") == "distance" else "min"
+                    )
+                    prep = None
+                    continue
+            if kind == "person":
+                if prep in ("target", "toward", "locative") or any(
+                    v in ("put", "move", "take", "push") for v in p.verbs
+                ):
+                    p.person_target = True
+                else:
+                    p.person_reference = True
+            elif kind == "side":
+                side_mentions.append((np.mod_values("DIR"), prep, len(p.objects)))
+            elif kind == "self":
+                if prep == "toward":
+                    p.directions.append("backward")
+                elif prep == "from":
+                    p.directions.append("forward")
+                elif prep in ("target",):
+                    p.target_objects.append(np)
+                elif not p.objects and p.verbs:
+                    p.self_object = True
+            elif kind == "location" or (
+                kind in ("name", "unknown") and prep in ("target", "locative", "from") and p.objects
+            ):
+                loc_mentions.append((np, prep, relcl, idx, len(p.objects)))
+            elif kind in ("object", "name", "unknown"):
+                if prep in ("target", "toward") and p.objects:
+                    p.target_objects.append(np)
+                elif p.objects and np.head == "PRON" and (last_conj or p.objects[-1].head != "PRON"):
+                    pass  # "pick up the bolt and put it ..." : it = the bolt
+                elif p.objects and last_conj and not p.verbs[1:]:
+                    p.conj_objects = True
+                    p.objects.append(np)
+                elif ba and p.objects and p.objects[-1].head == "PRON" and np.head != "PRON":
+                    p.objects[-1] = np
+                else:
+                    p.objects.append(np)
+            prep = None
+            relcl = False
+            last_conj = False
+        self._place_targets(p, loc_mentions)
+        moving = any(v in ("push", "move", "take", "put") for v in p.verbs)
+        for dirs, side_prep, n_objects in side_mentions:
+            as_selector = side_prep in ("locative", "from") or (
+                not moving and side_prep not in ("toward", "target")
+            )
+            if as_selector and p.objects:
+                p.objects[max(0, n_objects - 1)].sides.extend(dirs)
+            elif as_selector and p.targets:
+                p.targets[-1].sides.extend(dirs)
+            else:
+                p.directions.extend(dirs)
+        if any(t.has("UNKNOWN") for t in tokens):
+            p.unknown_words.extend(t.text for t in tokens if t.tag == "UNKNOWN")
+        return p
+
+    def _place_targets(self, p: _Parse, mentions: list[tuple[_NP, str | None, bool, int, int]]) -> None:
+        """Pick the place the object goes to; other places describe where an object is now."""
+        placing = any(v in ("put", "move", "take", "go", "put_away", "scrap") for v in p.verbs)
+        target_idx = None
+        for i, (_np, prep, relcl, _idx, _n) in enumerate(mentions):
+            if relcl:
+                continue
+            if prep == "target" or (prep == "toward" and placing):
+                target_idx = i
+        if target_idx is None and (placing or not p.verbs):
+            for i, (_np, prep, relcl, _idx, _n) in enumerate(mentions):
+                if not relcl and prep in ("locative", None):
+                    target_idx = i
+        for i, (np, prep, _relcl, _idx, n_objects) in enumerate(mentions):
+            if i == target_idx:
+                p.targets.append(np)
+            elif p.objects:
+                owner = p.objects[max(0, n_objects - 1)]
+                owner.locatives.append(np)
+            elif prep in (None, "locative", "from"):
+                p.targets.append(np) if not p.verbs else None
+
+    # ------------------------------------------------------------------ history
+    def _history_turns(self, history: Sequence[str], scene: Scene) -> list[_Turn]:
+        turns: list[_Turn] = []
+        for text in history:
+            cleaned, _ = clean_text(str(text)[: self.vocab.max_chars])
+            if not cleaned or self._is_stop(cleaned) or self._is_home(cleaned):
+                continue
+            lang = detect_language(cleaned)
+            try:
+                parse = self._parse(self._tokenize(cleaned, scene), scene)
+                draft = self._draft(parse, scene, turns, lang, cleaned)
+            except Exception:
+                continue
+            if isinstance(draft, Resolution):
+                turns.append(_Turn(cleaned, None, None, (), None))
+                continue
+            objects = draft.objects or ()
+            targets = draft.targets or ()
+            turns.append(
+                _Turn(
+                    text=cleaned,
+                    draft=draft,
+                    object_id=objects[0] if len(objects) == 1 else None,
+                    mentioned=tuple(objects),
+                    target_id=targets[0] if len(targets) == 1 else None,
+                )
+            )
+        return turns
+
+    def _last_object(self, turns: Sequence[_Turn]) -> str | None:
+        for turn in reversed(turns):
+            if turn.object_id:
+                return turn.object_id
+        return None
+
+    # ------------------------------------------------------------------ drafts
+    def _draft(
+        self, p: _Parse, scene: Scene, turns: list[_Turn], lang: str, cleaned: str
+    ) -> Draft | Resolution:
+        verbs = p.verbs
+        conf = 0.9 if p.corrected else 1.0
+        ellipsis = not verbs and (p.markers & {"again", "same", "too", "other", "remaining"})
+        known_nps = [np for np in p.objects + p.targets if np.kind not in ("unknown", "empty")]
+        if not verbs and (p.objects or p.targets) and not known_nps and not p.markers:
+            return self._reject(cleaned, lang, "not a task for the robot arm", "这不是机械臂的任务")
+        if not verbs and p.objects and not p.targets and not p.target_objects and not p.directions:
+            has_template = any(
+                t.draft is not None and t.draft.intent in ("put", "pick", "push") for t in turns
+            )
+            ellipsis = ellipsis or has_template
+        if ellipsis:
+            return self._ellipsis(p, scene, turns, lang, cleaned, conf)
+        if not verbs:
+            if p.objects and (p.targets or p.target_objects):
+                verbs = ["put"]
+                conf *= 0.8
+            elif p.targets and not p.objects:
+                verbs = ["go"]
+                conf *= 0.8
+            elif p.objects or p.targets:
+                obj_words = p.objects[0].text if p.objects else p.targets[0].text
+                return self._clarify_plain(
+                    cleaned,
+                    lang,
+                    f"no action given: what should I do with {obj_words}?",
+                    f"请问要对{obj_words}做什么？",
+                    slot="action",
+                )
+            else:
+                return self._reject(cleaned, lang, "not a task for the robot arm", "这不是机械臂的任务")
+        if p.conj_objects:
+            ids: list[str] = []
+            for np in p.objects:
+                cands, _ = self._match_objects(np, scene, turns, "put")
+                ids.extend(c for c in cands if c not in ids)
+            return self._clarify_plain(
+                cleaned, lang, "one object at a time: which one first?", "请一次只说一个物体：先处理哪一个？",
+                candidates=tuple(ids), slot="object",
+            )  # fmt: skip
+
+        if "push" in verbs:
+            intent = "push"
+        elif any(v in ("put", "put_away", "scrap") for v in verbs):
+            intent = "put"
+        elif "move" in verbs:
+            intent = "put"
+            if p.self_object or not p.objects:
+                intent = "move_to"
+            elif not p.targets and not p.target_objects and p.directions:
+                intent = "push"
+        elif "take" in verbs or "pick" in verbs:
+            intent = "put" if (p.targets or p.target_objects) else "pick"
+        elif "go" in verbs:
+            intent = "move_to"
+        else:
+            intent = "pick"
+        default_target = None
+        if "scrap" in verbs:
+            default_target = "scrap"
+        elif "put_away" in verbs:
+            default_target = "put_away"
+
+        draft = Draft(intent=intent, confidence=conf)
+        # --- object
+        if intent in ("put", "pick", "push"):
+            if p.objects:
+                np = p.objects[0]
+                cands, note = self._match_objects(np, scene, turns, intent)
+                if np.corrected:
+                    draft = replace(draft, confidence=draft.confidence * 0.9)
+                if np.head == "PRON" or np.has_mod("MARK"):
+                    draft = replace(draft, confidence=draft.confidence * 0.9)
+                draft = replace(draft, objects=cands, object_words=np.text, object_note=note)
+            elif intent == "put" and scene.holding:
+                draft = replace(draft, objects=(scene.holding,), object_words="it")
+            else:
+                draft = replace(draft, objects=(), object_words="", object_note="no object named")
+        # --- target
+        if intent in ("put", "move_to"):
+            if p.targets:
+                np = p.targets[-1]
+                cands = self._match_locations(np, scene, turns)
+                draft = replace(draft, targets=cands, target_words=np.text)
+            elif p.target_objects:
+                draft = replace(draft, targets=(), target_words=p.target_objects[-1].text)
+            elif default_target:
+                draft = replace(draft, default_target=default_target, confidence=draft.confidence * 0.95)
+            else:
+                draft = replace(draft, targets=(), target_words="")
+        # --- direction
+        if intent == "push":
+            dirs = list(dict.fromkeys(p.directions))
+            if len(dirs) == 1:
+                draft = replace(draft, direction=dirs[0])
+            elif p.targets:
+                draft = replace(draft, direction=None, target_words=p.targets[-1].text)
+        return draft
+
+    def _ellipsis(
+        self, p: _Parse, scene: Scene, turns: list[_Turn], lang: str, cleaned: str, conf: float
+    ) -> Draft | Resolution:
+        """ "again", "same for the blue gear", "the other one", "另一个也一样": reuse the last command."""
+        template = next(
+            (t for t in reversed(turns) if t.draft is not None and t.draft.intent in ("put", "pick", "push")),
+            None,
+        )
+        if template is None or template.draft is None:
+            return self._clarify_plain(
+                cleaned,
+                lang,
+                "there is no earlier command to repeat: what should I do?",
+                "之前没有可以重复的指令，请问要做什么？",
+            )  # fmt: skip
+        base = template.draft
+        if not p.objects and not ({"other", "remaining"} & p.markers):
+            return replace(base, confidence=base.confidence * 0.9 * conf)
+        np = p.objects[0] if p.objects else _NP(head="GENERIC", head_value="one")
+        for mark in p.markers & {"other", "remaining"}:
+            if ("MARK", mark) not in np.mods:
+                np.mods.append(("MARK", mark))
+        cands, note = self._match_objects(np, scene, turns, base.intent, inherit=template.object_id)
+        draft = replace(
+            base,
+            objects=cands,
+            object_words=np.text or "the other one",
+            object_note=note,
+            confidence=base.confidence * 0.9 * conf,
+        )
+        if base.intent == "put" and base.targets is None and base.default_target is None:
+            draft = replace(draft, targets=(), target_words="")
+        return draft
+
+    # ------------------------------------------------------------------ matching
+    def _match_objects(
+        self, np: _NP, scene: Scene, turns: Sequence[_Turn], intent: str, inherit: str | None = None
+    ) -> tuple[tuple[str, ...], str]:
+        """Ids of the scene objects that fit a phrase (empty: nothing fits), and a note on why."""
+        objs = list(scene.objects)
+        marks = set(np.mod_values("MARK"))
+        last = inherit or self._last_object(turns)
+        if np.head == "PRON":
+            if scene.holding and (intent != "pick" or not last or last == scene.holding):
+                return (scene.holding,), "held object"
+            if last and scene.object(last) is not None:
+                return (last,), "from the dialogue"
+            if scene.holding:
+                return (scene.holding,), "held object"
+            return (), f"nothing to refer to with '{np.text}'"
+        if np.head == "CAT":
+            objs = _prefer_named([o for o in objs if self._is_category(o, np.head_value or "")], np.head_word)
+        elif np.head == "KIND":
+            objs = [o for o in objs if o.kind == np.head_value]
+        elif np.head is None and np.kind == "unknown":
+            return (), f"no '{np.text}' in the cell"
+        elif np.head is None and np.kind == "name":
+            names = np.mod_values("NAME")
+            named = [o for o in objs if all(n in _entity_tokens(o) for n in names)]
+            if not named:
+                return (), f"no '{np.text}' in the cell"
+            objs = named
+        if (inherit or {"other", "remaining", "same"} & marks) and np.head in (None, "GENERIC") and last:
+            ref = scene.object(last)
+            if ref is not None:
+                same_category = [o for o in objs if o.category == ref.category]
+                if inherit and not marks:
+                    # "the small one too": prefer the earlier object's category when it fits.
+                    narrowed = self._filter_attributes(np, same_category, scene)
+                    objs = same_category if narrowed else objs
+                else:
+                    objs = same_category
+        if "other" in marks and last:
+            objs = [o for o in objs if o.id != last]
+        if "remaining" in marks:
+            seen = {i for t in turns for i in t.mentioned}
+            objs = [o for o in objs if o.id not in seen]
+        if "previous" in marks:
+            for turn in reversed(turns):
+                hits = [o for o in objs if o.id in turn.mentioned]
+                if len(hits) == 1:
+                    objs = hits
+                    break
+        if not objs:
+            return (), f"no {np.text or 'object'} fits"
+        objs = self._filter_attributes(np, objs, scene)
+        if not objs:
+            return (), f"no {np.text} in the cell"
+        for loc_np in np.locatives:
+            places = [scene.location(i) for i in self._match_locations(loc_np, scene, turns)]
+            radius = self.vocab.on_location_radius_m
+            objs = [
+                o for o in objs if any(_xy_distance(o.position, pl.position) <= radius for pl in places if pl)
+            ]
+            if not objs:
+                return (), f"no {np.text} on {loc_np.text}"
+        if np.near is not None:
+            objs = self._nearest_to(np.near, objs, scene, turns, np.near_order)
+        objs = self._spatial_select(np, objs)
+        return tuple(o.id for o in objs), ""
+
+    def _is_category(self, obj: SceneObject, category: str) -> bool:
+        if obj.category == category:
+            return True
+        words = self._category_words.get(category, {category})
+        return obj.category in words
+
+    def _filter_attributes(self, np: _NP, items: list, scene: Scene) -> list:
+        size_order = self.vocab.size_order
+        for tag, value in np.mods:
+            if not items:
+                break
+            if tag == "COLOR":
+                items = [o for o in items if getattr(o, "color", "") == value or value in _entity_tokens(o)]
+            elif tag == "MATERIAL":
+                items = [
+                    o for o in items if getattr(o, "material", "") == value or value in _entity_tokens(o)
+                ]
+            elif tag == "THREAD":
+                items = [
+                    o
+                    for o in items
+                    if str(o.attributes.get("thread", "")).lower() == value
+                    or any(t == value or t.startswith(value + "x") for t in _entity_tokens(o))
+                ]
+            elif tag == "LENGTH":
+                items = [
+                    o
+                    for o in items
+                    if (getattr(o, "length_mm", None) is not None and abs(o.length_mm - float(value)) < 0.5)
+                    or any(t.endswith("x" + value) for t in _entity_tokens(o))
+                ]
+            elif tag == "LABEL":
+                items = [o for o in items if value.lower() in _entity_tokens(o)]
+            elif tag == "SIZE":
+                exact = [o for o in items if getattr(o, "size", "") == value]
+                if exact or value not in (size_order[0], size_order[-1]):
+                    items = exact
+                else:
+                    items = self._extreme(items, "size", "max" if value == size_order[-1] else "min")
+            elif tag == "NAME":
+                named = [o for o in items if value in _entity_tokens(o)]
+                if named or value not in _ZH_NAME_DIRECTIONS:
+                    items = named
+        return items
+
+    def _nearest_to(
+        self, ref_np: _NP, objs: list, scene: Scene, turns: Sequence[_Turn], order: str = "min"
+    ) -> list:
+        if ref_np.head == "SELF" or ref_np.kind == "self":
+            points = [(0.0, 0.0, 0.0)]
+        else:
+            ref_ids = self._match_objects(ref_np, scene, turns, "pick")[0] if ref_np.kind == "object" else ()
+            if not ref_ids:
+                ref_ids = self._match_locations(ref_np, scene, turns)
+            points = [scene.entity(i).position for i in ref_ids if scene.entity(i) is not None]
+            objs = [o for o in objs if o.id not in ref_ids]
+        if not points or not objs:
+            return []
+        sign = -1.0 if order == "max" else 1.0
+        dist = {o.id: sign * min(_xy_distance(o.position, pt) for pt in points) for o in objs}
+        ordered = sorted(objs, key=lambda o: dist[o.id])
+        margin = self.vocab.near_margin_m
+        return [o for o in ordered if dist[o.id] - dist[ordered[0].id] < margin]
+
+    def _extreme(self, items: list, attribute: str, order: str, margin: float | None = None) -> list:
+        """The item(s) with the extreme value; ties (within ``margin``) all stay, so the caller asks."""
+        size_order = self.vocab.size_order
+
+        def key(o) -> float | None:
+            if attribute == "size":
+                return float(size_order.index(o.size)) if getattr(o, "size", "") in size_order else None
+            if attribute == "length_mm":
+                return getattr(o, "length_mm", None)
+            if attribute == "x":
+                return o.position[0]
+            if attribute == "y":
+                return o.position[1]
+            if attribute == "distance":
+                return math.hypot(o.position[0], o.position[1])
+            return None
+
+        valued = [(key(o), o) for o in items]
+        valued = [(k, o) for k, o in valued if k is not None]
+        if not valued:
+            return list(items)
+        sign = 1.0 if order == "max" else -1.0
+        best = max(sign * k for k, _ in valued)
+        tol = margin if margin is not None else 1e-9
+        return [o for k, o in valued if best - sign * k < tol]
+
+    def _spatial_select(self, np: _NP, items: list) -> list:
+        margin_side = self.vocab.side_margin_m
+        margin_near = self.vocab.near_margin_m
+        for name in np.mod_values("SUPER"):
+            entry = self._superlatives.get(name)
+            if entry is None or not items:
+                continue
+            attribute = entry["attribute"]
+            margin = (
+                margin_side if attribute in ("x", "y") else margin_near if attribute == "distance" else None
+            )
+            items = self._extreme(items, attribute, entry["order"], margin)
+        for direction in list(np.mod_values("DIR")) + np.sides:
+            if not items:
+                break
+            named = [o for o in items if direction in _entity_tokens(o)]
+            if named:
+                items = named
+                continue
+            if len(items) == 1:
+                o = items[0]
+                ok = {
+                    "left": o.position[1] > -0.02,
+                    "right": o.position[1] < 0.02,
+                }.get(direction, True)
+                items = items if ok else []
+                continue
+            attribute, order = {
+                "left": ("y", "max"),
+                "right": ("y", "min"),
+                "forward": ("x", "max"),
+                "backward": ("x", "min"),
+                "up": ("z", "max"),
+                "down": ("z", "min"),
+            }[direction]
+            if attribute == "z":
+                ordered = sorted(items, key=lambda o: o.position[2], reverse=order == "max")
+                items = [o for o in ordered if abs(o.position[2] - ordered[0].position[2]) < margin_side]
+            else:
+                items = self._extreme(items, attribute, order, margin_side)
+        return items
+
+    def _match_locations(self, np: _NP, scene: Scene, turns: Sequence[_Turn]) -> tuple[str, ...]:
+        locs = list(scene.locations)
+        head, value = np.head, np.head_value or ""
+        if head == "LOCCAT":
+            words = self._category_words.get(value, {value})
+            locs = [
+                loc
+                for loc in locs
+                if loc.category == value or loc.category in words or words & _entity_tokens(loc)
+            ]
+        elif head in ("KIND", "CAT"):
+            locs = [loc for loc in locs if value in loc.accepts or value in _entity_tokens(loc)]
+        elif head == "PRON":
+            last_targets = [t.target_id for t in reversed(turns) if t.target_id]
+            return (last_targets[0],) if last_targets else ()
+        elif head is None and np.kind == "unknown":
+            return ()
+        locs = _prefer_named(locs, np.head_word)
+        marks = set(np.mod_values("MARK"))
+        if marks & {"same", "previous"}:
+            for turn in reversed(turns):
+                if turn.target_id and any(loc.id == turn.target_id for loc in locs):
+                    return (turn.target_id,)
+        for tag, mod in np.mods:
+            if not locs:
+                break
+            if tag == "ROLE":
+                words = self._role_words.get(mod, {mod})
+                locs = [loc for loc in locs if loc.role == mod or words & _entity_tokens(loc)]
+            elif tag in ("KIND", "CAT"):
+                locs = [loc for loc in locs if mod in loc.accepts or mod in _entity_tokens(loc)]
+            elif tag == "NAME":
+                if mod in _ZH_NAME_DIRECTIONS:
+                    continue  # handled as a direction below
+                locs = [loc for loc in locs if mod in _entity_tokens(loc)]
+            elif tag in ("LABEL",):
+                locs = [loc for loc in locs if mod.lower() in _entity_tokens(loc)]
+            elif tag in ("COLOR", "MATERIAL", "SIZE"):
+                key = {"COLOR": "color", "MATERIAL": "material", "SIZE": "size"}[tag]
+                locs = [
+                    loc
+                    for loc in locs
+                    if loc.attributes.get(key, "").lower() == mod or mod in _entity_tokens(loc)
+                ]
+        if locs and np.head is None and not np.mods and np.kind == "empty":
+            return ()
+        locs = self._spatial_select(np, locs)
+        return tuple(loc.id for loc in locs)
+
+    def _default_targets(self, rule: str, obj: SceneObject | None, scene: Scene) -> tuple[str, ...]:
+        """Where "scrap it" and "put it away" send an object: role reject / the place that accepts it."""
+        if rule == "scrap":
+            words = self._role_words.get("reject", {"reject"})
+            return tuple(
+                loc.id
+                for loc in scene.locations
+                if loc.role == "reject" or (not loc.role and words & _entity_tokens(loc))
+            )
+        if obj is None:
+            return ()
+        by_category = [loc.id for loc in scene.locations if obj.category and obj.category in loc.accepts]
+        if by_category:
+            return tuple(by_category)
+        by_kind = [loc.id for loc in scene.locations if obj.kind and obj.kind in loc.accepts]
+        return tuple(by_kind)
+
+    # ------------------------------------------------------------------ finishing
+    def _finalize(self, draft: Draft, scene: Scene, lang: str, raw: str) -> Resolution:
+        intent = draft.intent
+        if intent in ("stop", "home"):
+            return self._resolved(draft, scene, lang, raw)
+        needs_object = intent in ("put", "pick", "push")
+        needs_target = intent in ("put", "move_to")
+        objects = draft.objects or ()
+        if needs_object and not objects:
+            return self._ask(draft, "object", (), scene, lang, raw)
+        if needs_target and draft.targets is not None and not draft.targets and draft.default_target is None:
+            return self._ask(draft, "target", (), scene, lang, raw)
+        if needs_object and len(objects) > 1:
+            return self._ask(draft, "object", objects, scene, lang, raw)
+        if needs_target and draft.targets is None and draft.default_target:
+            obj = scene.object(objects[0]) if objects else None
+            targets = self._default_targets(draft.default_target, obj, scene)
+            draft = replace(draft, targets=targets, target_words=draft.default_target)
+            if not targets:
+                return self._ask(draft, "target", (), scene, lang, raw)
+        if needs_target and (draft.targets is None or not draft.targets):
+            return self._ask(draft, "target", (), scene, lang, raw)
+        if needs_target and len(draft.targets or ()) > 1:
+            return self._ask(draft, "target", tuple(draft.targets or ()), scene, lang, raw)
+        if intent == "push" and draft.direction is None:
+            return self._ask(draft, "direction", (), scene, lang, raw)
+        return self._resolved(draft, scene, lang, raw)
+
+    def _resolved(self, draft: Draft, scene: Scene, lang: str, raw: str) -> Resolution:
+        intent = draft.intent
+        obj_id = draft.objects[0] if draft.objects else None
+        target_id = draft.targets[0] if draft.targets else None
+        if intent == "put":
+            action = "place" if obj_id is not None and obj_id == scene.holding else "pick_place"
+        elif intent in ("pick", "push", "move_to", "stop", "home"):
+            action = intent
+        else:
+            action = intent
+        if action in ("stop", "home"):
+            obj_id = target_id = None
+        if action == "pick":
+            target_id = None
+        if action == "move_to":
+            obj_id = None
+        direction = draft.direction if action == "push" else None
+        if action == "push":
+            target_id = None
+        return Resolution(
+            status="resolved",
+            action=action,
+            object_id=obj_id if action in ("pick_place", "pick", "place", "push") else None,
+            target_id=target_id if action in ("pick_place", "place", "move_to") else None,
+            direction=direction,
+            confidence=round(max(0.05, min(1.0, draft.confidence)), 3),
+            instruction=self.canonical_instruction(action, obj_id, target_id, direction, scene),
+            language=lang,
+            raw_text=raw,
+        )
+
+    def canonical_instruction(
+        self,
+        action: str,
+        object_id: str | None,
+        target_id: str | None,
+        direction: str | None,
+        scene: Scene,
+    ) -> str:
+        """The explicit English sentence OpenVLA is prompted with, e.g. "pick up the red gear and place
+        it in the reject bin"."""
+        obj = self._describe(scene.object(object_id), scene) if object_id else "the object"
+        loc = scene.location(target_id) if target_id else None
+        where = ""
+        if loc is not None:
+            prep = "in" if loc.category in _IN_CATEGORIES else "on"
+            where = f"{prep} the {loc.name}"
+        if action == "pick_place":
+            return f"pick up {obj} and place it {where}"
+        if action == "pick":
+            return f"pick up {obj}"
+        if action == "place":
+            return f"place {obj} {where}"
+        if action == "push":
+            return f"push {obj} {_EN_DIRECTION.get(direction or '', direction or '')}".strip()
+        if action == "move_to":
+            return f"move to the {loc.name}" if loc is not None else "move to the target"
+        if action == "home":
+            return "return to the home position"
+        if action == "stop":
+            return "stop"
+        return ""
+
+    def _describe(self, obj: SceneObject | None, scene: Scene) -> str:
+        """Name an object so that it is unique in the scene (adds size, length or side when needed)."""
+        if obj is None:
+            return "the object"
+        same = [o for o in scene.objects if o.name.lower() == obj.name.lower() and o.id != obj.id]
+        name = obj.name
+        if not same:
+            return f"the {name}"
+        if obj.size and all(o.size != obj.size for o in same):
+            return f"the {obj.size} {name}"
+        if obj.length_mm is not None and all(o.length_mm != obj.length_mm for o in same):
+            return f"the {obj.length_mm:g} mm {name}"
+        group = [obj, *same]
+        for attribute, order, words in _DESCRIBE_BY_POSITION:
+            best = self._extreme(group, attribute, order, self.vocab.side_margin_m)
+            if best == [obj]:
+                return f"the {name} {words}"
+        return f"the {name}"
+
+    # ------------------------------------------------------------------ questions
+    def _label(self, entity_id: str, scene: Scene, lang: str) -> str:
+        entity = scene.entity(entity_id)
+        if entity is None:
+            return entity_id
+        if isinstance(entity, SceneObject):
+            text = self._describe(entity, scene)
+            text = text[4:] if text.startswith("the ") else text
+        else:
+            text = entity.name
+        return f"{text} ({entity_id})" if lang == "en" else f"{text}（{entity_id}）"
+
+    def _ask(
+        self, draft: Draft, slot: str, candidates: tuple[str, ...], scene: Scene, lang: str, raw: str
+    ) -> Resolution:
+        labels = [self._label(c, scene, lang) for c in candidates]
+        zh = lang == "zh"
+        if slot == "object" and candidates:
+            listing = _join(labels, "或" if zh else "or", zh)
+            q = f"请问是哪一个：{listing}？" if zh else f"Which one do you mean: {listing}?"
+            reason = "several objects fit"
+        elif slot == "object":
+            words = draft.object_words or ("它" if zh else "it")
+            detail = draft.object_note
+            if zh:
+                q = f"工作单元里没有找到符合“{words}”的物体。请问是哪个物体？"
+            else:
+                q = f"I can't find {_the(words)} in the cell. Which object do you mean?"
+            reason = detail or "nothing in the cell fits"
+        elif slot == "target" and candidates:
+            listing = _join(labels, "还是" if zh else "or", zh)
+            if draft.intent == "move_to":
+                q = f"请问去哪里：{listing}？" if zh else f"Where should I go: {listing}?"
+            else:
+                q = f"请问放到哪里：{listing}？" if zh else f"Where should I put it: {listing}?"
+            reason = "several places fit"
+        elif slot == "target":
+            words = draft.target_words
+            if words in ("put_away", "scrap"):
+                q = (
+                    "没有找到合适的存放位置，请问放到哪里？"
+                    if zh
+                    else "No place in the cell accepts it. Where should it go?"
+                )
+            elif words:
+                q = (
+                    f"工作单元里没有找到“{words}”。请问放到哪里？"
+                    if zh
+                    else f"I can't find {_the(words)} in the cell. Where should it go?"
+                )
+            else:
+                q = "请问放到哪里？" if zh else "Where should I put it?"
+            if draft.intent == "move_to":
+                q = q.replace("放到哪里", "去哪里").replace("Where should it go?", "Where should I go?")
+                q = q.replace("Where should I put it?", "Where should I go?")
+            reason = "no place fits"
+        else:  # direction
+            q = (
+                "请问往哪个方向推：左、右、前还是后？"
+                if zh
+                else "Which way should I push it: left, right, forward or backward?"
+            )
+            reason = "no direction given"
+        return Resolution(
+            status="clarify",
+            candidates=candidates,
+            question=q,
+            reason=reason,
+            confidence=round(draft.confidence, 3),
+            language=lang,
+            raw_text=raw,
+            pending=PendingCommand(draft=draft, slot=slot, candidates=candidates, raw_text=raw),
+        )
+
+    def _clarify_plain(
+        self,
+        raw: str,
+        lang: str,
+        reason_en: str,
+        reason_zh: str,
+        candidates: tuple[str, ...] = (),
+        slot: str = "action",
+    ) -> Resolution:
+        question = reason_zh if lang == "zh" else (reason_en[0].upper() + reason_en[1:])
+        if lang != "zh" and not question.endswith("?"):
+            question += ". What should I do?"
+        return Resolution(
+            status="clarify",
+            candidates=candidates,
+            question=question,
+            reason=reason_en,
+            confidence=0.0,
+            language=lang,
+            raw_text=raw,
+            pending=PendingCommand(
+                draft=Draft(intent="unknown"), slot=slot, candidates=candidates, raw_text=raw
+            ),
+        )
+
+    def _reject(self, raw: str, lang: str, reason_en: str, reason_zh: str) -> Resolution:
+        question = f"无法执行：{reason_zh}。" if lang == "zh" else f"I won't do that: {reason_en}."
+        return Resolution(
+            status="reject", question="", reason=question, confidence=1.0, language=lang, raw_text=raw
+        )
+
+    # ------------------------------------------------------------------ answers
+    def _answer(self, pending: Resolution, answer_text: str, scene: Scene) -> Resolution:
+        if pending.pending is None:
+            return self.resolve(answer_text, scene)
+        pc = pending.pending
+        cleaned, _ = clean_text(str(answer_text)[: 40 * self.vocab.max_chars])
+        lang = pending.language
+        if not cleaned:
+            return pending
+        if self._is_stop(cleaned):
+            return self._resolved(Draft(intent="stop"), scene, detect_language(cleaned), cleaned)
+        if len(cleaned) > self.vocab.max_chars:
+            return replace(pending, reason="answer too long: please answer in a few words")
+        refusal = self._unsafe(cleaned, answer_text, scene, detect_language(cleaned))
+        if refusal is not None:
+            return refusal
+        tokens = self._tokenize(cleaned, scene)
+        parse = self._parse(tokens, scene)
+        if parse.verbs or pc.draft.intent == "unknown" or pc.slot == "action":
+            return self.resolve(cleaned, scene, pc.history)
+        draft = pc.draft
+        if pc.slot == "direction":
+            dirs = list(
+                dict.fromkeys(
+                    parse.directions + [d for np in parse.objects for d in np.sides + np.mod_values("DIR")]
+                )
+            )
+            if len(dirs) == 1:
+                return self._finalize(replace(draft, direction=dirs[0]), scene, lang, pc.raw_text)
+            return replace(pending, reason="please answer with a direction")
+        pool = pc.candidates
+        if not pool:
+            pool = (
+                tuple(o.id for o in scene.objects)
+                if pc.slot == "object"
+                else tuple(loc.id for loc in scene.locations)
+            )
+        chosen = self._choose_from_answer(cleaned, tokens, parse, pool, pc.slot, scene)
+        if len(chosen) == 1:
+            if pc.slot == "object":
+                draft = replace(draft, objects=chosen)
+            else:
+                draft = replace(draft, targets=chosen, default_target=None)
+            return self._finalize(draft, scene, lang, pc.raw_text)
+        again = self._ask(
+            draft, pc.slot, tuple(chosen) if chosen else pc.candidates, scene, lang, pc.raw_text
+        )
+        return replace(again, pending=replace(again.pending, history=pc.history) if again.pending else None)
+
+    def _choose_from_answer(
+        self, cleaned: str, tokens: list[Token], parse: _Parse, pool: tuple[str, ...], slot: str, scene: Scene
+    ) -> tuple[str, ...]:
+        lowered = cleaned.lower().strip(" .!?。！？")
+        for cid in pool:
+            if lowered == cid.lower() or re.search(rf"(?<![\w]){re.escape(cid.lower())}(?![\w])", lowered):
+                return (cid,)
+        named = [
+            cid
+            for cid in pool
+            if scene.entity(cid) is not None
+            and scene.entity(cid).name.lower() == lowered.removeprefix("the ")
+        ]
+        if len(named) == 1:
+            return tuple(named)
+        for tok in tokens:
+            if tok.tag == "ORD":
+                entry = self.vocab.concepts["ordinals"].get(tok.tags[0][1])
+                if entry and entry["index"] <= len(pool):
+                    return (pool[entry["index"] - 1],)
+        nps = parse.objects + parse.targets + parse.target_objects
+        if not nps:
+            if parse.directions:
+                nps = [_NP(sides=list(parse.directions))]
+            else:
+                return ()
+        np = nps[0]
+        if np.head in ("PRON",) and not np.mods:
+            return ()
+        if slot == "object":
+            items = [scene.object(c) for c in pool if scene.object(c) is not None]
+            if np.head == "CAT":
+                items = [o for o in items if self._is_category(o, np.head_value or "")]
+            elif np.head == "KIND":
+                items = [o for o in items if o.kind == np.head_value]
+            items = self._filter_attributes(np, items, scene)
+            if np.near is not None:
+                items = self._nearest_to(np.near, items, scene, [])
+            items = self._spatial_select(np, items)
+            return tuple(o.id for o in items)
+        ids = set(
+            self._match_locations(
+                np, replace(scene, locations=tuple(scene.location(c) for c in pool if scene.location(c))), []
+            )
+        )
+        return tuple(c for c in pool if c in ids)
+
+
+_ZH_NAME_DIRECTIONS = frozenset({"left", "right"})
+
+
+def _prefer_named(items: list, word: str) -> list:
+    """When the operator's noun appears in some names ("the tote" with "tote 3", "NG bin"), keep those."""
+    if not word or len(items) < 2:
+        return items
+    named = [i for i in items if word in _entity_tokens(i)]
+    return named if named else items
+
+
+def _the(words: str) -> str:
+    words = words.strip()
+    if (
+        not words
+        or words.lower().startswith(("the ", "a ", "an "))
+        or any("\u4e00" <= ch <= "\u9fff" for ch in words)
+    ):
+        return f"'{words}'" if words else "it"
+    return f"the {words}"
+
+
+def _join(labels: Iterable[str], word: str, zh: bool) -> str:
+    labels = list(labels)
+    if zh:
+        return "、".join(labels[:-1]) + (word if len(labels) > 1 else "") + labels[-1] if labels else ""
+    if len(labels) <= 2:
+        return f" {word} ".join(labels)
+    return ", ".join(labels[:-1]) + f" {word} " + labels[-1]
