@@ -11,6 +11,7 @@ from collections.abc import Sequence
 # missing optional dependency of one area does not break the others.
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "vla_ros.data.cli",
+    "vla_ros.disambiguation.cli",
     "vla_ros.eval.cli",
 )
 
