@@ -237,7 +237,7 @@ def test_for_any_event_sequence_outputs_respect_limits_and_estop_holds_until_res
             elif last_step is not None and now > last_step and Flag.ACCEL_OVERRIDDEN not in result.flags:
                 step_limit = AMAX * min(now - last_step, LIMITS.max_output_interval_s) + 1e-9
                 assert np.all(np.abs(out - prev) <= step_limit)
-            if ee is not None and controller._fresh_ee_position(now) is not None:
+            if ee is not None and controller.fresh_ee_position(now) is not None:
                 assert not np.any((ee >= LIMITS.workspace_max) & (out[0:3] > 0))
                 assert not np.any((ee <= LIMITS.workspace_min) & (out[0:3] < 0))
             prev, last_step, tripped = out, now, False

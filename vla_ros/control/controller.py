@@ -195,7 +195,7 @@ class Controller:
         else:
             target = self._command
 
-        result = self.filter.apply(target, now_s, self._fresh_ee_position(now_s), self.watchdog.deadline_s)
+        result = self.filter.apply(target, now_s, self.fresh_ee_position(now_s), self.watchdog.deadline_s)
         return self._record(result.with_flags(*extra))
 
     def status(self, now_s: float) -> ControllerStatus:
@@ -225,7 +225,8 @@ class Controller:
 
     # ------------------------------------------------------------------ internals
 
-    def _fresh_ee_position(self, now_s: float) -> np.ndarray | None:
+    def fresh_ee_position(self, now_s: float) -> np.ndarray | None:
+        """The end-effector position the workspace check uses at ``now_s``: None if too old or unknown."""
         if self._ee_position is None or self._ee_time_s is None or not math.isfinite(now_s):
             return None
         age = now_s - self._ee_time_s

@@ -15,11 +15,13 @@ huge numbers, any times including jitter, repeats and jumps backwards, any end-e
    (and :meth:`reset` returns to) zero twist, so the first output is zero.
 
 The hard limits (1, 2 and "zero at the stop deadline") win over the acceleration limit when they
-cannot all hold; the output then carries :attr:`Flag.ACCEL_OVERRIDDEN`. That happens only when the
-reported end-effector position is inconsistent with the commanded motion (a jump, or an output gap
-longer than ``max_output_interval_s``): when the end effector moves as commanded and outputs come
-at most ``max_output_interval_s`` apart, the filter brakes early enough (``v <= sqrt`` stopping
-envelope near each face, linear speed cap before a stop deadline) that all three hold together.
+cannot all hold; the output then carries :attr:`Flag.ACCEL_OVERRIDDEN` and goes straight to the
+braking envelope of the face it is heading for (one jump, after which all limits hold again).
+That happens only when the reported end-effector position is inconsistent with the commanded
+motion (a jump, or an output gap longer than ``max_output_interval_s``): when the end effector
+moves as commanded and outputs come at most ``max_output_interval_s`` apart, the filter brakes
+early enough (a stopping-distance envelope near each face, see :func:`braking_speed_m_s`, and a
+speed cap ``max_accel * time_left`` before a stop deadline) that all three hold together.
 
 Commands that are not finite anywhere are treated as a stop request: the target becomes zero and
 the output decelerates within the acceleration limit. An unknown end-effector position does the
