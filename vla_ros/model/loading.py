@@ -435,6 +435,7 @@ def save_checkpoint(
         (tmp / "dataset_statistics.json").write_text(json.dumps(norm_stats, indent=2) + "\n")
     if directory.exists():
         old = directory.with_name(f".{directory.name}.old")
+        _rmtree(old)
         os.replace(directory, old)
         os.replace(tmp, directory)
         _rmtree(old)
