@@ -9,7 +9,7 @@ Then per precision / quantization: latency of our path, token agreement with fp3
 memory (state-dict bytes) of the tiny model and, computed from the meta-device build, of the
 full-size OpenVLA-7B.
 
-    PYTHONPATH=. /work/main/.venv/bin/python benchmarks/bench_model.py [--variant tiny|small] [--iterations 20]
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_model.py [--variant tiny|small] [--iterations 20]
 """
 
 from __future__ import annotations
