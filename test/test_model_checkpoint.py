@@ -193,3 +193,14 @@ def test_dataset_statistics_file_extends_config_norm_stats(broken_dir):
 def test_image_processor_round_trips_through_preprocessor_config():
     processor = ImageProcessor()
     assert ImageProcessor.from_preprocessor_config(processor.to_preprocessor_config()) == processor
+
+
+def test_saving_over_an_existing_checkpoint_replaces_it_whole(tiny_dir, tmp_path):
+    first = build_tiny_model("tiny", seed=10)
+    second = build_tiny_model("tiny", seed=11)
+    processor = ImageProcessor()
+    for model in (first, second, second):
+        out = save_checkpoint(model, tmp_path / "ckpt", image_processor=processor, tokenizer_dir=tiny_dir)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+    loaded = load_checkpoint(out, precision="fp32")
+    assert torch.equal(loaded.model.projector.fc1.weight, second.projector.fc1.weight)

@@ -74,6 +74,19 @@ def test_kv_cached_greedy_decoding_equals_recomputing_the_whole_sequence(policy)
     assert cached == uncached
 
 
+def test_constrained_decoding_is_the_argmax_over_action_tokens_of_the_full_logits(policy):
+    model = policy.core_model
+    lo, hi = policy.action_tokenizer.token_id_range
+    pixel_values, input_ids = policy.encode_inputs(_noise(8), "slide the tray to the left")
+    fast = model.generate_action_tokens(pixel_values, input_ids, 7, allowed_token_range=(lo, hi))[0].tolist()
+    ids, slow = input_ids, []
+    for _ in range(7):
+        next_id = lo + int(model.first_step_logits(pixel_values, ids)[0, lo:hi].argmax())
+        slow.append(next_id)
+        ids = torch.cat([ids, torch.tensor([[next_id]])], dim=1)
+    assert fast == slow
+
+
 def test_decoding_matches_transformers_generate_on_the_same_inputs(policy):
     model = policy.core_model
     pixel_values, input_ids = policy.encode_inputs(_noise(3), "push the blue block left")

@@ -200,7 +200,7 @@ def _expected_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
 
 
 # --- quantization ---------------------------------------------------------------------------------
-def _quantized_linear_names(model: OpenVLAForActionPrediction, vision: bool, projector: bool) -> list[str]:
+def quantized_linear_names(model: OpenVLAForActionPrediction, vision: bool, projector: bool) -> list[str]:
     """Linear layers to quantize: the LM's (not lm_head, as transformers does) and optionally the rest."""
     prefixes = ["language_model.model."]
     if vision:
@@ -344,7 +344,7 @@ def load_checkpoint(
     check_weights(_expected_shapes(model), headers)
 
     if quantization != "none":
-        names = _quantized_linear_names(model, quantize_vision, quantize_projector)
+        names = quantized_linear_names(model, quantize_vision, quantize_projector)
         _replace_with_bnb(model, names, quantization, dtype)
     by_file: dict[Path, list[str]] = {}
     for name, header in headers.items():
@@ -435,6 +435,7 @@ def save_checkpoint(
         (tmp / "dataset_statistics.json").write_text(json.dumps(norm_stats, indent=2) + "\n")
     if directory.exists():
         old = directory.with_name(f".{directory.name}.old")
+        _rmtree(old)
         os.replace(directory, old)
         os.replace(tmp, directory)
         _rmtree(old)

@@ -249,29 +249,23 @@ class OpenVLAForActionPrediction(nn.Module):
         """Greedy, KV-cached decoding of ``num_tokens`` tokens; returns [B, num_tokens] ids.
 
         Every row must have the same (unpadded) prompt length. ``allowed_token_range`` = (lo, hi)
-        restricts the argmax to ids lo..hi-1 (the action tokens); upstream decodes unconstrained.
-        The image is part of the first step's input, so it cannot be dropped by a cache bookkeeping
-        bug (openvla #346).
+        restricts the argmax to ids lo..hi-1 (the action tokens; upstream decodes unconstrained) and
+        then only those rows of the LM head are computed. The image is part of the first step's
+        input, so it cannot be dropped by a cache bookkeeping bug (openvla #346).
         """
         embeds, mask = self.embed_multimodal(pixel_values, input_ids)
-        out = self.language_model(inputs_embeds=embeds, attention_mask=mask, use_cache=True, logits_to_keep=1)
-        tokens = []
+        lm = self.language_model
+        head = lm.lm_head.weight
+        lo, hi = allowed_token_range if allowed_token_range is not None else (0, head.shape[0])
+        head = head[lo:hi]
+        cache, step_input, tokens = None, {"inputs_embeds": embeds}, []
         for step in range(num_tokens):
-            logits = out.logits[:, -1]
-            if allowed_token_range is not None:
-                lo, hi = allowed_token_range
-                next_ids = logits[:, lo:hi].argmax(dim=-1) + lo
-            else:
-                next_ids = logits.argmax(dim=-1)
+            out = lm.model(**step_input, attention_mask=mask, past_key_values=cache, use_cache=True)
+            cache = out.past_key_values
+            logits = nn.functional.linear(out.last_hidden_state[:, -1], head)
+            next_ids = logits.argmax(dim=-1) + lo
             tokens.append(next_ids)
-            if step + 1 == num_tokens:
-                break
-            mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
-            out = self.language_model(
-                input_ids=next_ids[:, None],
-                attention_mask=mask,
-                past_key_values=out.past_key_values,
-                use_cache=True,
-                logits_to_keep=1,
-            )
+            if step + 1 < num_tokens:
+                mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
+                step_input = {"input_ids": next_ids[:, None]}
         return torch.stack(tokens, dim=1)

@@ -1,0 +1,1 @@
+"""Policy runtimes behind the :class:`vla_ros.action.Policy` protocol (no ROS imports)."""
