@@ -13,6 +13,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "vla_ros.data.cli",
     "vla_ros.disambiguation.cli",
     "vla_ros.eval.cli",
+    "vla_ros.model.cli",
 )
 
 
