@@ -47,7 +47,7 @@ def test_reset_returns_the_task_instruction_and_rejects_unknown_tasks(cell):
     for name in TASK_NAMES:
         instruction = cell.reset(5, name)
         assert instruction == cell.task.instruction and cell.task.name == name
-        assert cell.episode_steps == 0
+        assert cell.episode_steps == 0 and cell.seed == 5
     with pytest.raises(ValueError, match="choose one of"):
         cell.reset(5, "juggle")
 

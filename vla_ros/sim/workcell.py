@@ -99,9 +99,9 @@ class Workcell:
         self.config = config or WorkcellConfig()
         self._client = pb.connect(pb.DIRECT)
         self._physics_dt_s = 1.0 / self.config.physics_hz
-        self._substeps_per_control = max(1, round(self.config.control_period_s * self.config.physics_hz))
         self._sim_time_s = 0.0
         self._episode_steps = 0
+        self._seed: int | None = None
         self._layout = Layout()
         self._task: Task | None = None
         self._built = _Built()
@@ -158,6 +158,7 @@ class Workcell:
         self._step_physics(max(1, round(self.config.settle_time_s * self.config.physics_hz)), track=True)
         chosen.start_part_positions_m = {pid: self.part_position(pid) for pid in self._built.part_bodies}
         self._task = chosen
+        self._seed = seed
         self._episode_steps = 0
         return chosen.instruction
 
@@ -223,6 +224,11 @@ class Workcell:
     def episode_steps(self) -> int:
         """Control steps (:meth:`apply_action` calls) since the last reset."""
         return self._episode_steps
+
+    @property
+    def seed(self) -> int | None:
+        """The seed of the last reset (None before the first)."""
+        return self._seed
 
     @property
     def layout(self) -> Layout:
