@@ -21,6 +21,7 @@ import numpy as np
 from vla_ros.action import ACTION_DIM, Action
 from vla_ros.control.limits import SafetyLimits
 from vla_ros.control.safety_filter import TWIST_DIM, as_twist
+from vla_ros.geometry import quaternion_angle_rad, quaternion_from_rotation_vector, quaternion_multiply
 
 IDENTITY_AXIS_MAP = (0, 1, 2, 3, 4, 5)
 
@@ -101,36 +102,6 @@ class PoseTarget:
 
     position_m: np.ndarray
     orientation_xyzw: np.ndarray
-
-
-def quaternion_multiply(q1: np.ndarray, q2: np.ndarray) -> np.ndarray:
-    """Hamilton product ``q1 * q2`` of ``[x, y, z, w]`` quaternions."""
-    x1, y1, z1, w1 = q1
-    x2, y2, z2, w2 = q2
-    return np.array(
-        [
-            w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
-            w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
-            w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2,
-            w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2,
-        ]
-    )
-
-
-def quaternion_from_rotation_vector(rotvec: np.ndarray) -> np.ndarray:
-    angle = float(np.linalg.norm(rotvec))
-    if angle < 1e-12:
-        return np.array([0.5 * rotvec[0], 0.5 * rotvec[1], 0.5 * rotvec[2], 1.0]) / math.sqrt(
-            1.0 + 0.25 * angle * angle
-        )
-    axis = rotvec / angle
-    return np.concatenate([axis * math.sin(angle / 2.0), [math.cos(angle / 2.0)]])
-
-
-def quaternion_angle_rad(q1: np.ndarray, q2: np.ndarray) -> float:
-    """The rotation angle between two orientations, in [0, pi]."""
-    dot = abs(float(np.dot(q1, q2)))
-    return 2.0 * math.acos(min(dot, 1.0))
 
 
 def _slerp(q1: np.ndarray, q2: np.ndarray, fraction: float) -> np.ndarray:

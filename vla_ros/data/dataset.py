@@ -18,7 +18,6 @@ before its tick (nearest previous). Everything here is numpy and dataclasses, no
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections import Counter, deque
 from collections.abc import Iterable, Sequence
@@ -42,6 +41,7 @@ from vla_ros.data.bag import (
     TopicRequirement,
     stamp_to_ns,
 )
+from vla_ros.geometry import rotation_vector_between
 from vla_ros.image_codec import decode_compressed, image_to_rgb
 
 ACTION_SOURCES = ("action_step", "twist", "ee_pose")
@@ -189,33 +189,9 @@ class Episode:
 # Reading one bag
 
 
-def _quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    ax, ay, az, aw = a
-    bx, by, bz, bw = b
-    return np.array(
-        [
-            aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-            aw * bw - ax * bx - ay * by - az * bz,
-        ]
-    )
-
-
 def rotation_delta(q_from_xyzw: Sequence[float], q_to_xyzw: Sequence[float]) -> np.ndarray:
     """Rotation vector (radians, base frame) of the rotation taking orientation ``q_from`` to ``q_to``."""
-    q0 = np.asarray(q_from_xyzw, dtype=np.float64)
-    q1 = np.asarray(q_to_xyzw, dtype=np.float64)
-    q0 = q0 / np.linalg.norm(q0)
-    q1 = q1 / np.linalg.norm(q1)
-    rel = _quat_mul(q1, q0 * np.array([-1.0, -1.0, -1.0, 1.0]))
-    if rel[3] < 0:
-        rel = -rel
-    vec = rel[:3]
-    norm = float(np.linalg.norm(vec))
-    if norm < 1e-12:
-        return 2.0 * vec  # small-angle limit
-    return vec / norm * (2.0 * math.atan2(norm, rel[3]))
+    return rotation_vector_between(q_from_xyzw, q_to_xyzw)
 
 
 class _Frame:

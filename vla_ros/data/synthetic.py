@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from vla_ros.data.bag import BagWriter
+from vla_ros.geometry import quaternion_from_rotation_vector, quaternion_multiply
 
 
 @dataclass(frozen=True)
@@ -24,27 +25,6 @@ class SyntheticTopics:
     twist: str = "/servo_node/delta_twist_cmds"
     ee_pose: str = "/ee_pose"
     gripper: str = "/vla/gripper_cmd"
-
-
-def _quat_from_rotvec(rotvec: np.ndarray) -> np.ndarray:
-    angle = float(np.linalg.norm(rotvec))
-    if angle < 1e-12:
-        return np.array([*(0.5 * rotvec), 1.0]) / np.linalg.norm([*(0.5 * rotvec), 1.0])
-    axis = rotvec / angle
-    return np.array([*(axis * np.sin(angle / 2)), np.cos(angle / 2)])
-
-
-def _quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    ax, ay, az, aw = a
-    bx, by, bz, bw = b
-    return np.array(
-        [
-            aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-            aw * bw - ax * bx - ay * by - az * bz,
-        ]
-    )
 
 
 def step_image(step: int, height: int = 8, width: int = 8, seed: int = 0) -> np.ndarray:
@@ -111,7 +91,7 @@ def write_demo_bag(
                     step=k,
                 )
             pos = pos + act[0:3]
-            quat = _quat_mul(_quat_from_rotvec(act[3:6]), quat)
+            quat = quaternion_multiply(quaternion_from_rotation_vector(act[3:6]), quat)
         if "ee_pose" in write and n:
             # The pose after the last action, so the last step's delta is recoverable.
             bag.write_pose(topics.ee_pose, times[-1] + round(period_s * 1e9), pos, quat)
