@@ -212,6 +212,18 @@ def test_ambiguous_text_asks_and_the_answer_completes_the_command(cell) -> None:
     assert msg.raw_text == "pick up the bolt"
 
 
+def test_a_new_instruction_replaces_the_pending_question(cell) -> None:
+    cell.say("pick up the bolt")
+    cell.next_clarification(0)
+    cell.say("pick up the red gear")  # the operator moved on
+    msg = cell.next_instruction(0)
+    assert (msg.object_id, msg.request_id) == ("gear_red", "")
+    cell.answer("the longer one")  # meant for the dropped question: completes nothing
+    assert "no question is pending" in cell.next_feedback(0)
+    time.sleep(SETTLE_S)
+    assert len(cell.instructions) == 1
+
+
 def test_unanswered_question_expires_and_nothing_is_forwarded(ros) -> None:
     _node(ros, clarification_timeout_s=0.5, static_scene_file=str(EXAMPLE_SCENE))
     operator = Operator(ros)
