@@ -25,7 +25,7 @@ from launch import LaunchDescription  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
-EXPECTED_NODES = {"/vla/policy_node", "/vla/controller_node"}
+EXPECTED_NODES = {"/vla/policy_node", "/vla/controller_node", "/vla/disambiguation_node"}
 
 
 @launch_pytest.fixture
