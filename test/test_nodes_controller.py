@@ -183,3 +183,25 @@ def test_nan_and_huge_commands_never_exceed_the_limits(ros) -> None:
     accel = np.abs(np.diff(speeds[:, 0])) / np.maximum(np.diff(times), 1e-9)
     # per-step change is bounded by accel * max_output_interval (1.5 periods)
     assert np.max(np.abs(np.diff(speeds[:, 0]))) <= 1.0 * 1.5 / RATE_HZ + 1e-9, accel.max()
+
+
+def test_servo_mode_switches_a_humble_servo_to_twist_commands(ros) -> None:
+    """Without moveit_msgs (Jazzy's switch_command_type), Humble's start_servo Trigger is called."""
+    from std_srvs.srv import Trigger
+
+    calls: list[int] = []
+    servo_node = ros.node("fake_moveit_servo")
+
+    def start_servo(request, response):
+        calls.append(1)
+        response.success = True
+        response.message = "servo started"
+        return response
+
+    servo_node.create_service(Trigger, "/servo_node/start_servo", start_servo)
+    controller = _controller(ros, output_mode="servo")
+    assert ros.wait_for(lambda: bool(calls), timeout_s=15.0), "the controller never asked Servo to start"
+    assert ros.wait_for(
+        lambda: controller._servo_status == "start_servo answered success=True", timeout_s=5.0
+    )
+    assert len(calls) == 1, "Servo is switched once, not on every timer tick"

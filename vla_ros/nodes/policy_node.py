@@ -16,7 +16,10 @@ Conventions of the outputs:
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
 
+from builtin_interfaces.msg import Time
 from geometry_msgs.msg import TwistStamped
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import qos_profile_sensor_data
@@ -41,6 +44,57 @@ from vla_ros.nodes.common import (
     stamp_to_s,
 )
 from vla_ros.policy.worker import Frame, InferenceWorker, StepResult
+
+
+@dataclass(frozen=True)
+class OutputConvention:
+    """How a 7-D action becomes messages for this robot (see the module docstring)."""
+
+    control_period_s: float = 0.2
+    frame_id: str = "panda_link0"
+    axis_scale: Sequence[float] = (1.0,) * 6
+    axis_sign: Sequence[float] = (1.0,) * 6
+    axis_map: Sequence[int] = (0, 1, 2, 3, 4, 5)
+    gripper_threshold: float = 0.5
+    gripper_invert: bool = False
+    gripper_max_effort: float = 0.0
+
+
+def step_messages(
+    result: StepResult, convention: OutputConvention, stamp: Time, identity: dict[str, str]
+) -> tuple[TwistStamped, GripperCommand, ActionStep]:
+    """The three messages of one policy step, all stamped ``stamp`` (the time of publication)."""
+    vector = result.action.vector
+    velocity = action_to_twist(
+        vector,
+        convention.control_period_s,
+        axis_scale=convention.axis_scale,
+        axis_sign=convention.axis_sign,
+        axis_map=convention.axis_map,
+    )
+    twist = TwistStamped()
+    twist.header.stamp = stamp
+    twist.header.frame_id = convention.frame_id
+    linear, angular = twist.twist.linear, twist.twist.angular
+    linear.x, linear.y, linear.z, angular.x, angular.y, angular.z = (float(v) for v in velocity)
+    position, close = gripper_command(
+        float(vector[6]), threshold=convention.gripper_threshold, invert=convention.gripper_invert
+    )
+    gripper = GripperCommand(
+        position=float(position), close=bool(close), max_effort=convention.gripper_max_effort
+    )
+    gripper.header = twist.header
+    step = ActionStep(
+        action=[float(v) for v in vector],
+        token_ids=[int(t) for t in result.action.token_ids],
+        instruction=result.instruction,
+        inference_time_s=float(result.action.inference_time_s),
+        step=int(result.step),
+        image_stamp=s_to_stamp(result.frame.stamp_s),
+        **identity,
+    )
+    step.header = twist.header
+    return twist, gripper, step
 
 
 class PolicyNode(LifecycleNode):
@@ -246,51 +300,24 @@ class PolicyNode(LifecycleNode):
     def _publish_step(self, result: StepResult) -> None:
         if not self._active:
             return
-        vector = result.action.vector
-        twist = action_to_twist(
-            vector,
-            float(self._p("control_period_s")),
+        convention = OutputConvention(
+            control_period_s=float(self._p("control_period_s")),
+            frame_id=self._p("twist_frame_id"),
             axis_scale=self._p("axis_scale"),
             axis_sign=self._p("axis_sign"),
             axis_map=self._p("axis_map"),
+            gripper_threshold=float(self._p("gripper_threshold")),
+            gripper_invert=bool(self._p("gripper_invert")),
+            gripper_max_effort=float(self._p("gripper_max_effort")),
         )
-        now = self.get_clock().now().to_msg()
-        out = TwistStamped()
-        out.header.stamp = now
-        out.header.frame_id = self._p("twist_frame_id")
-        (
-            out.twist.linear.x,
-            out.twist.linear.y,
-            out.twist.linear.z,
-            out.twist.angular.x,
-            out.twist.angular.y,
-            out.twist.angular.z,
-        ) = (float(v) for v in twist)
-        position, close = gripper_command(
-            float(vector[6]),
-            threshold=float(self._p("gripper_threshold")),
-            invert=bool(self._p("gripper_invert")),
-        )
-        gripper = GripperCommand(
-            position=float(position), close=bool(close), max_effort=float(self._p("gripper_max_effort"))
-        )
-        gripper.header.stamp = now
-        gripper.header.frame_id = out.header.frame_id
-        step = ActionStep(
-            action=[float(v) for v in vector],
-            token_ids=[int(t) for t in result.action.token_ids],
-            instruction=result.instruction,
-            model_id=str(getattr(self._policy, "name", "")),
-            adapter_id=str(self._p("adapter_dir")),
-            precision=f"{self._p('precision')}/{self._p('quantization')}",
-            unnorm_key=str(getattr(self._policy, "unnorm_key", "") or self._p("unnorm_key")),
-            inference_time_s=float(result.action.inference_time_s),
-            step=int(result.step),
-        )
-        step.header.stamp = now
-        step.header.frame_id = out.header.frame_id
-        step.image_stamp = s_to_stamp(result.frame.stamp_s)
-        self.twist_pub.publish(out)
+        identity = {
+            "model_id": str(getattr(self._policy, "name", "")),
+            "adapter_id": str(self._p("adapter_dir")),
+            "precision": f"{self._p('precision')}/{self._p('quantization')}",
+            "unnorm_key": str(getattr(self._policy, "unnorm_key", "") or self._p("unnorm_key")),
+        }
+        twist, gripper, step = step_messages(result, convention, self.get_clock().now().to_msg(), identity)
+        self.twist_pub.publish(twist)
         self.gripper_pub.publish(gripper)
         self.step_pub.publish(step)
 
