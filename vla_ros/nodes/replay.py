@@ -168,6 +168,7 @@ class BagPlayer(Node):
         self.frames: list[PublishedFrame] = []
         self.commands: list[CommandRecord] = []
         self.published: dict[str, int] = {}
+        self.passes_begun = 0
         self._lock = threading.Lock()
         self._latest_pose: PoseStamped | None = None
         self._outputs: dict[str, Any] = {}
@@ -232,6 +233,7 @@ class BagPlayer(Node):
         while (passes is None or pass_index < passes) and not stop.is_set():
             if on_pass is not None:
                 on_pass(pass_index)
+            self.passes_begun = pass_index + 1
             self._play_once(pass_index, stop)
             pass_index += 1
         return pass_index
@@ -421,6 +423,11 @@ class _Composition:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5.0)
+        # Callbacks already handed to the executor's thread pool must finish before their nodes go
+        # (rclpy's Executor.shutdown does not wait for them; its work tracker is what it would wait on).
+        tracker = getattr(self.executor, "_work_tracker", None)
+        if tracker is not None:
+            tracker.wait(2.0)
         for node in reversed(self.nodes):
             self.executor.remove_node(node)
             node.destroy_node()
@@ -512,7 +519,7 @@ def run_live_replay(
             recorder.wait_for_diagnostic(controller, start_ns, options.discovery_timeout_s)
         )
         t_play = time.monotonic()
-        passes, interrupted = _play(player, stop)
+        _, interrupted = _play(player, stop)
         played_s = time.monotonic() - t_play
         policy_after = _settle_policy(recorder, policy_node, player, policy_before, options.settle_timeout_s)
         controller_after = ControllerCounters.from_diagnostic(
@@ -522,7 +529,7 @@ def run_live_replay(
         meta = {
             "bag": str(bag),
             "options": asdict(options),
-            "passes_played": passes if not interrupted else None,
+            "passes_played": player.passes_begun,
             "interrupted": interrupted,
             "played_s": played_s,
             "policy": str(model_dir)
@@ -583,7 +590,7 @@ def run_actions_replay(
         before = ControllerCounters.from_diagnostic(
             recorder.wait_for_diagnostic(controller, _now_ns(player), options.discovery_timeout_s)
         )
-        passes, interrupted = _play(player, stop)
+        _, interrupted = _play(player, stop)
         last_window_s = _command_spacing_s(player.commands, options)
         time.sleep(last_window_s + 0.1)  # the last command's window
         after = ControllerCounters.from_diagnostic(
@@ -594,7 +601,7 @@ def run_actions_replay(
         meta = {
             "bag": str(bag),
             "options": asdict(options),
-            "passes_played": passes if not interrupted else None,
+            "passes_played": player.passes_begun,
             "interrupted": interrupted,
             "controller_params": dict(controller_params or {}),
             "limits": {
