@@ -38,8 +38,15 @@ ARGUMENTS = {
     "precision": ("bf16", "fp32 | bf16 | fp16"),
     "quantization": ("none", "none | 8bit | 4bit | 4bit-fp4"),
     "unnorm_key": ("", "dataset statistics key; empty when the checkpoint has exactly one"),
-    "camera_topic": ("/camera/image_raw", "camera topic in the bag (sensor_msgs/Image)"),
-    "instruction_topic": ("/vla/instruction", "vla_ros/Instruction topic in the bag"),
+    "camera_topic": (
+        "/camera/image_raw",
+        "camera topic in the bag: sensor_msgs/Image, or CompressedImage when it ends in /compressed",
+    ),
+    "instruction_topic": ("/vla/instruction", "instruction topic in the bag"),
+    "instruction_input": (
+        "instruction",
+        "policy input it feeds: instruction (vla_ros/Instruction) or instruction_text (std_msgs/String)",
+    ),
     "ee_pose_topic": ("/ee_pose", "geometry_msgs/PoseStamped end-effector topic in the bag"),
     "play_delay_s": ("15.0", "seconds between launch and playback (time to load the model)"),
     "record_dir": ("", "record the nodes' outputs into a new bag at this path; empty: do not record"),
@@ -55,9 +62,10 @@ def _playback(context, *args, **kwargs):
     value = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
     if not value["bag"]:
         raise RuntimeError("launch argument bag is empty: pass bag:=/path/to/bag")
+    camera_input = "image_raw/compressed" if value["camera_topic"].endswith("/compressed") else "image_raw"
     remaps = {
-        value["camera_topic"]: f"/{NAMESPACE}/image_raw",
-        value["instruction_topic"]: f"/{NAMESPACE}/instruction",
+        value["camera_topic"]: f"/{NAMESPACE}/{camera_input}",
+        value["instruction_topic"]: f"/{NAMESPACE}/{value['instruction_input']}",
         value["ee_pose_topic"]: f"/{NAMESPACE}/ee_pose",
     }
     loop = _is_true(value["loop"])
