@@ -1,4 +1,5 @@
-"""``vla-ros eval-bag``: replay recorded bags through one or more policies and write a report."""
+"""``vla-ros eval-bag`` (offline: every step through the policies, compared with the recording) and
+``vla-ros replay-bag`` (live: the bag played at recorded timing into the running nodes)."""
 
 from __future__ import annotations
 
@@ -160,3 +161,150 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true")
     add_topic_arguments(p)
     p.set_defaults(func=run_eval_bag)
+    register_replay(subparsers)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# replay-bag
+
+
+def _param_value(text: str) -> tuple[str, object]:
+    """``name=value`` with the value read as YAML (``0.5``, ``true``, ``[1, 2, 3]``, ``text``)."""
+    import yaml
+
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name.strip(), yaml.safe_load(value)
+
+
+def replay_options_from_args(args: argparse.Namespace):
+    from vla_ros.eval.live import ReplayOptions
+
+    return ReplayOptions(
+        rate=args.rate,
+        passes=None if args.loop else args.passes,
+        namespace=args.namespace,
+        camera_topic=args.camera_topic,
+        instruction_topic=args.instruction_topic or None,
+        instruction=args.instruction,
+        ee_pose_topic=args.ee_pose_topic or None,
+        fixed_ee_pose_m=tuple(args.fixed_ee_pose),
+        action_topic=args.action_topic,
+        control_period_s=args.control_period_s,
+        base_frame_id=args.base_frame_id,
+        settle_timeout_s=args.settle_timeout_s,
+    )
+
+
+def run_replay_bag(args: argparse.Namespace) -> int:
+    if bool(args.model) == bool(args.actions_only):
+        print("replay-bag: give either --model DIR (live replay) or --actions-only", file=sys.stderr)
+        return 2
+    try:
+        from vla_ros.eval.live import ReplayError, write_report_json
+        from vla_ros.nodes.replay import run_actions_replay, run_live_replay
+    except ImportError as exc:
+        print(
+            f"replay-bag: needs rclpy and the built vla_ros messages ({exc}); source the colcon install "
+            "space (install/setup.bash) first",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        options = replay_options_from_args(args)
+        controller_params = dict(args.controller_param)
+        if args.actions_only:
+            report = run_actions_replay(args.bag, options, controller_params=controller_params)
+        else:
+            policy_params = {
+                "precision": args.precision,
+                "quantization": args.quantization,
+                "device": args.device,
+                "adapter_dir": args.adapter or "",
+                "unnorm_key": args.unnorm_key or "",
+                **dict(args.policy_param),
+            }
+            report = run_live_replay(
+                args.bag,
+                options,
+                model_dir=args.model,
+                policy_params=policy_params,
+                controller_params=controller_params,
+            )
+    except (BagError, ReplayError, ValueError) as exc:
+        print(f"replay-bag: {exc}", file=sys.stderr)
+        return 2
+    path = write_report_json(report, args.out)
+    print(report.summary())
+    print(f"report: {path}")
+    return 0
+
+
+def register_replay(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "replay-bag",
+        help="play a bag at recorded timing into the running policy and controller nodes",
+        description=(
+            "Live mode (--model): plays the bag's camera frames, instruction and end-effector poses into a "
+            "real policy node and controller node (sim output) in this process, records their outputs and "
+            "reports frames dropped, latency from camera stamp to twist and the rate achieved. "
+            "--actions-only: plays the recorded ActionSteps into the controller and reports what its safety "
+            "path changed. Header stamps are replaced by the time of publication (the nodes refuse old "
+            "stamps); the original stamps are kept in the report. Writes live_replay.json or "
+            "actions_replay.json to --out. Ctrl-C stops playback and still writes the report."
+        ),
+    )
+    p.add_argument("bag", type=Path, metavar="BAG")
+    p.add_argument("--rate", type=float, default=1.0, help="playback speed factor (2.0 = twice as fast)")
+    p.add_argument("--loop", action="store_true", help="play again and again until Ctrl-C")
+    p.add_argument("--passes", type=int, default=1, metavar="N", help="play N times (ignored with --loop)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--model", default=None, metavar="DIR", help="OpenVLA checkpoint directory (live replay)"
+    )
+    mode.add_argument(
+        "--actions-only", action="store_true", help="send the recorded actions into the controller, no model"
+    )
+    p.add_argument("--out", type=Path, default=Path("replay_report"), metavar="DIR")
+    p.add_argument("--adapter", default=None, metavar="DIR", help="LoRA adapter directory")
+    p.add_argument("--precision", default="bf16", choices=("bf16", "fp16", "fp32"))
+    p.add_argument("--quantization", default="none", choices=("none", "8bit", "4bit", "4bit-fp4"))
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--unnorm-key", default=None, metavar="K")
+    p.add_argument(
+        "--policy-param",
+        action="append",
+        type=_param_value,
+        default=[],
+        metavar="NAME=VALUE",
+        help="policy_node parameter, e.g. max_rate_hz=10 (repeatable)",
+    )
+    p.add_argument(
+        "--controller-param",
+        action="append",
+        type=_param_value,
+        default=[],
+        metavar="NAME=VALUE",
+        help="controller_node parameter, e.g. command_timeout_s=1.0 (repeatable)",
+    )
+    g = p.add_argument_group("topics")
+    g.add_argument("--camera-topic", default="/camera/image_raw", help="Image or CompressedImage topic")
+    g.add_argument(
+        "--instruction-topic", default="/vla/instruction", help="Instruction or String topic; '' for none"
+    )
+    g.add_argument("--instruction", default=None, help="a fixed instruction instead of the bag's")
+    g.add_argument(
+        "--ee-pose-topic",
+        default="/ee_pose",
+        help="PoseStamped end-effector topic; '' (or absent from the bag): use --fixed-ee-pose",
+    )
+    g.add_argument("--fixed-ee-pose", type=float, nargs=3, default=[0.4, 0.0, 0.3], metavar=("X", "Y", "Z"))
+    g.add_argument("--action-topic", default="/vla/action_step", help="ActionStep topic (--actions-only)")
+    g.add_argument("--control-period-s", type=float, default=0.2, help="time one action step spans")
+    g.add_argument("--base-frame-id", default="panda_link0", help="frame of twists and workspace")
+    g.add_argument("--namespace", default="replay", help="namespace of the replay's nodes and topics")
+    g.add_argument(
+        "--settle-timeout-s", type=float, default=10.0, help="wait this long for the last inference"
+    )
+    p.set_defaults(func=run_replay_bag)

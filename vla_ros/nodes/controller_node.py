@@ -242,6 +242,12 @@ class ControllerNode(Node):
             "commands_accepted": status.commands_accepted,
             "commands_rejected_non_finite": status.commands_rejected_non_finite,
             "commands_rejected_stale": status.commands_rejected_stale,
+            "commands_rejected_future": status.commands_rejected_future,
+            "commands_rejected_out_of_order": status.commands_rejected_out_of_order,
+            "commands_ignored_estop": status.commands_ignored_estop,
+            "outputs": status.outputs,
+            # Cumulative, "flag=count,...": replay reports difference two snapshots.
+            "output_flag_counts": ",".join(f"{k}={v}" for k, v in sorted(status.output_flag_counts.items())),
             "time_since_last_command_s": status.time_since_last_command_s,
             "ee_pose_age_s": status.ee_pose_age_s,
             "last_output": list(status.last_output),
