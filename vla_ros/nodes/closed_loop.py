@@ -260,9 +260,9 @@ class LoopDriver(Node):
         msg.header.frame_id = frame_id
         self.twist_pub.publish(msg)
 
-    def steps_since(self, t_s: float) -> int:
+    def steps_between(self, start_s: float, end_s: float = float("inf")) -> int:
         with self._cv:
-            return sum(1 for s in self.step_stamps_s if s >= t_s)
+            return sum(1 for s in self.step_stamps_s if start_s <= s <= end_s)
 
     def call(self, client, request, timeout_s: float = 10.0):
         if not client.wait_for_service(timeout_sec=timeout_s):
@@ -444,7 +444,7 @@ class ClosedLoop:
             sim_limit_s = options.max_steps * self.sim.workcell.control_period_s * 3.0 + 2.0
             while forwarded:
                 time.sleep(0.05)
-                steps = driver.steps_since(start_s)
+                steps = driver.steps_between(start_s)
                 success = bool(driver.call(driver.success_client, Trigger.Request()).success)
                 elapsed_sim = now_s(driver) - start_s
                 if (
@@ -455,6 +455,9 @@ class ClosedLoop:
                 ):
                     break
             end_s = now_s(driver)
+            if forwarded:
+                steps = driver.steps_between(start_s, end_s)
+            time.sleep(0.1)  # let messages of the episode still in flight reach the recorder
         finally:
             recording = self.recorder.stop()
         self._stop_acting()
