@@ -38,8 +38,12 @@ lint: venv
 test: build lint
 	$(RUN) pytest -q $(PYTEST_ARGS)
 
+# The closed loop end to end in the embedded workcell (every stage a ROS node, sim time), leaving the
+# episode's rosbag2 and a GIF of the camera under artifacts/demo/. The policy is the scripted expert
+# until a trained checkpoint exists: `vla-ros sim --policy model --model DIR` runs a checkpoint instead.
 demo: build
-	$(RUN) vla-ros --help
+	rm -rf artifacts/demo
+	$(RUN) vla-ros sim --task pick_place --episodes 1 --policy expert --record artifacts/demo --gif artifacts/demo/episode.gif
 
 clean:
 	rm -rf build install log

@@ -174,6 +174,19 @@ class BagWriter:
             raise BagError(f"topic {topic} already carries {conn.msgtype}; cannot also write {msgtype}")
         self._writer.write(conn, int(stamp_ns), self.typestore.serialize_cdr(msg, msgtype))
 
+    def write_serialized(self, topic: str, msgtype: str, stamp_ns: int, data: bytes) -> None:
+        """Write an already CDR-serialized message (what rclpy's ``serialize_message`` returns, what
+        ``ros2 bag record`` stores) of ``msgtype`` (``sensor_msgs/msg/Image``) on ``topic``."""
+        if not self._is_open:
+            raise BagError(f"bag writer for {self.path} is not open; use it as a context manager")
+        conn = self._connections.get(topic)
+        if conn is None:
+            conn = self._writer.add_connection(topic, msgtype, typestore=self.typestore)
+            self._connections[topic] = conn
+        elif conn.msgtype != msgtype:
+            raise BagError(f"topic {topic} already carries {conn.msgtype}; cannot also write {msgtype}")
+        self._writer.write(conn, int(stamp_ns), bytes(data))
+
     def _header(self, stamp_ns: int, frame_id: str) -> Any:
         return self.typestore.types["std_msgs/msg/Header"](
             stamp=_stamp(self.typestore, stamp_ns), frame_id=frame_id

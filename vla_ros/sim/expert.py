@@ -66,7 +66,9 @@ class ScriptedExpert:
         self._phase_steps = 0
 
     def predict_action(self, image: np.ndarray, instruction: str) -> Action:
-        if self._task_key is not self.workcell.task or self.workcell.episode_steps == 0:
+        # Every reset makes a new Task object. (Not episode_steps: under ROS the arm is driven by
+        # apply_twist, which does not count steps, so the count stays 0 for the whole episode.)
+        if self._task_key is not self.workcell.task:
             self.reset()
         task = self.workcell.task
         if task.name == "pick_place":

@@ -1,0 +1,489 @@
+"""The closed loop in one process: operator words -> disambiguation -> policy -> controller -> sim.
+
+Every stage is the real node class, composed in one MultiThreadedExecutor and talking over DDS,
+all with ``use_sim_time`` (sim_node publishes /clock), with the parameters of config/sim.yaml::
+
+    operator_text --> disambiguation --instruction--> policy_node --twist_cmd/gripper_cmd-->
+        controller_node (output_mode sim) --sim_twist_out/gripper_out--> sim_node --image_raw, ee_pose-->
+
+The disambiguation stage is ``vla_ros.nodes.disambiguation_node.DisambiguationNode`` when that module
+exists, otherwise :class:`ResolverStandIn`, a minimal node with the same topics around the same core
+(:class:`~vla_ros.disambiguation.InstructionResolver`). A :class:`LoopDriver` node plays the operator
+and the test bench: it resets the sim, speaks the operator's words, counts the policy's steps, asks
+the sim whether the task is done, and says "stop" at the end of an episode.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import rclpy
+import yaml
+from geometry_msgs.msg import TwistStamped
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
+
+from vla_ros.action import Action, Policy
+from vla_ros.msg import ActionStep, Clarification, Instruction, Scene
+from vla_ros.nodes.common import COMMAND_QOS, LATCHED_QOS, now_s, stamp_to_s
+from vla_ros.nodes.controller_node import ControllerNode
+from vla_ros.nodes.episode_recorder import EpisodeRecorder, Recording
+from vla_ros.nodes.policy_node import PolicyNode
+from vla_ros.nodes.scene_convert import scene_msg_to_dict
+from vla_ros.nodes.sim_node import SimNode
+from vla_ros.sim import ScriptedExpert
+from vla_ros.sim.closed_loop import EpisodeReport
+from vla_ros.srv import ResetEpisode
+
+DISAMBIGUATION_NODE_MODULE = "vla_ros.nodes.disambiguation_node"
+# The topic layout of launch/vla.launch.py (and so the data tools' default topics): the vla_ros nodes in
+# /vla, the camera on /camera/image_raw, the arm's end-effector pose on /ee_pose.
+NAMESPACE = "vla"
+CAMERA_TOPIC = "/camera/image_raw"
+EE_POSE_TOPIC = "/ee_pose"
+REMAPS: dict[str, dict[str, str]] = {
+    "sim_node": {
+        "image_raw": CAMERA_TOPIC,
+        "wrist/image_raw": "/camera/wrist/image_raw",
+        "ee_pose": EE_POSE_TOPIC,
+        "joint_states": "/joint_states",
+    },
+    "policy_node": {"image_raw": CAMERA_TOPIC},
+    "controller_node": {"ee_pose": EE_POSE_TOPIC},
+    "episode_recorder": {"image_raw": CAMERA_TOPIC, "ee_pose": EE_POSE_TOPIC},
+}
+SIM_CONFIG = "sim.yaml"
+CONFIG_DIR_ENV = "VLA_ROS_CONFIG_DIR"
+
+
+class ClosedLoopError(RuntimeError):
+    """The loop could not run an episode (a node did not answer, a reset failed)."""
+
+
+@dataclass
+class ClosedLoopOptions:
+    policy: str = "expert"  # expert | model
+    model_dir: str = ""
+    device: str = "cpu"
+    precision: str = "fp32"
+    real_time_factor: float = 1.0
+    max_steps: int = 90
+    disambiguation: str = "auto"  # auto (the node if installed) | node | core
+    keep_frames: bool = True
+    episode_timeout_s: float = 180.0  # wall clock, a guard against a stuck loop
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Configuration
+
+
+def find_config_file(name: str) -> Path:
+    """config/<name> from $VLA_ROS_CONFIG_DIR, an installed share/vla_ros/config, or the source tree."""
+    candidates: list[Path] = []
+    if env := os.environ.get(CONFIG_DIR_ENV):
+        candidates.append(Path(env))
+    for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
+        if prefix:
+            candidates.append(Path(prefix) / "share" / "vla_ros" / "config")
+    candidates.append(Path(__file__).resolve().parents[2] / "config")
+    for directory in candidates:
+        if (directory / name).is_file():
+            return directory / name
+    raise FileNotFoundError(
+        f"cannot find config/{name}; looked in {', '.join(map(str, candidates))}: run `make build` "
+        f"(installs share/vla_ros/config) or set {CONFIG_DIR_ENV}"
+    )
+
+
+def load_node_parameters(path: Path, node_name: str) -> dict[str, Any]:
+    """The ``ros__parameters`` a ROS params file gives ``node_name`` (``/**`` and ``/**/name`` keys too)."""
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    params: dict[str, Any] = {}
+    for key in ("/**", node_name, f"/{node_name}", f"/**/{node_name}"):
+        params.update((data.get(key) or {}).get("ros__parameters") or {})
+    return params
+
+
+def _overrides(params: dict[str, Any]) -> list[Parameter]:
+    return [Parameter(name, value=value) for name, value in params.items()]
+
+
+def _remap_args(node_name: str) -> list[str]:
+    args = ["--ros-args"]
+    for src, dst in REMAPS.get(node_name, {}).items():
+        args += ["-r", f"{src}:={dst}"]
+    return args
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Pieces
+
+
+class WorkcellLockedPolicy:
+    """The scripted expert reads the workcell (privileged state) from the policy's inference thread;
+    this makes it take the sim node's workcell lock so physics never steps under it."""
+
+    def __init__(self, policy: Policy, lock: threading.RLock) -> None:
+        self.policy = policy
+        self.lock = lock
+        self.name = policy.name
+
+    def predict_action(self, image, instruction: str) -> Action:
+        with self.lock:
+            return self.policy.predict_action(image, instruction)
+
+
+class ResolverStandIn(Node):
+    """operator_text + scene -> instruction (or clarification), with the disambiguation core.
+
+    Stands in for DisambiguationNode (same topics) until that node is installed; it keeps no
+    pending clarification state (a question is published and the command dropped).
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__("disambiguation_node", **kwargs)
+        from vla_ros.disambiguation import InstructionResolver, load_vocabulary
+
+        self.resolver = InstructionResolver(load_vocabulary())
+        self.history: list[str] = []
+        self._scene: Scene | None = None
+        self._pending_text: str | None = None
+        self.instruction_pub = self.create_publisher(Instruction, "instruction", COMMAND_QOS)
+        self.clarification_pub = self.create_publisher(Clarification, "clarification", COMMAND_QOS)
+        self.create_subscription(String, "operator_text", self._on_text, COMMAND_QOS)
+        self.create_subscription(Scene, "scene", self._on_scene, LATCHED_QOS)
+
+    def _on_scene(self, msg: Scene) -> None:
+        self._scene = msg
+        if self._pending_text is not None:
+            text, self._pending_text = self._pending_text, None
+            self._resolve(text)
+
+    def _on_text(self, msg: String) -> None:
+        if self._scene is None:
+            self._pending_text = msg.data  # resolved when the first scene arrives
+            return
+        self._resolve(msg.data)
+
+    def _resolve(self, text: str) -> None:
+        from vla_ros.disambiguation import Scene as CoreScene
+
+        result = self.resolver.resolve(
+            text, CoreScene.from_dict(scene_msg_to_dict(self._scene)), self.history
+        )
+        stamp = self.get_clock().now().to_msg()
+        if result.forwarded:
+            self.history.append(text)
+            out = Instruction(
+                text=result.instruction,
+                raw_text=text,
+                language=result.language,
+                action=result.action or "",
+                object_id=result.object_id or "",
+                target_id=result.target_id or "",
+                direction=result.direction or "",
+                confidence=float(result.confidence),
+            )
+            out.header.stamp = stamp
+            self.instruction_pub.publish(out)
+        elif result.status == "clarify":
+            out = Clarification(
+                question=result.question,
+                language=result.language,
+                raw_text=text,
+                candidate_ids=list(result.candidates),
+            )
+            out.header.stamp = stamp
+            self.clarification_pub.publish(out)
+        else:
+            self.get_logger().warn(f"refused {text!r}: {result.reason}")
+
+
+class LoopDriver(Node):
+    """The operator and the bench: speaks, listens to what the loop does, calls the sim's services."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__("sim_loop_driver", **kwargs)
+        self._cv = threading.Condition()
+        self.instructions: list[Instruction] = []
+        self.clarifications: list[Clarification] = []
+        self.step_stamps_s: list[float] = []
+        self.scene_stamp_s = -1.0
+        self.operator_pub = self.create_publisher(String, "operator_text", COMMAND_QOS)
+        self.twist_pub = self.create_publisher(TwistStamped, "twist_cmd", COMMAND_QOS)
+        self.create_subscription(Instruction, "instruction", self._on_instruction, COMMAND_QOS)
+        self.create_subscription(Clarification, "clarification", self._on_clarification, COMMAND_QOS)
+        self.create_subscription(ActionStep, "action_step", self._on_step, COMMAND_QOS)
+        self.create_subscription(Scene, "scene", self._on_scene, LATCHED_QOS)
+        self.reset_client = self.create_client(ResetEpisode, "reset")
+        self.success_client = self.create_client(Trigger, "check_success")
+
+    def _on_instruction(self, msg: Instruction) -> None:
+        with self._cv:
+            self.instructions.append(msg)
+            self._cv.notify_all()
+
+    def _on_clarification(self, msg: Clarification) -> None:
+        with self._cv:
+            self.clarifications.append(msg)
+            self._cv.notify_all()
+
+    def _on_step(self, msg: ActionStep) -> None:
+        with self._cv:
+            self.step_stamps_s.append(stamp_to_s(msg.header.stamp))
+
+    def _on_scene(self, msg: Scene) -> None:
+        with self._cv:
+            self.scene_stamp_s = stamp_to_s(msg.header.stamp)
+            self._cv.notify_all()
+
+    def wait(self, predicate, timeout_s: float) -> bool:
+        with self._cv:
+            return self._cv.wait_for(predicate, timeout=timeout_s)
+
+    def say(self, text: str) -> None:
+        self.operator_pub.publish(String(data=text))
+
+    def hold(self, frame_id: str) -> None:
+        """A zero twist, so the controller stops now instead of after its command timeout."""
+        msg = TwistStamped()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.frame_id = frame_id
+        self.twist_pub.publish(msg)
+
+    def steps_between(self, start_s: float, end_s: float = float("inf")) -> int:
+        with self._cv:
+            return sum(1 for s in self.step_stamps_s if start_s <= s <= end_s)
+
+    def call(self, client, request, timeout_s: float = 10.0):
+        if not client.wait_for_service(timeout_sec=timeout_s):
+            raise ClosedLoopError(f"service {client.srv_name} is not available: is sim_node running?")
+        response = client.call(request, timeout_sec=timeout_s)
+        if response is None:
+            raise ClosedLoopError(f"service {client.srv_name} did not answer within {timeout_s} s")
+        return response
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The loop
+
+
+class ClosedLoop:
+    """Builds the nodes once; :meth:`run_episode` runs one episode through them. Use as a context manager."""
+
+    def __init__(
+        self, options: ClosedLoopOptions | None = None, task: str = "pick_place", seed: int = 0
+    ) -> None:
+        self.options = options = options or ClosedLoopOptions()
+        if options.policy not in ("expert", "model"):
+            raise ValueError(f"policy must be 'expert' or 'model', got {options.policy!r}")
+        if options.policy == "model" and not options.model_dir:
+            raise ValueError("--policy model needs --model DIR (an OpenVLA checkpoint directory)")
+        config = find_config_file(SIM_CONFIG)
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self._nodes: list[Node] = []
+        try:
+            self.sim = self._add(
+                SimNode,
+                "sim_node",
+                {
+                    **load_node_parameters(config, "sim_node"),
+                    "task": task,
+                    "seed": int(seed),
+                    "real_time_factor": float(options.real_time_factor),
+                },
+            )
+            self.disambiguation = self._make_disambiguation()
+            policy_params = load_node_parameters(config, "policy_node")
+            if options.policy == "expert":
+                injected = WorkcellLockedPolicy(ScriptedExpert(self.sim.workcell), self.sim.workcell_lock)
+                policy_params["policy_backend"] = "injected"
+                self.policy_label = (
+                    "scripted expert (privileged sim state, the upper bound; not a learned policy)"
+                )
+            else:
+                injected = None
+                policy_params.update(
+                    model_dir=str(options.model_dir), device=options.device, precision=options.precision
+                )
+                self.policy_label = (
+                    f"OpenVLA checkpoint {options.model_dir} ({options.precision}, {options.device})"
+                )
+            self.policy = self._add(PolicyNode, "policy_node", policy_params, policy=injected)
+            if self.policy._worker is None:
+                raise ClosedLoopError(f"policy_node failed to configure: {self.policy._last_error}")
+            controller_params = load_node_parameters(config, "controller_node")
+            self.controller = self._add(ControllerNode, "controller_node", controller_params)
+            self.frame_id = str(controller_params.get("base_frame_id", "panda_link0"))
+            self.recorder = self._add(
+                EpisodeRecorder, "episode_recorder", {}, keep_frames=options.keep_frames
+            )
+            self.driver = self._add(LoopDriver, "sim_loop_driver", {})
+        except BaseException:
+            self._teardown()
+            raise
+        self.executor = MultiThreadedExecutor(num_threads=6, context=self.context)
+        for node in self._nodes:
+            self.executor.add_node(node)
+        self._stopping = threading.Event()
+        self._spin_thread = threading.Thread(target=self._spin, name="closed-loop-executor", daemon=True)
+        self._spin_thread.start()
+
+    def _add(self, node_class, name: str, params: dict[str, Any], **kwargs) -> Any:
+        """Construct a node in the loop's namespace, with its remaps, parameters and sim time."""
+        node = node_class(
+            context=self.context,
+            namespace=NAMESPACE,
+            cli_args=_remap_args(name),
+            parameter_overrides=_overrides({**params, "use_sim_time": True}),
+            **kwargs,
+        )
+        self._nodes.append(node)
+        return node
+
+    def _make_disambiguation(self) -> Node:
+        choice = self.options.disambiguation
+        if choice not in ("auto", "node", "core"):
+            raise ValueError(f"disambiguation must be auto, node or core, got {choice!r}")
+        if choice != "core":
+            try:
+                module = importlib.import_module(DISAMBIGUATION_NODE_MODULE)
+            except ImportError:
+                if choice == "node":
+                    raise
+            else:
+                self.disambiguation_label = "DisambiguationNode"
+                return self._add(module.DisambiguationNode, "disambiguation_node", {})
+        self.disambiguation_label = "InstructionResolver core (stand-in node)"
+        return self._add(ResolverStandIn, "disambiguation_node", {})
+
+    def _spin(self) -> None:
+        while self.context.ok() and not self._stopping.is_set():
+            try:
+                self.executor.spin_once(timeout_sec=0.05)
+            except Exception as exc:
+                if not self.context.ok() or self._stopping.is_set():
+                    return
+                # One failing callback must not stop every node of the loop: report it and go on.
+                self.driver.get_logger().error(f"callback failed: {type(exc).__name__}: {exc}")
+
+    def __enter__(self) -> ClosedLoop:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop acting and spinning (running callbacks finish), then destroy the nodes and the workcell."""
+        if getattr(self, "policy", None) is not None and self.policy._worker is not None:
+            self.policy._worker.stop()
+        executor = getattr(self, "executor", None)
+        if executor is not None:
+            self._stopping.set()
+            self._spin_thread.join(timeout=5.0)
+            executor.shutdown(timeout_sec=5.0)
+        self._teardown()
+
+    def _teardown(self) -> None:
+        if getattr(self, "policy", None) is not None and self.policy._worker is not None:
+            self.policy._worker.stop()
+        for node in reversed(self._nodes):
+            node.destroy_node()
+        self._nodes = []
+        if getattr(self, "sim", None) is not None:
+            self.sim.workcell.close()
+        rclpy.try_shutdown(context=self.context)
+
+    # -- one episode ------------------------------------------------------------------------------
+    def run_episode(
+        self,
+        episode: int,
+        seed: int,
+        task: str | None = None,
+        operator_text: str | None = None,
+        bag_path: Path | None = None,
+        storage: str = "mcap",
+    ) -> tuple[EpisodeReport, Recording]:
+        """Reset the sim to ``seed``/``task``, say ``operator_text`` (default: the sim's own instruction),
+        and let the loop act until the sim reports success or ``max_steps`` policy steps pass."""
+        driver, options = self.driver, self.options
+        wall_start = time.perf_counter()
+        reset_s = now_s(driver)
+        response = driver.call(driver.reset_client, ResetEpisode.Request(task=task or "", seed=int(seed)))
+        if not response.success:
+            raise ClosedLoopError(f"sim reset failed: {response.message}")
+        if not driver.wait(lambda: driver.scene_stamp_s >= reset_s, timeout_s=10.0):
+            raise ClosedLoopError("sim_node published no scene after reset")
+        task_name = self.sim.workcell.task.name
+        self.recorder.start(since_s=reset_s, path=bag_path, storage=storage)
+        try:
+            text = operator_text or response.instruction
+            n_instructions, n_clarifications = len(driver.instructions), len(driver.clarifications)
+            driver.say(text)
+            answered = driver.wait(
+                lambda: (
+                    len(driver.instructions) > n_instructions or len(driver.clarifications) > n_clarifications
+                ),
+                timeout_s=10.0,
+            )
+            forwarded = driver.instructions[n_instructions:]
+            resolution = "resolved" if forwarded else ("clarify" if answered else "timeout")
+            instruction = forwarded[0].text if forwarded else ""
+            start_s = now_s(driver)
+            success, steps = False, 0
+            sim_limit_s = options.max_steps * self.sim.workcell.control_period_s * 3.0 + 2.0
+            while forwarded:
+                time.sleep(0.05)
+                steps = driver.steps_between(start_s)
+                success = bool(driver.call(driver.success_client, Trigger.Request()).success)
+                elapsed_sim = now_s(driver) - start_s
+                if (
+                    success
+                    or steps >= options.max_steps
+                    or elapsed_sim > sim_limit_s
+                    or time.perf_counter() - wall_start > options.episode_timeout_s
+                ):
+                    break
+            end_s = now_s(driver)
+            if forwarded:
+                steps = driver.steps_between(start_s, end_s)
+            time.sleep(0.1)  # let messages of the episode still in flight reach the recorder
+        finally:
+            recording = self.recorder.stop()
+        self._stop_acting()
+        report = EpisodeReport(
+            episode=episode,
+            seed=int(seed),
+            task=task_name,
+            operator_text=text,
+            instruction=instruction,
+            resolution=resolution,
+            success=success,
+            steps=steps,
+            sim_time_s=max(0.0, end_s - start_s) if forwarded else 0.0,
+            wall_time_s=time.perf_counter() - wall_start,
+            bag_path=str(bag_path or ""),
+        )
+        return report, recording
+
+    def _stop_acting(self) -> None:
+        """Operator says "stop" (through disambiguation, like any instruction), then a zero twist."""
+        driver = self.driver
+        n = len(driver.instructions)
+        driver.say("stop")
+        driver.wait(lambda: any(i.action == "stop" for i in driver.instructions[n:]), timeout_s=5.0)
+        time.sleep(0.1)  # a policy step already under way may still publish
+        driver.hold(self.frame_id)
+        t0, deadline = now_s(driver), time.monotonic() + 5.0
+        while now_s(driver) - t0 < 0.2 and time.monotonic() < deadline:
+            time.sleep(0.02)

@@ -1,0 +1,86 @@
+"""vla_ros/Scene messages <-> scene dicts in shared/disambiguation/FORMAT.md's layout.
+
+The workcell core (``Workcell.scene()``) and the disambiguation core (``Scene.from_dict``) speak the
+FORMAT.md dict; only nodes see the message. Keys the message has no field for travel as
+``attributes`` (KeyValue strings) and come back as top-level keys, which ``Scene.from_dict`` reads
+as extra attributes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import KeyValue
+from geometry_msgs.msg import Point
+
+from vla_ros.msg import Scene, SceneLocation, SceneObject
+
+_OBJECT_FIELDS = ("id", "name", "kind", "category", "color", "size", "material")
+_LOCATION_FIELDS = ("id", "name", "category", "role")
+
+
+def _point(position: Any) -> Point:
+    x, y, z = (float(v) for v in [*(position or ()), 0.0, 0.0, 0.0][:3])
+    return Point(x=x, y=y, z=z)
+
+
+def _attributes(entry: Mapping[str, Any], known: tuple[str, ...]) -> list[KeyValue]:
+    skip = {*known, "position", "accepts", "length_mm", "attributes"}
+    out = [
+        KeyValue(key=str(k), value=str(v))
+        for k, v in entry.items()
+        if k not in skip and isinstance(v, (str, int, float)) and v is not None
+    ]
+    if isinstance(entry.get("attributes"), Mapping):
+        out += [KeyValue(key=str(k), value=str(v)) for k, v in entry["attributes"].items()]
+    return out
+
+
+def scene_dict_to_msg(scene: Mapping[str, Any], stamp: Time, frame_id: str) -> Scene:
+    """A FORMAT.md scene dict (objects, locations, holding) as a vla_ros/Scene message."""
+    msg = Scene()
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    for obj in scene.get("objects") or ():
+        msg.objects.append(
+            SceneObject(
+                **{f: str(obj.get(f) or "") for f in _OBJECT_FIELDS},
+                length_mm=float(obj.get("length_mm") or 0.0),
+                position=_point(obj.get("position")),
+                attributes=_attributes(obj, _OBJECT_FIELDS),
+            )
+        )
+    for loc in scene.get("locations") or ():
+        msg.locations.append(
+            SceneLocation(
+                **{f: str(loc.get(f) or "") for f in _LOCATION_FIELDS},
+                accepts=[str(a) for a in loc.get("accepts") or ()],
+                position=_point(loc.get("position")),
+                attributes=_attributes(loc, _LOCATION_FIELDS),
+            )
+        )
+    msg.holding = str(scene.get("holding") or "")
+    return msg
+
+
+def scene_msg_to_dict(msg: Scene) -> dict[str, Any]:
+    """The inverse of :func:`scene_dict_to_msg`: empty strings and a zero length become absent."""
+    objects = []
+    for obj in msg.objects:
+        entry: dict[str, Any] = {f: getattr(obj, f) for f in _OBJECT_FIELDS if getattr(obj, f)}
+        if obj.length_mm:
+            entry["length_mm"] = float(obj.length_mm)
+        entry["position"] = [obj.position.x, obj.position.y, obj.position.z]
+        entry.update({kv.key: kv.value for kv in obj.attributes})
+        objects.append(entry)
+    locations = []
+    for loc in msg.locations:
+        entry = {f: getattr(loc, f) for f in _LOCATION_FIELDS if getattr(loc, f)}
+        if loc.accepts:
+            entry["accepts"] = list(loc.accepts)
+        entry["position"] = [loc.position.x, loc.position.y, loc.position.z]
+        entry.update({kv.key: kv.value for kv in loc.attributes})
+        locations.append(entry)
+    return {"objects": objects, "locations": locations, "holding": msg.holding or None}

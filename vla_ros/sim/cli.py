@@ -1,0 +1,117 @@
+"""``vla-ros sim``: closed-loop episodes in the embedded workcell, all stages as ROS nodes in one process."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from vla_ros.sim.tasks import TASK_NAMES
+
+STORAGES = ("mcap", "sqlite3")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    sim = subparsers.add_parser(
+        "sim",
+        help="run episodes in the simulated workcell: operator words -> disambiguation -> policy -> "
+        "controller -> sim, as ROS nodes with use_sim_time",
+        description="Closed-loop episodes in the embedded PyBullet workcell. Every stage is the real ROS "
+        "node (one process, MultiThreadedExecutor, sim time from the workcell's /clock). Reports success, "
+        "policy steps, policy rate (steps per sim second) and wall time per episode.",
+    )
+    sim.add_argument("--task", choices=TASK_NAMES, default="pick_place")
+    sim.add_argument("--episodes", type=int, default=1)
+    sim.add_argument("--seed", type=int, default=0, help="layout seed of the first episode (then +1 each)")
+    sim.add_argument(
+        "--policy",
+        choices=("expert", "model"),
+        default="expert",
+        help="expert: the scripted expert (privileged state); model: an OpenVLA checkpoint (--model)",
+    )
+    sim.add_argument("--model", type=Path, default=None, help="OpenVLA checkpoint directory (--policy model)")
+    sim.add_argument("--device", default="cpu", help="device for --policy model (cpu, cuda)")
+    sim.add_argument("--precision", default="fp32", help="precision for --policy model (fp32, bf16, fp16)")
+    sim.add_argument(
+        "--operator-text",
+        default=None,
+        help="what the operator says (default: the episode's own instruction from the sim's reset)",
+    )
+    sim.add_argument("--record", type=Path, default=None, help="write each episode as a rosbag2 under DIR")
+    sim.add_argument("--storage", choices=STORAGES, default="mcap")
+    sim.add_argument(
+        "--gif",
+        type=Path,
+        default=None,
+        help="write what the camera saw: a GIF (.gif) or a picture strip (.png); one per episode "
+        "(_000, _001, ... appended when there are several)",
+    )
+    sim.add_argument("--real-time-factor", type=float, default=1.0, help="sim seconds per wall second")
+    sim.add_argument("--max-steps", type=int, default=90, help="policy steps before an episode is failed")
+    sim.set_defaults(func=run)
+
+
+def _numbered(path: Path, index: int, count: int) -> Path:
+    return path if count == 1 else path.with_name(f"{path.stem}_{index:03d}{path.suffix}")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.episodes < 1:
+        print("--episodes must be at least 1", file=sys.stderr)
+        return 2
+    if args.policy == "model" and args.model is None:
+        print("--policy model needs --model DIR (an OpenVLA checkpoint directory)", file=sys.stderr)
+        return 2
+    if args.record is not None:
+        existing = [
+            args.record / f"episode_{i:03d}"
+            for i in range(args.episodes)
+            if (args.record / f"episode_{i:03d}").exists()
+        ]
+        if existing:
+            print(
+                f"{existing[0]} exists already (bags are never overwritten): choose another --record "
+                "directory or delete the old one",
+                file=sys.stderr,
+            )
+            return 2
+        args.record.mkdir(parents=True, exist_ok=True)
+
+    from vla_ros.nodes.closed_loop import ClosedLoop, ClosedLoopOptions
+    from vla_ros.sim.closed_loop import format_report_table, save_pictures
+
+    options = ClosedLoopOptions(
+        policy=args.policy,
+        model_dir=str(args.model or ""),
+        device=args.device,
+        precision=args.precision,
+        real_time_factor=args.real_time_factor,
+        max_steps=args.max_steps,
+        keep_frames=args.gif is not None or args.record is not None,
+    )
+    reports = []
+    with ClosedLoop(options, task=args.task, seed=args.seed) as loop:
+        print(f"policy: {loop.policy_label}")
+        print(f"disambiguation: {loop.disambiguation_label}")
+        for i in range(args.episodes):
+            bag = args.record / f"episode_{i:03d}" if args.record is not None else None
+            report, recording = loop.run_episode(
+                i, args.seed + i, args.task, args.operator_text, bag_path=bag, storage=args.storage
+            )
+            pictures = []
+            if bag is not None and recording.frames:
+                pictures.append(save_pictures(recording.frames, args.record / f"episode_{i:03d}_strip.png"))
+            if args.gif is not None and recording.frames:
+                pictures.append(save_pictures(recording.frames, _numbered(args.gif, i, args.episodes)))
+            report.picture_path = ", ".join(map(str, pictures))
+            reports.append(report)
+            outcome = "success" if report.success else f"no success ({report.resolution})"
+            print(
+                f"episode {i} seed {report.seed} {report.task}: {outcome} in {report.steps} steps, "
+                f"{report.wall_time_s:.1f} s wall"
+                + (f"; bag {bag}" if bag else "")
+                + (f"; pictures {report.picture_path}" if pictures else "")
+            )
+    print(format_report_table(reports))
+    print(f"policy: {loop.policy_label}")
+    return 0
