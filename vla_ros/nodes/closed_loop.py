@@ -6,16 +6,14 @@ all with ``use_sim_time`` (sim_node publishes /clock), with the parameters of co
     operator_text --> disambiguation --instruction--> policy_node --twist_cmd/gripper_cmd-->
         controller_node (output_mode sim) --sim_twist_out/gripper_out--> sim_node --image_raw, ee_pose-->
 
-The disambiguation stage is ``vla_ros.nodes.disambiguation_node.DisambiguationNode`` when that module
-exists, otherwise :class:`ResolverStandIn`, a minimal node with the same topics around the same core
-(:class:`~vla_ros.disambiguation.InstructionResolver`). A :class:`LoopDriver` node plays the operator
+The disambiguation stage is the real :class:`~vla_ros.nodes.disambiguation_node.DisambiguationNode`
+(so "stop" latches the controller's e-stop, as on a real cell). A :class:`LoopDriver` node plays the operator
 and the test bench: it resets the sim, speaks the operator's words, counts the policy's steps, asks
 the sim whether the task is done, and says "stop" at the end of an episode.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import threading
 import time
@@ -29,22 +27,21 @@ from geometry_msgs.msg import TwistStamped
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from std_msgs.msg import String
+from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 
 from vla_ros.action import Action, Policy
 from vla_ros.msg import ActionStep, Clarification, Instruction, Scene
 from vla_ros.nodes.common import COMMAND_QOS, LATCHED_QOS, now_s, stamp_to_s
 from vla_ros.nodes.controller_node import ControllerNode
+from vla_ros.nodes.disambiguation_node import DisambiguationNode
 from vla_ros.nodes.episode_recorder import EpisodeRecorder, Recording
 from vla_ros.nodes.policy_node import PolicyNode
-from vla_ros.nodes.scene_convert import scene_msg_to_dict
 from vla_ros.nodes.sim_node import SimNode
 from vla_ros.sim import ScriptedExpert
 from vla_ros.sim.closed_loop import EpisodeReport
 from vla_ros.srv import ResetEpisode
 
-DISAMBIGUATION_NODE_MODULE = "vla_ros.nodes.disambiguation_node"
 # The topic layout of launch/vla.launch.py (and so the data tools' default topics): the vla_ros nodes in
 # /vla, the camera on /camera/image_raw, the arm's end-effector pose on /ee_pose.
 NAMESPACE = "vla"
@@ -77,7 +74,6 @@ class ClosedLoopOptions:
     precision: str = "fp32"
     real_time_factor: float = 1.0
     max_steps: int = 90
-    disambiguation: str = "auto"  # auto (the node if installed) | node | core
     keep_frames: bool = True
     episode_timeout_s: float = 180.0  # wall clock, a guard against a stuck loop
 
@@ -142,72 +138,6 @@ class WorkcellLockedPolicy:
             return self.policy.predict_action(image, instruction)
 
 
-class ResolverStandIn(Node):
-    """operator_text + scene -> instruction (or clarification), with the disambiguation core.
-
-    Stands in for DisambiguationNode (same topics) until that node is installed; it keeps no
-    pending clarification state (a question is published and the command dropped).
-    """
-
-    def __init__(self, **kwargs) -> None:
-        super().__init__("disambiguation_node", **kwargs)
-        from vla_ros.disambiguation import InstructionResolver, load_vocabulary
-
-        self.resolver = InstructionResolver(load_vocabulary())
-        self.history: list[str] = []
-        self._scene: Scene | None = None
-        self._pending_text: str | None = None
-        self.instruction_pub = self.create_publisher(Instruction, "instruction", COMMAND_QOS)
-        self.clarification_pub = self.create_publisher(Clarification, "clarification", COMMAND_QOS)
-        self.create_subscription(String, "operator_text", self._on_text, COMMAND_QOS)
-        self.create_subscription(Scene, "scene", self._on_scene, LATCHED_QOS)
-
-    def _on_scene(self, msg: Scene) -> None:
-        self._scene = msg
-        if self._pending_text is not None:
-            text, self._pending_text = self._pending_text, None
-            self._resolve(text)
-
-    def _on_text(self, msg: String) -> None:
-        if self._scene is None:
-            self._pending_text = msg.data  # resolved when the first scene arrives
-            return
-        self._resolve(msg.data)
-
-    def _resolve(self, text: str) -> None:
-        from vla_ros.disambiguation import Scene as CoreScene
-
-        result = self.resolver.resolve(
-            text, CoreScene.from_dict(scene_msg_to_dict(self._scene)), self.history
-        )
-        stamp = self.get_clock().now().to_msg()
-        if result.forwarded:
-            self.history.append(text)
-            out = Instruction(
-                text=result.instruction,
-                raw_text=text,
-                language=result.language,
-                action=result.action or "",
-                object_id=result.object_id or "",
-                target_id=result.target_id or "",
-                direction=result.direction or "",
-                confidence=float(result.confidence),
-            )
-            out.header.stamp = stamp
-            self.instruction_pub.publish(out)
-        elif result.status == "clarify":
-            out = Clarification(
-                question=result.question,
-                language=result.language,
-                raw_text=text,
-                candidate_ids=list(result.candidates),
-            )
-            out.header.stamp = stamp
-            self.clarification_pub.publish(out)
-        else:
-            self.get_logger().warn(f"refused {text!r}: {result.reason}")
-
-
 class LoopDriver(Node):
     """The operator and the bench: speaks, listens to what the loop does, calls the sim's services."""
 
@@ -226,6 +156,8 @@ class LoopDriver(Node):
         self.create_subscription(Scene, "scene", self._on_scene, LATCHED_QOS)
         self.reset_client = self.create_client(ResetEpisode, "reset")
         self.success_client = self.create_client(Trigger, "check_success")
+        self.estop_pub = self.create_publisher(Bool, "estop", LATCHED_QOS)
+        self.reset_estop_client = self.create_client(Trigger, "reset_estop")
 
     def _on_instruction(self, msg: Instruction) -> None:
         with self._cv:
@@ -352,20 +284,8 @@ class ClosedLoop:
         return node
 
     def _make_disambiguation(self) -> Node:
-        choice = self.options.disambiguation
-        if choice not in ("auto", "node", "core"):
-            raise ValueError(f"disambiguation must be auto, node or core, got {choice!r}")
-        if choice != "core":
-            try:
-                module = importlib.import_module(DISAMBIGUATION_NODE_MODULE)
-            except ImportError:
-                if choice == "node":
-                    raise
-            else:
-                self.disambiguation_label = "DisambiguationNode"
-                return self._add(module.DisambiguationNode, "disambiguation_node", {})
-        self.disambiguation_label = "InstructionResolver core (stand-in node)"
-        return self._add(ResolverStandIn, "disambiguation_node", {})
+        params = load_node_parameters(find_config_file("disambiguation_node.yaml"), "disambiguation_node")
+        return self._add(DisambiguationNode, "disambiguation_node", params)
 
     def _spin(self) -> None:
         while self.context.ok() and not self._stopping.is_set():
@@ -487,3 +407,12 @@ class ClosedLoop:
         t0, deadline = now_s(driver), time.monotonic() + 5.0
         while now_s(driver) - t0 < 0.2 and time.monotonic() < deadline:
             time.sleep(0.02)
+        # "stop" latched the controller's e-stop (the disambiguation node treats it as an emergency
+        # stop). Before the next episode the operator releases the button and resets it explicitly.
+        driver.estop_pub.publish(Bool(data=False))
+        for _ in range(20):
+            if driver.call(driver.reset_estop_client, Trigger.Request()).success:
+                break
+            time.sleep(0.05)
+        else:
+            raise ClosedLoopError("the controller refused to reset its e-stop after the episode")

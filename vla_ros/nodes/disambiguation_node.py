@@ -67,6 +67,7 @@ from vla_ros.nodes.common import (
     spin_node,
     stamp_to_s,
 )
+from vla_ros.nodes.scene_convert import scene_msg_to_dict
 
 # Actions whose canonical sentence is worth remembering for "it", "again", "the other one".
 _HISTORY_ACTIONS = frozenset({"pick_place", "pick", "place", "push", "move_to"})
@@ -79,39 +80,8 @@ class StaticSceneError(ValueError):
 
 
 def scene_from_msg(msg: SceneMsg) -> Scene:
-    """The one conversion from a vla_ros/Scene message to the core's Scene (validated by the core)."""
-
-    def attributes(pairs) -> dict[str, str]:
-        return {kv.key: kv.value for kv in pairs if kv.key}
-
-    objects = [
-        {
-            "id": o.id,
-            "name": o.name,
-            "kind": o.kind,
-            "category": o.category,
-            "color": o.color,
-            "size": o.size,
-            "material": o.material,
-            "length_mm": float(o.length_mm) if o.length_mm > 0.0 else None,  # 0 means unknown
-            "position": [o.position.x, o.position.y, o.position.z],
-            "attributes": attributes(o.attributes),
-        }
-        for o in msg.objects
-    ]
-    locations = [
-        {
-            "id": loc.id,
-            "name": loc.name,
-            "category": loc.category,
-            "role": loc.role,
-            "accepts": list(loc.accepts),
-            "position": [loc.position.x, loc.position.y, loc.position.z],
-            "attributes": attributes(loc.attributes),
-        }
-        for loc in msg.locations
-    ]
-    return Scene.from_dict({"objects": objects, "locations": locations, "holding": msg.holding or None})
+    """A vla_ros/Scene message as the core's Scene (validated by the core)."""
+    return Scene.from_dict(scene_msg_to_dict(msg))
 
 
 def load_static_scene(path: str | Path) -> Scene:

@@ -2,8 +2,8 @@
 
 The workcell core (``Workcell.scene()``) and the disambiguation core (``Scene.from_dict``) speak the
 FORMAT.md dict; only nodes see the message. Keys the message has no field for travel as
-``attributes`` (KeyValue strings) and come back as top-level keys, which ``Scene.from_dict`` reads
-as extra attributes.
+``attributes`` (KeyValue strings) and come back under an ``attributes`` mapping, which
+``Scene.from_dict`` reads as extra attributes (so they can never overwrite id, name, ...).
 """
 
 from __future__ import annotations
@@ -73,7 +73,8 @@ def scene_msg_to_dict(msg: Scene) -> dict[str, Any]:
         if obj.length_mm:
             entry["length_mm"] = float(obj.length_mm)
         entry["position"] = [obj.position.x, obj.position.y, obj.position.z]
-        entry.update({kv.key: kv.value for kv in obj.attributes})
+        if obj.attributes:
+            entry["attributes"] = {kv.key: kv.value for kv in obj.attributes if kv.key}
         objects.append(entry)
     locations = []
     for loc in msg.locations:
@@ -81,6 +82,7 @@ def scene_msg_to_dict(msg: Scene) -> dict[str, Any]:
         if loc.accepts:
             entry["accepts"] = list(loc.accepts)
         entry["position"] = [loc.position.x, loc.position.y, loc.position.z]
-        entry.update({kv.key: kv.value for kv in loc.attributes})
+        if loc.attributes:
+            entry["attributes"] = {kv.key: kv.value for kv in loc.attributes if kv.key}
         locations.append(entry)
     return {"objects": objects, "locations": locations, "holding": msg.holding or None}

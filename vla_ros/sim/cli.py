@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     reports = []
     with ClosedLoop(options, task=args.task, seed=args.seed) as loop:
         print(f"policy: {loop.policy_label}")
-        print(f"disambiguation: {loop.disambiguation_label}")
+        print("disambiguation: DisambiguationNode (config/disambiguation.yaml)")
         for i in range(args.episodes):
             bag = args.record / f"episode_{i:03d}" if args.record is not None else None
             report, recording = loop.run_episode(
