@@ -278,3 +278,31 @@ def test_recorded_episode_reads_back_with_topics_counts_and_types(loop, tmp_path
     strip = save_pictures(recording.frames, tmp_path / "strip.png")
     gif = save_pictures(recording.frames, tmp_path / "episode.gif")
     assert strip.stat().st_size > 0 and gif.stat().st_size > 0
+
+
+def test_eval_bag_on_a_workcell_recording_scores_the_recorded_policy_perfectly(loop, tmp_path) -> None:
+    """Issue 8 on real workcell data: record an episode, then `vla-ros eval-bag` it offline."""
+    import json
+
+    from vla_ros.cli import main as cli_main
+    from vla_ros.model.tiny import make_tiny_checkpoint
+
+    bag = tmp_path / "episode"
+    report, _ = loop.run_episode(3, seed=7, task="move_to", bag_path=bag, storage="mcap")
+    assert report.success
+    model = make_tiny_checkpoint(tmp_path / "tiny")
+    out = tmp_path / "report"
+    code = cli_main(
+        ["eval-bag", str(bag), "--recorded", "--model", str(model), "--precision", "fp32", "--out", str(out)]
+    )
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    html = (out / "report.html").read_text()
+    assert "data:image/png;base64," in html
+    rows = {row["model"]: row for row in summary["comparison"]}
+    recorded = rows["recorded"]
+    assert recorded["mae_translation_m"] == 0.0 and recorded["mae_rotation_rad"] == 0.0
+    assert recorded["gripper_accuracy"] == 1.0
+    model_row = next(row for name, row in rows.items() if name != "recorded")
+    assert model_row["steps"] == recorded["steps"] >= report.steps
+    assert model_row["mae_translation_m"] > 0.0  # an untrained model does not reproduce the expert
