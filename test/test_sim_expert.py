@@ -1,0 +1,64 @@
+"""The scripted expert solves each task in the policy's action space, with bounded steps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vla_ros.action import Policy
+from vla_ros.sim import MAX_EPISODE_STEPS, TASK_NAMES, ScriptedExpert, Workcell, run_episode
+
+
+@pytest.fixture(scope="module")
+def cell():
+    workcell = Workcell()
+    yield workcell
+    workcell.close()
+
+
+def test_expert_is_a_policy(cell):
+    expert: Policy = ScriptedExpert(cell)
+    assert expert.name == "scripted_expert"
+
+
+@pytest.mark.parametrize("task", TASK_NAMES)
+def test_expert_succeeds_within_the_step_budget_with_bounded_deltas(cell, task):
+    expert = ScriptedExpert(cell)
+    actions: list[np.ndarray] = []
+    for seed in (101, 202, 303):
+        result = run_episode(
+            cell, expert, seed, task, render=False, on_step=lambda _s, _i, a, _c: actions.append(a.vector)
+        )
+        assert result.success, f"{task} seed {seed}: {result.instruction} failed after {result.steps} steps"
+        assert result.steps <= MAX_EPISODE_STEPS
+        assert result.sim_time_s == pytest.approx(result.steps * cell.control_period_s, abs=1e-6)
+    vectors = np.stack(actions)
+    assert np.all(np.linalg.norm(vectors[:, :3], axis=1) <= expert.config.max_step_m + 1e-9)
+    assert np.all(vectors[:, 3:6] == 0.0)
+    assert set(np.unique(vectors[:, 6])) <= {0.0, 1.0}
+
+
+def test_expert_sees_rendered_frames_in_the_closed_loop(cell):
+    frames: list[np.ndarray] = []
+    result = run_episode(
+        cell, ScriptedExpert(cell), 7, "move_to", on_step=lambda _s, image, _a, _c: frames.append(image)
+    )
+    assert result.success
+    assert len(frames) == result.steps
+    assert frames[0].shape == (224, 224, 3) and frames[0].dtype == np.uint8
+
+
+def test_expert_regrasps_after_the_part_is_knocked_away(cell):
+    expert = ScriptedExpert(cell)
+    instruction = cell.reset(404, "pick_place")
+    part = cell.layout.part(cell.task.part_id)
+    for _ in range(4):
+        cell.apply_action(expert.predict_action(None, instruction).vector)
+    # Move the part while the arm is on its way: the expert must follow it, not the old position.
+    moved = cell.part_position(part.id) + np.array([0.0, 0.06 if part.xy_m[1] < 0 else -0.06, 0.0])
+    cell.place_part(part.id, moved)
+    steps = 4
+    while not cell.success() and steps < MAX_EPISODE_STEPS:
+        cell.apply_action(expert.predict_action(None, instruction).vector)
+        steps += 1
+    assert cell.success()

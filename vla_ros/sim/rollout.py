@@ -1,0 +1,71 @@
+"""Running one episode in the workcell without ROS: reset, then image -> policy -> action until done.
+
+The ROS closed loop (sim_node + policy/controller nodes) does the same through topics; this direct
+loop is what the benchmark, the tests and offline data collection use.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from vla_ros.action import Action, Policy
+from vla_ros.sim.workcell import Workcell
+
+MAX_EPISODE_STEPS = 60
+
+StepCallback = Callable[[int, np.ndarray, Action, Workcell], None]
+
+
+@dataclass
+class EpisodeResult:
+    seed: int
+    task: str
+    instruction: str
+    success: bool
+    steps: int
+    sim_time_s: float
+    wall_time_s: float
+
+
+def run_episode(
+    workcell: Workcell,
+    policy: Policy,
+    seed: int,
+    task: str | None = None,
+    max_steps: int = MAX_EPISODE_STEPS,
+    render: bool = True,
+    on_step: StepCallback | None = None,
+) -> EpisodeResult:
+    """Reset to ``seed``/``task`` and step ``policy`` until the task succeeds or ``max_steps`` pass.
+
+    ``render=False`` hands the policy an empty image (for privileged policies such as the expert when
+    no frames are needed); ``on_step(step, image, action, workcell)`` sees each step before it is
+    applied (for recording).
+    """
+    wall_start = time.perf_counter()
+    instruction = workcell.reset(seed, task)
+    sim_start = workcell.sim_time_s
+    blank = np.zeros((workcell.config.image_height, workcell.config.image_width, 3), dtype=np.uint8)
+    success = workcell.success()
+    steps = 0
+    while not success and steps < max_steps:
+        image = workcell.render() if render else blank
+        action = policy.predict_action(image, instruction)
+        if on_step is not None:
+            on_step(steps, image, action, workcell)
+        workcell.apply_action(action.vector)
+        steps += 1
+        success = workcell.success()
+    return EpisodeResult(
+        seed=seed,
+        task=workcell.task.name,
+        instruction=instruction,
+        success=success,
+        steps=steps,
+        sim_time_s=workcell.sim_time_s - sim_start,
+        wall_time_s=time.perf_counter() - wall_start,
+    )
