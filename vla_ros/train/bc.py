@@ -100,6 +100,7 @@ class TrainConfig:
     base: str | None = None  # checkpoint directory to fine-tune
     init: str | None = None  # or a fresh small model: a PRESETS name of vla_ros.model.tiny
     image_size_px: int = 224  # backbone input size of a fresh model
+    init_overrides: dict[str, int] = field(default_factory=dict)  # TinySpec fields of a fresh model
     mode: str = "full"
     lora_rank: int = adapters.DEFAULT_LORA_RANK
     lora_dropout: float = 0.0
@@ -401,7 +402,10 @@ def build_model(config: TrainConfig) -> ModelBundle:
 
         if config.init not in PRESETS:
             raise TrainingError(f"--init must be one of {sorted(PRESETS)}, got {config.init!r}")
-        spec = replace(PRESETS[config.init], image_size_px=config.image_size_px)
+        try:
+            spec = replace(PRESETS[config.init], image_size_px=config.image_size_px, **config.init_overrides)
+        except TypeError as exc:
+            raise TrainingError(f"--init-override names an unknown TinySpec field: {exc}") from exc
         model = build_tiny_model(spec, seed=config.seed).to(device)
         tokenizer_dir = config.out / "tokenizer"
         if not (tokenizer_dir / "tokenizer.json").is_file():
@@ -826,6 +830,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         base=str(args.base) if args.base else None,
         init=args.init,
         image_size_px=args.image_size,
+        init_overrides=_parse_overrides(args.init_override),
         mode=args.mode,
         lora_rank=args.lora_rank,
         dataset_name=args.dataset_name,
@@ -856,6 +861,16 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
             outlier_iqr_k=None if args.outlier_iqr_k <= 0 else args.outlier_iqr_k,
         ),
     )
+
+
+def _parse_overrides(items: list[str] | None) -> dict[str, int]:
+    overrides = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not value.strip().isdigit():
+            raise TrainingError(f"--init-override takes FIELD=INTEGER (e.g. llm_num_layers=3), got {item!r}")
+        overrides[key.strip()] = int(value)
+    return overrides
 
 
 def _expand_bags(paths: list[Path]) -> list[Path]:

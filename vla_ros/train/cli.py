@@ -53,6 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--unnorm-key", default=None)
     ev.add_argument("--no-expert", action="store_true", help="skip the scripted-expert bound")
     ev.add_argument("--no-untrained", action="store_true", help="skip the untrained-model bound")
+    ev.add_argument(
+        "--untrained-episodes", type=int, default=None, help="episodes per task for the untrained bound"
+    )
     ev.add_argument("--num-threads", type=int, default=None)
     ev.add_argument("--report", type=Path, default=None, help="write the results as JSON here")
     ev.add_argument("--no-progress", action="store_true")
@@ -65,6 +68,12 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--base", type=Path, help="checkpoint directory to fine-tune (official layout)")
     src.add_argument("--init", choices=["tiny", "small"], help="train a fresh small OpenVLA from scratch")
     p.add_argument("--image-size", type=int, default=224, help="backbone input size of an --init model")
+    p.add_argument(
+        "--init-override",
+        action="append",
+        metavar="FIELD=N",
+        help="change a size of the --init preset (TinySpec field, e.g. llm_num_layers=3); repeatable",
+    )
     p.add_argument("--mode", choices=["full", "lora", "qlora"], default="full")
     p.add_argument("--lora-rank", type=int, default=DEFAULT_LORA_RANK, help="LoRA r (alpha = min(r, 16))")
     p.add_argument("--out", type=Path, required=True, help="run directory (outputs, resume state)")
@@ -158,6 +167,8 @@ def run_sim_eval(args: argparse.Namespace) -> int:
     results += evaluate_in_workcell(factory, "trained", **common)
     if not args.no_untrained:
         untrained = vla_policy_factory(args.model, None, args.precision, args.unnorm_key, untrained=True)
+        if args.untrained_episodes is not None:
+            common["episodes"] = args.untrained_episodes
         results += evaluate_in_workcell(untrained, "untrained", **common)
     print(format_table(results))
     if args.report:
