@@ -12,7 +12,7 @@ from vla_ros.model.action_tokenizer import ActionStatistics, ActionTokenizer
 from vla_ros.model.modeling_openvla import IGNORE_INDEX
 from vla_ros.model.processing import ImageProcessor, PromptTokenizer
 from vla_ros.model.tiny import TinySpec, build_tiny_model, write_tokenizer
-from vla_ros.train.bc import ActionTokenDataset, compute_dataset_statistics
+from vla_ros.train.bc import ActionTokenDataset, action_token_loss, compute_dataset_statistics
 
 torch.set_num_threads(1)
 SPEC = TinySpec(image_size_px=28, llm_num_layers=1, vit_depth=2)
@@ -111,3 +111,29 @@ def test_predictions_at_image_and_prompt_positions_do_not_change_the_loss(datase
     assert _loss_with_hidden_perturbed(model, batch, "non-action") == pytest.approx(reference, rel=1e-6)
     # The same perturbation at the action positions does change it: the check above can fail.
     assert _loss_with_hidden_perturbed(model, batch, "action") != pytest.approx(reference, rel=1e-3)
+
+
+def test_training_loss_is_the_models_cross_entropy_unless_bins_are_smoothed(dataset, model):
+    batch = dataset.batch(range(4))
+    with torch.no_grad():
+        out = model(batch["pixel_values"], batch["input_ids"], batch["attention_mask"], batch["labels"])
+    token_range = dataset.action_tokenizer.token_id_range
+    exact = action_token_loss(out.logits, out.labels, token_range)
+    assert exact.item() == pytest.approx(out.loss.item(), rel=1e-6)
+    # Smoothing rewards probability on the neighbouring bins: a prediction one bin off costs less.
+    target = torch.tensor([token_range[0] + 100, 2])  # an action token, then EOS
+    off_by_one = torch.full((2, out.logits.shape[1]), -20.0)
+    off_by_one[0, token_range[0] + 101] = 20.0
+    off_by_one[1, 2] = 20.0
+    far_off = off_by_one.clone()
+    far_off[0, token_range[0] + 101], far_off[0, token_range[0] + 200] = -20.0, 20.0
+    smoothed = action_token_loss(off_by_one, target, token_range, bin_smoothing=3.0)
+    assert smoothed < action_token_loss(off_by_one, target, token_range)
+    assert smoothed < action_token_loss(far_off, target, token_range, bin_smoothing=3.0)
+
+
+def test_smoothed_loss_has_finite_gradients_next_to_an_exact_eos_target():
+    logits = torch.randn(3, 32064, requires_grad=True)
+    targets = torch.tensor([31750, 2, 31999])
+    action_token_loss(logits, targets, (31744, 32000), bin_smoothing=4.0).backward()
+    assert torch.isfinite(logits.grad).all()

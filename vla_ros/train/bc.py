@@ -114,6 +114,10 @@ class TrainConfig:
     warmup_steps: int = 0
     weight_decay: float = 0.0
     grad_clip: float = 1.0
+    # 0: upstream's loss (cross-entropy with the recorded bin as the only target). > 0: the target is
+    # spread over neighbouring bins (Gaussian, this many bins wide); for small data sets, where a
+    # classifier over 256 unordered bins otherwise learns little more than the most common bins.
+    bin_smoothing: float = 0.0
     random_crop: bool = True
     heldout_fraction: float = 0.1
     heldout_episodes: int | None = None  # overrides heldout_fraction
@@ -263,6 +267,32 @@ def split_episodes(
     train = [e for i, e in enumerate(episodes) if i not in held]
     val = [e for i, e in enumerate(episodes) if i in held]
     return train, val
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Loss
+
+
+def action_token_loss(
+    logits: torch.Tensor, targets: torch.Tensor, token_range: tuple[int, int], bin_smoothing: float = 0.0
+) -> torch.Tensor:
+    """Cross-entropy over the whole vocabulary at the labelled positions (``logits`` [N, V] and
+    ``targets`` [N] as the model returns them). With ``bin_smoothing`` > 0 an action token's target
+    is a Gaussian over the neighbouring action ids (adjacent ids are adjacent bins); EOS stays exact."""
+    if bin_smoothing <= 0:
+        return torch.nn.functional.cross_entropy(logits, targets)
+    lo, hi = token_range
+    log_probs = torch.log_softmax(logits.float(), dim=-1)
+    exact = -log_probs.gather(1, targets[:, None]).squeeze(1)
+    # Rows whose target is not an action token (EOS) get a dummy centre: their smoothed term is
+    # discarded below, but it must stay finite or its zero gradient would still be NaN.
+    centre = targets.clamp(lo, hi - 1)
+    distance = torch.arange(lo, hi, device=targets.device)[None, :] - centre[:, None]
+    weights = torch.exp(-0.5 * (distance.float() / bin_smoothing) ** 2)
+    weights = weights / weights.sum(dim=1, keepdim=True)
+    smoothed = -(weights * log_probs[:, lo:hi]).sum(dim=1)
+    is_action = (targets >= lo) & (targets < hi)
+    return torch.where(is_action, smoothed, exact).mean()
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -665,7 +695,10 @@ def train(config: TrainConfig, resume: bool = False, stop_after_steps: int | Non
         torch.set_num_threads(config.num_threads)
     torch.manual_seed(config.seed)
     config.out.mkdir(parents=True, exist_ok=True)
-    say = print if dist_info.is_main else (lambda *a, **k: None)
+
+    def say(*parts: object) -> None:
+        if dist_info.is_main:
+            print(*parts, flush=True)  # flushed: the log is often a file next to tqdm's stderr
 
     # --- data -------------------------------------------------------------------------------------
     episodes, report = load_episodes(
@@ -756,7 +789,10 @@ def train(config: TrainConfig, resume: bool = False, stop_after_steps: int | Non
                 out = forward(
                     batch["pixel_values"], batch["input_ids"], batch["attention_mask"], batch["labels"]
                 )
-                (out.loss / config.grad_accum).backward()
+                loss = action_token_loss(
+                    out.logits, out.labels, bundle.action_tokenizer.token_id_range, config.bin_smoothing
+                )
+                (loss / config.grad_accum).backward()
                 true = np.stack([train_set.actions[int(i)] for i in chunk])
                 running.add(
                     batch_metrics(
@@ -842,6 +878,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         min_lr_ratio=args.min_lr_ratio,
         warmup_steps=args.warmup_steps,
         weight_decay=args.weight_decay,
+        bin_smoothing=args.bin_smoothing,
         random_crop=not args.no_random_crop,
         heldout_fraction=args.heldout_fraction,
         heldout_episodes=args.heldout_episodes,
@@ -879,7 +916,10 @@ def _expand_bags(paths: list[Path]) -> list[Path]:
     for path in paths:
         path = Path(path)
         if path.is_dir() and not (path / "metadata.yaml").is_file():
-            found = sorted(p for p in path.iterdir() if (p / "metadata.yaml").is_file())
+            # Hidden entries are bags still being written (record-demos renames them when complete).
+            found = sorted(
+                p for p in path.iterdir() if not p.name.startswith(".") and (p / "metadata.yaml").is_file()
+            )
             if not found:
                 raise TrainingError(f"{path} is neither a bag nor a directory of bags (no metadata.yaml)")
             bags.extend(found)

@@ -90,6 +90,13 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup-steps", type=int, default=0)
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--no-random-crop", action="store_true", help="train on centre crops only")
+    p.add_argument(
+        "--bin-smoothing",
+        type=float,
+        default=0.0,
+        help="spread each action token's target over neighbouring bins (Gaussian width in bins); "
+        "0 = upstream's exact-bin cross-entropy",
+    )
     p.add_argument("--heldout-fraction", type=float, default=0.1)
     p.add_argument("--heldout-episodes", type=int, default=None)
     p.add_argument("--eval-max-steps", type=int, default=None, help="cap held-out steps per evaluation")
