@@ -15,6 +15,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "vla_ros.eval.cli",
     "vla_ros.model.cli",
     "vla_ros.sim.cli",
+    "vla_ros.train.cli",
 )
 
 

@@ -7,6 +7,7 @@ so that behaviour cloning uses exactly the inference-time preprocessing.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,7 +56,15 @@ class VLAPolicy:
         self.image_processor = self.loaded.image_processor
         self.prompt_tokenizer = self.loaded.prompt_tokenizer
         self.action_tokenizer = self.loaded.action_tokenizer
-        self.unnorm_key, self.action_statistics = self.loaded.action_statistics(config.unnorm_key)
+        unnorm_key = config.unnorm_key
+        adapter_stats = _adapter_statistics(config.adapter_dir)
+        if adapter_stats:
+            # An adapter fine-tuned on a dataset carries that dataset's statistics (vla-ros train writes
+            # them); with a single dataset there, it is the one to un-normalise with unless told otherwise.
+            self.loaded.norm_stats = {**self.loaded.norm_stats, **adapter_stats}
+            if unnorm_key is None and len(adapter_stats) == 1:
+                unnorm_key = next(iter(adapter_stats))
+        self.unnorm_key, self.action_statistics = self.loaded.action_statistics(unnorm_key)
         self.model: OpenVLAForActionPrediction | adapters.PeftModel = self.loaded.model
         if config.adapter_dir is not None:
             self.load_adapter(config.adapter_dir, "default")
@@ -124,3 +133,11 @@ class VLAPolicy:
         """A raw action of this policy's dataset -> (input_ids, labels) for cross-entropy on action tokens."""
         token_ids = self.action_tokenizer.encode(self.action_statistics.normalize(action))
         return self.prompt_tokenizer.encode_training_example(instruction, token_ids.tolist())
+
+
+def _adapter_statistics(adapter_dir: str | Path | None) -> dict:
+    """``dataset_statistics.json`` next to an adapter's weights, if there is one."""
+    if adapter_dir is None:
+        return {}
+    path = Path(adapter_dir) / "dataset_statistics.json"
+    return json.loads(path.read_text()) if path.is_file() else {}

@@ -1,0 +1,151 @@
+"""Behaviour cloning runs: it learns, it resumes where it stopped, LoRA adapters load in the policy."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from vla_ros.data.dataset import CleaningConfig, SyncConfig
+from vla_ros.data.synthetic import write_demo_bag
+from vla_ros.model.loading import load_checkpoint
+from vla_ros.model.tiny import PRESETS, make_tiny_checkpoint
+from vla_ros.policy.runtime import PolicyConfig, VLAPolicy
+from vla_ros.train.bc import STATE_DIR, TrainConfig, TrainingError, learning_rate_at, train
+
+torch.set_num_threads(1)
+IMAGE_PX = 28
+
+
+@pytest.fixture(scope="module")
+def bags(tmp_path_factory):
+    """Two short demonstrations, each repeating its own action: what to do follows from the instruction."""
+    tmp = tmp_path_factory.mktemp("bags")
+    rng = np.random.default_rng(0)
+    paths = []
+    for i, instruction in enumerate(("put the red gear in the bin", "move to the parts tray")):
+        action = np.append(rng.uniform(-0.03, 0.03, 6), i % 2)
+        actions = np.tile(action, (8, 1))
+        paths.append(
+            write_demo_bag(tmp / f"demo{i}", actions, image_size=(32, 32), seed=i, instruction=instruction)
+        )
+    return [str(p) for p in paths]
+
+
+def _config(bags, out, **overrides) -> TrainConfig:
+    base = dict(
+        bags=bags,
+        out_dir=str(out),
+        init="tiny",
+        image_size_px=IMAGE_PX,
+        batch_size=8,
+        learning_rate=2e-3,
+        warmup_steps=2,
+        heldout_episodes=0,
+        seed=0,
+        progress=False,
+        sync=SyncConfig(control_rate_hz=5.0),
+        cleaning=CleaningConfig(outlier_iqr_k=None),
+    )
+    base.update(overrides)
+    return TrainConfig(**base)
+
+
+def test_a_short_run_drives_the_loss_down_and_token_accuracy_up(bags, tmp_path):
+    result = train(_config(bags, tmp_path / "run", max_steps=30, learning_rate=5e-3))
+    assert result.step == 30 and not result.interrupted
+    first, last = result.metrics[0], result.metrics[-1]
+    assert last["train_loss"] < 0.5 * first["train_loss"]
+    assert last["train_action_token_accuracy"] > first["train_action_token_accuracy"] + 0.4
+    # The output is a checkpoint the model core and the policy load as they are.
+    checkpoint = tmp_path / "run" / "checkpoint"
+    stats = json.loads((checkpoint / "dataset_statistics.json").read_text())
+    assert list(stats) == ["sim_workcell"]
+    policy = VLAPolicy(PolicyConfig(checkpoint, precision="fp32", center_crop=True))
+    assert policy.unnorm_key == "sim_workcell"
+    action = policy.predict_action(np.zeros((32, 32, 3), dtype=np.uint8), "move to the parts tray")
+    assert action.vector.shape == (7,)
+    assert (tmp_path / "run" / "metrics.jsonl").read_text().count("\n") == len(result.metrics)
+
+
+def test_resume_continues_at_the_saved_step_and_matches_an_uninterrupted_run(bags, tmp_path):
+    straight = train(_config(bags, tmp_path / "straight", max_steps=4, epochs=1))
+    assert straight.step == 4
+    stopped = train(_config(bags, tmp_path / "resumed", max_steps=4), stop_after_steps=2)
+    assert stopped.step == 2 and stopped.interrupted is False
+    state = json.loads((tmp_path / "resumed" / STATE_DIR / "state.json").read_text())
+    assert state["step"] == 2
+    resumed = train(_config(bags, tmp_path / "resumed", max_steps=4), resume=True)
+    assert resumed.step == 4
+    a = load_file(str(tmp_path / "straight" / STATE_DIR / "trainable.safetensors"))
+    b = load_file(str(tmp_path / "resumed" / STATE_DIR / "trainable.safetensors"))
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-6)
+
+
+def test_resume_without_a_saved_state_says_so(bags, tmp_path):
+    with pytest.raises(TrainingError, match="nothing to resume"):
+        train(_config(bags, tmp_path / "fresh", max_steps=1), resume=True)
+
+
+def test_lora_run_saves_an_adapter_the_policy_loads_with_its_statistics(bags, tmp_path):
+    spec = replace(PRESETS["tiny"], image_size_px=IMAGE_PX)
+    base = make_tiny_checkpoint(tmp_path / "base", spec=spec, seed=1)
+    config = _config(
+        bags, tmp_path / "lora", init=None, base=str(base), mode="lora", max_steps=2, export_merged=True
+    )
+    result = train(config)
+    adapter = tmp_path / "lora" / "adapter"
+    assert {"adapter_config.json", "adapter_model.safetensors", "dataset_statistics.json"} <= {
+        p.name for p in adapter.iterdir()
+    }
+    lora_b = [t for n, t in load_file(str(adapter / "adapter_model.safetensors")).items() if "lora_B" in n]
+    assert lora_b and any(float(t.abs().max()) > 0 for t in lora_b)  # trained: B left zero init
+    assert json.loads((adapter / "adapter_config.json").read_text())["r"] == 32
+    policy = VLAPolicy(PolicyConfig(base, precision="fp32", adapter_dir=adapter))
+    # The base's own statistics stay available, the adapter's dataset is the default.
+    assert policy.unnorm_key == "sim_workcell"
+    assert np.allclose(
+        policy.action_statistics.q99,
+        json.loads((adapter / "dataset_statistics.json").read_text())["sim_workcell"]["action"]["q99"],
+    )
+    image = np.full((32, 32, 3), 90, dtype=np.uint8)
+    with_adapter = policy.predict_action(image, "move to the parts tray")
+    merged = load_checkpoint(result.outputs[1], precision="fp32")
+    merged_policy = VLAPolicy(PolicyConfig(result.outputs[1], precision="fp32"), loaded=merged)
+    assert merged_policy.predict_action(image, "move to the parts tray").token_ids == with_adapter.token_ids
+
+
+def test_qlora_trains_an_adapter_on_a_4bit_base(bags, tmp_path):
+    spec = replace(PRESETS["tiny"], image_size_px=IMAGE_PX)
+    base = make_tiny_checkpoint(tmp_path / "base", spec=spec, seed=1)
+    result = train(_config(bags, tmp_path / "qlora", init=None, base=str(base), mode="qlora", max_steps=2))
+    assert result.step == 2
+    assert (tmp_path / "qlora" / "adapter" / "adapter_model.safetensors").is_file()
+    policy = VLAPolicy(PolicyConfig(base, precision="fp32", adapter_dir=tmp_path / "qlora" / "adapter"))
+    assert policy.predict_action(np.zeros((32, 32, 3), dtype=np.uint8), "move to the parts tray").is_finite()
+
+
+def test_learning_rate_warms_up_linearly_then_decays_by_cosine_to_the_floor():
+    config = TrainConfig(
+        bags=[], out_dir="x", init="tiny", learning_rate=1.0, warmup_steps=4, min_lr_ratio=0.1
+    )
+    lrs = [learning_rate_at(s, config, total_steps=14) for s in range(15)]
+    assert lrs[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    assert lrs[4] == pytest.approx(1.0)
+    assert all(a >= b for a, b in itertools.pairwise(lrs[4:]))
+    assert lrs[14] == pytest.approx(0.1)
+    assert lrs[9] == pytest.approx(0.55)
+
+
+def test_configuration_errors_name_the_fix():
+    with pytest.raises(TrainingError, match="exactly one of --base"):
+        TrainConfig(bags=[], out_dir="x")
+    with pytest.raises(TrainingError, match="qlora quantizes a pretrained base"):
+        TrainConfig(bags=[], out_dir="x", init="tiny", mode="qlora")

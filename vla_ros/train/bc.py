@@ -1,0 +1,941 @@
+"""Behaviour cloning of OpenVLA from rosbags: cross-entropy on the action tokens, full / LoRA / QLoRA.
+
+Read top to bottom, as nanoGPT's train.py: configuration, data, model, optimiser and schedule, the
+loop, evaluation, saving. The recipe is upstream's fine-tuning recipe:
+
+- Data: bags -> synchronised, cleaned episodes (:mod:`vla_ros.data.dataset`); q01/q99 statistics of
+  the training episodes written as ``dataset_statistics.json`` (official layout, keyed by
+  ``dataset_name``); each step becomes (image, prompt, action) with the action normalised to [-1, 1]
+  and discretised into 7 action tokens (:class:`~vla_ros.model.action_tokenizer.ActionTokenizer`).
+- Images: random crop of 90% of the area (random position, square aspect), resized to the backbone
+  size, at training time; the centre crop of the same size for evaluation and at inference
+  (``PolicyConfig(center_crop=True)``), as upstream.
+- Loss: cross-entropy on the 7 action tokens and the closing EOS only; prompt and image positions
+  carry IGNORE_INDEX (the model's LM head does not even run on them).
+- Modes: ``full`` (every weight; for the small models), ``lora`` (peft, all linear layers but the LM
+  head, r=32, alpha=min(r, 16): upstream's defaults), ``qlora`` (the same adapter on a 4-bit NF4 base).
+- AdamW, linear warm-up then cosine decay, gradient accumulation, gradient clipping, seeded.
+
+Outputs under ``--out``:
+    checkpoint/            full mode: official layout, loads with load_checkpoint / VLAPolicy
+                           (``--checkpoint-out`` puts it elsewhere)
+    adapter/               lora/qlora: adapter_config.json + adapter_model.safetensors +
+                           dataset_statistics.json (VLAPolicy(adapter_dir=...) un-normalises with it)
+    merged/                lora/qlora with --export-merged: base + adapter folded, official layout
+    training_state/        resume point: trainable weights and AdamW state (safetensors), state.json
+    dataset_statistics.json, cleaning_report.json, metrics.jsonl, train_config.json
+
+Every file is written under a temporary name and renamed, so an interrupted run (Ctrl-C: the first
+one finishes the current step and saves, a second one aborts) never leaves a half-written output;
+``--resume`` continues from ``training_state/`` at the saved optimiser step with the same data order.
+
+Multi-GPU: the loop runs under ``torchrun`` or ``accelerate launch`` (which set ``WORLD_SIZE``,
+``RANK``, ``LOCAL_RANK``): each process takes its share of every batch, gradients are averaged by
+DistributedDataParallel, and only rank 0 evaluates and writes. For example::
+
+    torchrun --nproc_per_node 8 -m vla_ros.train.bc --bags demos/ --base openvla-7b --mode lora \\
+        --out runs/lora --batch-size 16 --device cuda
+    accelerate launch --num_processes 8 -m vla_ros.train.bc ...    # same arguments
+
+``--batch-size`` is per process; the effective batch is batch_size x grad_accum x processes. Only the
+single-process path is tested here (CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from vla_ros.data.dataset import (
+    CleaningConfig,
+    Episode,
+    SyncConfig,
+    TopicConfig,
+    compute_dataset_statistics,
+    load_episodes,
+)
+from vla_ros.model import adapters
+from vla_ros.model.action_tokenizer import ActionStatistics, ActionTokenizer
+from vla_ros.model.loading import load_checkpoint, save_checkpoint
+from vla_ros.model.modeling_openvla import OpenVLAForActionPrediction
+from vla_ros.model.processing import (
+    CENTER_CROP_AREA_FRACTION,
+    ImageProcessor,
+    PromptTokenizer,
+    center_crop,
+    collate_training_examples,
+)
+
+MODES = ("full", "lora", "qlora")
+STATE_DIR = "training_state"
+
+
+class TrainingError(RuntimeError):
+    """Training cannot start or continue as configured; the message says what to change."""
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Configuration
+
+
+@dataclass
+class TrainConfig:
+    """Every knob of a run; saved as train_config.json next to the outputs."""
+
+    bags: list[str]
+    out_dir: str
+    base: str | None = None  # checkpoint directory to fine-tune
+    init: str | None = None  # or a fresh small model: a PRESETS name of vla_ros.model.tiny
+    image_size_px: int = 224  # backbone input size of a fresh model
+    init_overrides: dict[str, int] = field(default_factory=dict)  # TinySpec fields of a fresh model
+    mode: str = "full"
+    lora_rank: int = adapters.DEFAULT_LORA_RANK
+    lora_dropout: float = 0.0
+    dataset_name: str = "sim_workcell"
+    epochs: int = 1
+    max_steps: int | None = None  # optimiser steps; overrides epochs when set
+    batch_size: int = 16
+    grad_accum: int = 1
+    learning_rate: float = 5e-4
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 0
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    # 0: upstream's loss (cross-entropy with the recorded bin as the only target). > 0: the target is
+    # spread over neighbouring bins (Gaussian, this many bins wide); for small data sets, where a
+    # classifier over 256 unordered bins otherwise learns little more than the most common bins.
+    bin_smoothing: float = 0.0
+    random_crop: bool = True
+    heldout_fraction: float = 0.1
+    heldout_episodes: int | None = None  # overrides heldout_fraction
+    eval_max_steps: int | None = None  # cap on held-out steps evaluated per epoch (None: all)
+    save_every_steps: int | None = None  # also save the resume point every N steps
+    seed: int = 0
+    device: str = "cpu"
+    num_threads: int | None = None
+    checkpoint_out: str | None = None  # full mode: where the checkpoint goes (default out/checkpoint)
+    save_dtype: str = "bf16"  # dtype of the exported checkpoint's weights
+    export_merged: bool = False
+    progress: bool = True
+    topics: TopicConfig = field(default_factory=TopicConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)
+    cleaning: CleaningConfig = field(default_factory=CleaningConfig)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise TrainingError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if (self.base is None) == (self.init is None):
+            raise TrainingError("give exactly one of --base MODEL_DIR (fine-tune) or --init tiny|small")
+        if self.mode == "qlora" and self.base is None:
+            raise TrainingError("qlora quantizes a pretrained base: pass --base MODEL_DIR")
+        if self.batch_size < 1 or self.grad_accum < 1:
+            raise TrainingError("batch_size and grad_accum must be at least 1")
+
+    @property
+    def out(self) -> Path:
+        return Path(self.out_dir)
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return Path(self.checkpoint_out) if self.checkpoint_out else self.out / "checkpoint"
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> TrainConfig:
+        data = dict(data)
+        topics = TopicConfig(**data.pop("topics"))
+        sync = SyncConfig(**data.pop("sync"))
+        cleaning = CleaningConfig(**data.pop("cleaning"))
+        return cls(**data, topics=topics, sync=sync, cleaning=cleaning)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Data
+
+
+def random_crop(image: np.ndarray, rng: np.random.Generator, area_fraction: float) -> np.ndarray:
+    """A square-aspect crop with ``area_fraction`` of the pixels at a random position (upstream's
+    augmentation; :func:`~vla_ros.model.processing.center_crop` is its inference-time counterpart)."""
+    h, w = image.shape[:2]
+    side = math.sqrt(area_fraction)
+    ch, cw = max(1, round(h * side)), max(1, round(w * side))
+    top = int(rng.integers(0, h - ch + 1))
+    left = int(rng.integers(0, w - cw + 1))
+    return image[top : top + ch, left : left + cw]
+
+
+class ActionTokenDataset(torch.utils.data.Dataset):
+    """Steps of cleaned episodes as (pixel_values, input_ids, labels) for cross-entropy on action tokens.
+
+    Images are kept as recorded, so the evaluation path (centre crop, then the processor's resize) is
+    exactly the policy's inference path.
+    """
+
+    def __init__(
+        self,
+        episodes: list[Episode],
+        image_processor: ImageProcessor,
+        prompt_tokenizer: PromptTokenizer,
+        action_tokenizer: ActionTokenizer,
+        statistics: ActionStatistics,
+        train: bool,
+        seed: int = 0,
+        crop_area_fraction: float = CENTER_CROP_AREA_FRACTION,
+    ) -> None:
+        self.image_processor = image_processor
+        self.prompt_tokenizer = prompt_tokenizer
+        self.action_tokenizer = action_tokenizer
+        self.statistics = statistics
+        self.train = train
+        self.seed = seed
+        self.epoch = 0
+        self.crop_area_fraction = crop_area_fraction
+        self.images: list[np.ndarray] = []
+        self.actions: list[np.ndarray] = []
+        self.examples: list[tuple[list[int], list[int]]] = []
+        for ep in episodes:
+            for image, action, instruction in zip(ep.images, ep.actions, ep.step_instructions, strict=True):
+                self.images.append(image)
+                self.actions.append(np.asarray(action, dtype=np.float64))
+                tokens = self.action_tokens(action)
+                ids, labels = prompt_tokenizer.encode_training_example(instruction, tokens.tolist())
+                self.examples.append((ids, labels))
+
+    def action_tokens(self, action: np.ndarray) -> np.ndarray:
+        """Raw action -> q01/q99-normalised -> 7 token ids (the policy's decoding inverts this)."""
+        return self.action_tokenizer.encode(self.statistics.normalize(action))
+
+    def set_epoch(self, epoch: int) -> None:
+        """Crops depend on (seed, epoch, index), so a resumed run sees the same augmentations."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def pixel_values(self, index: int) -> torch.Tensor:
+        image = self.images[index]
+        if self.train:
+            rng = np.random.default_rng([self.seed, self.epoch, index])
+            image = random_crop(image, rng, self.crop_area_fraction)
+        else:
+            image = center_crop(image, self.crop_area_fraction)
+        return self.image_processor(image)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, list[int], list[int]]:
+        ids, labels = self.examples[index]
+        return self.pixel_values(index), ids, labels
+
+    def batch(self, indices: list[int] | np.ndarray) -> dict[str, torch.Tensor]:
+        items = [self[int(i)] for i in indices]
+        input_ids, attention_mask, labels = collate_training_examples(
+            [(ids, lab) for _, ids, lab in items], self.prompt_tokenizer.pad_token_id or 0
+        )
+        return {
+            "pixel_values": torch.stack([pv for pv, _, _ in items]),
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "labels": labels,
+            "index": torch.as_tensor(np.asarray(indices, dtype=np.int64)),
+        }
+
+
+def split_episodes(
+    episodes: list[Episode], heldout_fraction: float, heldout_episodes: int | None, seed: int
+) -> tuple[list[Episode], list[Episode]]:
+    """Whole episodes are held out (steps of one episode are too alike to measure generalisation)."""
+    n = len(episodes)
+    if heldout_episodes is None:
+        heldout_episodes = math.ceil(n * heldout_fraction) if heldout_fraction > 0 else 0
+    heldout_episodes = min(heldout_episodes, n - 1)
+    order = np.random.default_rng(seed).permutation(n)
+    held = set(order[:heldout_episodes].tolist())
+    train = [e for i, e in enumerate(episodes) if i not in held]
+    val = [e for i, e in enumerate(episodes) if i in held]
+    return train, val
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Loss
+
+
+def action_token_loss(
+    logits: torch.Tensor, targets: torch.Tensor, token_range: tuple[int, int], bin_smoothing: float = 0.0
+) -> torch.Tensor:
+    """Cross-entropy over the whole vocabulary at the labelled positions (``logits`` [N, V] and
+    ``targets`` [N] as the model returns them). With ``bin_smoothing`` > 0 an action token's target
+    is a Gaussian over the neighbouring action ids (adjacent ids are adjacent bins); EOS stays exact."""
+    if bin_smoothing <= 0:
+        return torch.nn.functional.cross_entropy(logits, targets)
+    lo, hi = token_range
+    log_probs = torch.log_softmax(logits.float(), dim=-1)
+    exact = -log_probs.gather(1, targets[:, None]).squeeze(1)
+    # Rows whose target is not an action token (EOS) get a dummy centre: their smoothed term is
+    # discarded below, but it must stay finite or its zero gradient would still be NaN.
+    centre = targets.clamp(lo, hi - 1)
+    distance = torch.arange(lo, hi, device=targets.device)[None, :] - centre[:, None]
+    weights = torch.exp(-0.5 * (distance.float() / bin_smoothing) ** 2)
+    weights = weights / weights.sum(dim=1, keepdim=True)
+    smoothed = -(weights * log_probs[:, lo:hi]).sum(dim=1)
+    is_action = (targets >= lo) & (targets < hi)
+    return torch.where(is_action, smoothed, exact).mean()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Metrics
+
+
+@dataclass
+class BatchMetrics:
+    """Sums over action tokens / steps, so batches of any size combine exactly."""
+
+    loss_sum: float = 0.0
+    labelled: int = 0
+    correct_action_tokens: int = 0
+    action_tokens: int = 0
+    l1_sum: float = 0.0
+    steps: int = 0
+
+    def add(self, other: BatchMetrics) -> None:
+        for name in asdict(self):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def as_dict(self, prefix: str) -> dict[str, float]:
+        return {
+            f"{prefix}loss": self.loss_sum / max(self.labelled, 1),
+            f"{prefix}action_token_accuracy": self.correct_action_tokens / max(self.action_tokens, 1),
+            f"{prefix}action_l1": self.l1_sum / max(self.steps, 1),
+        }
+
+
+def batch_metrics(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    loss: torch.Tensor,
+    action_dim: int,
+    action_tokenizer: ActionTokenizer,
+    statistics: ActionStatistics,
+    true_actions: np.ndarray,
+) -> BatchMetrics:
+    """Token accuracy and L1 (mean over dimensions, raw units) of the greedy decoded actions.
+
+    ``logits``/``targets`` are the model's labelled positions in row-major order: per example the
+    action tokens and then EOS.
+    """
+    per_example = action_dim + 1
+    b = targets.shape[0] // per_example
+    if b * per_example != targets.shape[0]:
+        raise TrainingError("every example must label exactly the action tokens and EOS")
+    predicted = logits.argmax(dim=-1).view(b, per_example)[:, :action_dim].cpu().numpy()
+    expected = targets.view(b, per_example)[:, :action_dim].cpu().numpy()
+    decoded = statistics.unnormalize(action_tokenizer.decode(predicted))
+    return BatchMetrics(
+        loss_sum=float(loss.detach()) * targets.shape[0],
+        labelled=int(targets.shape[0]),
+        correct_action_tokens=int((predicted == expected).sum()),
+        action_tokens=int(expected.size),
+        l1_sum=float(np.abs(decoded - true_actions).mean(axis=1).sum()),
+        steps=b,
+    )
+
+
+@torch.no_grad()
+def evaluate(
+    model: torch.nn.Module,
+    dataset: ActionTokenDataset,
+    batch_size: int,
+    max_steps: int | None = None,
+    progress: bool = False,
+) -> dict[str, float]:
+    """Held-out loss, action-token accuracy and L1 of the decoded actions (centre crops)."""
+    was_training = model.training
+    model.eval()
+    indices = np.arange(len(dataset))
+    if max_steps is not None and len(indices) > max_steps:
+        indices = np.linspace(0, len(dataset) - 1, max_steps).round().astype(np.int64)
+    total = BatchMetrics()
+    chunks = [indices[i : i + batch_size] for i in range(0, len(indices), batch_size)]
+    if progress:
+        from tqdm import tqdm
+
+        chunks = tqdm(chunks, desc="held-out eval", unit="batch", leave=False)
+    for chunk in chunks:
+        batch = dataset.batch(chunk)
+        out = _core(model)(
+            batch["pixel_values"], batch["input_ids"], batch["attention_mask"], batch["labels"]
+        )
+        true = np.stack([dataset.actions[int(i)] for i in chunk])
+        total.add(
+            batch_metrics(
+                out.logits,
+                out.labels,
+                out.loss,
+                dataset.statistics.action_dim,
+                dataset.action_tokenizer,
+                dataset.statistics,
+                true,
+            )
+        )
+    model.train(was_training)
+    return total.as_dict("val_")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Model
+
+
+def _core(model: torch.nn.Module) -> OpenVLAForActionPrediction:
+    """The OpenVLA module to call forward on: through DDP and peft wrappers (LoRA layers stay active)."""
+    if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+        model = model.module
+    return adapters.base_model(model)
+
+
+@dataclass
+class ModelBundle:
+    model: torch.nn.Module  # OpenVLAForActionPrediction or a PeftModel around it
+    image_processor: ImageProcessor
+    prompt_tokenizer: PromptTokenizer
+    action_tokenizer: ActionTokenizer
+    tokenizer_dir: Path
+
+
+def build_model(config: TrainConfig) -> ModelBundle:
+    """The model to train: a pretrained base (quantized for qlora) or a fresh small one, with adapters."""
+    device = torch.device(config.device)
+    if config.base is not None:
+        loaded = load_checkpoint(
+            config.base,
+            precision="fp32",
+            quantization="4bit-nf4" if config.mode == "qlora" else "none",
+            device=device,
+        )
+        model: torch.nn.Module = loaded.model
+        image_processor, prompt_tokenizer = loaded.image_processor, loaded.prompt_tokenizer
+        action_tokenizer, tokenizer_dir = loaded.action_tokenizer, Path(config.base)
+    else:
+        from vla_ros.model.tiny import PRESETS, build_tiny_model, write_tokenizer
+
+        if config.init not in PRESETS:
+            raise TrainingError(f"--init must be one of {sorted(PRESETS)}, got {config.init!r}")
+        try:
+            spec = replace(PRESETS[config.init], image_size_px=config.image_size_px, **config.init_overrides)
+        except TypeError as exc:
+            raise TrainingError(f"--init-override names an unknown TinySpec field: {exc}") from exc
+        model = build_tiny_model(spec, seed=config.seed).to(device)
+        tokenizer_dir = config.out / "tokenizer"
+        if not (tokenizer_dir / "tokenizer.json").is_file():
+            tmp = Path(tempfile.mkdtemp(prefix=".tokenizer.", dir=config.out))
+            write_tokenizer(tmp)
+            os.replace(tmp, tokenizer_dir)
+        image_processor = ImageProcessor(image_size_px=spec.image_size_px)
+        prompt_tokenizer = PromptTokenizer.from_dir(tokenizer_dir)
+        action_tokenizer = ActionTokenizer(
+            n_bins=model.config.n_action_bins, vocab_size=prompt_tokenizer.base_vocab_size
+        )
+    if config.mode in ("lora", "qlora"):
+        model = adapters.add_lora_adapter(
+            model,
+            config=adapters.lora_config(
+                adapters.base_model(model), rank=config.lora_rank, dropout=config.lora_dropout
+            ),
+        )
+    model.train()
+    return ModelBundle(model, image_processor, prompt_tokenizer, action_tokenizer, tokenizer_dir)
+
+
+def trainable_parameters(model: torch.nn.Module) -> dict[str, torch.nn.Parameter]:
+    return {name: p for name, p in model.named_parameters() if p.requires_grad}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Schedule
+
+
+def learning_rate_at(step: int, config: TrainConfig, total_steps: int) -> float:
+    """Linear warm-up to ``learning_rate``, then cosine decay to ``min_lr_ratio * learning_rate``."""
+    peak = config.learning_rate
+    if config.warmup_steps > 0 and step < config.warmup_steps:
+        return peak * (step + 1) / config.warmup_steps
+    span = max(1, total_steps - config.warmup_steps)
+    progress = min(1.0, (step - config.warmup_steps) / span)
+    floor = peak * config.min_lr_ratio
+    return floor + 0.5 * (peak - floor) * (1.0 + math.cos(math.pi * progress))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Saving (atomic) and resuming
+
+
+def _atomic_dir(final: Path) -> Path:
+    final.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+
+
+def _commit_dir(tmp: Path, final: Path) -> None:
+    """Replace ``final`` by ``tmp``; at every instant one complete version exists under some name."""
+    if final.exists():
+        old = final.with_name(f".{final.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
+
+
+def _write_json(path: Path, data: object) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    """AdamW state as flat tensors (for safetensors) plus the JSON-able rest (param groups)."""
+    state = optimizer.state_dict()
+    tensors = {}
+    for index, per_param in state["state"].items():
+        for key, value in per_param.items():
+            tensor = value if torch.is_tensor(value) else torch.tensor(value)
+            tensors[f"{index}.{key}"] = tensor.detach().to("cpu").contiguous()
+    return tensors, {"param_groups": state["param_groups"]}
+
+
+def load_optimizer_tensors(
+    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict
+) -> None:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for name, tensor in tensors.items():
+        index, key = name.split(".", 1)
+        state.setdefault(int(index), {})[key] = tensor
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def save_training_state(
+    config: TrainConfig,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    step: int,
+    total_steps: int,
+    metrics: list[dict],
+) -> Path:
+    """Trainable weights + optimiser state (safetensors) + step and metrics (JSON), atomically."""
+    final = config.out / STATE_DIR
+    tmp = _atomic_dir(final)
+    weights = {n: p.detach().to("cpu").contiguous() for n, p in trainable_parameters(model).items()}
+    save_file(weights, str(tmp / "trainable.safetensors"))
+    tensors, meta = optimizer_tensors(optimizer)
+    save_file(tensors, str(tmp / "optimizer.safetensors"))
+    _write_json(
+        tmp / "state.json",
+        {"step": step, "total_steps": total_steps, "optimizer": meta, "metrics": metrics},
+    )
+    _commit_dir(tmp, final)
+    return final
+
+
+def load_training_state(
+    config: TrainConfig, model: torch.nn.Module, optimizer: torch.optim.Optimizer
+) -> tuple[int, list[dict]]:
+    """Restore weights and optimiser from ``out/training_state``; returns (step, metrics so far)."""
+    state_dir = config.out / STATE_DIR
+    if not (state_dir / "state.json").is_file():
+        raise TrainingError(f"nothing to resume: {state_dir} has no state.json; start without --resume")
+    state = json.loads((state_dir / "state.json").read_text())
+    weights = load_file(str(state_dir / "trainable.safetensors"))
+    params = trainable_parameters(model)
+    if set(weights) != set(params):
+        raise TrainingError(
+            f"{state_dir} was saved from a different model or mode ({len(weights)} trainable tensors, this "
+            f"run has {len(params)}); resume with the same --base/--init and --mode"
+        )
+    with torch.no_grad():
+        for name, p in params.items():
+            p.copy_(weights[name].to(p.device))
+    load_optimizer_tensors(optimizer, load_file(str(state_dir / "optimizer.safetensors")), state["optimizer"])
+    return int(state["step"]), list(state.get("metrics", []))
+
+
+def export_model(config: TrainConfig, bundle: ModelBundle, norm_stats: dict) -> list[Path]:
+    """The deliverable: a checkpoint (full) or an adapter (+ merged checkpoint on request)."""
+    dtype = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}[config.save_dtype]
+    model = bundle.model
+    if config.mode == "full":
+        path = save_checkpoint(
+            _core(model),
+            config.checkpoint_dir,
+            image_processor=bundle.image_processor,
+            tokenizer_dir=bundle.tokenizer_dir,
+            norm_stats=norm_stats,
+            dtype=dtype,
+        )
+        return [path]
+    final = config.out / "adapter"
+    tmp = _atomic_dir(final)
+    adapters.save_adapter(model, tmp)
+    _write_json(tmp / "dataset_statistics.json", norm_stats)
+    _commit_dir(tmp, final)
+    written = [final]
+    if config.export_merged:
+        written.append(export_merged(config, final, bundle, norm_stats, dtype))
+    return written
+
+
+def export_merged(
+    config: TrainConfig, adapter_dir: Path, bundle: ModelBundle, norm_stats: dict, dtype: torch.dtype
+) -> Path:
+    """Base (full precision, even for qlora) + adapter folded into plain weights, official layout."""
+    loaded = load_checkpoint(config.base, precision="fp32")
+    merged = adapters.merge_adapter(adapters.load_adapter(loaded.model, adapter_dir))
+    stats = {**loaded.norm_stats, **norm_stats}
+    return save_checkpoint(
+        merged,
+        config.out / "merged",
+        image_processor=bundle.image_processor,
+        tokenizer_dir=bundle.tokenizer_dir,
+        norm_stats=stats,
+        dtype=dtype,
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Distributed (torchrun / accelerate launch)
+
+
+@dataclass
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(config: TrainConfig) -> DistInfo:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo()
+    import torch.distributed as dist
+
+    info = DistInfo(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+    if config.device.startswith("cuda"):
+        config.device = f"cuda:{info.local_rank}"
+        torch.cuda.set_device(info.local_rank)
+    dist.init_process_group("nccl" if config.device.startswith("cuda") else "gloo")
+    return info
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The loop
+
+
+class _StopFlag:
+    """First Ctrl-C: finish the current step, save, stop. Second: abort at once (outputs stay whole)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self) -> _StopFlag:
+        if hasattr(signal, "SIGINT") and _in_main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\ninterrupt: finishing this step and saving (Ctrl-C again to abort)", file=sys.stderr)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+@dataclass
+class TrainResult:
+    step: int
+    total_steps: int
+    metrics: list[dict]
+    outputs: list[Path]
+    interrupted: bool
+    train_steps: int  # dataset steps (transitions) used for training
+    heldout_steps: int
+    wall_time_s: float
+
+
+def train(config: TrainConfig, resume: bool = False, stop_after_steps: int | None = None) -> TrainResult:
+    """Run behaviour cloning as configured. ``stop_after_steps`` ends this call early (as an
+    interrupt would: state saved, outputs exported) without changing the schedule."""
+    start_time = time.perf_counter()
+    dist_info = init_distributed(config)
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    torch.manual_seed(config.seed)
+    config.out.mkdir(parents=True, exist_ok=True)
+
+    def say(*parts: object) -> None:
+        if dist_info.is_main:
+            print(*parts, flush=True)  # flushed: the log is often a file next to tqdm's stderr
+
+    # --- data -------------------------------------------------------------------------------------
+    episodes, report = load_episodes(
+        config.bags,
+        config.topics,
+        config.sync,
+        config.cleaning,
+        progress=config.progress and dist_info.is_main,
+    )
+    say(report.summary())
+    train_eps, val_eps = split_episodes(
+        episodes, config.heldout_fraction, config.heldout_episodes, config.seed
+    )
+    if not train_eps:
+        raise TrainingError("no training episodes left after cleaning; see the cleaning report")
+    stats = compute_dataset_statistics(train_eps)
+    norm_stats = {config.dataset_name: stats}
+    statistics = ActionStatistics.from_norm_stats(stats)
+    if dist_info.is_main:
+        _write_json(config.out / "dataset_statistics.json", norm_stats)
+        _write_json(config.out / "cleaning_report.json", report.to_dict())
+        _write_json(config.out / "train_config.json", config.to_json())
+
+    # --- model ------------------------------------------------------------------------------------
+    bundle = build_model(config)
+    model = bundle.model
+    make = dict(
+        image_processor=bundle.image_processor,
+        prompt_tokenizer=bundle.prompt_tokenizer,
+        action_tokenizer=bundle.action_tokenizer,
+        statistics=statistics,
+        seed=config.seed,
+    )
+    train_set = ActionTokenDataset(train_eps, train=config.random_crop, **make)
+    val_set = ActionTokenDataset(val_eps, train=False, **make) if val_eps else None
+    n_params = sum(p.numel() for p in model.parameters())
+    n_train = sum(p.numel() for p in trainable_parameters(model).values())
+    say(
+        f"data: {len(train_eps)} training episodes ({len(train_set)} steps), {len(val_eps)} held out "
+        f"({len(val_set) if val_set else 0} steps); model: {n_params / 1e6:.2f}M parameters, "
+        f"{n_train / 1e6:.3f}M trainable ({100 * n_train / n_params:.2f}%), mode {config.mode}"
+    )
+
+    # --- optimiser and schedule -------------------------------------------------------------------
+    params = list(trainable_parameters(model).values())
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=config.learning_rate,
+        betas=(0.9, 0.95),
+    )
+    global_batch = config.batch_size * config.grad_accum * dist_info.world_size
+    steps_per_epoch = max(1, len(train_set) // global_batch)
+    total_steps = config.max_steps if config.max_steps is not None else config.epochs * steps_per_epoch
+    step, metrics_log = 0, []
+    if resume:
+        step, metrics_log = load_training_state(config, model, optimizer)
+        say(f"resumed at step {step}/{total_steps}")
+    # The OpenVLA module itself (LoRA layers sit inside it), or DDP around the model under torchrun.
+    forward: torch.nn.Module = _core(model)
+    if dist_info.world_size > 1:
+        forward = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[dist_info.local_rank] if config.device.startswith("cuda") else None
+        )
+
+    # --- loop -------------------------------------------------------------------------------------
+    bar = None
+    if config.progress and dist_info.is_main:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total_steps, initial=step, desc=f"train ({config.mode})", unit="step")
+    running = BatchMetrics()
+    interrupted = False
+    stop_at = total_steps if stop_after_steps is None else min(total_steps, step + stop_after_steps)
+    with _StopFlag() as stop:
+        while step < stop_at:
+            epoch, in_epoch = divmod(step, steps_per_epoch)
+            train_set.set_epoch(epoch)
+            order = np.random.default_rng([config.seed, epoch]).permutation(len(train_set))
+            lr = learning_rate_at(step, config, total_steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            for micro in range(config.grad_accum):
+                offset = (in_epoch * config.grad_accum + micro) * dist_info.world_size + dist_info.rank
+                chunk = order[offset * config.batch_size : (offset + 1) * config.batch_size]
+                batch = train_set.batch(chunk)
+                out = forward(
+                    batch["pixel_values"], batch["input_ids"], batch["attention_mask"], batch["labels"]
+                )
+                loss = action_token_loss(
+                    out.logits, out.labels, bundle.action_tokenizer.token_id_range, config.bin_smoothing
+                )
+                (loss / config.grad_accum).backward()
+                true = np.stack([train_set.actions[int(i)] for i in chunk])
+                running.add(
+                    batch_metrics(
+                        out.logits.detach(),
+                        out.labels,
+                        out.loss,
+                        statistics.action_dim,
+                        bundle.action_tokenizer,
+                        statistics,
+                        true,
+                    )
+                )
+            if config.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            if bar is not None:
+                shown = running.as_dict("")
+                bar.update(1)
+                bar.set_postfix(
+                    loss=f"{shown['loss']:.3f}", acc=f"{shown['action_token_accuracy']:.3f}", lr=f"{lr:.2e}"
+                )
+            end_of_epoch = step % steps_per_epoch == 0 or step == total_steps
+            if end_of_epoch and dist_info.is_main:
+                entry = {"step": step, "epoch": step / steps_per_epoch, "lr": lr, **running.as_dict("train_")}
+                if val_set is not None:
+                    entry.update(
+                        evaluate(model, val_set, config.batch_size, config.eval_max_steps, config.progress)
+                    )
+                entry["wall_time_s"] = time.perf_counter() - start_time
+                metrics_log.append(entry)
+                say(
+                    " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in entry.items())
+                )
+                with open(config.out / "metrics.jsonl", "a") as f:
+                    f.write(json.dumps(entry) + "\n")
+                running = BatchMetrics()
+            periodic = config.save_every_steps and step % config.save_every_steps == 0
+            if dist_info.is_main and (end_of_epoch or periodic) and step < stop_at:
+                save_training_state(config, model, optimizer, step, total_steps, metrics_log)
+            if stop.requested:
+                interrupted = True
+                break
+    if bar is not None:
+        bar.close()
+
+    outputs: list[Path] = []
+    if dist_info.is_main:
+        save_training_state(config, model, optimizer, step, total_steps, metrics_log)
+        outputs = export_model(config, bundle, norm_stats)
+        say("wrote " + ", ".join(str(p) for p in outputs))
+    return TrainResult(
+        step=step,
+        total_steps=total_steps,
+        metrics=metrics_log,
+        outputs=outputs,
+        interrupted=interrupted,
+        train_steps=len(train_set),
+        heldout_steps=len(val_set) if val_set else 0,
+        wall_time_s=time.perf_counter() - start_time,
+    )
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    from vla_ros.data.cli import sync_from_args, topics_from_args
+
+    return TrainConfig(
+        bags=[str(b) for b in _expand_bags(args.bags)],
+        out_dir=str(args.out),
+        base=str(args.base) if args.base else None,
+        init=args.init,
+        image_size_px=args.image_size,
+        init_overrides=_parse_overrides(args.init_override),
+        mode=args.mode,
+        lora_rank=args.lora_rank,
+        dataset_name=args.dataset_name,
+        epochs=args.epochs,
+        max_steps=args.max_steps,
+        batch_size=args.batch_size,
+        grad_accum=args.grad_accum,
+        learning_rate=args.lr,
+        min_lr_ratio=args.min_lr_ratio,
+        warmup_steps=args.warmup_steps,
+        weight_decay=args.weight_decay,
+        bin_smoothing=args.bin_smoothing,
+        random_crop=not args.no_random_crop,
+        heldout_fraction=args.heldout_fraction,
+        heldout_episodes=args.heldout_episodes,
+        eval_max_steps=args.eval_max_steps,
+        save_every_steps=args.save_every_steps,
+        seed=args.seed,
+        device=args.device,
+        num_threads=args.num_threads,
+        checkpoint_out=str(args.checkpoint_out) if args.checkpoint_out else None,
+        save_dtype=args.save_dtype,
+        export_merged=args.export_merged,
+        progress=not args.no_progress,
+        topics=topics_from_args(args),
+        sync=sync_from_args(args),
+        cleaning=CleaningConfig(
+            drop_noop_steps=not args.keep_noops,
+            outlier_iqr_k=None if args.outlier_iqr_k <= 0 else args.outlier_iqr_k,
+        ),
+    )
+
+
+def _parse_overrides(items: list[str] | None) -> dict[str, int]:
+    overrides = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not value.strip().isdigit():
+            raise TrainingError(f"--init-override takes FIELD=INTEGER (e.g. llm_num_layers=3), got {item!r}")
+        overrides[key.strip()] = int(value)
+    return overrides
+
+
+def _expand_bags(paths: list[Path]) -> list[Path]:
+    """A bag is a directory with metadata.yaml; a directory of bags stands for all of them."""
+    bags: list[Path] = []
+    for path in paths:
+        path = Path(path)
+        if path.is_dir() and not (path / "metadata.yaml").is_file():
+            # Hidden entries are bags still being written (record-demos renames them when complete).
+            found = sorted(
+                p for p in path.iterdir() if not p.name.startswith(".") and (p / "metadata.yaml").is_file()
+            )
+            if not found:
+                raise TrainingError(f"{path} is neither a bag nor a directory of bags (no metadata.yaml)")
+            bags.extend(found)
+        else:
+            bags.append(path)
+    return bags
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m vla_ros.train.bc`` (what torchrun / accelerate launch start): same as ``vla-ros train``."""
+    from vla_ros.train.cli import add_train_arguments, run_train
+
+    parser = argparse.ArgumentParser(prog="python -m vla_ros.train.bc", description=__doc__.split("\n")[0])
+    add_train_arguments(parser)
+    return run_train(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""Expert demonstrations in the embedded workcell, recorded as rosbag2 like a real cell's teleop data.
+
+One bag per episode (``{task}_seed{seed:06d}``), holding what a user would record on a real arm: the
+camera (``sensor_msgs/Image``), the instruction (``vla_ros/Instruction``), the action taken
+(``vla_ros/ActionStep``, stamped with the frame it was computed from), the end-effector pose
+(``geometry_msgs/PoseStamped``), the gripper command and the scene. Training then reads these bags
+through :mod:`vla_ros.data.dataset` exactly as it would read bags recorded on hardware.
+
+Each bag is written under a temporary name and renamed when complete, so an interrupted recording
+leaves only whole bags; running the same command again skips the bags that exist.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vla_ros.action import Action
+from vla_ros.data.bag import BagWriter
+from vla_ros.sim import MAX_EPISODE_STEPS, TASK_NAMES, ScriptedExpert, Workcell, WorkcellConfig, run_episode
+
+CAMERA_TOPIC = "/camera/image_raw"
+INSTRUCTION_TOPIC = "/vla/instruction"
+ACTION_STEP_TOPIC = "/vla/action_step"
+EE_POSE_TOPIC = "/ee_pose"
+GRIPPER_TOPIC = "/vla/gripper_cmd"
+SCENE_TOPIC = "/vla/scene"
+# Bag time starts here (1 s) plus the workcell's sim time, so stamps are positive and monotonic.
+_EPOCH_NS = 1_000_000_000
+
+
+@dataclass
+class RecordingSummary:
+    """What one recording run produced."""
+
+    written: list[Path] = field(default_factory=list)
+    skipped_existing: list[Path] = field(default_factory=list)
+    # Expert episodes that did not succeed within max_steps (not written unless keep_failures).
+    failed_seeds: dict[str, list[int]] = field(default_factory=dict)
+    steps_written: int = 0
+
+    def summary(self) -> str:
+        failed = sum(len(v) for v in self.failed_seeds.values())
+        lines = [
+            f"{len(self.written)} bag(s) written ({self.steps_written} steps), "
+            f"{len(self.skipped_existing)} already there, {failed} failed expert episode(s) not kept"
+        ]
+        lines.extend(f"  {task}: failed seeds {seeds}" for task, seeds in self.failed_seeds.items() if seeds)
+        return "\n".join(lines)
+
+
+def bag_name(task: str, seed: int) -> str:
+    return f"{task}_seed{seed:06d}"
+
+
+def record_episode(
+    workcell: Workcell,
+    bag_path: str | Path,
+    seed: int,
+    task: str,
+    max_steps: int = MAX_EPISODE_STEPS,
+    storage: str = "mcap",
+    keep_failures: bool = False,
+) -> tuple[bool, int]:
+    """Run the scripted expert on ``seed``/``task`` and write the episode to ``bag_path``.
+
+    Returns (expert succeeded, steps). A failed episode is not written unless ``keep_failures``.
+    The bag appears at ``bag_path`` only once it is complete.
+    """
+    bag_path = Path(bag_path)
+    expert = ScriptedExpert(workcell)
+    steps: list[tuple[int, np.ndarray, Action, np.ndarray, np.ndarray, dict]] = []
+
+    def on_step(step: int, image: np.ndarray, action: Action, cell: Workcell) -> None:
+        position, quat = cell.ee_pose()
+        stamp = _EPOCH_NS + round(cell.sim_time_s * 1e9)
+        steps.append((stamp, image, action, position, quat, cell.scene() if step == 0 else {}))
+
+    result = run_episode(workcell, expert, seed, task, max_steps=max_steps, render=True, on_step=on_step)
+    if not result.success and not keep_failures:
+        return False, result.steps
+    final_position, final_quat = workcell.ee_pose()
+    final_stamp = _EPOCH_NS + round(workcell.sim_time_s * 1e9)
+
+    tmp = bag_path.with_name(f".{bag_path.name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    task_spec = workcell.task
+    with BagWriter(tmp, storage=storage) as bag:
+        first_stamp = steps[0][0] if steps else final_stamp
+        bag.write_instruction(
+            INSTRUCTION_TOPIC,
+            first_stamp - 1_000_000,
+            result.instruction,
+            action=task,
+            object_id=task_spec.part_id,
+            target_id=task_spec.location_id,
+            direction=task_spec.direction,
+        )
+        for k, (stamp, image, action, position, quat, scene) in enumerate(steps):
+            if scene:
+                bag.write_scene(
+                    SCENE_TOPIC,
+                    stamp,
+                    scene["objects"],
+                    scene["locations"],
+                    holding=scene.get("holding") or "",
+                )
+            bag.write_image(CAMERA_TOPIC, stamp, image)
+            bag.write_pose(EE_POSE_TOPIC, stamp, position, quat)
+            bag.write_gripper(GRIPPER_TOPIC, stamp + 500_000, action.gripper)
+            bag.write_action_step(
+                ACTION_STEP_TOPIC,
+                stamp + 1_000_000,
+                action.vector,
+                image_stamp_ns=stamp,
+                instruction=result.instruction,
+                model_id=expert.name,
+                step=k,
+            )
+        # The pose after the last action, so an ee_pose-sourced dataset recovers the last delta too.
+        bag.write_pose(EE_POSE_TOPIC, final_stamp, final_position, final_quat)
+    os.replace(tmp, bag_path)
+    return result.success, result.steps
+
+
+def record_demonstrations(
+    out_dir: str | Path,
+    tasks: Sequence[str] = ("pick_place",),
+    episodes: int = 10,
+    seed_start: int = 0,
+    image_size_px: int = 224,
+    max_steps: int = MAX_EPISODE_STEPS,
+    storage: str = "mcap",
+    keep_failures: bool = False,
+    progress: bool = True,
+) -> RecordingSummary:
+    """Record ``episodes`` expert episodes per task on seeds ``seed_start .. seed_start+episodes-1``.
+
+    Evaluate on other seeds (see :mod:`vla_ros.train.evaluate_closed_loop`): a seed is a layout.
+    """
+    for task in tasks:
+        if task not in TASK_NAMES:
+            raise ValueError(f"unknown task {task!r}; choose from {', '.join(TASK_NAMES)}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = RecordingSummary()
+    jobs = [(task, seed) for task in tasks for seed in range(seed_start, seed_start + episodes)]
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(jobs), desc="recording demos", unit="episode")
+    with Workcell(WorkcellConfig(image_width=image_size_px, image_height=image_size_px)) as cell:
+        for task, seed in jobs:
+            summary.failed_seeds.setdefault(task, [])
+            path = out_dir / bag_name(task, seed)
+            if path.exists():
+                summary.skipped_existing.append(path)
+            else:
+                ok, steps = record_episode(cell, path, seed, task, max_steps, storage, keep_failures)
+                if not ok:
+                    summary.failed_seeds[task].append(seed)
+                if ok or keep_failures:
+                    summary.written.append(path)
+                    summary.steps_written += steps
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(written=len(summary.written), steps=summary.steps_written)
+    if bar is not None:
+        bar.close()
+    return summary
