@@ -72,6 +72,7 @@ class ClosedLoopOptions:
     model_dir: str = ""
     device: str = "cpu"
     precision: str = "fp32"
+    center_crop: bool = False  # true for checkpoints trained with random-crop augmentation
     real_time_factor: float = 1.0
     max_steps: int = 90
     keep_frames: bool = True
@@ -246,7 +247,10 @@ class ClosedLoop:
             else:
                 injected = None
                 policy_params.update(
-                    model_dir=str(options.model_dir), device=options.device, precision=options.precision
+                    model_dir=str(options.model_dir),
+                    device=options.device,
+                    precision=options.precision,
+                    center_crop=options.center_crop,
                 )
                 self.policy_label = (
                     f"OpenVLA checkpoint {options.model_dir} ({options.precision}, {options.device})"

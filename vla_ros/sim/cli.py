@@ -33,6 +33,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sim.add_argument("--device", default="cpu", help="device for --policy model (cpu, cuda)")
     sim.add_argument("--precision", default="fp32", help="precision for --policy model (fp32, bf16, fp16)")
     sim.add_argument(
+        "--center-crop",
+        action="store_true",
+        help="centre-crop camera frames (checkpoints trained with random crops, e.g. models/sim_policy)",
+    )
+    sim.add_argument(
         "--operator-text",
         default=None,
         help="what the operator says (default: the episode's own instruction from the sim's reset)",
@@ -85,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         model_dir=str(args.model or ""),
         device=args.device,
         precision=args.precision,
+        center_crop=args.center_crop,
         real_time_factor=args.real_time_factor,
         max_steps=args.max_steps,
         keep_frames=args.gif is not None or args.record is not None,
