@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from typing import Any
 
 from builtin_interfaces.msg import Time
@@ -77,13 +76,6 @@ def sanitize_text(text: str, max_chars: int) -> str:
     if not cleaned:
         raise ValueError("instruction is empty after removing control characters")
     return cleaned
-
-
-def as_float_list(values: Iterable[float], length: int, name: str) -> list[float]:
-    out = [float(v) for v in values]
-    if len(out) != length:
-        raise ValueError(f"parameter {name} needs {length} values, got {len(out)}")
-    return out
 
 
 def spin_node(node_factory, args=None) -> int:

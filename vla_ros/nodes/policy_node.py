@@ -15,7 +15,6 @@ Conventions of the outputs:
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -106,7 +105,6 @@ class PolicyNode(LifecycleNode):
         self._worker: InferenceWorker | None = None
         self._active = False
         self._last_error = ""
-        self._lock = threading.Lock()
 
         self.twist_pub = self.create_publisher(TwistStamped, "twist_cmd", COMMAND_QOS)
         self.gripper_pub = self.create_publisher(GripperCommand, "gripper_cmd", COMMAND_QOS)
