@@ -115,15 +115,22 @@ def test_controller_stops_when_commands_stop_arriving(ros) -> None:
     last_stamp = _drive(policy, 0.08, 1.0)
     moving = [v for _, v in arm.since(last_stamp - 0.3)]
     assert any(v[0] > 0.05 for v in moving), "the arm never followed the command"
-    time.sleep(TIMEOUT_S + 0.5)
+    # Each output is stamped with the clock reading its value was decided at, so the safety
+    # property is checked on stamps: nothing stamped at or after the deadline moves, however this
+    # shared machine schedules the controller's timer. How soon the first zero is published is a
+    # scheduling matter (exact-at-the-deadline is covered by the core's tests); here it only has
+    # to happen.
+    deadline = last_stamp + TIMEOUT_S
+    assert ros.wait_for(lambda: any(t >= deadline for t, _ in arm.since(last_stamp)), timeout_s=10.0)
+    time.sleep(0.2)
     after = arm.since(last_stamp)
+    late = [(t - last_stamp, v) for t, v in after if t >= deadline and np.any(v)]
+    assert not late, f"the arm was commanded to move after the watchdog deadline: {late[:3]}"
     first_zero = next(t for t, v in after if not np.any(v))
-    measured_s = first_zero - last_stamp
     print(
-        f"watchdog: zero twist {measured_s:.3f} s after the last command "
+        f"watchdog: zero twist {first_zero - last_stamp:.3f} s after the last command "
         f"(command_timeout_s={TIMEOUT_S}, output period={1 / RATE_HZ:.3f} s)"
     )
-    assert measured_s <= TIMEOUT_S + 1.0 / RATE_HZ + 1e-3
     assert all(not np.any(v) for t, v in after if t > first_zero), "the arm moved again without a command"
 
 

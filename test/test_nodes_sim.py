@@ -203,12 +203,17 @@ def test_controller_watchdog_follows_sim_time_not_wall_time(ros) -> None:
     assert ros.wait_for(lambda: any(vx == 0.0 for _, _, vx in after_command()[5:]), timeout_s=15.0)
     outputs = after_command()
     moving = [(w, t) for w, t, vx in outputs if vx > 0.0]
-    first_zero_wall, first_zero_s = next((w, t) for w, t, vx in outputs if moving and t > moving[-1][1])
     assert moving, "the controller never followed the command"
+    first_zero_wall = next(w for w, t, vx in outputs if t > moving[-1][1])
     assert command_s < sim.workcell.sim_time_s < 100.0  # stamps are sim time
-    # the command was followed until its sim-time deadline and not beyond
-    assert timeout_s - 0.1 <= moving[-1][1] - command_s <= timeout_s + 0.02
-    assert first_zero_s - command_s <= timeout_s + 0.05
+    # Checked on sim-time stamps (each is the clock reading its output was decided at), so a
+    # controller timer that this shared machine runs late cannot fail it: the command is followed
+    # between the ramp-up and the braking before its deadline (5 m/s^2 takes 0.01 s either way)...
+    deadline_s = command_s + timeout_s
+    followed = [(t, vx) for _, t, vx in outputs if command_s + 0.05 <= t <= deadline_s - 0.05]
+    assert followed and all(vx > 0.0 for _, vx in followed), followed
+    # ...and nothing stamped at or after the deadline moves
+    assert all(vx == 0.0 for _, t, vx in outputs if t >= deadline_s)
     # which took far longer than timeout_s of wall time (4x at real_time_factor 0.25)
     assert first_zero_wall - wall_sent > 2.5 * timeout_s
 

@@ -154,10 +154,13 @@ class ControllerNode(Node):
 
     # -- output ---------------------------------------------------------------------------------
     def _step(self) -> None:
-        now = now_s(self)
+        # One clock reading for both the decision and the stamp, so a consumer can check from the
+        # stamps alone that nothing moved after the watchdog deadline, however late this ran.
+        clock_now = self.get_clock().now()
+        now = clock_now.nanoseconds * 1e-9
         with self._lock:
             result = self.core.step(now)
-        stamp = self.get_clock().now().to_msg()
+        stamp = clock_now.to_msg()
         if self.output_mode == "pose":
             self._publish_pose_target(result.twist, now, stamp)
             return
