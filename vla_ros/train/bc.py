@@ -10,6 +10,10 @@ loop, evaluation, saving. The recipe is upstream's fine-tuning recipe:
 - Images: random crop of 90% of the area (random position, square aspect), resized to the backbone
   size, at training time; the centre crop of the same size for evaluation and at inference
   (``PolicyConfig(center_crop=True)``), as upstream.
+- ``--mirror-augment`` (off by default): half of the training steps are seen mirrored left-right
+  (image flipped, dy/droll/dyaw negated, "left"/"right" swapped in the instruction). Valid only for a
+  camera looking along the base's x axis from the xz-plane, as the simulated workcell's does; it
+  makes the instruction alone useless for telling left from right, so the policy has to look.
 - Loss: cross-entropy on the 7 action tokens and the closing EOS only; prompt and image positions
   carry IGNORE_INDEX (the model's LM head does not even run on them).
 - Modes: ``full`` (every weight; for the small models), ``lora`` (peft, all linear layers but the LM
@@ -47,6 +51,7 @@ import argparse
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import sys
@@ -119,6 +124,7 @@ class TrainConfig:
     # classifier over 256 unordered bins otherwise learns little more than the most common bins.
     bin_smoothing: float = 0.0
     random_crop: bool = True
+    mirror_augment: bool = False
     heldout_fraction: float = 0.1
     heldout_episodes: int | None = None  # overrides heldout_fraction
     eval_max_steps: int | None = None  # cap on held-out steps evaluated per epoch (None: all)
@@ -179,6 +185,44 @@ def random_crop(image: np.ndarray, rng: np.random.Generator, area_fraction: floa
     return image[top : top + ch, left : left + cw]
 
 
+# Indices of the action vector a reflection through the base's xz-plane (y -> -y) negates: the
+# translation's y and, the angular velocity being an axial vector, its x and z components.
+MIRROR_NEGATED_DIMS = (1, 3, 5)
+_MIRROR_WORDS = {"left": "right", "right": "left", "左": "右", "右": "左"}
+_MIRROR_PATTERN = re.compile(r"\b(left|right)\b|[左右]", re.IGNORECASE)
+
+
+def mirror_action(action: np.ndarray) -> np.ndarray:
+    """The action seen in a mirror that swaps the robot's left and right."""
+    mirrored = np.array(action, dtype=np.float64, copy=True)
+    mirrored[..., list(MIRROR_NEGATED_DIMS)] *= -1.0
+    return mirrored
+
+
+def mirror_instruction(instruction: str) -> str:
+    """Swap "left"/"right" (and 左/右): the instruction that matches the mirrored scene."""
+
+    def swap(match: re.Match) -> str:
+        word = match.group(0)
+        out = _MIRROR_WORDS[word.lower()]
+        return out.capitalize() if word[:1].isupper() else out
+
+    return _MIRROR_PATTERN.sub(swap, instruction)
+
+
+def mirror_episode(episode: Episode) -> Episode:
+    """A mirrored copy (images flipped left-right); for statistics that cover what training sees."""
+    return Episode(
+        images=[np.ascontiguousarray(im[:, ::-1]) for im in episode.images],
+        actions=mirror_action(episode.actions),
+        instruction=mirror_instruction(episode.instruction),
+        metadata=dict(episode.metadata),
+        episode_id=f"{episode.episode_id}:mirrored",
+        timestamps_ns=episode.timestamps_ns,
+        step_instructions=[mirror_instruction(i) for i in episode.step_instructions or []] or None,
+    )
+
+
 class ActionTokenDataset(torch.utils.data.Dataset):
     """Steps of cleaned episodes as (pixel_values, input_ids, labels) for cross-entropy on action tokens.
 
@@ -196,6 +240,8 @@ class ActionTokenDataset(torch.utils.data.Dataset):
         train: bool,
         seed: int = 0,
         crop_area_fraction: float = CENTER_CROP_AREA_FRACTION,
+        mirror: bool = False,
+        random_crop: bool = True,
     ) -> None:
         self.image_processor = image_processor
         self.prompt_tokenizer = prompt_tokenizer
@@ -205,16 +251,25 @@ class ActionTokenDataset(torch.utils.data.Dataset):
         self.seed = seed
         self.epoch = 0
         self.crop_area_fraction = crop_area_fraction
+        self.mirror = mirror
+        self.random_crop = random_crop
         self.images: list[np.ndarray] = []
         self.actions: list[np.ndarray] = []
         self.examples: list[tuple[list[int], list[int]]] = []
+        self.mirrored_examples: list[tuple[list[int], list[int]]] = []
         for ep in episodes:
             for image, action, instruction in zip(ep.images, ep.actions, ep.step_instructions, strict=True):
                 self.images.append(image)
                 self.actions.append(np.asarray(action, dtype=np.float64))
-                tokens = self.action_tokens(action)
-                ids, labels = prompt_tokenizer.encode_training_example(instruction, tokens.tolist())
-                self.examples.append((ids, labels))
+                self.examples.append(self._encode(action, instruction))
+                if mirror:
+                    self.mirrored_examples.append(
+                        self._encode(mirror_action(action), mirror_instruction(instruction))
+                    )
+
+    def _encode(self, action: np.ndarray, instruction: str) -> tuple[list[int], list[int]]:
+        tokens = self.action_tokens(action)
+        return self.prompt_tokenizer.encode_training_example(instruction, tokens.tolist())
 
     def action_tokens(self, action: np.ndarray) -> np.ndarray:
         """Raw action -> q01/q99-normalised -> 7 token ids (the policy's decoding inverts this)."""
@@ -227,17 +282,32 @@ class ActionTokenDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.examples)
 
+    def _rng(self, index: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, self.epoch, index])
+
+    def is_mirrored(self, index: int) -> bool:
+        """Whether step ``index`` is seen mirrored this epoch (training with ``mirror`` only)."""
+        return self.train and self.mirror and bool(self._rng(index).random() < 0.5)
+
+    def action(self, index: int) -> np.ndarray:
+        """The action step ``index`` is trained on this epoch (mirrored when its image is)."""
+        action = self.actions[index]
+        return mirror_action(action) if self.is_mirrored(index) else action
+
     def pixel_values(self, index: int) -> torch.Tensor:
         image = self.images[index]
         if self.train:
-            rng = np.random.default_rng([self.seed, self.epoch, index])
+            rng = self._rng(index)
+            if self.mirror and rng.random() < 0.5:  # the same draw as is_mirrored
+                image = image[:, ::-1]
+        if self.train and self.random_crop:
             image = random_crop(image, rng, self.crop_area_fraction)
         else:
             image = center_crop(image, self.crop_area_fraction)
-        return self.image_processor(image)
+        return self.image_processor(np.ascontiguousarray(image))
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, list[int], list[int]]:
-        ids, labels = self.examples[index]
+        ids, labels = (self.mirrored_examples if self.is_mirrored(index) else self.examples)[index]
         return self.pixel_values(index), ids, labels
 
     def batch(self, indices: list[int] | np.ndarray) -> dict[str, torch.Tensor]:
@@ -378,7 +448,7 @@ def evaluate(
         out = _core(model)(
             batch["pixel_values"], batch["input_ids"], batch["attention_mask"], batch["labels"]
         )
-        true = np.stack([dataset.actions[int(i)] for i in chunk])
+        true = np.stack([dataset.action(int(i)) for i in chunk])
         total.add(
             batch_metrics(
                 out.logits,
@@ -714,7 +784,10 @@ def train(config: TrainConfig, resume: bool = False, stop_after_steps: int | Non
     )
     if not train_eps:
         raise TrainingError("no training episodes left after cleaning; see the cleaning report")
-    stats = compute_dataset_statistics(train_eps)
+    # With mirroring, the statistics cover the mirrored actions too (else their tokens would clip).
+    stats = compute_dataset_statistics(
+        train_eps + [mirror_episode(e) for e in train_eps] if config.mirror_augment else train_eps
+    )
     norm_stats = {config.dataset_name: stats}
     statistics = ActionStatistics.from_norm_stats(stats)
     if dist_info.is_main:
@@ -732,7 +805,13 @@ def train(config: TrainConfig, resume: bool = False, stop_after_steps: int | Non
         statistics=statistics,
         seed=config.seed,
     )
-    train_set = ActionTokenDataset(train_eps, train=config.random_crop, **make)
+    train_set = ActionTokenDataset(
+        train_eps,
+        train=config.random_crop or config.mirror_augment,
+        mirror=config.mirror_augment,
+        random_crop=config.random_crop,
+        **make,
+    )
     val_set = ActionTokenDataset(val_eps, train=False, **make) if val_eps else None
     n_params = sum(p.numel() for p in model.parameters())
     n_train = sum(p.numel() for p in trainable_parameters(model).values())
@@ -793,7 +872,7 @@ def train(config: TrainConfig, resume: bool = False, stop_after_steps: int | Non
                     out.logits, out.labels, bundle.action_tokenizer.token_id_range, config.bin_smoothing
                 )
                 (loss / config.grad_accum).backward()
-                true = np.stack([train_set.actions[int(i)] for i in chunk])
+                true = np.stack([train_set.action(int(i)) for i in chunk])
                 running.add(
                     batch_metrics(
                         out.logits.detach(),
@@ -880,6 +959,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         weight_decay=args.weight_decay,
         bin_smoothing=args.bin_smoothing,
         random_crop=not args.no_random_crop,
+        mirror_augment=args.mirror_augment,
         heldout_fraction=args.heldout_fraction,
         heldout_episodes=args.heldout_episodes,
         eval_max_steps=args.eval_max_steps,

@@ -91,6 +91,12 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--no-random-crop", action="store_true", help="train on centre crops only")
     p.add_argument(
+        "--mirror-augment",
+        action="store_true",
+        help="see half the steps mirrored left-right (image, dy/droll/dyaw, left/right words); only for a "
+        "camera in the base's xz-plane looking along x, like the simulated workcell's",
+    )
+    p.add_argument(
         "--bin-smoothing",
         type=float,
         default=0.0,
