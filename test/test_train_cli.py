@@ -76,6 +76,32 @@ def test_recorded_demos_train_a_policy_that_sim_eval_runs(tmp_path, capsys):
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert {"val_loss", "val_action_token_accuracy", "val_action_l1"} <= set(metrics[-1])
 
+    # DAgger: the trained checkpoint drives, the expert labels; kept even though it fails.
+    dagger = tmp_path / "dagger"
+    code = _run(
+        "record-demos",
+        str(dagger),
+        "--task",
+        "move_to",
+        "--episodes",
+        "1",
+        "--seed-start",
+        "500",
+        "--image-size",
+        "48",
+        "--max-steps",
+        "3",
+        "--dagger-model",
+        str(run / "checkpoint"),
+        "--dagger-beta",
+        "0.0",
+        "--no-progress",
+    )
+    assert code == 0
+    assert "1 bag(s) written (3 steps)" in capsys.readouterr().out
+    dagger_steps, _ = load_episodes([dagger / "move_to_seed000500"], cleaning=none)
+    assert len(dagger_steps[0]) == 3
+
     report = tmp_path / "eval.json"
     code = _run(
         "sim-eval",

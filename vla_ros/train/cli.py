@@ -26,6 +26,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rec.add_argument("--max-steps", type=int, default=MAX_EPISODE_STEPS)
     rec.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap")
     rec.add_argument("--keep-failures", action="store_true", help="also write episodes the expert failed")
+    rec.add_argument(
+        "--dagger-model",
+        type=Path,
+        default=None,
+        help="DAgger: this trained checkpoint drives the arm and the expert labels every step",
+    )
+    rec.add_argument(
+        "--dagger-beta", type=float, default=0.0, help="DAgger: probability the expert drives a step instead"
+    )
+    rec.add_argument("--num-threads", type=int, default=None, help="torch threads for the DAgger model")
     rec.add_argument("--no-progress", action="store_true")
     rec.set_defaults(func=run_record)
 
@@ -120,6 +130,15 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 def run_record(args: argparse.Namespace) -> int:
     from vla_ros.train.record import record_demonstrations
 
+    learner_factory = None
+    if args.dagger_model is not None:
+        import torch
+
+        from vla_ros.train.evaluate_closed_loop import vla_policy_factory
+
+        if args.num_threads:
+            torch.set_num_threads(args.num_threads)
+        learner_factory = vla_policy_factory(args.dagger_model)
     summary = record_demonstrations(
         args.out_dir,
         tasks=args.task,
@@ -130,6 +149,8 @@ def run_record(args: argparse.Namespace) -> int:
         storage=args.storage,
         keep_failures=args.keep_failures,
         progress=not args.no_progress,
+        learner_factory=learner_factory,
+        beta=args.dagger_beta,
     )
     print(summary.summary())
     return 0

@@ -8,19 +8,25 @@ through :mod:`vla_ros.data.dataset` exactly as it would read bags recorded on ha
 
 Each bag is written under a temporary name and renamed when complete, so an interrupted recording
 leaves only whole bags; running the same command again skips the bags that exist.
+
+DAgger (``learner``): a trained policy drives the arm (the expert takes over a step with probability
+``beta``) and every step is labelled with what the expert would have done there. A policy trained
+on expert trajectories only has never seen the states its own small errors lead to; these bags show
+it how to recover from them. They are kept whether or not the episode succeeded: the labels are
+right either way.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from vla_ros.action import Action
+from vla_ros.action import Action, Policy
 from vla_ros.data.bag import BagWriter
 from vla_ros.sim import MAX_EPISODE_STEPS, TASK_NAMES, ScriptedExpert, Workcell, WorkcellConfig, run_episode
 
@@ -43,12 +49,14 @@ class RecordingSummary:
     # Expert episodes that did not succeed within max_steps (not written unless keep_failures).
     failed_seeds: dict[str, list[int]] = field(default_factory=dict)
     steps_written: int = 0
+    failures_kept: bool = False
 
     def summary(self) -> str:
         failed = sum(len(v) for v in self.failed_seeds.values())
+        kept = "kept" if self.failures_kept else "not kept"
         lines = [
             f"{len(self.written)} bag(s) written ({self.steps_written} steps), "
-            f"{len(self.skipped_existing)} already there, {failed} failed expert episode(s) not kept"
+            f"{len(self.skipped_existing)} already there, {failed} failed episode(s) {kept}"
         ]
         lines.extend(f"  {task}: failed seeds {seeds}" for task, seeds in self.failed_seeds.items() if seeds)
         return "\n".join(lines)
@@ -56,6 +64,31 @@ class RecordingSummary:
 
 def bag_name(task: str, seed: int) -> str:
     return f"{task}_seed{seed:06d}"
+
+
+class DAggerPolicy:
+    """Executes the learner's action (the expert's with probability ``beta``); the expert's action is
+    the label, in ``extras["label"]``."""
+
+    name = "dagger"
+
+    def __init__(
+        self, expert: ScriptedExpert, learner: Policy, beta: float, rng: np.random.Generator
+    ) -> None:
+        if not 0.0 <= beta <= 1.0:
+            raise ValueError(f"beta is a probability, got {beta}")
+        self.expert, self.learner, self.beta, self.rng = expert, learner, beta, rng
+
+    def predict_action(self, image: np.ndarray, instruction: str) -> Action:
+        label = self.expert.predict_action(image, instruction)
+        by_expert = bool(self.rng.random() < self.beta)
+        executed = label.vector if by_expert else self.learner.predict_action(image, instruction).vector
+        if not np.all(np.isfinite(executed)):
+            executed, by_expert = label.vector, True
+        return Action(
+            vector=np.asarray(executed, dtype=np.float64),
+            extras={**label.extras, "label": label.vector, "executed_by_expert": by_expert},
+        )
 
 
 def record_episode(
@@ -66,23 +99,30 @@ def record_episode(
     max_steps: int = MAX_EPISODE_STEPS,
     storage: str = "mcap",
     keep_failures: bool = False,
+    learner: Policy | None = None,
+    beta: float = 0.0,
 ) -> tuple[bool, int]:
-    """Run the scripted expert on ``seed``/``task`` and write the episode to ``bag_path``.
+    """Run the scripted expert (or, with ``learner``, DAgger) on ``seed``/``task`` and write the
+    episode to ``bag_path``.
 
-    Returns (expert succeeded, steps). A failed episode is not written unless ``keep_failures``.
-    The bag appears at ``bag_path`` only once it is complete.
+    Returns (succeeded, steps). A failed expert episode is not written unless ``keep_failures``; a
+    DAgger episode always is. The bag appears at ``bag_path`` only once it is complete.
     """
     bag_path = Path(bag_path)
     expert = ScriptedExpert(workcell)
+    policy: Policy = expert
+    if learner is not None:
+        policy = DAggerPolicy(expert, learner, beta, np.random.default_rng([seed, 7]))
     steps: list[tuple[int, np.ndarray, Action, np.ndarray, np.ndarray, dict]] = []
 
     def on_step(step: int, image: np.ndarray, action: Action, cell: Workcell) -> None:
         position, quat = cell.ee_pose()
         stamp = _EPOCH_NS + round(cell.sim_time_s * 1e9)
-        steps.append((stamp, image, action, position, quat, cell.scene() if step == 0 else {}))
+        label = Action(vector=action.extras.get("label", action.vector))
+        steps.append((stamp, image, label, position, quat, cell.scene() if step == 0 else {}))
 
-    result = run_episode(workcell, expert, seed, task, max_steps=max_steps, render=True, on_step=on_step)
-    if not result.success and not keep_failures:
+    result = run_episode(workcell, policy, seed, task, max_steps=max_steps, render=True, on_step=on_step)
+    if not result.success and not keep_failures and learner is None:
         return False, result.steps
     final_position, final_quat = workcell.ee_pose()
     final_stamp = _EPOCH_NS + round(workcell.sim_time_s * 1e9)
@@ -138,8 +178,11 @@ def record_demonstrations(
     storage: str = "mcap",
     keep_failures: bool = False,
     progress: bool = True,
+    learner_factory: Callable[[Workcell], Policy] | None = None,
+    beta: float = 0.0,
 ) -> RecordingSummary:
-    """Record ``episodes`` expert episodes per task on seeds ``seed_start .. seed_start+episodes-1``.
+    """Record ``episodes`` expert episodes per task on seeds ``seed_start .. seed_start+episodes-1``
+    (DAgger episodes with ``learner_factory``, see the module docstring).
 
     Evaluate on other seeds (see :mod:`vla_ros.train.evaluate_closed_loop`): a seed is a layout.
     """
@@ -148,7 +191,7 @@ def record_demonstrations(
             raise ValueError(f"unknown task {task!r}; choose from {', '.join(TASK_NAMES)}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    summary = RecordingSummary()
+    summary = RecordingSummary(failures_kept=keep_failures or learner_factory is not None)
     jobs = [(task, seed) for task in tasks for seed in range(seed_start, seed_start + episodes)]
     bar = None
     if progress:
@@ -156,16 +199,19 @@ def record_demonstrations(
 
         bar = tqdm(total=len(jobs), desc="recording demos", unit="episode")
     with Workcell(WorkcellConfig(image_width=image_size_px, image_height=image_size_px)) as cell:
+        learner = learner_factory(cell) if learner_factory is not None else None
         for task, seed in jobs:
             summary.failed_seeds.setdefault(task, [])
             path = out_dir / bag_name(task, seed)
             if path.exists():
                 summary.skipped_existing.append(path)
             else:
-                ok, steps = record_episode(cell, path, seed, task, max_steps, storage, keep_failures)
+                ok, steps = record_episode(
+                    cell, path, seed, task, max_steps, storage, keep_failures, learner, beta
+                )
                 if not ok:
                     summary.failed_seeds[task].append(seed)
-                if ok or keep_failures:
+                if ok or keep_failures or learner is not None:
                     summary.written.append(path)
                     summary.steps_written += steps
             if bar is not None:
