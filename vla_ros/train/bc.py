@@ -210,10 +210,13 @@ def mirror_instruction(instruction: str) -> str:
     return _MIRROR_PATTERN.sub(swap, instruction)
 
 
-def mirror_episode(episode: Episode) -> Episode:
-    """A mirrored copy (images flipped left-right); for statistics that cover what training sees."""
+def mirror_episode(episode: Episode, flip_images: bool = True) -> Episode:
+    """A mirrored copy. ``flip_images=False`` shares the original images (for statistics, which only
+    read the actions: a flipped copy of every image would double the memory a large set needs)."""
     return Episode(
-        images=[np.ascontiguousarray(im[:, ::-1]) for im in episode.images],
+        images=[np.ascontiguousarray(im[:, ::-1]) for im in episode.images]
+        if flip_images
+        else episode.images,
         actions=mirror_action(episode.actions),
         instruction=mirror_instruction(episode.instruction),
         metadata=dict(episode.metadata),
@@ -786,7 +789,9 @@ def train(config: TrainConfig, resume: bool = False, stop_after_steps: int | Non
         raise TrainingError("no training episodes left after cleaning; see the cleaning report")
     # With mirroring, the statistics cover the mirrored actions too (else their tokens would clip).
     stats = compute_dataset_statistics(
-        train_eps + [mirror_episode(e) for e in train_eps] if config.mirror_augment else train_eps
+        train_eps + [mirror_episode(e, flip_images=False) for e in train_eps]
+        if config.mirror_augment
+        else train_eps
     )
     norm_stats = {config.dataset_name: stats}
     statistics = ActionStatistics.from_norm_stats(stats)
