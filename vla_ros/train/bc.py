@@ -285,12 +285,18 @@ class ActionTokenDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.examples)
 
-    def _rng(self, index: int) -> np.random.Generator:
-        return np.random.default_rng([self.seed, self.epoch, index])
+    def _augmentation(self, index: int) -> tuple[bool, np.random.Generator]:
+        """Whether step ``index`` is mirrored this epoch, and the generator its crop then draws from.
+
+        One generator per (seed, epoch, index): the mirror draw comes first (only with ``mirror``),
+        so image, action and labels agree and runs without mirroring crop exactly as before."""
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        mirrored = self.train and self.mirror and bool(rng.random() < 0.5)
+        return mirrored, rng
 
     def is_mirrored(self, index: int) -> bool:
         """Whether step ``index`` is seen mirrored this epoch (training with ``mirror`` only)."""
-        return self.train and self.mirror and bool(self._rng(index).random() < 0.5)
+        return self._augmentation(index)[0]
 
     def action(self, index: int) -> np.ndarray:
         """The action step ``index`` is trained on this epoch (mirrored when its image is)."""
@@ -299,10 +305,9 @@ class ActionTokenDataset(torch.utils.data.Dataset):
 
     def pixel_values(self, index: int) -> torch.Tensor:
         image = self.images[index]
-        if self.train:
-            rng = self._rng(index)
-            if self.mirror and rng.random() < 0.5:  # the same draw as is_mirrored
-                image = image[:, ::-1]
+        mirrored, rng = self._augmentation(index)
+        if mirrored:
+            image = image[:, ::-1]
         if self.train and self.random_crop:
             image = random_crop(image, rng, self.crop_area_fraction)
         else:
