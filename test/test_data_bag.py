@@ -172,3 +172,18 @@ def test_bag_with_fewer_messages_than_its_metadata_lists_is_reported(tmp_path):
     meta.write_text(text.replace("message_count: 4", "message_count: 6", 1))
     with pytest.raises(CorruptBagError, match=r"ended early.*: 4 of 6"), BagReader(path) as reader:
         list(reader.messages())
+
+
+def test_scene_keys_without_a_message_field_are_recorded_as_attributes(tmp_path):
+    """Bags record a scene the way the nodes publish it (vla_ros.scene_fields serves both)."""
+    path = tmp_path / "bag"
+    bolt = {"id": "bolt_1", "category": "bolt", "thread": "M6", "length_mm": None, "position": (0.4, 0.1)}
+    with BagWriter(path) as bag:
+        bag.write_scene("/scene", 1_000_000_000, objects=[bolt], locations=[{"id": "bin_a", "slot": 3}])
+    with BagReader(path) as reader:
+        (scene,) = [m.msg for m in reader.messages()]
+    (obj,) = scene.objects
+    assert (obj.id, obj.category, obj.name, obj.length_mm) == ("bolt_1", "bolt", "", 0.0)
+    assert (obj.position.x, obj.position.y, obj.position.z) == pytest.approx((0.4, 0.1, 0.0))
+    assert [(kv.key, kv.value) for kv in obj.attributes] == [("thread", "M6")]
+    assert [(kv.key, kv.value) for kv in scene.locations[0].attributes] == [("slot", "3")]

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from vla_ros.image_codec import rgb_to_image_fields
+from vla_ros.scene_fields import location_fields, object_fields
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 COMPRESSED_IMAGE_TYPE = "sensor_msgs/msg/CompressedImage"
@@ -344,43 +345,21 @@ class BagWriter:
         holding: str = "",
         frame_id: str = "base_link",
     ) -> None:
-        """Scene from plain dicts using the msg field names; ``position`` is (x, y, z) and
-        ``attributes`` a dict of strings."""
+        """Scene from FORMAT.md entries (:mod:`vla_ros.scene_fields`: keys without a message field and
+        an ``attributes`` dict become KeyValue strings; ``position`` is (x, y, z))."""
         t = self.types()
 
-        def point(p: Sequence[float]) -> Any:
-            return t["geometry_msgs/msg/Point"](*(float(v) for v in p))
+        def typed(fields: dict[str, Any]) -> dict[str, Any]:
+            return {
+                **fields,
+                "position": t["geometry_msgs/msg/Point"](*fields["position"]),
+                "attributes": [
+                    t["diagnostic_msgs/msg/KeyValue"](key=k, value=v) for k, v in fields["attributes"]
+                ],
+            }
 
-        def attrs(d: Mapping[str, Any]) -> list:
-            return [t["diagnostic_msgs/msg/KeyValue"](key=str(k), value=str(v)) for k, v in d.items()]
-
-        objs = [
-            t["vla_ros/msg/SceneObject"](
-                id=o["id"],
-                name=o.get("name", ""),
-                kind=o.get("kind", ""),
-                category=o.get("category", ""),
-                color=o.get("color", ""),
-                size=o.get("size", ""),
-                material=o.get("material", ""),
-                length_mm=float(o.get("length_mm", 0.0)),
-                position=point(o.get("position", (0.0, 0.0, 0.0))),
-                attributes=attrs(o.get("attributes", {})),
-            )
-            for o in objects
-        ]
-        locs = [
-            t["vla_ros/msg/SceneLocation"](
-                id=loc["id"],
-                name=loc.get("name", ""),
-                category=loc.get("category", ""),
-                role=loc.get("role", ""),
-                accepts=list(loc.get("accepts", [])),
-                position=point(loc.get("position", (0.0, 0.0, 0.0))),
-                attributes=attrs(loc.get("attributes", {})),
-            )
-            for loc in locations
-        ]
+        objs = [t["vla_ros/msg/SceneObject"](**typed(object_fields(o))) for o in objects]
+        locs = [t["vla_ros/msg/SceneLocation"](**typed(location_fields(loc))) for loc in locations]
         msg = t[SCENE_TYPE](
             header=self._header(stamp_ns, frame_id), objects=objs, locations=locs, holding=holding
         )

@@ -16,26 +16,16 @@ from diagnostic_msgs.msg import KeyValue
 from geometry_msgs.msg import Point
 
 from vla_ros.msg import Scene, SceneLocation, SceneObject
-
-_OBJECT_FIELDS = ("id", "name", "kind", "category", "color", "size", "material")
-_LOCATION_FIELDS = ("id", "name", "category", "role")
+from vla_ros.scene_fields import LOCATION_FIELDS, OBJECT_FIELDS, location_fields, object_fields
 
 
-def _point(position: Any) -> Point:
-    x, y, z = (float(v) for v in [*(position or ()), 0.0, 0.0, 0.0][:3])
-    return Point(x=x, y=y, z=z)
-
-
-def _attributes(entry: Mapping[str, Any], known: tuple[str, ...]) -> list[KeyValue]:
-    skip = {*known, "position", "accepts", "length_mm", "attributes"}
-    out = [
-        KeyValue(key=str(k), value=str(v))
-        for k, v in entry.items()
-        if k not in skip and isinstance(v, (str, int, float)) and v is not None
-    ]
-    if isinstance(entry.get("attributes"), Mapping):
-        out += [KeyValue(key=str(k), value=str(v)) for k, v in entry["attributes"].items()]
-    return out
+def _typed(fields: dict[str, Any]) -> dict[str, Any]:
+    x, y, z = fields["position"]
+    return {
+        **fields,
+        "position": Point(x=x, y=y, z=z),
+        "attributes": [KeyValue(key=k, value=v) for k, v in fields["attributes"]],
+    }
 
 
 def scene_dict_to_msg(scene: Mapping[str, Any], stamp: Time, frame_id: str) -> Scene:
@@ -43,24 +33,8 @@ def scene_dict_to_msg(scene: Mapping[str, Any], stamp: Time, frame_id: str) -> S
     msg = Scene()
     msg.header.stamp = stamp
     msg.header.frame_id = frame_id
-    for obj in scene.get("objects") or ():
-        msg.objects.append(
-            SceneObject(
-                **{f: str(obj.get(f) or "") for f in _OBJECT_FIELDS},
-                length_mm=float(obj.get("length_mm") or 0.0),
-                position=_point(obj.get("position")),
-                attributes=_attributes(obj, _OBJECT_FIELDS),
-            )
-        )
-    for loc in scene.get("locations") or ():
-        msg.locations.append(
-            SceneLocation(
-                **{f: str(loc.get(f) or "") for f in _LOCATION_FIELDS},
-                accepts=[str(a) for a in loc.get("accepts") or ()],
-                position=_point(loc.get("position")),
-                attributes=_attributes(loc, _LOCATION_FIELDS),
-            )
-        )
+    msg.objects = [SceneObject(**_typed(object_fields(obj))) for obj in scene.get("objects") or ()]
+    msg.locations = [SceneLocation(**_typed(location_fields(loc))) for loc in scene.get("locations") or ()]
     msg.holding = str(scene.get("holding") or "")
     return msg
 
@@ -69,7 +43,7 @@ def scene_msg_to_dict(msg: Scene) -> dict[str, Any]:
     """The inverse of :func:`scene_dict_to_msg`: empty strings and a zero length become absent."""
     objects = []
     for obj in msg.objects:
-        entry: dict[str, Any] = {f: getattr(obj, f) for f in _OBJECT_FIELDS if getattr(obj, f)}
+        entry: dict[str, Any] = {f: getattr(obj, f) for f in OBJECT_FIELDS if getattr(obj, f)}
         if obj.length_mm:
             entry["length_mm"] = float(obj.length_mm)
         entry["position"] = [obj.position.x, obj.position.y, obj.position.z]
@@ -78,7 +52,7 @@ def scene_msg_to_dict(msg: Scene) -> dict[str, Any]:
         objects.append(entry)
     locations = []
     for loc in msg.locations:
-        entry = {f: getattr(loc, f) for f in _LOCATION_FIELDS if getattr(loc, f)}
+        entry = {f: getattr(loc, f) for f in LOCATION_FIELDS if getattr(loc, f)}
         if loc.accepts:
             entry["accepts"] = list(loc.accepts)
         entry["position"] = [loc.position.x, loc.position.y, loc.position.z]
