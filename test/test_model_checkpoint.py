@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ from vla_ros.model.loading import (
     save_checkpoint,
 )
 from vla_ros.model.processing import ImageProcessor, PromptTokenizer
-from vla_ros.model.tiny import build_tiny_model, make_tiny_checkpoint
+from vla_ros.model.tiny import PRESETS, build_tiny_model, make_tiny_checkpoint
 
 torch.set_num_threads(1)
 
@@ -204,3 +205,37 @@ def test_saving_over_an_existing_checkpoint_replaces_it_whole(tiny_dir, tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
     loaded = load_checkpoint(out, precision="fp32")
     assert torch.equal(loaded.model.projector.fc1.weight, second.projector.fc1.weight)
+
+
+def test_set_image_size_resamples_the_position_embeddings_and_saves_at_the_new_size(tiny_dir, tmp_path):
+    spec = replace(PRESETS["tiny"], image_size_px=56)
+    model = build_tiny_model(spec, seed=0)
+    grids = {
+        name: vit.pos_embed.detach().reshape(1, 4, 4, -1).permute(0, 3, 1, 2)
+        for name, vit in (
+            ("dino", model.vision_backbone.featurizer),
+            ("siglip", model.vision_backbone.fused_featurizer),
+        )
+    }
+    model.set_image_size(112)
+    assert model.num_patches == 64 and model.config.image_sizes == [112, 112]
+    for name, vit in (
+        ("dino", model.vision_backbone.featurizer),
+        ("siglip", model.vision_backbone.fused_featurizer),
+    ):
+        # A smooth upsampling of the learned grid, not a fresh initialisation.
+        expected = torch.nn.functional.interpolate(grids[name], size=(8, 8), mode="bicubic", antialias=True)
+        assert torch.allclose(
+            vit.pos_embed.detach(), expected.permute(0, 2, 3, 1).reshape(1, 64, -1), atol=1e-5
+        )
+    with pytest.raises(ValueError, match="multiple of the 14 px patch"):
+        model.set_image_size(100)
+
+    saved = save_checkpoint(
+        model, tmp_path / "resized", image_processor=ImageProcessor(image_size_px=112), tokenizer_dir=tiny_dir
+    )
+    loaded = load_checkpoint(saved, precision="fp32")
+    assert loaded.model.config.image_size_px == 112
+    assert torch.equal(
+        loaded.model.vision_backbone.featurizer.pos_embed, model.vision_backbone.featurizer.pos_embed
+    )

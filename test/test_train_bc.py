@@ -149,3 +149,48 @@ def test_configuration_errors_name_the_fix():
         TrainConfig(bags=[], out_dir="x")
     with pytest.raises(TrainingError, match="qlora quantizes a pretrained base"):
         TrainConfig(bags=[], out_dir="x", init="tiny", mode="qlora")
+
+
+def test_a_base_fine_tuned_at_a_new_image_size_keeps_its_weights_and_loads_at_that_size(bags, tmp_path):
+    spec = replace(PRESETS["tiny"], image_size_px=IMAGE_PX)
+    base = make_tiny_checkpoint(tmp_path / "base", spec=spec, seed=1)
+    config = _config(
+        bags,
+        tmp_path / "run",
+        init=None,
+        base=str(base),
+        base_image_size_px=2 * IMAGE_PX,
+        max_steps=1,
+        learning_rate=0.0,
+        warmup_steps=0,
+        min_lr_ratio=0.0,
+        save_dtype="fp32",
+    )
+    result = train(config)
+    resized = load_checkpoint(result.outputs[0], precision="fp32")
+    assert resized.model.config.image_size_px == resized.image_processor.image_size_px == 2 * IMAGE_PX
+    assert resized.model.num_patches == 4 * load_checkpoint(base, precision="fp32").model.num_patches
+    # Nothing trained (lr 0): every weight but the position embeddings is the base's, bit for bit.
+    before = load_checkpoint(base, precision="fp32").model.state_dict()
+    after = resized.model.state_dict()
+    changed = {
+        name
+        for name in before
+        if before[name].shape != after[name].shape or not torch.equal(before[name], after[name])
+    }
+    assert changed == {
+        "vision_backbone.featurizer.pos_embed",
+        "vision_backbone.fused_featurizer.pos_embed",
+    }
+    policy = VLAPolicy(PolicyConfig(result.outputs[0], precision="fp32"), loaded=resized)
+    assert policy.predict_action(np.zeros((40, 40, 3), dtype=np.uint8), "move to the parts tray").is_finite()
+
+
+def test_an_adapter_cannot_change_the_base_image_size(bags, tmp_path):
+    spec = replace(PRESETS["tiny"], image_size_px=IMAGE_PX)
+    base = make_tiny_checkpoint(tmp_path / "base", spec=spec, seed=1)
+    config = _config(
+        bags, tmp_path / "lora", init=None, base=str(base), base_image_size_px=2 * IMAGE_PX, mode="lora"
+    )
+    with pytest.raises(TrainingError, match="use --mode full"):
+        train(config)

@@ -165,6 +165,23 @@ class OpenVLAForActionPrediction(nn.Module):
     def num_patches(self) -> int:
         return self.vision_backbone.num_patches
 
+    def set_image_size(self, image_size_px: int) -> None:
+        """Make both backbones take ``image_size_px`` images; their position embeddings are resampled.
+
+        For fine-tuning a checkpoint at another input resolution (the sim policy went from 112 to
+        224 px): the patch grid changes, every learned weight but the position embeddings carries
+        over unchanged, so training resumes from what the model knew instead of from scratch.
+        """
+        patch = self.vision_backbone.featurizer.patch_embed.patch_size[0]
+        if image_size_px < patch or image_size_px % patch:
+            raise ValueError(
+                f"image size must be a positive multiple of the {patch} px patch, got {image_size_px}"
+            )
+        for vit in (self.vision_backbone.featurizer, self.vision_backbone.fused_featurizer):
+            if vit is not None:
+                vit.set_input_size(img_size=image_size_px)
+        self.config.image_sizes = [image_size_px] * len(self.config.image_sizes)
+
     @property
     def dtype(self) -> torch.dtype:
         return self.projector.fc1.weight.dtype

@@ -105,6 +105,8 @@ class TrainConfig:
     base: str | None = None  # checkpoint directory to fine-tune
     init: str | None = None  # or a fresh small model: a PRESETS name of vla_ros.model.tiny
     image_size_px: int = 224  # backbone input size of a fresh model
+    # Fine-tune --base at this input size instead of its own (full mode; position embeddings resampled).
+    base_image_size_px: int | None = None
     init_overrides: dict[str, int] = field(default_factory=dict)  # TinySpec fields of a fresh model
     mode: str = "full"
     lora_rank: int = adapters.DEFAULT_LORA_RANK
@@ -504,6 +506,18 @@ def build_model(config: TrainConfig) -> ModelBundle:
         )
         model: torch.nn.Module = loaded.model
         image_processor, prompt_tokenizer = loaded.image_processor, loaded.prompt_tokenizer
+        size = config.base_image_size_px
+        if size is not None and size != loaded.model.config.image_size_px:
+            if config.mode != "full":
+                raise TrainingError(
+                    f"--image-size {size} differs from the base's {loaded.model.config.image_size_px} px: "
+                    "a new input size changes base weights, which an adapter cannot carry; use --mode full"
+                )
+            try:
+                loaded.model.set_image_size(size)
+            except ValueError as exc:
+                raise TrainingError(str(exc)) from exc
+            image_processor = replace(image_processor, image_size_px=size)
         action_tokenizer, tokenizer_dir = loaded.action_tokenizer, Path(config.base)
     else:
         from vla_ros.model.tiny import PRESETS, build_tiny_model, write_tokenizer
@@ -954,7 +968,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         out_dir=str(args.out),
         base=str(args.base) if args.base else None,
         init=args.init,
-        image_size_px=args.image_size,
+        image_size_px=args.image_size if args.init and args.image_size else 224,
+        base_image_size_px=args.image_size if args.base else None,
         init_overrides=_parse_overrides(args.init_override),
         mode=args.mode,
         lora_rank=args.lora_rank,

@@ -77,7 +77,13 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--base", type=Path, help="checkpoint directory to fine-tune (official layout)")
     src.add_argument("--init", choices=["tiny", "small"], help="train a fresh small OpenVLA from scratch")
-    p.add_argument("--image-size", type=int, default=224, help="backbone input size of an --init model")
+    p.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        help="backbone input size: of an --init model (default 224), or to fine-tune --base at a new size "
+        "(full mode; position embeddings are resampled; default: the base's own)",
+    )
     p.add_argument(
         "--init-override",
         action="append",
