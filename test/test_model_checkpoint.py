@@ -210,21 +210,13 @@ def test_saving_over_an_existing_checkpoint_replaces_it_whole(tiny_dir, tmp_path
 def test_set_image_size_resamples_the_position_embeddings_and_saves_at_the_new_size(tiny_dir, tmp_path):
     spec = replace(PRESETS["tiny"], image_size_px=56)
     model = build_tiny_model(spec, seed=0)
-    grids = {
-        name: vit.pos_embed.detach().reshape(1, 4, 4, -1).permute(0, 3, 1, 2)
-        for name, vit in (
-            ("dino", model.vision_backbone.featurizer),
-            ("siglip", model.vision_backbone.fused_featurizer),
-        )
-    }
+    vits = (model.vision_backbone.featurizer, model.vision_backbone.fused_featurizer)
+    grids = [vit.pos_embed.detach().reshape(1, 4, 4, -1).permute(0, 3, 1, 2) for vit in vits]
     model.set_image_size(112)
     assert model.num_patches == 64 and model.config.image_sizes == [112, 112]
-    for name, vit in (
-        ("dino", model.vision_backbone.featurizer),
-        ("siglip", model.vision_backbone.fused_featurizer),
-    ):
+    for vit, grid in zip(vits, grids, strict=True):
         # A smooth upsampling of the learned grid, not a fresh initialisation.
-        expected = torch.nn.functional.interpolate(grids[name], size=(8, 8), mode="bicubic", antialias=True)
+        expected = torch.nn.functional.interpolate(grid, size=(8, 8), mode="bicubic", antialias=True)
         assert torch.allclose(
             vit.pos_embed.detach(), expected.permute(0, 2, 3, 1).reshape(1, 64, -1), atol=1e-5
         )

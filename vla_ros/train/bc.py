@@ -968,7 +968,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         out_dir=str(args.out),
         base=str(args.base) if args.base else None,
         init=args.init,
-        image_size_px=args.image_size if args.init and args.image_size else 224,
+        image_size_px=args.image_size if args.init and args.image_size else TrainConfig.image_size_px,
         base_image_size_px=args.image_size if args.base else None,
         init_overrides=_parse_overrides(args.init_override),
         mode=args.mode,
