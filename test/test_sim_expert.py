@@ -62,3 +62,31 @@ def test_expert_regrasps_after_the_part_is_knocked_away(cell):
         cell.apply_action(expert.predict_action(None, instruction).vector)
         steps += 1
     assert cell.success()
+
+
+def test_pick_place_travels_open_low_and_closed_high(cell):
+    """The gripper state must be readable from the arm's height: a camera-only policy trained on
+    demonstrations where carry and approach heights overlapped closed its gripper in mid-air."""
+    expert = ScriptedExpert(cell)
+    cfg = expert.config
+    assert cfg.carry_height_m - cfg.hover_height_m >= 0.1
+    for seed in (11, 12, 13, 14):
+        instruction = cell.reset(seed, "pick_place")
+        home_xy = cell.ee_pose()[0][:2]
+        phases: list[str] = []
+        while not cell.success() and len(phases) < MAX_EPISODE_STEPS:
+            ee = cell.ee_pose()[0]
+            action = expert.predict_action(None, instruction)
+            phases.append(expert.phase)
+            if expert.phase == "approach" and ee[2] > cfg.hover_height_m + 0.02:
+                # Straight down from home before any sideways motion.
+                assert np.allclose(action.vector[:2], 0.0), f"seed {seed}: sideways at z {ee[2]:.3f}"
+                assert np.linalg.norm(ee[:2] - home_xy) < 0.01
+            elif expert.phase == "approach":
+                assert ee[2] > cfg.hover_height_m - 0.02, f"seed {seed}: approach at z {ee[2]:.3f}"
+            if expert.phase == "carry":
+                assert action.vector[6] == 0.0
+                assert ee[2] > cfg.carry_height_m - 0.03, f"seed {seed}: carry at z {ee[2]:.3f}"
+            cell.apply_action(action.vector)
+        assert cell.success(), f"seed {seed}: {instruction} failed"
+        assert "carry" in phases and phases.index("approach") < phases.index("carry")
