@@ -23,6 +23,8 @@ import numpy as np
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    # Not vla_ros.eval.metrics.direction_cosines: that one drops steps where either delta is short,
+    # and a policy that does not move sideways must count here as not heading for the part.
     return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-9))
 
 

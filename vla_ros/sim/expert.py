@@ -98,11 +98,10 @@ class ScriptedExpert:
 
         if self._phase in ("start", "approach"):
             self._set_phase("approach")
-            target = np.array([part_pos[0], part_pos[1], cfg.hover_height_m])
             if ee[2] > cfg.hover_height_m + cfg.reached_tolerance_m:
                 # Down to the hover height first, then across (see ExpertConfig).
-                target = np.array([ee[0], ee[1], cfg.hover_height_m])
-                return self._toward(ee, target, cfg.max_step_m, OPEN)
+                return self._toward(ee, np.array([ee[0], ee[1], cfg.hover_height_m]), cfg.max_step_m, OPEN)
+            target = np.array([part_pos[0], part_pos[1], cfg.hover_height_m])
             if self._reached(ee, target):
                 self._set_phase("descend")
             else:
