@@ -12,7 +12,10 @@ its answers are compared on the states it should know:
 - grounding: on the steps where the expert crosses at hover height toward the named part, the
   correlation of the policy's (dx, dy) with the expert's, and the mean cosine between the two
   directions. The same cosine toward the best-aligned *other* part is the baseline: a policy that
-  heads for some part, not the named one, scores as well on both.
+  heads for some part, not the named one, scores as well on both;
+- words: on the same steps, the instruction is changed to name another part on the table (same
+  image, same place to put it). A policy that reads the part's name turns toward the newly named
+  part; one that ignores it keeps heading where it did.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ def main() -> None:
     import torch
 
     from vla_ros.sim import MAX_EPISODE_STEPS, ScriptedExpert, Workcell
+    from vla_ros.sim.tasks import instruction_text
     from vla_ros.train.evaluate_closed_loop import vla_policy_factory
 
     torch.set_num_threads(args.num_threads)
@@ -47,6 +51,9 @@ def main() -> None:
     policy = vla_policy_factory(args.model)(cell)
     said_closed: dict[str, list[bool]] = {"approach": [], "carry": []}
     expert_xy, policy_xy, other_cos = [], [], []
+    # Instruction naming another part: cosine of the new answer toward that part, toward the original
+    # part, and how far the answer moved.
+    swap_to_new, swap_to_old, swap_shift = [], [], []
     for seed in range(args.seed_start, args.seed_start + args.seeds):
         instruction = cell.reset(seed, "pick_place")
         for _ in range(MAX_EPISODE_STEPS):
@@ -66,6 +73,13 @@ def main() -> None:
                         if p.id != cell.task.part_id
                     ]
                     other_cos.append(max(_cosine(o, guess[:2]) for o in others))
+                    other = next(p for p in cell.layout.parts if p.id != cell.task.part_id)
+                    location = cell.layout.location(cell.task.location_id)
+                    swapped = instruction_text("pick_place", other.name, location.name, location.preposition)
+                    answer = policy.predict_action(image, swapped).vector[:2]
+                    swap_to_new.append(_cosine(cell.part_position(other.id)[:2] - ee, answer))
+                    swap_to_old.append(_cosine(cell.part_position(cell.task.part_id)[:2] - ee, answer))
+                    swap_shift.append(float(np.linalg.norm(answer - guess[:2])))
             cell.apply_action(action)
             if cell.success():
                 break
@@ -82,6 +96,11 @@ def main() -> None:
         f"grounding: mean cosine to the named part {cos.mean():.2f} (above 0.7 on {np.mean(cos > 0.7):.2f})"
     )
     print(f"grounding: mean cosine to the best-aligned other part {np.mean(other_cos):.2f} (baseline)")
+    print(
+        f"words: naming another part instead, mean cosine to it {np.mean(swap_to_new):.2f}, to the part "
+        f"first named {np.mean(swap_to_old):.2f}; (dx, dy) moved {1000 * np.mean(swap_shift):.1f} mm on "
+        f"average (the expert's step: {1000 * np.mean(np.linalg.norm(e, axis=1)):.1f} mm)"
+    )
 
 
 if __name__ == "__main__":

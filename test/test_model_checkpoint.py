@@ -77,6 +77,17 @@ def test_tiny_tokenizer_is_laid_out_like_llama_2(tiny_dir):
     assert tok.decode(ids[1:-1]) == "In: What action should the robot take to pick up the bolt?\nOut:"
 
 
+def test_tiny_tokenizer_keeps_the_workcells_words_whole(tiny_dir):
+    # A part's or place's name split into letters is one more thing a two-layer policy must assemble.
+    from vla_ros.sim.layout import LOCATION_CATALOGUE, PART_CATALOGUE, PART_COLORS_RGBA
+
+    tok = PromptTokenizer.from_dir(tiny_dir)
+    names = [*PART_COLORS_RGBA, *PART_CATALOGUE, *(location["name"] for location in LOCATION_CATALOGUE)]
+    for name in names:
+        pieces = tok.tokenizer.encode(name).tokens
+        assert pieces == [f"▁{word}" for word in name.split()], (name, pieces)
+
+
 def test_build_save_load_gives_the_same_outputs(tiny_dir):
     original = build_tiny_model("tiny", seed=3)
     loaded = load_checkpoint(tiny_dir, precision="fp32")

@@ -154,6 +154,17 @@ _RELATIONS = (
 )
 
 
+# The simulated workcell's own vocabulary (vla_ros.sim.layout: part colours and categories, location
+# names). Learned as whole words: with only the generic lists above, "orange" was "▁o r an ge" and
+# "assembly fixture" thirteen pieces, so a two-layer policy had to assemble a part's name before it
+# could look for it.
+_WORKCELL_WORDS = (
+    ("red", "green", "blue", "yellow", "orange", "purple"),
+    ("bolt", "nut", "gear", "bracket"),
+    ("reject bin", "parts tray", "inspection station", "assembly fixture"),
+)
+
+
 def _training_corpus() -> list[str]:
     rng = np.random.default_rng(0)
     lines = [build_prompt("pick up the red cube and place it in the tray")]
@@ -163,6 +174,12 @@ def _training_corpus() -> list[str]:
         o1, o2 = _OBJECTS[rng.integers(len(_OBJECTS))], _OBJECTS[rng.integers(len(_OBJECTS))]
         r = _RELATIONS[rng.integers(len(_RELATIONS))]
         lines.append(build_prompt(f"{v} the {a1} {o1} {r} the {a2} {o2}"))
+    colors, categories, locations = _WORKCELL_WORDS
+    for _ in range(1000):
+        color, category = colors[rng.integers(len(colors))], categories[rng.integers(len(categories))]
+        location = locations[rng.integers(len(locations))]
+        lines.append(build_prompt(f"put the {color} {category} in the {location}"))
+        lines.append(build_prompt(f"move to the {location}"))
     lines.append(string.digits + string.ascii_letters + string.punctuation)
     return lines
 
