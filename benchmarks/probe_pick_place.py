@@ -67,13 +67,11 @@ def main() -> None:
                     expert_xy.append(action[:2])
                     policy_xy.append(guess[:2])
                     ee = cell.ee_pose()[0][:2]
-                    others = [
-                        cell.part_position(p.id)[:2] - ee
-                        for p in cell.layout.parts
-                        if p.id != cell.task.part_id
-                    ]
-                    other_cos.append(max(_cosine(o, guess[:2]) for o in others))
-                    other = next(p for p in cell.layout.parts if p.id != cell.task.part_id)
+                    other_parts = [p for p in cell.layout.parts if p.id != cell.task.part_id]
+                    other_cos.append(
+                        max(_cosine(cell.part_position(o.id)[:2] - ee, guess[:2]) for o in other_parts)
+                    )
+                    other = other_parts[0]
                     location = cell.layout.location(cell.task.location_id)
                     swapped = instruction_text("pick_place", other.name, location.name, location.preposition)
                     answer = policy.predict_action(image, swapped).vector[:2]

@@ -157,7 +157,8 @@ _RELATIONS = (
 # The simulated workcell's own vocabulary (vla_ros.sim.layout: part colours and categories, location
 # names). Learned as whole words: with only the generic lists above, "orange" was "▁o r an ge" and
 # "assembly fixture" thirteen pieces, so a two-layer policy had to assemble a part's name before it
-# could look for it.
+# could look for it. Listed here, not imported: importing vla_ros.sim loads PyBullet, which the model
+# core does not need; test_tiny_tokenizer_keeps_the_workcells_words_whole keeps the two lists in step.
 _WORKCELL_WORDS = (
     ("red", "green", "blue", "yellow", "orange", "purple"),
     ("bolt", "nut", "gear", "bracket"),
