@@ -16,6 +16,10 @@ its answers are compared on the states it should know:
 - words: on the same steps, the instruction is changed to name another part on the table (same
   image, same place to put it). A policy that reads the part's name turns toward the newly named
   part; one that ignores it keeps heading where it did.
+
+``--parts 1`` puts a single part on every layout. No name is needed to find it, so the grounding
+cosine then says whether the policy can see where a part is at all; the baseline and words lines are
+skipped (there is no other part).
 """
 
 from __future__ import annotations
@@ -37,16 +41,18 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=30)
     parser.add_argument("--seed-start", type=int, default=100000, help="held-out: demos use < 100000")
     parser.add_argument("--num-threads", type=int, default=1)
+    parser.add_argument("--parts", type=int, default=None, help="parts per layout (default 2-3)")
     args = parser.parse_args()
 
     import torch
 
-    from vla_ros.sim import MAX_EPISODE_STEPS, ScriptedExpert, Workcell
+    from vla_ros.sim import MAX_EPISODE_STEPS, ScriptedExpert, Workcell, WorkcellConfig
     from vla_ros.sim.tasks import instruction_text
     from vla_ros.train.evaluate_closed_loop import vla_policy_factory
 
     torch.set_num_threads(args.num_threads)
-    cell = Workcell()
+    config = WorkcellConfig() if args.parts is None else WorkcellConfig(num_parts=(args.parts, args.parts))
+    cell = Workcell(config)
     expert = ScriptedExpert(cell)
     policy = vla_policy_factory(args.model)(cell)
     said_closed: dict[str, list[bool]] = {"approach": [], "carry": []}
@@ -68,16 +74,19 @@ def main() -> None:
                     policy_xy.append(guess[:2])
                     ee = cell.ee_pose()[0][:2]
                     other_parts = [p for p in cell.layout.parts if p.id != cell.task.part_id]
-                    other_cos.append(
-                        max(_cosine(cell.part_position(o.id)[:2] - ee, guess[:2]) for o in other_parts)
-                    )
-                    other = other_parts[0]
-                    location = cell.layout.location(cell.task.location_id)
-                    swapped = instruction_text("pick_place", other.name, location.name, location.preposition)
-                    answer = policy.predict_action(image, swapped).vector[:2]
-                    swap_to_new.append(_cosine(cell.part_position(other.id)[:2] - ee, answer))
-                    swap_to_old.append(_cosine(cell.part_position(cell.task.part_id)[:2] - ee, answer))
-                    swap_shift.append(float(np.linalg.norm(answer - guess[:2])))
+                    if other_parts:
+                        other_cos.append(
+                            max(_cosine(cell.part_position(o.id)[:2] - ee, guess[:2]) for o in other_parts)
+                        )
+                        other = other_parts[0]
+                        location = cell.layout.location(cell.task.location_id)
+                        swapped = instruction_text(
+                            "pick_place", other.name, location.name, location.preposition
+                        )
+                        answer = policy.predict_action(image, swapped).vector[:2]
+                        swap_to_new.append(_cosine(cell.part_position(other.id)[:2] - ee, answer))
+                        swap_to_old.append(_cosine(cell.part_position(cell.task.part_id)[:2] - ee, answer))
+                        swap_shift.append(float(np.linalg.norm(answer - guess[:2])))
             cell.apply_action(action)
             if cell.success():
                 break
@@ -93,6 +102,8 @@ def main() -> None:
     print(
         f"grounding: mean cosine to the named part {cos.mean():.2f} (above 0.7 on {np.mean(cos > 0.7):.2f})"
     )
+    if not other_cos:
+        return
     print(f"grounding: mean cosine to the best-aligned other part {np.mean(other_cos):.2f} (baseline)")
     print(
         f"words: naming another part instead, mean cosine to it {np.mean(swap_to_new):.2f}, to the part "

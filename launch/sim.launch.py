@@ -23,7 +23,7 @@ ARGUMENTS = {
     "model_dir": ("", "OpenVLA checkpoint directory (Hugging Face layout, safetensors)"),
     "device": ("cpu", "cpu | cuda"),
     "precision": ("fp32", "fp32 | bf16 | fp16"),
-    "task": ("pick_place", "pick_place | push | move_to"),
+    "task": ("pick_place", "pick_place | push | move_to | move_to_part"),
     "seed": ("0", "layout seed of the first episode"),
     "real_time_factor": ("1.0", "sim seconds per wall second (lower it for a slow policy)"),
 }

@@ -7,6 +7,7 @@ import pytest
 
 from vla_ros.sim.layout import PART_CATALOGUE, PART_MIN_SEPARATION_M, PartSpec, sample_layout
 from vla_ros.sim.tasks import (
+    MOVE_TO_PART_RADIUS_M,
     MOVE_TO_RADIUS_M,
     PUSH_SUCCESS_DISTANCE_M,
     SimState,
@@ -56,6 +57,7 @@ def test_instructions_name_the_part_and_the_goal():
     )
     assert instruction_text("push", "blue bolt", direction="left") == "push the blue bolt to the left"
     assert instruction_text("move_to", location_name="inspection station") == "move to the inspection station"
+    assert instruction_text("move_to_part", "green nut") == "move to the green nut"
     with pytest.raises(ValueError, match="no instruction form"):
         instruction_text("juggle")
 
@@ -69,6 +71,8 @@ def test_sampled_tasks_refer_to_things_in_the_layout():
         assert part.name in pick.instruction and location.name in pick.instruction
         move = sample_task("move_to", layout, rng)
         assert move.instruction == f"move to the {layout.location(move.location_id).name}"
+        reach = sample_task("move_to_part", layout, rng)
+        assert reach.instruction == f"move to the {layout.part(reach.part_id).name}"
         push = sample_task("push", layout, rng)
         if push is not None:
             assert push.instruction.startswith(f"push the {layout.part(push.part_id).name}")
@@ -122,3 +126,19 @@ def test_move_to_succeeds_with_the_hand_above_the_location():
     assert task.success(_state(layout, ee=above), layout)
     assert not task.success(_state(layout, ee=beside), layout)
     assert not task.success(_state(layout, ee=too_high), layout)
+
+
+def test_move_to_part_succeeds_with_the_hand_above_where_the_part_is_now():
+    layout = _layout(4)
+    part = layout.parts[0]
+    task = Task("move_to_part", part_id=part.id)
+    x, y = part.xy_m
+    assert task.success(_state(layout, ee=[x, y, 0.1]), layout)
+    assert not task.success(_state(layout, ee=[x + MOVE_TO_PART_RADIUS_M + 0.005, y, 0.1]), layout)
+    # Low enough for the fingertips to strike the part, or too high to count as "at" it.
+    assert not task.success(_state(layout, ee=[x, y, 0.03]), layout)
+    assert not task.success(_state(layout, ee=[x, y, 0.4]), layout)
+    # Knocked 5 cm aside: the hand must be above the part, not above where it was.
+    moved = np.array([x + 0.05, y, part.height_m / 2])
+    assert not task.success(_state(layout, ee=[x, y, 0.1], parts={part.id: moved}), layout)
+    assert task.success(_state(layout, ee=[x + 0.05, y, 0.1], parts={part.id: moved}), layout)

@@ -200,10 +200,16 @@ class ScriptedExpert:
 
     def _move_to(self) -> np.ndarray:
         cell, cfg = self.workcell, self.config
-        location = cell.layout.location(cell.task.location_id)
+        task = cell.task
+        # move_to_part follows the part where it is now (a brush of the fingers may have moved it).
+        xy = (
+            cell.part_position(task.part_id)[:2]
+            if task.name == "move_to_part"
+            else cell.layout.location(task.location_id).xy_m
+        )
         ee, _ = cell.ee_pose()
         self._set_phase("move")
-        target = np.array([location.xy_m[0], location.xy_m[1], cfg.move_to_height_m])
+        target = np.array([xy[0], xy[1], cfg.move_to_height_m])
         return self._toward(ee, target, cfg.max_step_m, OPEN)
 
     # ------------------------------------------------------------------ helpers

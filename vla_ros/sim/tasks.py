@@ -6,7 +6,8 @@ checks testable on constructed states without stepping physics.
 
 Instructions use the canonical English form the disambiguation node forwards:
 ``put the {part} {in|on} the {location}``, ``push the {part} {to the left|to the right|forward|backward}``,
-``move to the {location}`` (see :func:`instruction_text`).
+``move to the {location}`` (see :func:`instruction_text`). ``move_to_part`` says ``move to the {part}``
+in the same form: the hand goes to hover above a part instead of a target region.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 
 from vla_ros.sim.layout import Layout
 
-TASK_NAMES = ("pick_place", "push", "move_to")
+TASK_NAMES = ("pick_place", "push", "move_to", "move_to_part")
 
 # Unit vectors in the robot base frame (FORMAT.md directions; up/down make no sense for a push).
 PUSH_DIRECTIONS: dict[str, tuple[float, float]] = {
@@ -42,6 +43,10 @@ RESTING_MARGIN_M = 0.02
 # move_to: the end effector within this horizontal radius of the location centre, between these heights.
 MOVE_TO_RADIUS_M = 0.04
 MOVE_TO_HEIGHT_RANGE_M = (0.03, 0.25)
+# move_to_part: tighter than a region (a part is 2-7 cm across; this is where a grasp could start), and
+# high enough that the fingertips (~1.1 cm below the grasp point) clear a 3 cm part.
+MOVE_TO_PART_RADIUS_M = 0.025
+MOVE_TO_PART_HEIGHT_RANGE_M = (0.06, 0.25)
 
 
 @dataclass
@@ -71,6 +76,8 @@ class Task:
             return _pushed_far_enough(self, state, layout)
         if self.name == "move_to":
             return _ee_above_location(self, state, layout)
+        if self.name == "move_to_part":
+            return _ee_above_part(self, state)
         raise ValueError(f"unknown task {self.name!r}; tasks are {TASK_NAMES}")
 
     def push_progress_m(self, state: SimState) -> float:
@@ -90,6 +97,8 @@ def instruction_text(
         return f"push the {part_name} {_PUSH_PHRASES[direction]}"
     if action == "move_to":
         return f"move to the {location_name}"
+    if action == "move_to_part":
+        return f"move to the {part_name}"
     raise ValueError(f"no instruction form for action {action!r}; tasks are {TASK_NAMES}")
 
 
@@ -105,6 +114,9 @@ def sample_task(name: str, layout: Layout, rng: np.random.Generator) -> Task | N
         return Task(
             name, location_id=location.id, instruction=instruction_text(name, location_name=location.name)
         )
+    if name == "move_to_part":
+        part = layout.parts[int(rng.integers(len(layout.parts)))]
+        return Task(name, part_id=part.id, instruction=instruction_text(name, part.name))
     if name == "push":
         options = [
             (part.id, direction)
@@ -176,4 +188,12 @@ def _ee_above_location(task: Task, state: SimState, layout: Layout) -> bool:
     ee = np.asarray(state.ee_position_m)
     near = float(np.linalg.norm(ee[:2] - np.asarray(location.xy_m))) <= MOVE_TO_RADIUS_M
     low, high = MOVE_TO_HEIGHT_RANGE_M
+    return near and low <= float(ee[2]) <= high
+
+
+def _ee_above_part(task: Task, state: SimState) -> bool:
+    ee = np.asarray(state.ee_position_m)
+    part = np.asarray(state.part_positions_m[task.part_id])
+    near = float(np.linalg.norm(ee[:2] - part[:2])) <= MOVE_TO_PART_RADIUS_M
+    low, high = MOVE_TO_PART_HEIGHT_RANGE_M
     return near and low <= float(ee[2]) <= high
