@@ -7,7 +7,8 @@ checks testable on constructed states without stepping physics.
 Instructions use the canonical English form the disambiguation node forwards:
 ``put the {part} {in|on} the {location}``, ``push the {part} {to the left|to the right|forward|backward}``,
 ``move to the {location}`` (see :func:`instruction_text`). ``move_to_part`` says ``move to the {part}``
-in the same form: the hand goes to hover above a part instead of a target region.
+in the same form: the hand goes to hover above a part instead of a target region. It is a workcell task for
+demonstrations and evaluation; the disambiguation node's move_to names target regions only.
 """
 
 from __future__ import annotations
