@@ -185,16 +185,17 @@ def _pushed_far_enough(task: Task, state: SimState, layout: Layout) -> bool:
 
 
 def _ee_above_location(task: Task, state: SimState, layout: Layout) -> bool:
-    location = layout.location(task.location_id)
-    ee = np.asarray(state.ee_position_m)
-    near = float(np.linalg.norm(ee[:2] - np.asarray(location.xy_m))) <= MOVE_TO_RADIUS_M
-    low, high = MOVE_TO_HEIGHT_RANGE_M
-    return near and low <= float(ee[2]) <= high
+    xy = layout.location(task.location_id).xy_m
+    return _ee_hovers_over(state, xy, MOVE_TO_RADIUS_M, MOVE_TO_HEIGHT_RANGE_M)
 
 
 def _ee_above_part(task: Task, state: SimState) -> bool:
+    xy = np.asarray(state.part_positions_m[task.part_id])[:2]
+    return _ee_hovers_over(state, xy, MOVE_TO_PART_RADIUS_M, MOVE_TO_PART_HEIGHT_RANGE_M)
+
+
+def _ee_hovers_over(state: SimState, xy, radius_m: float, height_range_m: tuple[float, float]) -> bool:
     ee = np.asarray(state.ee_position_m)
-    part = np.asarray(state.part_positions_m[task.part_id])
-    near = float(np.linalg.norm(ee[:2] - part[:2])) <= MOVE_TO_PART_RADIUS_M
-    low, high = MOVE_TO_PART_HEIGHT_RANGE_M
+    near = float(np.linalg.norm(ee[:2] - np.asarray(xy))) <= radius_m
+    low, high = height_range_m
     return near and low <= float(ee[2]) <= high
