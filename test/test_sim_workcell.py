@@ -8,6 +8,7 @@ import pytest
 
 from vla_ros.action import Action
 from vla_ros.sim import TASK_NAMES, Workcell, WorkcellConfig
+from vla_ros.sim.layout import PART_COLORS_RGBA
 
 OBJECT_FIELDS = {"id", "name", "kind", "category", "color", "size", "position"}
 LOCATION_FIELDS = {"id", "name", "category", "position"}
@@ -168,6 +169,31 @@ def test_images_have_the_configured_shape_and_change_when_the_arm_moves(cell):
     assert changed > 0.01
     with pytest.raises(ValueError, match="no camera"):
         cell.render("ceiling")
+
+
+def test_part_labels_mark_each_part_where_the_image_shows_its_colour(cell):
+    cell.reset(5, "pick_place")
+    image, labels = cell.render(), cell.render_part_labels()
+    assert labels.shape == image.shape[:2] and labels.dtype == np.uint8
+    assert set(np.unique(labels)) == {0, *range(1, len(cell.layout.parts) + 1)}
+    palette = {name: np.asarray(rgba[:3]) * 255 for name, rgba in PART_COLORS_RGBA.items()}
+    for index, part in enumerate(cell.layout.parts, start=1):
+        # Shading darkens the pixels but keeps their hue: the part's own colour is the nearest
+        # palette entry once brightness is divided out.
+        pixels = image[labels == index].astype(float)
+        mean = pixels.mean(axis=0) / max(pixels.mean(), 1.0)
+        nearest = min(palette, key=lambda name: np.linalg.norm(mean - palette[name] / palette[name].mean()))
+        assert nearest == part.color, (part.name, mean)
+
+    first = cell.layout.parts[0]
+    cols_before = np.nonzero(labels == 1)[1]
+    moved_to = cell.part_position(first.id) + np.array([0.0, 0.12, 0.0])  # to the robot's left
+    cell.place_part(first.id, moved_to)
+    cols_after = np.nonzero(cell.render_part_labels() == 1)[1]
+    # The scene camera faces the robot: the robot's left (+y) is the image's right.
+    assert cols_after.mean() > cols_before.mean() + 3
+    with pytest.raises(ValueError, match="no camera"):
+        cell.render_part_labels("ceiling")
 
 
 def test_success_follows_constructed_states(cell):

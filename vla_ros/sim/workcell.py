@@ -345,6 +345,27 @@ class Workcell:
 
     def render(self, camera: str = "scene") -> np.ndarray:
         """An RGB image (height x width x 3, uint8) from the fixed scene camera or the wrist camera."""
+        rgba = self._camera_image(camera, segmentation=False)[2]
+        height, width = self.config.image_height, self.config.image_width
+        return np.asarray(rgba, dtype=np.uint8).reshape(height, width, 4)[:, :, :3].copy()
+
+    def render_part_labels(self, camera: str = "scene") -> np.ndarray:
+        """Which part each pixel of :meth:`render`'s image shows: ``1 + i`` for ``layout.parts[i]``,
+        0 for anything else (height x width, uint8).
+
+        Ground truth for asking what a policy's image features know about where the parts are
+        (``benchmarks/probe_patch_positions.py``); rendered separately because the segmentation pass
+        costs about as much as the image itself.
+        """
+        segmentation = self._camera_image(camera, segmentation=True)[4]
+        height, width = self.config.image_height, self.config.image_width
+        bodies = np.asarray(segmentation, dtype=np.int64).reshape(height, width)
+        labels = np.zeros((height, width), dtype=np.uint8)
+        for index, part in enumerate(self.layout.parts):
+            labels[bodies == self._part_body(part.id)] = index + 1
+        return labels
+
+    def _camera_image(self, camera: str, segmentation: bool) -> tuple:
         width, height = self.config.image_width, self.config.image_height
         if camera == "scene":
             view = pb.computeViewMatrix(
@@ -364,17 +385,16 @@ class Workcell:
         projection = pb.computeProjectionMatrixFOV(
             fov, width / height, 0.02, 3.0, physicsClientId=self._client
         )
-        _, _, rgba, _, _ = pb.getCameraImage(
+        return pb.getCameraImage(
             width,
             height,
             view,
             projection,
             renderer=pb.ER_TINY_RENDERER,
-            flags=pb.ER_NO_SEGMENTATION_MASK,
+            flags=0 if segmentation else pb.ER_NO_SEGMENTATION_MASK,
             shadow=0,
             physicsClientId=self._client,
         )
-        return np.asarray(rgba, dtype=np.uint8).reshape(height, width, 4)[:, :, :3].copy()
 
     # ------------------------------------------------------------------ test and setup helpers
     def place_part(self, part_id: str, position_m: np.ndarray) -> None:
