@@ -94,14 +94,15 @@ def main() -> None:
             features = model.vision_backbone(pixels)
             backbone.append(features)
             projected.append(model.projector(features))
+    projected = torch.cat(projected)
     rows, cols = np.divmod(np.arange(grid * grid), grid)
     coordinates = torch.cat([torch.eye(grid)[rows], torch.eye(grid)[cols]], dim=1)
-    with_position = torch.cat(projected)
-    with_position = torch.cat([with_position, coordinates.expand(len(with_position), -1, -1)], dim=2)
     inputs = {
         "vision backbone": torch.cat(backbone),
-        "projector (what the LM sees)": torch.cat(projected),
-        "projector + patch row/column": with_position,
+        "projector (what the LM sees)": projected,
+        "projector + patch row/column": torch.cat(
+            [projected, coordinates.expand(len(projected), -1, -1)], dim=2
+        ),
     }
 
     held = index >= args.layouts - args.heldout
