@@ -86,6 +86,34 @@ def test_action_step_uses_the_frame_it_acted_on(tmp_path):
     assert [int(img[0, 0, 0]) for img in episode.images] == [1, 3]
 
 
+def test_action_step_logged_before_its_frame_waits_for_that_frame(tmp_path):
+    # Stamped on receipt, a step can reach the bag before the frame it answered (different QoS). The
+    # first step must not be lost for "no camera frame yet", and each step must get its own frame.
+    t0 = 1_000_000_000
+    ms = 1_000_000
+    with BagWriter(tmp_path / "bag") as bag:
+        for k in range(3):
+            captured = t0 + k * 100 * ms
+            bag.write_action_step(
+                "/vla/action_step", captured + 5 * ms, np.full(7, k), image_stamp_ns=captured
+            )
+            bag.write_image(
+                "/camera/image_raw",
+                captured + 8 * ms,
+                np.full((2, 2, 3), k, np.uint8),
+                header_stamp_ns=captured,
+            )
+        # A step naming a frame that never comes takes the newest frame at its arrival, as before.
+        bag.write_action_step("/vla/action_step", t0 + 400 * ms, np.full(7, 3), image_stamp_ns=t0 + 390 * ms)
+        bag.write_image("/camera/image_raw", t0 + 410 * ms, np.full((2, 2, 3), 9, np.uint8))
+    (episode,) = read_bag_episodes(
+        tmp_path / "bag", TopicConfig(instruction=None), SyncConfig(fixed_instruction="x")
+    )
+    assert [int(img[0, 0, 0]) for img in episode.images] == [0, 1, 2, 2]
+    np.testing.assert_allclose(episode.actions[:, 0], [0, 1, 2, 3])
+    assert episode.metadata["start_ns"] == t0 + 5 * ms
+
+
 def test_episodes_split_on_instruction_change_and_on_time_gaps(tmp_path):
     actions = _demo_actions(6)
     instructions = ["pick the gear"] * 3 + ["place it in the bin"] * 3

@@ -194,10 +194,18 @@ class BagWriter:
         )
 
     # -- typed helpers ---------------------------------------------------------------------------------
-    def write_image(self, topic: str, stamp_ns: int, rgb: np.ndarray, frame_id: str = "camera") -> None:
+    def write_image(
+        self,
+        topic: str,
+        stamp_ns: int,
+        rgb: np.ndarray,
+        frame_id: str = "camera",
+        header_stamp_ns: int | None = None,
+    ) -> None:
+        """Log ``rgb`` at ``stamp_ns``; its header says ``header_stamp_ns`` (capture time) if given."""
         fields = rgb_to_image_fields(rgb)
         msg = self.types()[IMAGE_TYPE](
-            header=self._header(stamp_ns, frame_id),
+            header=self._header(stamp_ns if header_stamp_ns is None else header_stamp_ns, frame_id),
             height=fields["height"],
             width=fields["width"],
             encoding=fields["encoding"],

@@ -220,7 +220,7 @@ class _Frame:
 @dataclass
 class _Step:
     t_ns: int
-    frame: _Frame
+    frame: _Frame | None  # None only while an ActionStep waits for its frame
     action: np.ndarray
     instruction: str
     token_ids: tuple[int, ...] = ()
@@ -341,19 +341,34 @@ def read_bag_episodes(
     next_tick: int | None = None
     pending: tuple[_Step, np.ndarray, np.ndarray] | None = None  # ee_pose: step waiting for the next pose
 
-    def frame_for(t_ns: int, image_stamp_ns: int = 0) -> _Frame | None:
-        if not frames:
+    def usable(frame: _Frame | None, t_ns: int) -> _Frame | None:
+        if frame is None:
             skipped["no camera frame yet"] += 1
             return None
-        frame = None
-        if image_stamp_ns:
-            frame = next((f for f in reversed(frames) if f.header_ns == image_stamp_ns), None)
-        if frame is None:
-            frame = frames[-1]
         if max_age_ns is not None and t_ns - frame.bag_ns > max_age_ns:
             skipped["camera frame older than image_max_age_s"] += 1
             return None
         return frame
+
+    def frame_for(t_ns: int) -> _Frame | None:
+        """The newest frame, for a step that does not name the frame it acted on."""
+        return usable(frames[-1] if frames else None, t_ns)
+
+    # A recorder that stamps messages on receipt (ros2 bag record does) can log an ActionStep before the
+    # frame it answered, when the two travel on different QoS. Such a step waits, until the next step
+    # or the end of its segment, for the frame its image_stamp names; if that never comes, it takes what
+    # it would have taken on arrival.
+    waiting: tuple[_Step, int, _Frame | None] | None = None  # step, image stamp, frame on arrival
+
+    def settle_waiting(arrived: _Frame | None = None) -> None:
+        nonlocal waiting
+        if waiting is None:
+            return
+        step, _, on_arrival = waiting
+        waiting = None
+        step.frame = arrived if arrived is not None else usable(on_arrival, step.t_ns)
+        if step.frame is not None:
+            builder.add(step)
 
     def pose_of(msg: Any) -> tuple[np.ndarray, np.ndarray]:
         p, q = msg.pose.position, msg.pose.orientation
@@ -413,11 +428,14 @@ def read_bag_episodes(
             advance_ticks(t)
             if item.topic == topics.camera:
                 frames.append(_Frame(t, item.msgtype, item.msg))
+                if waiting is not None and waiting[1] == frames[-1].header_ns:
+                    settle_waiting(frames[-1])
             elif item.topic == topics.instruction and sync.fixed_instruction is None:
                 instruction = item.msg.text if item.msgtype == INSTRUCTION_TYPE else item.msg.data
             elif item.topic == topics.gripper and src != "action_step":
                 gripper_raw = float(item.msg.position)
             elif item.topic == src_topic:
+                settle_waiting()
                 if gap_ns is not None and last_src_ns is not None and t - last_src_ns > gap_ns:
                     stop_ticking()
                     builder.cut()
@@ -430,15 +448,25 @@ def read_bag_episodes(
                     if step_instruction is None:
                         skipped["no instruction yet"] += 1
                         continue
-                    frame = frame_for(t, stamp_to_ns(msg.image_stamp))
-                    if frame is None:
-                        continue
                     tokens = tuple(int(x) for x in np.asarray(msg.token_ids).reshape(-1))
-                    builder.add(_Step(t, frame, unify(np.asarray(msg.action)), step_instruction, tokens))
+                    step = _Step(t, None, unify(np.asarray(msg.action)), step_instruction, tokens)
+                    image_ns = stamp_to_ns(msg.image_stamp)
+                    if not image_ns:
+                        step.frame = frame_for(t)
+                    elif (
+                        answered := next((f for f in reversed(frames) if f.header_ns == image_ns), None)
+                    ) is not None:
+                        step.frame = usable(answered, t)
+                    else:
+                        waiting = (step, image_ns, frames[-1] if frames else None)
+                        continue
+                    if step.frame is not None:
+                        builder.add(step)
                 else:
                     latest_src = item.msg
                     if next_tick is None:
                         next_tick = t  # first tick at the first sample of a (new) segment
+        settle_waiting()
         if last_src_ns is not None:
             advance_ticks(last_src_ns + 1)  # no ticks after the action source ends
     builder.cut()
