@@ -12,8 +12,9 @@ import torch
 from safetensors.torch import load_file
 
 from vla_ros.data.dataset import CleaningConfig, SyncConfig
-from vla_ros.data.synthetic import write_demo_bag
+from vla_ros.data.synthetic import step_image, write_demo_bag
 from vla_ros.model.loading import load_checkpoint
+from vla_ros.model.processing import ImageProcessor
 from vla_ros.model.tiny import PRESETS, make_tiny_checkpoint
 from vla_ros.policy.runtime import PolicyConfig, VLAPolicy
 from vla_ros.train.bc import STATE_DIR, TrainConfig, TrainingError, learning_rate_at, train
@@ -149,6 +150,8 @@ def test_configuration_errors_name_the_fix():
         TrainConfig(bags=[], out_dir="x")
     with pytest.raises(TrainingError, match="qlora quantizes a pretrained base"):
         TrainConfig(bags=[], out_dir="x", init="tiny", mode="qlora")
+    with pytest.raises(TrainingError, match="patch_position_weight must be >= 0"):
+        TrainConfig(bags=[], out_dir="x", init="tiny", patch_position_weight=float("nan"))
 
 
 def test_a_base_fine_tuned_at_a_new_image_size_keeps_its_weights_and_loads_at_that_size(bags, tmp_path):
@@ -194,3 +197,49 @@ def test_an_adapter_cannot_change_the_base_image_size(bags, tmp_path):
     )
     with pytest.raises(TrainingError, match="use --mode full"):
         train(config)
+
+
+def test_patch_position_loss_makes_the_exported_tokens_tell_where_they_are(bags, tmp_path):
+    """--patch-position-weight: every projector token learns its row and column; the head is not exported."""
+    size = 56  # a 4 x 4 patch grid
+    config = _config(
+        bags,
+        tmp_path / "run",
+        image_size_px=size,
+        max_steps=100,
+        learning_rate=5e-3,
+        patch_position_weight=1.0,
+    )
+    result = train(config, stop_after_steps=50)
+    resumed = train(config, resume=True)  # the head's weights and optimiser state resume too
+    assert result.step == 50 and resumed.step == 100
+    losses = [m["train_patch_position_loss"] for m in result.metrics + resumed.metrics]
+    assert losses[0] > 2.0  # chance: 2 ln 4 = 2.77
+    assert losses[-1] < 0.25 * losses[0]
+
+    state = load_file(str(tmp_path / "run" / STATE_DIR / "trainable.safetensors"))
+    head = {k.split(".", 1)[1]: v for k, v in state.items() if k.startswith("patch_position_head.")}
+    assert set(head) == {"linear.weight", "linear.bias"}
+    checkpoint = tmp_path / "run" / "checkpoint"
+    exported = load_file(str(checkpoint / "model.safetensors"))
+    assert not any("patch_position" in name for name in exported)
+
+    # The bags' own frames: 16 images are few enough to memorize, so this checks that the export keeps
+    # what the head was trained on, not that it generalizes (probe_patch_positions.py measures that).
+    processor = ImageProcessor(image_size_px=size)
+    pixels = processor.batch([step_image(k, 32, 32, seed=i) for i in (0, 1) for k in range(8)])
+
+    def position_accuracy(model) -> float:
+        with torch.no_grad():
+            logits = model.embed_image(pixels).float() @ head["linear.weight"].float().T + head["linear.bias"]
+        row, col = torch.arange(16) // 4, torch.arange(16) % 4  # of each image's 16 tokens
+        hits = (logits[..., :4].argmax(-1) == row) & (logits[..., 4:].argmax(-1) == col)
+        return hits.float().mean().item()
+
+    trained = load_checkpoint(checkpoint, precision="fp32").model.eval()
+    fresh = load_checkpoint(
+        make_tiny_checkpoint(tmp_path / "fresh", spec=replace(PRESETS["tiny"], image_size_px=size), seed=0),
+        precision="fp32",
+    ).model.eval()
+    assert position_accuracy(trained) > 0.9
+    assert position_accuracy(fresh) < 0.5

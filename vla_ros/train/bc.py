@@ -16,6 +16,10 @@ loop, evaluation, saving. The recipe is upstream's fine-tuning recipe:
   makes the instruction alone useless for telling left from right, so the policy has to look.
 - Loss: cross-entropy on the 7 action tokens and the closing EOS only; prompt and image positions
   carry IGNORE_INDEX (the model's LM head does not even run on them).
+- ``--patch-position-weight W`` (off by default; not upstream's): adds W times a cross-entropy that
+  asks each projector output token for its own patch row and column (:class:`PatchPositionHead`). For
+  models trained from scratch, whose patch tokens otherwise lose where they are; the head lives only
+  in ``training_state/`` and is not part of the exported checkpoint.
 - Modes: ``full`` (every weight; for the small models), ``lora`` (peft, all linear layers but the LM
   head, r=32, alpha=min(r, 16): upstream's defaults), ``qlora`` (the same adapter on a 4-bit NF4 base).
 - AdamW, linear warm-up then cosine decay, gradient accumulation, gradient clipping, seeded.
@@ -125,6 +129,9 @@ class TrainConfig:
     # spread over neighbouring bins (Gaussian, this many bins wide); for small data sets, where a
     # classifier over 256 unordered bins otherwise learns little more than the most common bins.
     bin_smoothing: float = 0.0
+    # > 0: also ask every projector output token for its own patch row and column (cross-entropy, this
+    # weight); see PatchPositionHead. For models trained from scratch; the head is not exported.
+    patch_position_weight: float = 0.0
     random_crop: bool = True
     mirror_augment: bool = False
     heldout_fraction: float = 0.1
@@ -151,6 +158,8 @@ class TrainConfig:
             raise TrainingError("qlora quantizes a pretrained base: pass --base MODEL_DIR")
         if self.batch_size < 1 or self.grad_accum < 1:
             raise TrainingError("batch_size and grad_accum must be at least 1")
+        if not (self.patch_position_weight >= 0.0 and math.isfinite(self.patch_position_weight)):
+            raise TrainingError(f"patch_position_weight must be >= 0, got {self.patch_position_weight}")
 
     @property
     def out(self) -> Path:
@@ -554,6 +563,55 @@ def trainable_parameters(model: torch.nn.Module) -> dict[str, torch.nn.Parameter
     return {name: p for name, p in model.named_parameters() if p.requires_grad}
 
 
+class PatchPositionHead(torch.nn.Module):
+    """A linear readout that asks each projector output token for its own patch row and column.
+
+    The language model sees the image only through the projector's tokens, and its rotary positions
+    shape where attention looks, not what the attended values say. So a token must itself carry
+    where its patch is, or no policy on top can tell where a part lies (pretrained DINOv2/SigLIP
+    features carry it; a backbone trained from scratch on behaviour cloning drops it:
+    ``benchmarks/probe_patch_positions.py``). This self-supervised loss keeps it. The head is only
+    for training: the exported checkpoint is the plain OpenVLA model.
+    """
+
+    PREFIX = "patch_position_head."
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        core = _core(model)
+        self.rows, self.cols = (int(n) for n in core.vision_backbone.featurizer.patch_embed.grid_size)
+        self.linear = torch.nn.Linear(core.config.llama_config().hidden_size, self.rows + self.cols)
+        self.linear.to(core.device)
+        self._captured: list[torch.Tensor] = []
+        # A closure over the list, not self, so the model holds no reference to this head.
+        captured = self._captured
+        self._hook = core.projector.register_forward_hook(lambda _m, _i, out: captured.append(out))
+
+    def loss(self) -> torch.Tensor:
+        """Cross-entropy (row + column) over the tokens of the forward passes since the last call."""
+        tokens, self._captured[:] = torch.cat(self._captured), []
+        logits = self.linear(tokens.float())  # [B, rows * cols, rows + cols]
+        index = torch.arange(self.rows * self.cols, device=logits.device)
+        row, col = index // self.cols, index % self.cols
+        batch = logits.shape[0]
+        return torch.nn.functional.cross_entropy(
+            logits[..., : self.rows].reshape(-1, self.rows), row.repeat(batch)
+        ) + torch.nn.functional.cross_entropy(
+            logits[..., self.rows :].reshape(-1, self.cols), col.repeat(batch)
+        )
+
+    def discard(self) -> None:
+        """Forget captured tokens (forward passes made for evaluation, not training)."""
+        self._captured.clear()
+
+    def remove(self) -> None:
+        self._hook.remove()
+        self._captured.clear()
+
+    def named_state(self) -> dict[str, torch.nn.Parameter]:
+        return {self.PREFIX + name: p for name, p in self.named_parameters()}
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Schedule
 
@@ -624,11 +682,14 @@ def save_training_state(
     step: int,
     total_steps: int,
     metrics: list[dict],
+    extra: dict[str, torch.nn.Parameter] | None = None,
 ) -> Path:
-    """Trainable weights + optimiser state (safetensors) + step and metrics (JSON), atomically."""
+    """Trainable weights (and ``extra``, training-only heads) + optimiser state (safetensors) + step and
+    metrics (JSON), atomically."""
     final = config.out / STATE_DIR
     tmp = _atomic_dir(final)
-    weights = {n: p.detach().to("cpu").contiguous() for n, p in trainable_parameters(model).items()}
+    params = {**trainable_parameters(model), **(extra or {})}
+    weights = {n: p.detach().to("cpu").contiguous() for n, p in params.items()}
     save_file(weights, str(tmp / "trainable.safetensors"))
     tensors, meta = optimizer_tensors(optimizer)
     save_file(tensors, str(tmp / "optimizer.safetensors"))
@@ -641,7 +702,10 @@ def save_training_state(
 
 
 def load_training_state(
-    config: TrainConfig, model: torch.nn.Module, optimizer: torch.optim.Optimizer
+    config: TrainConfig,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    extra: dict[str, torch.nn.Parameter] | None = None,
 ) -> tuple[int, list[dict]]:
     """Restore weights and optimiser from ``out/training_state``; returns (step, metrics so far)."""
     state_dir = config.out / STATE_DIR
@@ -649,11 +713,11 @@ def load_training_state(
         raise TrainingError(f"nothing to resume: {state_dir} has no state.json; start without --resume")
     state = json.loads((state_dir / "state.json").read_text())
     weights = load_file(str(state_dir / "trainable.safetensors"))
-    params = trainable_parameters(model)
+    params = {**trainable_parameters(model), **(extra or {})}
     if set(weights) != set(params):
         raise TrainingError(
             f"{state_dir} was saved from a different model or mode ({len(weights)} trainable tensors, this "
-            f"run has {len(params)}); resume with the same --base/--init and --mode"
+            f"run has {len(params)}); resume with the same --base/--init, --mode and --patch-position-weight"
         )
     with torch.no_grad():
         for name, p in params.items():
@@ -845,8 +909,11 @@ def train(config: TrainConfig, resume: bool = False, stop_after_steps: int | Non
         f"{n_train / 1e6:.3f}M trainable ({100 * n_train / n_params:.2f}%), mode {config.mode}"
     )
 
+    position_head = PatchPositionHead(model) if config.patch_position_weight > 0 else None
+    extra = position_head.named_state() if position_head is not None else {}
+
     # --- optimiser and schedule -------------------------------------------------------------------
-    params = list(trainable_parameters(model).values())
+    params = list(trainable_parameters(model).values()) + list(extra.values())
     decay = [p for p in params if p.ndim >= 2]
     no_decay = [p for p in params if p.ndim < 2]
     optimizer = torch.optim.AdamW(
@@ -859,7 +926,7 @@ def train(config: TrainConfig, resume: bool = False, stop_after_steps: int | Non
     total_steps = config.max_steps if config.max_steps is not None else config.epochs * steps_per_epoch
     step, metrics_log = 0, []
     if resume:
-        step, metrics_log = load_training_state(config, model, optimizer)
+        step, metrics_log = load_training_state(config, model, optimizer, extra)
         say(f"resumed at step {step}/{total_steps}")
     # The OpenVLA module itself (LoRA layers sit inside it), or DDP around the model under torchrun.
     forward: torch.nn.Module = _core(model)
@@ -875,6 +942,7 @@ def train(config: TrainConfig, resume: bool = False, stop_after_steps: int | Non
 
         bar = tqdm(total=total_steps, initial=step, desc=f"train ({config.mode})", unit="step")
     running = BatchMetrics()
+    position_losses: list[float] = []
     interrupted = False
     stop_at = total_steps if stop_after_steps is None else min(total_steps, step + stop_after_steps)
     with _StopFlag() as stop:
@@ -895,6 +963,10 @@ def train(config: TrainConfig, resume: bool = False, stop_after_steps: int | Non
                 loss = action_token_loss(
                     out.logits, out.labels, bundle.action_tokenizer.token_id_range, config.bin_smoothing
                 )
+                if position_head is not None:
+                    position_loss = position_head.loss()
+                    position_losses.append(position_loss.item())
+                    loss = loss + config.patch_position_weight * position_loss
                 (loss / config.grad_accum).backward()
                 true = np.stack([train_set.action(int(i)) for i in chunk])
                 running.add(
@@ -908,6 +980,10 @@ def train(config: TrainConfig, resume: bool = False, stop_after_steps: int | Non
                         true,
                     )
                 )
+            if position_head is not None and dist_info.world_size > 1:
+                for p in extra.values():  # the head is outside DDP: average its gradients by hand
+                    torch.distributed.all_reduce(p.grad)
+                    p.grad /= dist_info.world_size
             if config.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
             optimizer.step()
@@ -922,10 +998,15 @@ def train(config: TrainConfig, resume: bool = False, stop_after_steps: int | Non
             end_of_epoch = step % steps_per_epoch == 0 or step == total_steps
             if end_of_epoch and dist_info.is_main:
                 entry = {"step": step, "epoch": step / steps_per_epoch, "lr": lr, **running.as_dict("train_")}
+                if position_losses:
+                    entry["train_patch_position_loss"] = float(np.mean(position_losses))
+                    position_losses = []
                 if val_set is not None:
                     entry.update(
                         evaluate(model, val_set, config.batch_size, config.eval_max_steps, config.progress)
                     )
+                    if position_head is not None:
+                        position_head.discard()
                 entry["wall_time_s"] = time.perf_counter() - start_time
                 metrics_log.append(entry)
                 say(
@@ -936,16 +1017,18 @@ def train(config: TrainConfig, resume: bool = False, stop_after_steps: int | Non
                 running = BatchMetrics()
             periodic = config.save_every_steps and step % config.save_every_steps == 0
             if dist_info.is_main and (end_of_epoch or periodic) and step < stop_at:
-                save_training_state(config, model, optimizer, step, total_steps, metrics_log)
+                save_training_state(config, model, optimizer, step, total_steps, metrics_log, extra)
             if stop.requested:
                 interrupted = True
                 break
     if bar is not None:
         bar.close()
+    if position_head is not None:
+        position_head.remove()  # the exported model is the plain OpenVLA one
 
     outputs: list[Path] = []
     if dist_info.is_main:
-        save_training_state(config, model, optimizer, step, total_steps, metrics_log)
+        save_training_state(config, model, optimizer, step, total_steps, metrics_log, extra)
         outputs = export_model(config, bundle, norm_stats)
         say("wrote " + ", ".join(str(p) for p in outputs))
     return TrainResult(
@@ -983,6 +1066,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         warmup_steps=args.warmup_steps,
         weight_decay=args.weight_decay,
         bin_smoothing=args.bin_smoothing,
+        patch_position_weight=args.patch_position_weight,
         random_crop=not args.no_random_crop,
         mirror_augment=args.mirror_augment,
         heldout_fraction=args.heldout_fraction,

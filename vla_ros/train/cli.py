@@ -119,6 +119,14 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         help="spread each action token's target over neighbouring bins (Gaussian width in bins); "
         "0 = upstream's exact-bin cross-entropy",
     )
+    p.add_argument(
+        "--patch-position-weight",
+        type=float,
+        default=0.0,
+        help="also train each projector output token to tell its own patch row and column, with this "
+        "loss weight; for --init models, whose patch tokens otherwise do not say where they are "
+        "(benchmarks/probe_patch_positions.py). The head is not exported. 0 = off",
+    )
     p.add_argument("--heldout-fraction", type=float, default=0.1)
     p.add_argument("--heldout-episodes", type=int, default=None)
     p.add_argument("--eval-max-steps", type=int, default=None, help="cap held-out steps per evaluation")
