@@ -40,6 +40,10 @@ class TinySpec:
     llm_num_heads: int = 4
     vocab_size: int = OFFICIAL_VOCAB_SIZE
     image_size_px: int = 224
+    # 1: both ViTs' position embeddings start as fixed 2-D sin-cos patterns (as in MAE), not timm's
+    # std-0.02 noise, so patch tokens say where they are from the first step (an int, so that
+    # ``vla-ros train --init-override sincos_position_init=1`` can set it).
+    sincos_position_init: int = 0
 
 
 PRESETS: dict[str, TinySpec] = {
@@ -309,7 +313,30 @@ def build_tiny_model(spec: TinySpec | str = "tiny", seed: int = 0) -> OpenVLAFor
     if spec.vocab_size <= LLAMA2_BASE_VOCAB_SIZE:
         raise ValueError(f"vocab_size must exceed {LLAMA2_BASE_VOCAB_SIZE} (base vocabulary + <PAD>)")
     torch.manual_seed(seed)
-    return OpenVLAForActionPrediction(tiny_config(spec)).eval()
+    model = OpenVLAForActionPrediction(tiny_config(spec)).eval()
+    if spec.sincos_position_init:
+        with torch.no_grad():
+            for vit in (model.vision_backbone.featurizer, model.vision_backbone.fused_featurizer):
+                if vit is not None:
+                    rows, cols = vit.patch_embed.grid_size
+                    vit.pos_embed.copy_(sincos_position_embedding(rows, cols, vit.pos_embed.shape[-1])[None])
+    return model
+
+
+def sincos_position_embedding(rows: int, cols: int, dim: int) -> torch.Tensor:
+    """[rows * cols, dim] fixed 2-D sin-cos patterns, row-major: half the channels encode the row,
+    half the column, each at ``dim / 4`` geometric frequencies (MAE's recipe; amplitude 1)."""
+    if dim % 4:
+        raise ValueError(f"sin-cos position embeddings need a width divisible by 4, got {dim}")
+    omega = 1.0 / 10000.0 ** (torch.arange(dim // 4, dtype=torch.float64) / (dim // 4))
+    row, col = torch.meshgrid(
+        torch.arange(rows, dtype=torch.float64), torch.arange(cols, dtype=torch.float64), indexing="ij"
+    )
+    parts = []
+    for coordinate in (row.reshape(-1), col.reshape(-1)):
+        angles = coordinate[:, None] * omega[None]
+        parts += [torch.sin(angles), torch.cos(angles)]
+    return torch.cat(parts, dim=1).float()
 
 
 def make_tiny_checkpoint(
