@@ -218,6 +218,10 @@ def _drop_int8_cast_notice(record: logging.LogRecord) -> bool:
     return not str(record.msg).startswith("MatMul8bitLt: inputs will be cast")
 
 
+_BNB_CPU_PACK_BLOCK = 32
+_BNB_BLOCKSIZE = 64  # bitsandbytes' default 4-bit quantization block
+
+
 def _replace_with_bnb(
     model: nn.Module, names: list[str], quantization: str, compute_dtype: torch.dtype
 ) -> None:
@@ -248,6 +252,12 @@ def _replace_with_bnb(
                     compress_statistics=True,
                     quant_type=quantization.split("-")[1],
                 )
+                # On CPUs with AVX512-BF16, bitsandbytes repacks a 4-bit weight for its fast CPU kernel
+                # at the first inference call. That repacking needs out_features % 32 == 0 and
+                # in_features % blocksize (64) == 0, and crashes otherwise (bitsandbytes 0.50.2, e.g.
+                # the tiny models' 344-wide MLP). Other layers keep the generic 4-bit path.
+                if old.out_features % _BNB_CPU_PACK_BLOCK or old.in_features % _BNB_BLOCKSIZE:
+                    new.support_avx512bf16_for_cpu = False
         new.requires_grad_(False)
         setattr(parent, attr, new)
 
@@ -268,6 +278,16 @@ def _guard_to(model: nn.Module) -> None:
     model.to = refuse_to  # type: ignore[method-assign]
     model.half = refuse_to  # type: ignore[method-assign]
     model.float = refuse_to  # type: ignore[method-assign]
+
+
+def _aligned(tensor: torch.Tensor) -> torch.Tensor:
+    """A copy at a 64-byte boundary when ``tensor`` is not at one (safetensors data sits at the
+    header's offset). On AVX-512 CPUs an unaligned weight takes another matmul path that rounds
+    differently: the loaded model's outputs then differ in the last bit from the model that was saved,
+    and runs are not bit-reproducible across checkpoints."""
+    if tensor.device.type == "cpu" and tensor.data_ptr() % 64:
+        return tensor.clone()
+    return tensor
 
 
 def _set_tensor(
@@ -352,7 +372,7 @@ def load_checkpoint(
     for path, names in by_file.items():
         with safe_open(str(path), framework="pt") as f:
             for name in names:
-                _set_tensor(model, name, f.get_tensor(name).to(dtype), quantization, device)
+                _set_tensor(model, name, _aligned(f.get_tensor(name).to(dtype)), quantization, device)
     for module in model.modules():  # non-persistent buffers (rotary frequencies) were built on the CPU
         for key, buf in module._buffers.items():
             if buf is not None and buf.device != device:
