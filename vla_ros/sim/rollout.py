@@ -39,8 +39,12 @@ def run_episode(
     max_steps: int = MAX_EPISODE_STEPS,
     render: bool = True,
     on_step: StepCallback | None = None,
+    start_ee_m: np.ndarray | None = None,
 ) -> EpisodeResult:
     """Reset to ``seed``/``task`` and step ``policy`` until the task succeeds or ``max_steps`` pass.
+
+    ``start_ee_m`` starts the arm there instead of home (gripper down), e.g. for demonstrations in
+    which the arm's position does not give away the way to the target.
 
     ``render=False`` hands the policy an empty image (for privileged policies such as the expert when
     no frames are needed); ``on_step(step, image, action, workcell)`` sees each step before it is
@@ -48,6 +52,8 @@ def run_episode(
     """
     wall_start = time.perf_counter()
     instruction = workcell.reset(seed, task)
+    if start_ee_m is not None:
+        workcell.place_ee(start_ee_m)
     sim_start = workcell.sim_time_s
     blank = np.zeros((workcell.config.image_height, workcell.config.image_width, 3), dtype=np.uint8)
     success = workcell.success()

@@ -36,6 +36,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--dagger-beta", type=float, default=0.0, help="DAgger: probability the expert drives a step instead"
     )
     rec.add_argument("--num-threads", type=int, default=None, help="torch threads for the DAgger model")
+    rec.add_argument(
+        "--random-start",
+        action="store_true",
+        help="start each episode with the arm at a random place above the table (seeded by the layout), "
+        "not home: the arm's position then no longer tells the way to the target",
+    )
     rec.add_argument("--no-progress", action="store_true")
     rec.set_defaults(func=run_record)
 
@@ -165,6 +171,7 @@ def run_record(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         learner_factory=learner_factory,
         beta=args.dagger_beta,
+        random_start=args.random_start,
     )
     print(summary.summary())
     return 0

@@ -14,6 +14,13 @@ DAgger (``learner``): a trained policy drives the arm (the expert takes over a s
 on expert trajectories only has never seen the states its own small errors lead to; these bags show
 it how to recover from them. They are kept whether or not the episode succeeded: the labels are
 right either way.
+
+Random starts (``random_start``): the expert moves in straight lines from home, so along a
+home-started demonstration the arm's own position says which way the next step goes (away from
+home), without a look at the target. A policy trained on those alone learns that shortcut: it keeps
+going in the direction of its first step and leaves the workspace through an edge
+(``benchmarks/probe_shortcut.py`` measures it). Starting each demonstration from a random place
+above the table breaks that link; the only thing that then tells the way is the target.
 """
 
 from __future__ import annotations
@@ -38,6 +45,9 @@ GRIPPER_TOPIC = "/vla/gripper_cmd"
 SCENE_TOPIC = "/vla/scene"
 # Bag time starts here (1 s) plus the workcell's sim time, so stamps are positive and monotonic.
 _EPOCH_NS = 1_000_000_000
+# Random starts: the part area widened by this much on each side, at these heights (grasp point).
+RANDOM_START_MARGIN_M = 0.08
+RANDOM_START_HEIGHT_M = (0.08, 0.30)
 
 
 @dataclass
@@ -50,6 +60,8 @@ class RecordingSummary:
     failed_seeds: dict[str, list[int]] = field(default_factory=dict)
     steps_written: int = 0
     failures_kept: bool = False
+    # Episodes whose task held before the first step (a random start above the part): no bag.
+    done_at_start: list[Path] = field(default_factory=list)
 
     def summary(self) -> str:
         failed = sum(len(v) for v in self.failed_seeds.values())
@@ -58,12 +70,26 @@ class RecordingSummary:
             f"{len(self.written)} bag(s) written ({self.steps_written} steps), "
             f"{len(self.skipped_existing)} already there, {failed} failed episode(s) {kept}"
         ]
+        if self.done_at_start:
+            lines.append(f"  {len(self.done_at_start)} episode(s) done before the first step, not written")
         lines.extend(f"  {task}: failed seeds {seeds}" for task, seeds in self.failed_seeds.items() if seeds)
         return "\n".join(lines)
 
 
 def bag_name(task: str, seed: int) -> str:
     return f"{task}_seed{seed:06d}"
+
+
+def random_start_position(seed: int) -> np.ndarray:
+    """Where the arm starts a random-start episode of layout ``seed`` (the same place every time).
+
+    Drawn from its own generator, so the layout and task of ``seed`` stay those of a home start."""
+    from vla_ros.sim.layout import PART_AREA_MAX_M, PART_AREA_MIN_M
+
+    rng = np.random.default_rng([seed, 11])
+    low = np.asarray(PART_AREA_MIN_M) - RANDOM_START_MARGIN_M
+    high = np.asarray(PART_AREA_MAX_M) + RANDOM_START_MARGIN_M
+    return np.array([*rng.uniform(low, high), rng.uniform(*RANDOM_START_HEIGHT_M)])
 
 
 class DAggerPolicy:
@@ -101,12 +127,15 @@ def record_episode(
     keep_failures: bool = False,
     learner: Policy | None = None,
     beta: float = 0.0,
+    random_start: bool = False,
 ) -> tuple[bool, int]:
     """Run the scripted expert (or, with ``learner``, DAgger) on ``seed``/``task`` and write the
     episode to ``bag_path``.
 
     Returns (succeeded, steps). A failed expert episode is not written unless ``keep_failures``; a
-    DAgger episode always is. The bag appears at ``bag_path`` only once it is complete.
+    DAgger episode always is, and an episode already done at the start never is (it has no step).
+    The bag appears at ``bag_path`` only once it is complete.
+    ``random_start`` starts the arm at :func:`random_start_position` instead of home.
     """
     bag_path = Path(bag_path)
     expert = ScriptedExpert(workcell)
@@ -121,9 +150,14 @@ def record_episode(
         label = Action(vector=action.extras.get("label", action.vector))
         steps.append((stamp, image, label, position, quat, cell.scene() if step == 0 else {}))
 
-    result = run_episode(workcell, policy, seed, task, max_steps=max_steps, render=True, on_step=on_step)
+    start = random_start_position(seed) if random_start else None
+    result = run_episode(
+        workcell, policy, seed, task, max_steps=max_steps, render=True, on_step=on_step, start_ee_m=start
+    )
     if not result.success and not keep_failures and learner is None:
         return False, result.steps
+    if not steps:  # done before the first step (a random start above the part): nothing to learn from
+        return result.success, 0
     final_position, final_quat = workcell.ee_pose()
     final_stamp = _EPOCH_NS + round(workcell.sim_time_s * 1e9)
 
@@ -180,6 +214,7 @@ def record_demonstrations(
     progress: bool = True,
     learner_factory: Callable[[Workcell], Policy] | None = None,
     beta: float = 0.0,
+    random_start: bool = False,
 ) -> RecordingSummary:
     """Record ``episodes`` expert episodes per task on seeds ``seed_start .. seed_start+episodes-1``
     (DAgger episodes with ``learner_factory``, see the module docstring).
@@ -207,11 +242,13 @@ def record_demonstrations(
                 summary.skipped_existing.append(path)
             else:
                 ok, steps = record_episode(
-                    cell, path, seed, task, max_steps, storage, keep_failures, learner, beta
+                    cell, path, seed, task, max_steps, storage, keep_failures, learner, beta, random_start
                 )
                 if not ok:
                     summary.failed_seeds[task].append(seed)
-                if ok or keep_failures or learner is not None:
+                if steps == 0 and ok:
+                    summary.done_at_start.append(path)
+                elif ok or keep_failures or learner is not None:
                     summary.written.append(path)
                     summary.steps_written += steps
             if bar is not None:
