@@ -18,6 +18,9 @@ the expert for the next step, and reports the mean cosine (xy and xyz) of the po
 
 The same two numbers for the expert itself are the reference: its step has no reason to follow the
 home-to-arm direction at a random place, so a policy that does has learned the shortcut.
+
+A third line is the other cheap answer: head for the middle of the part area, wherever the part is.
+A policy that scores as well toward the middle as toward the expert's step has not found the part.
 """
 
 from __future__ import annotations
@@ -54,8 +57,9 @@ def main() -> None:
     policy = vla_policy_factory(args.model)(cell)
     home = np.asarray(config.home_ee_position_m)
     rng = np.random.default_rng(0)
+    middle_xy = (np.asarray(PART_AREA_MIN_M) + np.asarray(PART_AREA_MAX_M)) / 2.0
     rows: dict[str, list[float]] = {
-        k: [] for k in ("p_exp", "p_home", "e_home", "p_exp3", "p_home3", "e_home3")
+        k: [] for k in ("p_exp", "p_home", "e_home", "p_exp3", "p_home3", "e_home3", "p_mid", "e_mid")
     }
     for seed in range(args.seed_start, args.seed_start + args.seeds):
         instruction = cell.reset(seed, args.task)
@@ -74,6 +78,8 @@ def main() -> None:
             rows["p_exp3"].append(_cosine(p, e))
             rows["p_home3"].append(_cosine(p, away))
             rows["e_home3"].append(_cosine(e, away))
+            rows["p_mid"].append(_cosine(p[:2], middle_xy - ee[:2]))
+            rows["e_mid"].append(_cosine(e[:2], middle_xy - ee[:2]))
     cell.close()
     m = {k: float(np.mean(v)) for k, v in rows.items()}
     n = len(rows["p_exp"])
@@ -82,6 +88,8 @@ def main() -> None:
     print(f"{'policy step vs expert step':<34} {m['p_exp']:>6.2f} {m['p_exp3']:>6.2f}")
     print(f"{'policy step vs home->arm':<34} {m['p_home']:>6.2f} {m['p_home3']:>6.2f}")
     print(f"{'expert step vs home->arm (ref.)':<34} {m['e_home']:>6.2f} {m['e_home3']:>6.2f}")
+    print(f"{'policy step vs arm->middle':<34} {m['p_mid']:>6.2f} {'':>6}")
+    print(f"{'expert step vs arm->middle (ref.)':<34} {m['e_mid']:>6.2f} {'':>6}")
 
 
 if __name__ == "__main__":
