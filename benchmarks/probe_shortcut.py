@@ -21,6 +21,11 @@ home-to-arm direction at a random place, so a policy that does has learned the s
 
 A third line is the other cheap answer: head for the middle of the part area, wherever the part is.
 A policy that scores as well toward the middle as toward the expert's step has not found the part.
+
+Last, the direct test (move_to_part, layouts with two or more parts): the named part trades places
+with another part, the arm stays where it is, and both are asked again. The expert's step turns
+toward the named part's new place; the cosine between how the policy's step changed and how the
+expert's changed, and the size of each change, say whether the policy followed the part.
 """
 
 from __future__ import annotations
@@ -61,6 +66,8 @@ def main() -> None:
     rows: dict[str, list[float]] = {
         k: [] for k in ("p_exp", "p_home", "e_home", "p_exp3", "p_home3", "e_home3", "p_mid", "e_mid")
     }
+    swap_cos: list[float] = []
+    swap_size: list[tuple[float, float]] = []
     for seed in range(args.seed_start, args.seed_start + args.seeds):
         instruction = cell.reset(seed, args.task)
         for _ in range(args.places):
@@ -80,6 +87,20 @@ def main() -> None:
             rows["e_home3"].append(_cosine(e, away))
             rows["p_mid"].append(_cosine(p[:2], middle_xy - ee[:2]))
             rows["e_mid"].append(_cosine(e[:2], middle_xy - ee[:2]))
+            others = [q for q in cell.layout.parts if q.id != cell.task.part_id]
+            if args.task == "move_to_part" and others:
+                named, other = cell.task.part_id, others[0].id
+                at_named, at_other = cell.part_position(named), cell.part_position(other)
+                cell.place_part(named, np.array([*at_other[:2], at_named[2]]))
+                cell.place_part(other, np.array([*at_named[:2], at_other[2]]))
+                swapped = cell.render()
+                expert.reset()
+                e2 = expert.predict_action(swapped, instruction).vector[:2]
+                p2 = policy.predict_action(swapped, instruction).vector[:2]
+                cell.place_part(named, at_named)
+                cell.place_part(other, at_other)
+                swap_cos.append(_cosine(p2 - p[:2], e2 - e[:2]))
+                swap_size.append((float(np.linalg.norm(p2 - p[:2])), float(np.linalg.norm(e2 - e[:2]))))
     cell.close()
     m = {k: float(np.mean(v)) for k, v in rows.items()}
     n = len(rows["p_exp"])
@@ -90,6 +111,13 @@ def main() -> None:
     print(f"{'expert step vs home->arm (ref.)':<34} {m['e_home']:>6.2f} {m['e_home3']:>6.2f}")
     print(f"{'policy step vs arm->middle':<34} {m['p_mid']:>6.2f} {'':>6}")
     print(f"{'expert step vs arm->middle (ref.)':<34} {m['e_mid']:>6.2f} {'':>6}")
+    if swap_cos:
+        policy_mm, expert_mm = (1000 * np.mean([size[i] for size in swap_size]) for i in range(2))
+        print(
+            f"named part swapped with another ({len(swap_cos)} places): change of the policy's xy step vs "
+            f"the expert's, mean cosine {np.mean(swap_cos):.2f}; mean size {policy_mm:.1f} mm "
+            f"(expert {expert_mm:.1f} mm)"
+        )
 
 
 if __name__ == "__main__":
