@@ -48,6 +48,7 @@ class RosHarness:
         rclpy.init(context=self.context)
         self.executor = MultiThreadedExecutor(num_threads=4, context=self.context)
         self._nodes: list = []
+        self._unspun: list = []
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()
 
@@ -65,10 +66,22 @@ class RosHarness:
         self.executor.add_node(node)
         return node
 
-    def node(self, name: str):
+    def node(self, name: str, spin: bool = True):
+        """A plain node in this context. ``spin=False`` keeps it out of the executor: a node that only
+        publishes needs no spinning, and destroying it mid-test (a peer process going away) then
+        cannot race the executor's thread, which may be waiting on that node's services."""
         import rclpy.node
 
-        return self.add(rclpy.node.Node(name, context=self.context))
+        node = rclpy.node.Node(name, context=self.context)
+        if not spin:
+            self._unspun.append(node)
+            return node
+        return self.add(node)
+
+    def destroy(self, node) -> None:
+        """Destroy a node made with ``spin=False`` before the end of the test."""
+        self._unspun.remove(node)
+        node.destroy_node()
 
     def wait_for(
         self, predicate: Callable[[], bool], timeout_s: float = 10.0, period_s: float = 0.02
@@ -85,6 +98,8 @@ class RosHarness:
 
         for node in self._nodes:
             self.executor.remove_node(node)
+            node.destroy_node()
+        for node in self._unspun:
             node.destroy_node()
         rclpy.try_shutdown(context=self.context)
         self.executor.shutdown(timeout_sec=1.0)

@@ -82,7 +82,8 @@ class Policy:
     def __init__(self, ros, name: str = "fake_policy") -> None:
         from geometry_msgs.msg import TwistStamped
 
-        self.node = ros.node(name)
+        # Publishes only: kept out of the executor, so that it can be destroyed like a dying process.
+        self.node = ros.node(name, spin=False)
         self.pub = self.node.create_publisher(TwistStamped, "twist_cmd", 10)
 
     def send(self, vx: float) -> float:
@@ -104,6 +105,18 @@ def _drive(policy: Policy, vx: float, duration_s: float, period_s: float = 0.1) 
         last = policy.send(vx)
         time.sleep(period_s)
     return last
+
+
+def _drive_until(policy: Policy, vx: float, done, timeout_s: float = 10.0, period_s: float = 0.1) -> bool:
+    """Command ``vx`` until ``done()``: a publisher can see its subscriber before the subscriber has
+    matched it back, so the first commands of a new peer may be lost on a busy machine."""
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        policy.send(vx)
+        if done():
+            return True
+        time.sleep(period_s)
+    return done()
 
 
 def test_controller_stops_when_commands_stop_arriving(ros) -> None:
@@ -140,7 +153,7 @@ def test_estop_latches_and_survives_a_policy_restart(ros) -> None:
 
     from vla_ros.nodes.common import LATCHED_QOS
 
-    _controller(ros)
+    controller = _controller(ros)
     arm = Arm(ros)
     policy = Policy(ros)
     operator = ros.node("operator")
@@ -148,15 +161,17 @@ def test_estop_latches_and_survives_a_policy_restart(ros) -> None:
     assert ros.wait_for(
         lambda: policy.pub.get_subscription_count() > 0 and estop_pub.get_subscription_count() > 0
     )
-    _drive(policy, 0.08, 0.6)
-    assert any(v[0] > 0.05 for _, v in arm.since(0.0))
+    assert _drive_until(policy, 0.08, lambda: any(v[0] > 0.05 for _, v in arm.since(0.0)))
 
+    # Each press and release is waited for: with a depth-1 latched topic, a release published before
+    # the press was taken would replace it, and this test is about what a delivered press does.
     estop_pub.publish(Bool(data=True))
-    time.sleep(0.3)
+    assert ros.wait_for(lambda: controller.core.estop.latched)
     estop_pub.publish(Bool(data=False))  # releasing the button does not clear the latch
+    assert ros.wait_for(lambda: not controller.core.estop.engaged)
+    assert controller.core.estop.latched
     # The policy process restarts (old publisher gone, a new one appears) and keeps commanding.
-    ros.executor.remove_node(policy.node)
-    policy.node.destroy_node()
+    ros.destroy(policy.node)
     restarted = Policy(ros, name="fake_policy_restarted")
     assert ros.wait_for(lambda: restarted.pub.get_subscription_count() > 0)
     t0 = restarted.send(0.08)
@@ -169,8 +184,10 @@ def test_estop_latches_and_survives_a_policy_restart(ros) -> None:
     future = client.call_async(Trigger.Request())
     assert ros.wait_for(future.done)
     assert future.result().success, future.result().message
-    t_reset = _drive(restarted, 0.08, 0.8)
-    assert any(v[0] > 0.05 for _, v in arm.since(t_reset - 0.6)), "after reset, commands move the arm again"
+    t_reset = restarted.send(0.08)
+    assert _drive_until(restarted, 0.08, lambda: any(v[0] > 0.05 for _, v in arm.since(t_reset))), (
+        "after reset, commands move the arm again"
+    )
 
 
 def test_nan_and_huge_commands_never_exceed_the_limits(ros) -> None:
@@ -187,9 +204,17 @@ def test_nan_and_huge_commands_never_exceed_the_limits(ros) -> None:
     assert np.all(np.isfinite(speeds))
     assert np.max(np.abs(speeds[:, :3])) <= 0.1 + 1e-9
     times = np.array([t for t, _ in outputs])
-    accel = np.abs(np.diff(speeds[:, 0])) / np.maximum(np.diff(times), 1e-9)
-    # per-step change is bounded by accel * max_output_interval (1.5 periods)
-    assert np.max(np.abs(np.diff(speeds[:, 0]))) <= 1.0 * 1.5 / RATE_HZ + 1e-9, accel.max()
+    gaps, changes = np.diff(times), np.abs(np.diff(speeds[:, 0]))
+    # Each output is stamped with the time the filter decided it at, so between two consecutive
+    # outputs the change is at most accel * min(gap, max_output_interval = 1.5 periods). A gap of two
+    # periods or more may hide outputs this subscriber missed (the controller's reliable writer keeps
+    # the last 10, and this shared machine can stall the test's executor): across such a gap the limit
+    # is checked over its duration. (The cap on a genuine stall is the safety filter's unit tests'.)
+    period = 1.0 / RATE_HZ
+    allowed = 1.0 * np.where(gaps >= 1.9 * period, gaps, np.minimum(gaps, 1.5 * period))
+    worst = int(np.argmax(changes - allowed))
+    # 1e-6: stamps near 1.8e9 s carry about 2e-7 s of float64 rounding.
+    assert np.all(changes <= allowed + 1e-6), (changes[worst], gaps[worst])
 
 
 def test_servo_mode_switches_a_humble_servo_to_twist_commands(ros) -> None:
