@@ -87,3 +87,21 @@ def test_an_episode_done_before_its_first_step_leaves_no_bag(tmp_path):
     assert [p.name for p in summary.done_at_start] == ["move_to_part_seed000041"]
     assert not any(tmp_path.iterdir())
     assert "1 episode(s) done before the first step, not written" in summary.summary()
+
+
+def test_an_episode_with_no_step_is_never_listed_as_written(tmp_path):
+    # --max-steps 0 with --keep-failures: the episode fails with no step, and no bag is written, so
+    # the summary must not claim one.
+    summary = record_demonstrations(
+        tmp_path,
+        tasks=["move_to_part"],
+        episodes=1,
+        seed_start=0,
+        image_size_px=32,
+        max_steps=0,
+        keep_failures=True,
+        progress=False,
+    )
+    assert summary.written == [] and summary.done_at_start == []
+    assert summary.failed_seeds == {"move_to_part": [0]}
+    assert not any(tmp_path.iterdir())

@@ -36,6 +36,7 @@ import numpy as np
 from vla_ros.action import Action, Policy
 from vla_ros.data.bag import BagWriter
 from vla_ros.sim import MAX_EPISODE_STEPS, TASK_NAMES, ScriptedExpert, Workcell, WorkcellConfig, run_episode
+from vla_ros.sim.layout import PART_AREA_MAX_M, PART_AREA_MIN_M
 
 CAMERA_TOPIC = "/camera/image_raw"
 INSTRUCTION_TOPIC = "/vla/instruction"
@@ -84,8 +85,6 @@ def random_start_position(seed: int) -> np.ndarray:
     """Where the arm starts a random-start episode of layout ``seed`` (the same place every time).
 
     Drawn from its own generator, so the layout and task of ``seed`` stay those of a home start."""
-    from vla_ros.sim.layout import PART_AREA_MAX_M, PART_AREA_MIN_M
-
     rng = np.random.default_rng([seed, 11])
     low = np.asarray(PART_AREA_MIN_M) - RANDOM_START_MARGIN_M
     high = np.asarray(PART_AREA_MAX_M) + RANDOM_START_MARGIN_M
@@ -133,7 +132,7 @@ def record_episode(
     episode to ``bag_path``.
 
     Returns (succeeded, steps). A failed expert episode is not written unless ``keep_failures``; a
-    DAgger episode always is, and an episode already done at the start never is (it has no step).
+    DAgger episode always is, and an episode with no step (one done at the start) never is.
     The bag appears at ``bag_path`` only once it is complete.
     ``random_start`` starts the arm at :func:`random_start_position` instead of home.
     """
@@ -156,7 +155,7 @@ def record_episode(
     )
     if not result.success and not keep_failures and learner is None:
         return False, result.steps
-    if not steps:  # done before the first step (a random start above the part): nothing to learn from
+    if not steps:  # e.g. done before the first step (a random start above the part): nothing to learn
         return result.success, 0
     final_position, final_quat = workcell.ee_pose()
     final_stamp = _EPOCH_NS + round(workcell.sim_time_s * 1e9)
@@ -246,9 +245,9 @@ def record_demonstrations(
                 )
                 if not ok:
                     summary.failed_seeds[task].append(seed)
-                if steps == 0 and ok:
+                if ok and steps == 0:
                     summary.done_at_start.append(path)
-                elif ok or keep_failures or learner is not None:
+                elif steps and (ok or keep_failures or learner is not None):
                     summary.written.append(path)
                     summary.steps_written += steps
             if bar is not None:
