@@ -1,6 +1,6 @@
 """Does a trained policy steer by the part, or by where the arm already is? (move_to / move_to_part)
 
-Usage (from the repository root, after `make build`; about 2 min on one core):
+Usage (from the repository root, after `make build`; about 1 min on one core):
 
     bash scripts/with_env.sh python benchmarks/probe_shortcut.py --model models/sim_policy --seeds 30
 
