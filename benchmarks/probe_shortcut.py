@@ -22,10 +22,11 @@ home-to-arm direction at a random place, so a policy that does has learned the s
 A third line is the other cheap answer: head for the middle of the part area, wherever the part is.
 A policy that scores as well toward the middle as toward the expert's step has not found the part.
 
-Last, the direct test (move_to_part, layouts with two or more parts): the named part trades places
-with another part, the arm stays where it is, and both are asked again. The expert's step turns
-toward the named part's new place; the cosine between how the policy's step changed and how the
-expert's changed, and the size of each change, say whether the policy followed the part.
+Last, the direct test (move_to_part): the named part trades places with another part (on a layout
+with one part, ``--parts 1``: it moves to a random place in the part area at least 8 cm away), the
+arm stays where it is, and both are asked again. The expert's step turns toward the named part's new
+place; the cosine between how the policy's step changed and how the expert's changed, and the size of
+each change, say whether the policy followed the part.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=30)
     parser.add_argument("--places", type=int, default=4, help="random arm places per layout")
     parser.add_argument("--seed-start", type=int, default=100000, help="held-out: demos use < 100000")
+    parser.add_argument("--parts", type=int, default=None, help="parts per layout (default 2-3)")
     parser.add_argument("--num-threads", type=int, default=1)
     args = parser.parse_args()
 
@@ -56,7 +58,7 @@ def main() -> None:
     from vla_ros.train.evaluate_closed_loop import vla_policy_factory
 
     torch.set_num_threads(args.num_threads)
-    config = WorkcellConfig()
+    config = WorkcellConfig() if args.parts is None else WorkcellConfig(num_parts=(args.parts, args.parts))
     cell = Workcell(config)
     expert = ScriptedExpert(cell)
     policy = vla_policy_factory(args.model)(cell)
@@ -88,17 +90,27 @@ def main() -> None:
             rows["p_mid"].append(_cosine(p[:2], middle_xy - ee[:2]))
             rows["e_mid"].append(_cosine(e[:2], middle_xy - ee[:2]))
             others = [q for q in cell.layout.parts if q.id != cell.task.part_id]
-            if args.task == "move_to_part" and others:
-                named, other = cell.task.part_id, others[0].id
-                at_named, at_other = cell.part_position(named), cell.part_position(other)
-                cell.place_part(named, np.array([*at_other[:2], at_named[2]]))
-                cell.place_part(other, np.array([*at_named[:2], at_other[2]]))
+            if args.task == "move_to_part":
+                named = cell.task.part_id
+                at_named = cell.part_position(named)
+                if others:
+                    other = others[0].id
+                    at_other = cell.part_position(other)
+                    cell.place_part(named, np.array([*at_other[:2], at_named[2]]))
+                    cell.place_part(other, np.array([*at_named[:2], at_other[2]]))
+                else:
+                    while True:
+                        moved = rng.uniform(PART_AREA_MIN_M, PART_AREA_MAX_M)
+                        if np.linalg.norm(moved - at_named[:2]) >= 0.08:
+                            break
+                    cell.place_part(named, np.array([*moved, at_named[2]]))
                 swapped = cell.render()
                 expert.reset()
                 e2 = expert.predict_action(swapped, instruction).vector[:2]
                 p2 = policy.predict_action(swapped, instruction).vector[:2]
                 cell.place_part(named, at_named)
-                cell.place_part(other, at_other)
+                if others:
+                    cell.place_part(other, at_other)
                 swap_cos.append(_cosine(p2 - p[:2], e2 - e[:2]))
                 swap_size.append((float(np.linalg.norm(p2 - p[:2])), float(np.linalg.norm(e2 - e[:2]))))
     cell.close()
@@ -114,7 +126,8 @@ def main() -> None:
     if swap_cos:
         policy_mm, expert_mm = (1000 * np.mean([size[i] for size in swap_size]) for i in range(2))
         print(
-            f"named part swapped with another ({len(swap_cos)} places): change of the policy's xy step vs "
+            f"named part {'swapped with another' if args.parts != 1 else 'moved'} ({len(swap_cos)} places): "
+            "change of the policy's xy step vs "
             f"the expert's, mean cosine {np.mean(swap_cos):.2f}; mean size {policy_mm:.1f} mm "
             f"(expert {expert_mm:.1f} mm)"
         )

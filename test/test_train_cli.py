@@ -6,18 +6,21 @@ import argparse
 import json
 
 import numpy as np
+import pytest
 import torch
 
-from vla_ros.data.bag import BagReader
+from vla_ros.data.bag import BagReader, read_messages
 from vla_ros.data.dataset import CleaningConfig, load_episodes
+from vla_ros.sim import ScriptedExpert, Workcell
 from vla_ros.train import cli
-from vla_ros.train.evaluate_closed_loop import TaskSuccess, format_table
+from vla_ros.train.evaluate_closed_loop import TaskSuccess, evaluate_in_workcell, format_table
 from vla_ros.train.record import (
     ACTION_STEP_TOPIC,
     CAMERA_TOPIC,
     EE_POSE_TOPIC,
     INSTRUCTION_TOPIC,
     SCENE_TOPIC,
+    workcell_config,
 )
 
 torch.set_num_threads(1)
@@ -140,3 +143,41 @@ def test_success_table_has_a_column_per_policy():
     assert table.splitlines()[0] == "| task | expert | trained |"
     assert "| pick_place | 100% (10/10) | 80% (8/10) |" in table
     assert np.isclose(rows[1].to_dict()["success_rate"], 0.8)
+
+
+def test_parts_sets_how_many_parts_a_layout_holds_when_recording_and_evaluating(tmp_path, capsys):
+    demos = tmp_path / "one_part"
+    argv = ["record-demos", str(demos), "--task", "move_to_part", "--episodes", "3", "--image-size", "32"]
+    assert _run(*argv, "--parts", "1", "--no-progress") == 0
+    assert "3 bag(s) written" in capsys.readouterr().out
+    for bag in sorted(demos.iterdir()):
+        scenes = [m.msg for m in read_messages(bag, [SCENE_TOPIC])]
+        assert [len(s.objects) for s in scenes] == [1]
+    # The default is unchanged: these seeds hold 2-3 parts.
+    default = tmp_path / "default"
+    assert _run(*[str(default) if a == str(demos) else a for a in argv], "--no-progress") == 0
+    counts = [len(next(iter(read_messages(b, [SCENE_TOPIC]))).msg.objects) for b in sorted(default.iterdir())]
+    assert all(2 <= n <= 3 for n in counts)
+
+    # sim-eval lays out its held-out seeds the same way.
+    seen: list[int] = []
+
+    def spying_expert(cell: Workcell) -> ScriptedExpert:
+        expert = ScriptedExpert(cell)
+        predict = expert.predict_action
+
+        def predict_action(image, instruction):
+            seen.append(len(cell.layout.parts))
+            return predict(image, instruction)
+
+        expert.predict_action = predict_action
+        return expert
+
+    results = evaluate_in_workcell(
+        spying_expert, "expert", ["move_to_part"], 2, 1000, image_size_px=32, progress=False, num_parts=(1, 1)
+    )
+    assert results[0].successes == 2 and seen and set(seen) == {1}
+    with pytest.raises(ValueError, match="1 <= low <= high"):
+        workcell_config(32, (0, 1))
+    with pytest.raises(SystemExit, match="N or LOW HIGH"):
+        _run(*argv, "--parts", "1", "2", "3")

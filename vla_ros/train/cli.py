@@ -42,6 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="start each episode with the arm at a random place above the table (seeded by the layout), "
         "not home: the arm's position then no longer tells the way to the target",
     )
+    _add_parts_argument(rec)
     rec.add_argument("--no-progress", action="store_true")
     rec.set_defaults(func=run_record)
 
@@ -74,8 +75,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     ev.add_argument("--num-threads", type=int, default=None)
     ev.add_argument("--report", type=Path, default=None, help="write the results as JSON here")
+    _add_parts_argument(ev)
     ev.add_argument("--no-progress", action="store_true")
     ev.set_defaults(func=run_sim_eval)
+
+
+def _add_parts_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--parts",
+        type=int,
+        nargs="+",
+        metavar="N",
+        default=None,
+        help="parts per layout: N, or a range LOW HIGH (default 2 3). One part needs no name to be found: "
+        "a curriculum step, and a test of whether a policy can find a part at all",
+    )
+
+
+def _parts_range(parts: list[int] | None) -> tuple[int, int] | None:
+    if parts is None:
+        return None
+    if len(parts) > 2:
+        raise SystemExit(f"--parts takes N or LOW HIGH, got {len(parts)} numbers")
+    return (parts[0], parts[-1])
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -172,6 +194,7 @@ def run_record(args: argparse.Namespace) -> int:
         learner_factory=learner_factory,
         beta=args.dagger_beta,
         random_start=args.random_start,
+        num_parts=_parts_range(args.parts),
     )
     print(summary.summary())
     return 0
@@ -214,6 +237,7 @@ def run_sim_eval(args: argparse.Namespace) -> int:
         image_size_px=args.image_size,
         max_steps=args.max_steps,
         progress=not args.no_progress,
+        num_parts=_parts_range(args.parts),
     )
     results = []
     if not args.no_expert:

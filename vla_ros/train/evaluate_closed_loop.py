@@ -20,7 +20,8 @@ from pathlib import Path
 import torch
 
 from vla_ros.action import Policy
-from vla_ros.sim import MAX_EPISODE_STEPS, ScriptedExpert, Workcell, WorkcellConfig, run_episode
+from vla_ros.sim import MAX_EPISODE_STEPS, ScriptedExpert, Workcell, run_episode
+from vla_ros.train.record import workcell_config
 
 
 @dataclass
@@ -55,10 +56,14 @@ def evaluate_in_workcell(
     max_steps: int = MAX_EPISODE_STEPS,
     render: bool = True,
     progress: bool = True,
+    num_parts: tuple[int, int] | None = None,
 ) -> list[TaskSuccess]:
-    """Run ``episodes`` episodes per task on seeds ``seed_start ..`` and count successes."""
+    """Run ``episodes`` episodes per task on seeds ``seed_start ..`` and count successes.
+
+    ``num_parts``: parts per layout, as recorded (see :func:`vla_ros.train.record.record_demonstrations`).
+    """
     results = []
-    with Workcell(WorkcellConfig(image_width=image_size_px, image_height=image_size_px)) as cell:
+    with Workcell(workcell_config(image_size_px, num_parts)) as cell:
         policy = make_policy(cell)
         for task in tasks:
             seeds = range(seed_start, seed_start + episodes)

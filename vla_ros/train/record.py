@@ -201,6 +201,18 @@ def record_episode(
     return result.success, result.steps
 
 
+def workcell_config(image_size_px: int, num_parts: tuple[int, int] | None = None) -> WorkcellConfig:
+    """The workcell that demonstrations are recorded in and policies evaluated in: evaluate in the
+    one you recorded in (same image size and parts per layout)."""
+    config = WorkcellConfig(image_width=image_size_px, image_height=image_size_px)
+    if num_parts is not None:
+        low, high = num_parts
+        if not 1 <= low <= high:
+            raise ValueError(f"parts per layout must be a range 1 <= low <= high, got {num_parts}")
+        config.num_parts = (low, high)
+    return config
+
+
 def record_demonstrations(
     out_dir: str | Path,
     tasks: Sequence[str] = ("pick_place",),
@@ -214,11 +226,14 @@ def record_demonstrations(
     learner_factory: Callable[[Workcell], Policy] | None = None,
     beta: float = 0.0,
     random_start: bool = False,
+    num_parts: tuple[int, int] | None = None,
 ) -> RecordingSummary:
     """Record ``episodes`` expert episodes per task on seeds ``seed_start .. seed_start+episodes-1``
     (DAgger episodes with ``learner_factory``, see the module docstring).
 
     Evaluate on other seeds (see :mod:`vla_ros.train.evaluate_closed_loop`): a seed is a layout.
+    ``num_parts`` (inclusive range) changes how many parts a layout holds (default: the workcell's
+    2-3); one part is a curriculum step, where finding the part needs no name.
     """
     for task in tasks:
         if task not in TASK_NAMES:
@@ -232,7 +247,7 @@ def record_demonstrations(
         from tqdm import tqdm
 
         bar = tqdm(total=len(jobs), desc="recording demos", unit="episode")
-    with Workcell(WorkcellConfig(image_width=image_size_px, image_height=image_size_px)) as cell:
+    with Workcell(workcell_config(image_size_px, num_parts)) as cell:
         learner = learner_factory(cell) if learner_factory is not None else None
         for task, seed in jobs:
             summary.failed_seeds.setdefault(task, [])
