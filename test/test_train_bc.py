@@ -15,7 +15,7 @@ from vla_ros.data.dataset import CleaningConfig, SyncConfig
 from vla_ros.data.synthetic import step_image, write_demo_bag
 from vla_ros.model.loading import load_checkpoint
 from vla_ros.model.processing import ImageProcessor
-from vla_ros.model.tiny import PRESETS, make_tiny_checkpoint
+from vla_ros.model.tiny import PRESETS, make_tiny_checkpoint, sincos_position_embedding
 from vla_ros.policy.runtime import PolicyConfig, VLAPolicy
 from vla_ros.train.bc import STATE_DIR, TrainConfig, TrainingError, learning_rate_at, train
 
@@ -187,6 +187,36 @@ def test_a_base_fine_tuned_at_a_new_image_size_keeps_its_weights_and_loads_at_th
     }
     policy = VLAPolicy(PolicyConfig(result.outputs[0], precision="fp32"), loaded=resized)
     assert policy.predict_action(np.zeros((40, 40, 3), dtype=np.uint8), "move to the parts tray").is_finite()
+
+
+def test_add_sincos_position_adds_the_patterns_to_a_bases_embeddings_and_changes_nothing_else(bags, tmp_path):
+    spec = replace(PRESETS["tiny"], image_size_px=IMAGE_PX)
+    base = make_tiny_checkpoint(tmp_path / "base", spec=spec, seed=1)
+    config = _config(
+        bags,
+        tmp_path / "run",
+        init=None,
+        base=str(base),
+        base_add_sincos_position=True,
+        max_steps=1,
+        learning_rate=0.0,
+        warmup_steps=0,
+        min_lr_ratio=0.0,
+        save_dtype="fp32",
+    )
+    result = train(config)
+    before = load_checkpoint(base, precision="fp32").model.state_dict()
+    after = load_checkpoint(result.outputs[0], precision="fp32").model.state_dict()
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    assert changed == {"vision_backbone.featurizer.pos_embed", "vision_backbone.fused_featurizer.pos_embed"}
+    grid = IMAGE_PX // 14
+    for name in changed:
+        # What was learnt is kept: the embeddings are the base's plus the fixed pattern.
+        pattern = sincos_position_embedding(grid, grid, before[name].shape[-1])[None]
+        torch.testing.assert_close(after[name], before[name] + pattern, rtol=0, atol=1e-6)
+    # An adapter cannot carry changed base weights; a fresh model takes the init override instead.
+    with pytest.raises(TrainingError, match="use --mode full"):
+        train(replace(config, out_dir=str(tmp_path / "lora"), mode="lora"))
 
 
 def test_an_adapter_cannot_change_the_base_image_size(bags, tmp_path):

@@ -315,12 +315,30 @@ def build_tiny_model(spec: TinySpec | str = "tiny", seed: int = 0) -> OpenVLAFor
     torch.manual_seed(seed)
     model = OpenVLAForActionPrediction(tiny_config(spec)).eval()
     if spec.sincos_position_init:
-        with torch.no_grad():
-            for vit in (model.vision_backbone.featurizer, model.vision_backbone.fused_featurizer):
-                if vit is not None:
-                    rows, cols = vit.patch_embed.grid_size
-                    vit.pos_embed.copy_(sincos_position_embedding(rows, cols, vit.pos_embed.shape[-1])[None])
+        set_sincos_positions(model, add=False)
     return model
+
+
+def set_sincos_positions(model: OpenVLAForActionPrediction, add: bool) -> None:
+    """Write (or, with ``add``, add) :func:`sincos_position_embedding` patterns into both ViTs'
+    position embeddings.
+
+    Adding them to a trained model's learnt embeddings keeps what it has learnt and makes its
+    backbone say precisely where each patch is (models/README.md, the patch-position probe).
+    """
+    with torch.no_grad():
+        for vit in (model.vision_backbone.featurizer, model.vision_backbone.fused_featurizer):
+            if vit is None:
+                continue
+            rows, cols = vit.patch_embed.grid_size
+            if vit.pos_embed.shape[1] != rows * cols:
+                raise ValueError(
+                    f"position embeddings hold {vit.pos_embed.shape[1]} rows, the patch grid {rows}x{cols}: "
+                    "sin-cos patterns need one per patch (no class or register positions)"
+                )
+            pattern = sincos_position_embedding(rows, cols, vit.pos_embed.shape[-1])[None]
+            pattern = pattern.to(dtype=vit.pos_embed.dtype, device=vit.pos_embed.device)
+            vit.pos_embed.copy_(vit.pos_embed + pattern if add else pattern)
 
 
 def sincos_position_embedding(rows: int, cols: int, dim: int) -> torch.Tensor:

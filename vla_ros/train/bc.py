@@ -111,6 +111,8 @@ class TrainConfig:
     image_size_px: int = 224  # backbone input size of a fresh model
     # Fine-tune --base at this input size instead of its own (full mode; position embeddings resampled).
     base_image_size_px: int | None = None
+    # Full mode, --base: add fixed 2-D sin-cos patterns to both ViTs' learnt position embeddings first.
+    base_add_sincos_position: bool = False
     init_overrides: dict[str, int] = field(default_factory=dict)  # TinySpec fields of a fresh model
     mode: str = "full"
     lora_rank: int = adapters.DEFAULT_LORA_RANK
@@ -527,6 +529,18 @@ def build_model(config: TrainConfig) -> ModelBundle:
             except ValueError as exc:
                 raise TrainingError(str(exc)) from exc
             image_processor = replace(image_processor, image_size_px=size)
+        if config.base_add_sincos_position:
+            if config.mode != "full":
+                raise TrainingError(
+                    "--add-sincos-position changes base weights, which an adapter cannot carry; "
+                    "use --mode full"
+                )
+            from vla_ros.model.tiny import set_sincos_positions
+
+            try:
+                set_sincos_positions(loaded.model, add=True)
+            except ValueError as exc:
+                raise TrainingError(str(exc)) from exc
         action_tokenizer, tokenizer_dir = loaded.action_tokenizer, Path(config.base)
     else:
         from vla_ros.model.tiny import PRESETS, build_tiny_model, write_tokenizer
@@ -1046,6 +1060,11 @@ def train(config: TrainConfig, resume: bool = False, stop_after_steps: int | Non
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     from vla_ros.data.cli import sync_from_args, topics_from_args
 
+    if args.add_sincos_position and not args.base:
+        raise TrainingError(
+            "--add-sincos-position adds to a --base's position embeddings; "
+            "a fresh model takes --init-override sincos_position_init=1"
+        )
     return TrainConfig(
         bags=[str(b) for b in _expand_bags(args.bags)],
         out_dir=str(args.out),
@@ -1053,6 +1072,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         init=args.init,
         image_size_px=args.image_size if args.init and args.image_size else TrainConfig.image_size_px,
         base_image_size_px=args.image_size if args.base else None,
+        base_add_sincos_position=bool(args.base and args.add_sincos_position),
         init_overrides=_parse_overrides(args.init_override),
         mode=args.mode,
         lora_rank=args.lora_rank,

@@ -113,6 +113,12 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         "(full mode; position embeddings are resampled; default: the base's own)",
     )
     p.add_argument(
+        "--add-sincos-position",
+        action="store_true",
+        help="--base, full mode: add fixed 2-D sin-cos patterns to both ViTs' position embeddings before "
+        "training, so the backbone says where each patch is (for models trained from --init tiny)",
+    )
+    p.add_argument(
         "--init-override",
         action="append",
         metavar="FIELD=N",
