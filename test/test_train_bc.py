@@ -219,6 +219,48 @@ def test_add_sincos_position_adds_the_patterns_to_a_bases_embeddings_and_changes
         train(replace(config, out_dir=str(tmp_path / "lora"), mode="lora"))
 
 
+def test_grow_llm_layers_adds_layers_that_change_nothing_until_they_train(bags, tmp_path):
+    spec = replace(PRESETS["tiny"], image_size_px=IMAGE_PX)
+    base = make_tiny_checkpoint(tmp_path / "base", spec=spec, seed=1)
+    config = _config(
+        bags,
+        tmp_path / "run",
+        init=None,
+        base=str(base),
+        base_grow_llm_layers=2,
+        max_steps=1,
+        learning_rate=0.0,
+        warmup_steps=0,
+        min_lr_ratio=0.0,
+        save_dtype="fp32",
+    )
+    result = train(config)
+    before = load_checkpoint(base, precision="fp32")
+    grown = load_checkpoint(result.outputs[0], precision="fp32")
+    n = spec.llm_num_layers
+    assert len(grown.model.language_model.model.layers) == grown.model.config.text_config["num_hidden_layers"]
+    assert grown.model.config.text_config["num_hidden_layers"] == n + 2
+    old, new = before.model.state_dict(), grown.model.state_dict()
+    assert all(torch.equal(old[name], new[name]) for name in old)
+    added = {name for name in new if name not in old}
+    assert added and all(
+        name.startswith((f"language_model.model.layers.{n}.", f"language_model.model.layers.{n + 1}."))
+        for name in added
+    )
+    # The new layers start as the identity: the same image and prompt give the same logits.
+    image = step_image(0, 32, 32, seed=0)
+    logits = []
+    for loaded in (before, grown):
+        pixels = loaded.image_processor.batch([image])
+        ids = torch.tensor([loaded.prompt_tokenizer.encode_prompt("move to the parts tray")])
+        with torch.no_grad():
+            embeds, mask = loaded.model.eval().embed_multimodal(pixels, ids)
+            logits.append(loaded.model.language_model(inputs_embeds=embeds, attention_mask=mask).logits)
+    torch.testing.assert_close(logits[1], logits[0], rtol=0, atol=1e-5)
+    with pytest.raises(TrainingError, match="use --mode full"):
+        train(replace(config, out_dir=str(tmp_path / "lora"), mode="lora"))
+
+
 def test_an_adapter_cannot_change_the_base_image_size(bags, tmp_path):
     spec = replace(PRESETS["tiny"], image_size_px=IMAGE_PX)
     base = make_tiny_checkpoint(tmp_path / "base", spec=spec, seed=1)

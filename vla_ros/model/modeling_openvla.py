@@ -182,6 +182,31 @@ class OpenVLAForActionPrediction(nn.Module):
                 vit.set_input_size(img_size=image_size_px)
         self.config.image_sizes = [image_size_px] * len(self.config.image_sizes)
 
+    def grow_language_model(self, num_new_layers: int) -> None:
+        """Append ``num_new_layers`` decoder layers that start as the identity (their attention output
+        and MLP down projections are zero), so the model's outputs are unchanged until they train.
+
+        For small models trained from scratch that may lack the depth for a task (a lookup keyed by a
+        word, then a readout): depth is added without losing what the model has learnt.
+        """
+        if num_new_layers < 1:
+            raise ValueError(f"num_new_layers must be at least 1, got {num_new_layers}")
+        old = self.language_model
+        n_old = len(old.model.layers)
+        self.config.text_config = {**self.config.text_config, "num_hidden_layers": n_old + num_new_layers}
+        weight = old.model.embed_tokens.weight
+        new = LlamaForCausalLM(self.config.llama_config()).to(device=weight.device, dtype=weight.dtype)
+        missing, unexpected = new.load_state_dict(old.state_dict(), strict=False)
+        fresh = {f"model.layers.{i}." for i in range(n_old, n_old + num_new_layers)}
+        if unexpected or any(not any(name.startswith(f) for f in fresh) for name in missing):
+            raise RuntimeError(f"growing the language model lost weights: {missing} {unexpected}")
+        with torch.no_grad():
+            for layer in new.model.layers[n_old:]:
+                layer.self_attn.o_proj.weight.zero_()
+                layer.mlp.down_proj.weight.zero_()
+        new.train(old.training)
+        self.language_model = new
+
     @property
     def dtype(self) -> torch.dtype:
         return self.projector.fc1.weight.dtype

@@ -113,6 +113,8 @@ class TrainConfig:
     base_image_size_px: int | None = None
     # Full mode, --base: add fixed 2-D sin-cos patterns to both ViTs' learnt position embeddings first.
     base_add_sincos_position: bool = False
+    # Full mode, --base: append this many language-model layers that start as the identity.
+    base_grow_llm_layers: int = 0
     init_overrides: dict[str, int] = field(default_factory=dict)  # TinySpec fields of a fresh model
     mode: str = "full"
     lora_rank: int = adapters.DEFAULT_LORA_RANK
@@ -539,6 +541,15 @@ def build_model(config: TrainConfig) -> ModelBundle:
 
             try:
                 set_sincos_positions(loaded.model, add=True)
+            except ValueError as exc:
+                raise TrainingError(str(exc)) from exc
+        if config.base_grow_llm_layers:
+            if config.mode != "full":
+                raise TrainingError(
+                    "--grow-llm-layers adds base weights, which an adapter cannot carry; use --mode full"
+                )
+            try:
+                loaded.model.grow_language_model(config.base_grow_llm_layers)
             except ValueError as exc:
                 raise TrainingError(str(exc)) from exc
         action_tokenizer, tokenizer_dir = loaded.action_tokenizer, Path(config.base)
@@ -1060,6 +1071,10 @@ def train(config: TrainConfig, resume: bool = False, stop_after_steps: int | Non
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     from vla_ros.data.cli import sync_from_args, topics_from_args
 
+    if args.grow_llm_layers and not args.base:
+        raise TrainingError(
+            "--grow-llm-layers adds layers to a --base; a fresh model takes --init-override llm_num_layers=N"
+        )
     if args.add_sincos_position and not args.base:
         raise TrainingError(
             "--add-sincos-position adds to a --base's position embeddings; "
@@ -1073,6 +1088,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         image_size_px=args.image_size if args.init and args.image_size else TrainConfig.image_size_px,
         base_image_size_px=args.image_size if args.base else None,
         base_add_sincos_position=bool(args.base and args.add_sincos_position),
+        base_grow_llm_layers=args.grow_llm_layers if args.base else 0,
         init_overrides=_parse_overrides(args.init_override),
         mode=args.mode,
         lora_rank=args.lora_rank,

@@ -119,6 +119,14 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         "training, so the backbone says where each patch is (for models trained from --init tiny)",
     )
     p.add_argument(
+        "--grow-llm-layers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="--base, full mode: append N language-model layers that start as the identity (outputs "
+        "unchanged until they train), for a small model that needs more depth",
+    )
+    p.add_argument(
         "--init-override",
         action="append",
         metavar="FIELD=N",
