@@ -46,15 +46,12 @@ def main() -> None:
 
     import torch
 
-    from vla_ros.sim import MAX_EPISODE_STEPS, ScriptedExpert, Workcell, WorkcellConfig
+    from vla_ros.sim import MAX_EPISODE_STEPS
     from vla_ros.sim.tasks import instruction_text
-    from vla_ros.train.evaluate_closed_loop import vla_policy_factory
+    from vla_ros.train.evaluate_closed_loop import expert_and_policy
 
     torch.set_num_threads(args.num_threads)
-    config = WorkcellConfig() if args.parts is None else WorkcellConfig(num_parts=(args.parts, args.parts))
-    cell = Workcell(config)
-    expert = ScriptedExpert(cell)
-    policy = vla_policy_factory(args.model)(cell)
+    cell, expert, policy = expert_and_policy(args.model, args.parts)
     said_closed: dict[str, list[bool]] = {"approach": [], "carry": []}
     expert_xy, policy_xy, other_cos = [], [], []
     # Instruction naming another part: cosine of the new answer toward that part, toward the original

@@ -53,15 +53,12 @@ def main() -> None:
 
     import torch
 
-    from vla_ros.sim import ScriptedExpert, Workcell, WorkcellConfig
     from vla_ros.sim.layout import PART_AREA_MAX_M, PART_AREA_MIN_M
-    from vla_ros.train.evaluate_closed_loop import vla_policy_factory
+    from vla_ros.train.evaluate_closed_loop import expert_and_policy
 
     torch.set_num_threads(args.num_threads)
-    config = WorkcellConfig() if args.parts is None else WorkcellConfig(num_parts=(args.parts, args.parts))
-    cell = Workcell(config)
-    expert = ScriptedExpert(cell)
-    policy = vla_policy_factory(args.model)(cell)
+    cell, expert, policy = expert_and_policy(args.model, args.parts)
+    config = cell.config
     home = np.asarray(config.home_ee_position_m)
     rng = np.random.default_rng(0)
     middle_xy = (np.asarray(PART_AREA_MIN_M) + np.asarray(PART_AREA_MAX_M)) / 2.0

@@ -154,7 +154,8 @@ def test_configuration_errors_name_the_fix():
         TrainConfig(bags=[], out_dir="x", init="tiny", patch_position_weight=float("nan"))
 
 
-def test_a_base_fine_tuned_at_a_new_image_size_keeps_its_weights_and_loads_at_that_size(bags, tmp_path):
+def _untrained_fine_tune(bags, tmp_path, **overrides):
+    """One step at learning rate 0 from a tiny base: what the run changes is what the options did."""
     spec = replace(PRESETS["tiny"], image_size_px=IMAGE_PX)
     base = make_tiny_checkpoint(tmp_path / "base", spec=spec, seed=1)
     config = _config(
@@ -162,14 +163,18 @@ def test_a_base_fine_tuned_at_a_new_image_size_keeps_its_weights_and_loads_at_th
         tmp_path / "run",
         init=None,
         base=str(base),
-        base_image_size_px=2 * IMAGE_PX,
         max_steps=1,
         learning_rate=0.0,
         warmup_steps=0,
         min_lr_ratio=0.0,
         save_dtype="fp32",
+        **overrides,
     )
-    result = train(config)
+    return base, config, train(config)
+
+
+def test_a_base_fine_tuned_at_a_new_image_size_keeps_its_weights_and_loads_at_that_size(bags, tmp_path):
+    base, _, result = _untrained_fine_tune(bags, tmp_path, base_image_size_px=2 * IMAGE_PX)
     resized = load_checkpoint(result.outputs[0], precision="fp32")
     assert resized.model.config.image_size_px == resized.image_processor.image_size_px == 2 * IMAGE_PX
     assert resized.model.num_patches == 4 * load_checkpoint(base, precision="fp32").model.num_patches
@@ -190,21 +195,7 @@ def test_a_base_fine_tuned_at_a_new_image_size_keeps_its_weights_and_loads_at_th
 
 
 def test_add_sincos_position_adds_the_patterns_to_a_bases_embeddings_and_changes_nothing_else(bags, tmp_path):
-    spec = replace(PRESETS["tiny"], image_size_px=IMAGE_PX)
-    base = make_tiny_checkpoint(tmp_path / "base", spec=spec, seed=1)
-    config = _config(
-        bags,
-        tmp_path / "run",
-        init=None,
-        base=str(base),
-        base_add_sincos_position=True,
-        max_steps=1,
-        learning_rate=0.0,
-        warmup_steps=0,
-        min_lr_ratio=0.0,
-        save_dtype="fp32",
-    )
-    result = train(config)
+    base, config, result = _untrained_fine_tune(bags, tmp_path, base_add_sincos_position=True)
     before = load_checkpoint(base, precision="fp32").model.state_dict()
     after = load_checkpoint(result.outputs[0], precision="fp32").model.state_dict()
     changed = {name for name in before if not torch.equal(before[name], after[name])}
@@ -220,24 +211,10 @@ def test_add_sincos_position_adds_the_patterns_to_a_bases_embeddings_and_changes
 
 
 def test_grow_llm_layers_adds_layers_that_change_nothing_until_they_train(bags, tmp_path):
-    spec = replace(PRESETS["tiny"], image_size_px=IMAGE_PX)
-    base = make_tiny_checkpoint(tmp_path / "base", spec=spec, seed=1)
-    config = _config(
-        bags,
-        tmp_path / "run",
-        init=None,
-        base=str(base),
-        base_grow_llm_layers=2,
-        max_steps=1,
-        learning_rate=0.0,
-        warmup_steps=0,
-        min_lr_ratio=0.0,
-        save_dtype="fp32",
-    )
-    result = train(config)
+    base, config, result = _untrained_fine_tune(bags, tmp_path, base_grow_llm_layers=2)
     before = load_checkpoint(base, precision="fp32")
     grown = load_checkpoint(result.outputs[0], precision="fp32")
-    n = spec.llm_num_layers
+    n = PRESETS["tiny"].llm_num_layers
     assert len(grown.model.language_model.model.layers) == grown.model.config.text_config["num_hidden_layers"]
     assert grown.model.config.text_config["num_hidden_layers"] == n + 2
     old, new = before.model.state_dict(), grown.model.state_dict()

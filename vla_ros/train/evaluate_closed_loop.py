@@ -139,3 +139,13 @@ def format_table(results: Sequence[TaskSuccess]) -> str:
             cells.append(f"{r.success_rate:.0%} ({r.successes}/{r.episodes})" if r else "-")
         lines.append(f"| {task} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def expert_and_policy(
+    model_dir: str | Path, num_parts: int | None = None, image_size_px: int = 224
+) -> tuple[Workcell, ScriptedExpert, Policy]:
+    """A workcell (``num_parts`` parts per layout; default 2-3), its scripted expert, and a checkpoint
+    as a policy in it: for probes that ask both for the next step on the same frame. Close the
+    workcell when done."""
+    cell = Workcell(workcell_config(image_size_px, None if num_parts is None else (num_parts, num_parts)))
+    return cell, ScriptedExpert(cell), vla_policy_factory(model_dir)(cell)
