@@ -58,8 +58,7 @@ def main() -> None:
 
     torch.set_num_threads(args.num_threads)
     cell, expert, policy = expert_and_policy(args.model, args.parts)
-    config = cell.config
-    home = np.asarray(config.home_ee_position_m)
+    home = np.asarray(cell.config.home_ee_position_m)
     rng = np.random.default_rng(0)
     middle_xy = (np.asarray(PART_AREA_MIN_M) + np.asarray(PART_AREA_MAX_M)) / 2.0
     rows: dict[str, list[float]] = {

@@ -71,18 +71,23 @@ def test_random_start_bags_begin_away_from_home_and_still_reach_the_part(tmp_pat
     np.testing.assert_array_equal(random_start_position(1), random_start_position(1))
 
 
+def _record_one_episode(out_dir, seed: int, **options):
+    """One small move_to_part episode on layout ``seed``, without a progress bar."""
+    return record_demonstrations(
+        out_dir,
+        tasks=["move_to_part"],
+        episodes=1,
+        seed_start=seed,
+        image_size_px=32,
+        progress=False,
+        **options,
+    )
+
+
 def test_an_episode_done_before_its_first_step_leaves_no_bag(tmp_path):
     # Layout 41's random start is already within reach of the named part: an episode of zero steps has
     # nothing to learn from, and a bag with no camera frame or action would stop training.
-    summary = record_demonstrations(
-        tmp_path,
-        tasks=["move_to_part"],
-        episodes=1,
-        seed_start=41,
-        image_size_px=32,
-        progress=False,
-        random_start=True,
-    )
+    summary = _record_one_episode(tmp_path, seed=41, random_start=True)
     assert summary.written == [] and summary.failed_seeds == {"move_to_part": []}
     assert [p.name for p in summary.done_at_start] == ["move_to_part_seed000041"]
     assert not any(tmp_path.iterdir())
@@ -92,16 +97,7 @@ def test_an_episode_done_before_its_first_step_leaves_no_bag(tmp_path):
 def test_an_episode_with_no_step_is_never_listed_as_written(tmp_path):
     # --max-steps 0 with --keep-failures: the episode fails with no step, and no bag is written, so
     # the summary must not claim one.
-    summary = record_demonstrations(
-        tmp_path,
-        tasks=["move_to_part"],
-        episodes=1,
-        seed_start=0,
-        image_size_px=32,
-        max_steps=0,
-        keep_failures=True,
-        progress=False,
-    )
+    summary = _record_one_episode(tmp_path, seed=0, max_steps=0, keep_failures=True)
     assert summary.written == [] and summary.done_at_start == []
     assert summary.failed_seeds == {"move_to_part": [0]}
     assert not any(tmp_path.iterdir())

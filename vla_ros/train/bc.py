@@ -61,6 +61,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -507,6 +508,17 @@ class ModelBundle:
     tokenizer_dir: Path
 
 
+def _change_base_weights(mode: str, what: str, change: Callable[[], object]) -> None:
+    """Apply an option that rewrites the base's weights: only full training keeps such a change (an
+    adapter holds only its own weights); a change the model refuses becomes a TrainingError."""
+    if mode != "full":
+        raise TrainingError(f"{what}, which an adapter cannot carry; use --mode full")
+    try:
+        change()
+    except ValueError as exc:
+        raise TrainingError(str(exc)) from exc
+
+
 def build_model(config: TrainConfig) -> ModelBundle:
     """The model to train: a pretrained base (quantized for qlora) or a fresh small one, with adapters."""
     device = torch.device(config.device)
@@ -521,37 +533,27 @@ def build_model(config: TrainConfig) -> ModelBundle:
         image_processor, prompt_tokenizer = loaded.image_processor, loaded.prompt_tokenizer
         size = config.base_image_size_px
         if size is not None and size != loaded.model.config.image_size_px:
-            if config.mode != "full":
-                raise TrainingError(
-                    f"--image-size {size} differs from the base's {loaded.model.config.image_size_px} px: "
-                    "a new input size changes base weights, which an adapter cannot carry; use --mode full"
-                )
-            try:
-                loaded.model.set_image_size(size)
-            except ValueError as exc:
-                raise TrainingError(str(exc)) from exc
+            _change_base_weights(
+                config.mode,
+                f"--image-size {size} differs from the base's {loaded.model.config.image_size_px} px: "
+                "a new input size changes base weights",
+                lambda: loaded.model.set_image_size(size),
+            )
             image_processor = replace(image_processor, image_size_px=size)
         if config.base_add_sincos_position:
-            if config.mode != "full":
-                raise TrainingError(
-                    "--add-sincos-position changes base weights, which an adapter cannot carry; "
-                    "use --mode full"
-                )
             from vla_ros.model.tiny import set_sincos_positions
 
-            try:
-                set_sincos_positions(loaded.model, add=True)
-            except ValueError as exc:
-                raise TrainingError(str(exc)) from exc
+            _change_base_weights(
+                config.mode,
+                "--add-sincos-position changes base weights",
+                lambda: set_sincos_positions(loaded.model, add=True),
+            )
         if config.base_grow_llm_layers:
-            if config.mode != "full":
-                raise TrainingError(
-                    "--grow-llm-layers adds base weights, which an adapter cannot carry; use --mode full"
-                )
-            try:
-                loaded.model.grow_language_model(config.base_grow_llm_layers)
-            except ValueError as exc:
-                raise TrainingError(str(exc)) from exc
+            _change_base_weights(
+                config.mode,
+                "--grow-llm-layers adds base weights",
+                lambda: loaded.model.grow_language_model(config.base_grow_llm_layers),
+            )
         action_tokenizer, tokenizer_dir = loaded.action_tokenizer, Path(config.base)
     else:
         from vla_ros.model.tiny import PRESETS, build_tiny_model, write_tokenizer
