@@ -28,7 +28,7 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped, TwistStamped
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -400,12 +400,17 @@ class ReplayRecorder(Node):
 
 
 class _Composition:
-    """A private rclpy context with a MultiThreadedExecutor spinning in a background thread."""
+    """A private rclpy context with an executor spinning in a background thread.
+
+    Single-threaded: every callback here is short (the policy node infers in its own worker thread),
+    and on a 2-core machine a MultiThreadedExecutor driven by ``spin_once`` starved the controller's
+    output timer and the pose hold timer, so commands settled late or not at all.
+    """
 
     def __init__(self) -> None:
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
-        self.executor = MultiThreadedExecutor(num_threads=4, context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
         self.nodes: list[Node] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._spin, name="replay-executor", daemon=True)
