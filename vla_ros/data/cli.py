@@ -45,6 +45,12 @@ def add_topic_arguments(parser: argparse.ArgumentParser) -> None:
         default=d.gripper,
         help="GripperCommand topic for twist/ee_pose sources; '' for none",
     )
+    g.add_argument(
+        "--target-mask-topic",
+        default=None,
+        help="also read per-frame masks of what each step heads for from this image topic (record-demos "
+        "writes them on /vla/target_mask; train --target-attention-weight reads that one by default)",
+    )
     g.add_argument("--control-rate-hz", type=float, default=SyncConfig.control_rate_hz)
     g.add_argument("--split-on-instruction-change", action="store_true")
     g.add_argument(
@@ -66,6 +72,7 @@ def topics_from_args(args: argparse.Namespace) -> TopicConfig:
         twist=args.twist_topic,
         ee_pose=args.ee_pose_topic,
         gripper=args.gripper_topic or None,
+        target_mask=args.target_mask_topic or None,
     )
 
 

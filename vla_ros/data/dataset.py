@@ -58,6 +58,10 @@ class DatasetError(ValueError):
 # Configuration
 
 
+# Where record-demos writes the target masks (TopicConfig.target_mask).
+DEFAULT_TARGET_MASK_TOPIC = "/vla/target_mask"
+
+
 @dataclass
 class TopicConfig:
     """Which topics hold what. ``instruction=None`` takes the instruction from the ActionStep's own
@@ -71,6 +75,9 @@ class TopicConfig:
     ee_pose: str = "/ee_pose"
     # GripperCommand topic for the twist / ee_pose sources; None: gripper stays SyncConfig.default_gripper.
     gripper: str | None = "/vla/gripper_cmd"
+    # Images stamped like the camera's frames, non-zero where the frame shows what the step heads for
+    # (simulated recordings write them); None: not read. Steps whose frame has none get no mask.
+    target_mask: str | None = None
 
     def __post_init__(self) -> None:
         if self.action_source not in ACTION_SOURCES:
@@ -151,6 +158,9 @@ class Episode:
     step_instructions: list[str] | None = None
     # Action token ids recorded with each step (ActionStep source), empty tuples when unknown.
     token_ids: list[tuple[int, ...]] | None = None
+    # Per step, which pixels of the image show what the step heads for (HxW bool), or None where
+    # unknown; None for the whole episode when masks were not read (TopicConfig.target_mask).
+    target_masks: list[np.ndarray | None] | None = None
 
     def __post_init__(self) -> None:
         self.actions = np.asarray(self.actions, dtype=np.float64).reshape(-1, ACTION_DIM)
@@ -166,6 +176,10 @@ class Episode:
             self.token_ids = [()] * n
         if not (len(self.timestamps_ns) == len(self.step_instructions) == len(self.token_ids) == n):
             raise DatasetError(f"episode {self.episode_id!r}: per-step fields disagree in length")
+        if self.target_masks is not None and len(self.target_masks) != n:
+            raise DatasetError(
+                f"episode {self.episode_id!r} has {len(self.target_masks)} target masks for {n} steps"
+            )
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -182,6 +196,7 @@ class Episode:
             timestamps_ns=self.timestamps_ns[idx],
             step_instructions=[self.step_instructions[i] for i in idx],
             token_ids=[self.token_ids[i] for i in idx],
+            target_masks=None if self.target_masks is None else [self.target_masks[i] for i in idx],
         )
 
 
@@ -235,6 +250,8 @@ class _EpisodeBuilder:
         self.sync = sync
         self.episodes: list[Episode] = []
         self.steps: list[_Step] = []
+        # Target masks by the header stamp of the frame they belong to.
+        self.masks: dict[int, _Frame] = {}
 
     def add(self, step: _Step) -> None:
         if (
@@ -271,8 +288,21 @@ class _EpisodeBuilder:
                 timestamps_ns=times,
                 step_instructions=instructions,
                 token_ids=[s.token_ids for s in steps],
+                target_masks=[self._mask(s.frame) for s in steps] if self.topics.target_mask else None,
             )
         )
+
+    def _mask(self, frame: _Frame) -> np.ndarray | None:
+        found = self.masks.get(frame.header_ns)
+        if found is None:
+            return None
+        rgb = found.rgb()
+        if rgb.shape[:2] != frame.rgb().shape[:2]:
+            raise DatasetError(
+                f"{self.bag}: the target mask at {frame.header_ns} ns is {rgb.shape[1]}x{rgb.shape[0]}, "
+                f"its frame {frame.rgb().shape[1]}x{frame.rgb().shape[0]}"
+            )
+        return rgb.max(axis=2) > 0
 
 
 def _requirements(topics: TopicConfig, sync: SyncConfig) -> list[TopicRequirement]:
@@ -297,6 +327,12 @@ def _requirements(topics: TopicConfig, sync: SyncConfig) -> list[TopicRequiremen
     if src != "action_step" and topics.gripper is not None:
         reqs.append(
             TopicRequirement(topics.gripper, "gripper command", (GRIPPER_COMMAND_TYPE,), "--gripper-topic")
+        )
+    if topics.target_mask is not None:
+        reqs.append(
+            TopicRequirement(
+                topics.target_mask, "target mask", (IMAGE_TYPE, COMPRESSED_IMAGE_TYPE), "--target-mask-topic"
+            )
         )
     return reqs
 
@@ -419,6 +455,8 @@ def read_bag_episodes(
         wanted.append(topics.instruction)
     if src != "action_step" and topics.gripper is not None:
         wanted.append(topics.gripper)
+    if topics.target_mask is not None:
+        wanted.append(topics.target_mask)
 
     with BagReader(bag) as reader:
         reader.require(_requirements(topics, sync))
@@ -426,7 +464,10 @@ def read_bag_episodes(
             t = item.timestamp_ns
             # Sampled sources: emit every tick strictly before this message (nearest previous).
             advance_ticks(t)
-            if item.topic == topics.camera:
+            if item.topic == topics.target_mask:
+                mask = _Frame(t, item.msgtype, item.msg)
+                builder.masks[mask.header_ns] = mask
+            elif item.topic == topics.camera:
                 frames.append(_Frame(t, item.msgtype, item.msg))
                 if waiting is not None and waiting[1] == frames[-1].header_ns:
                     settle_waiting(frames[-1])

@@ -365,6 +365,24 @@ class Workcell:
             labels[bodies == self._part_body(part.id)] = index + 1
         return labels
 
+    def render_object_mask(self, object_id: str, camera: str = "scene") -> np.ndarray:
+        """The pixels of :meth:`render`'s image that show part or location ``object_id`` (height x
+        width, bool; pixels where the arm hides it are False).
+
+        Ground truth for where the thing an instruction names lies in the image: recorded beside the
+        camera frames (``record-demos``) so training can ask the policy to look there
+        (``vla-ros train --target-attention-weight``).
+        """
+        body = self._built.part_bodies.get(object_id, self._built.location_bodies.get(object_id))
+        if body is None:
+            raise KeyError(
+                f"no part or location {object_id!r} in the workcell; parts are "
+                f"{list(self._built.part_bodies)}, locations {list(self._built.location_bodies)}"
+            )
+        segmentation = self._camera_image(camera, segmentation=True)[4]
+        height, width = self.config.image_height, self.config.image_width
+        return np.asarray(segmentation, dtype=np.int64).reshape(height, width) == body
+
     def _camera_image(self, camera: str, segmentation: bool) -> tuple:
         width, height = self.config.image_width, self.config.image_height
         if camera == "scene":

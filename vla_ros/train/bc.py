@@ -20,6 +20,10 @@ loop, evaluation, saving. The recipe is upstream's fine-tuning recipe:
   asks each projector output token for its own patch row and column (:class:`PatchPositionHead`). For
   models trained from scratch, whose patch tokens otherwise lose where they are; the head lives only
   in ``training_state/`` and is not part of the exported checkpoint.
+- ``--target-attention-weight W`` (off by default; not upstream's): adds W times -log of the attention
+  mass that heads of the LM's last layer put, from the action-predicting positions, on the patches
+  showing what the step heads for (:class:`TargetAttentionLoss`; the masks come from bags recorded
+  by ``record-demos``). Nothing is added to the model.
 - Modes: ``full`` (every weight; for the small models), ``lora`` (peft, all linear layers but the LM
   head, r=32, alpha=min(r, 16): upstream's defaults), ``qlora`` (the same adapter on a 4-bit NF4 base).
 - AdamW, linear warm-up then cosine decay, gradient accumulation, gradient clipping, seeded.
@@ -70,6 +74,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from vla_ros.data.dataset import (
+    DEFAULT_TARGET_MASK_TOPIC,
     CleaningConfig,
     Episode,
     SyncConfig,
@@ -80,7 +85,7 @@ from vla_ros.data.dataset import (
 from vla_ros.model import adapters
 from vla_ros.model.action_tokenizer import ActionStatistics, ActionTokenizer
 from vla_ros.model.loading import load_checkpoint, save_checkpoint
-from vla_ros.model.modeling_openvla import OpenVLAForActionPrediction
+from vla_ros.model.modeling_openvla import IGNORE_INDEX, OpenVLAForActionPrediction
 from vla_ros.model.processing import (
     CENTER_CROP_AREA_FRACTION,
     ImageProcessor,
@@ -137,6 +142,12 @@ class TrainConfig:
     # > 0: also ask every projector output token for its own patch row and column (cross-entropy, this
     # weight); see PatchPositionHead. For models trained from scratch; the head is not exported.
     patch_position_weight: float = 0.0
+    # > 0: ask the first target_attention_heads heads of the language model's last layer, at the
+    # positions that predict action tokens, to look at the image patches showing what the step heads
+    # for (-log of their attention mass there, this weight). Needs bags with target masks
+    # (topics.target_mask, written by record-demos); see TargetAttentionLoss.
+    target_attention_weight: float = 0.0
+    target_attention_heads: int = 1
     random_crop: bool = True
     mirror_augment: bool = False
     heldout_fraction: float = 0.1
@@ -165,6 +176,14 @@ class TrainConfig:
             raise TrainingError("batch_size and grad_accum must be at least 1")
         if not (self.patch_position_weight >= 0.0 and math.isfinite(self.patch_position_weight)):
             raise TrainingError(f"patch_position_weight must be >= 0, got {self.patch_position_weight}")
+        if not (self.target_attention_weight >= 0.0 and math.isfinite(self.target_attention_weight)):
+            raise TrainingError(f"target_attention_weight must be >= 0, got {self.target_attention_weight}")
+        if self.target_attention_heads < 1:
+            raise TrainingError(
+                f"target_attention_heads must be at least 1, got {self.target_attention_heads}"
+            )
+        if self.target_attention_weight > 0 and self.topics.target_mask is None:
+            self.topics = replace(self.topics, target_mask=DEFAULT_TARGET_MASK_TOPIC)
 
     @property
     def out(self) -> Path:
@@ -239,6 +258,9 @@ def mirror_episode(episode: Episode, flip_images: bool = True) -> Episode:
         episode_id=f"{episode.episode_id}:mirrored",
         timestamps_ns=episode.timestamps_ns,
         step_instructions=[mirror_instruction(i) for i in episode.step_instructions or []] or None,
+        target_masks=None
+        if episode.target_masks is None
+        else [None if m is None else m[:, ::-1] for m in episode.target_masks],
     )
 
 
@@ -261,6 +283,7 @@ class ActionTokenDataset(torch.utils.data.Dataset):
         crop_area_fraction: float = CENTER_CROP_AREA_FRACTION,
         mirror: bool = False,
         random_crop: bool = True,
+        target_grid: tuple[int, int] | None = None,
     ) -> None:
         self.image_processor = image_processor
         self.prompt_tokenizer = prompt_tokenizer
@@ -272,11 +295,15 @@ class ActionTokenDataset(torch.utils.data.Dataset):
         self.crop_area_fraction = crop_area_fraction
         self.mirror = mirror
         self.random_crop = random_crop
+        # (rows, cols) of the image patches: batches then carry which patches show each step's target.
+        self.target_grid = target_grid
+        self.masks: list[np.ndarray | None] = []
         self.images: list[np.ndarray] = []
         self.actions: list[np.ndarray] = []
         self.examples: list[tuple[list[int], list[int]]] = []
         self.mirrored_examples: list[tuple[list[int], list[int]]] = []
         for ep in episodes:
+            self.masks.extend(ep.target_masks or [None] * len(ep))
             for image, action, instruction in zip(ep.images, ep.actions, ep.step_instructions, strict=True):
                 self.images.append(image)
                 self.actions.append(np.asarray(action, dtype=np.float64))
@@ -319,16 +346,31 @@ class ActionTokenDataset(torch.utils.data.Dataset):
         action = self.actions[index]
         return mirror_action(action) if self.is_mirrored(index) else action
 
-    def pixel_values(self, index: int) -> torch.Tensor:
-        image = self.images[index]
+    def _view(self, image: np.ndarray, index: int) -> np.ndarray:
+        """``image`` (or a mask of it) as step ``index`` is seen this epoch: mirrored, then cropped."""
         mirrored, rng = self._augmentation(index)
         if mirrored:
             image = image[:, ::-1]
         if self.train and self.random_crop:
-            image = random_crop(image, rng, self.crop_area_fraction)
-        else:
-            image = center_crop(image, self.crop_area_fraction)
-        return self.image_processor(np.ascontiguousarray(image))
+            return random_crop(image, rng, self.crop_area_fraction)
+        return center_crop(image, self.crop_area_fraction)
+
+    def pixel_values(self, index: int) -> torch.Tensor:
+        return self.image_processor(np.ascontiguousarray(self._view(self.images[index], index)))
+
+    def target_patches(self, index: int) -> np.ndarray:
+        """Which of the ``target_grid`` patches show step ``index``'s target (any of its pixels), in
+        the model's row-major patch order; all False when the step has no mask or the crop cut it."""
+        rows, cols = self.target_grid
+        mask = self.masks[index]
+        if mask is None:
+            return np.zeros(rows * cols, dtype=bool)
+        view = self._view(mask, index)
+        # The processor resizes the crop to the model's input: patch edges fall evenly across it.
+        r_edges = np.linspace(0, view.shape[0], rows + 1).round().astype(int)[:-1]
+        c_edges = np.linspace(0, view.shape[1], cols + 1).round().astype(int)[:-1]
+        hit = np.logical_or.reduceat(np.logical_or.reduceat(view, r_edges, axis=0), c_edges, axis=1)
+        return hit.reshape(-1)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, list[int], list[int]]:
         ids, labels = (self.mirrored_examples if self.is_mirrored(index) else self.examples)[index]
@@ -345,6 +387,11 @@ class ActionTokenDataset(torch.utils.data.Dataset):
             "attention_mask": attention_mask,
             "labels": labels,
             "index": torch.as_tensor(np.asarray(indices, dtype=np.int64)),
+            **(
+                {"target_patches": torch.as_tensor(np.stack([self.target_patches(int(i)) for i in indices]))}
+                if self.target_grid is not None
+                else {}
+            ),
         }
 
 
@@ -639,6 +686,72 @@ class PatchPositionHead(torch.nn.Module):
         return {self.PREFIX + name: p for name, p in self.named_parameters()}
 
 
+class TargetAttentionLoss:
+    """Asks heads of the language model's last layer to look, from the positions that predict action
+    tokens, at the image patches that show what the instruction names.
+
+    A policy trained from scratch by behaviour cloning alone learnt to find a lone part but not to
+    pick the named one of several: the action loss says only where to go, not which tokens hold the
+    answer, and the cheap solutions (head for some part, for the middle) cost it little. Here the
+    lookup itself is supervised: the last layer is where a head can key on the name, which an earlier
+    layer has moved to the action positions, and it reads the patches' positions into the action
+    (models/README.md). Only for training: nothing is added to the model, and eager attention is
+    used while it is attached (it alone returns the attention probabilities).
+    """
+
+    def __init__(self, model: torch.nn.Module, num_heads: int) -> None:
+        core = _core(model)
+        lm = core.language_model
+        attention = lm.model.layers[-1].self_attn
+        total = int(lm.config.num_attention_heads)
+        if not 1 <= num_heads <= total:
+            raise TrainingError(
+                f"target_attention_heads must be 1..{total} (the last layer's heads), got {num_heads}"
+            )
+        self.num_heads = num_heads
+        self.num_patches = core.num_patches
+        self._config = lm.config
+        self._previous_implementation = lm.config._attn_implementation
+        lm.config._attn_implementation = "eager"
+        self._captured: list[torch.Tensor] = []
+        captured = self._captured
+        # Only the newest pass is kept (evaluation passes in between are not needed).
+        self._hook = attention.register_forward_hook(
+            lambda _m, _i, out: captured.__setitem__(slice(None), [out[1]])
+        )
+        self.masses: list[float] = []
+
+    def loss(self, labels: torch.Tensor, target_patches: torch.Tensor) -> torch.Tensor:
+        """From the last forward pass: mean over steps with a visible target, action-predicting
+        positions and supervised heads of -log(attention mass on the target's patches)."""
+        weights, self._captured[:] = self._captured[-1], []
+        if weights is None:
+            raise TrainingError("the attention implementation returned no probabilities (eager is needed)")
+        labels = labels.to(weights.device)
+        # The multimodal sequence: BOS, the patches, then the rest of the prompt and the answer; the
+        # position before each labelled token predicts it (as in OpenVLAForActionPrediction.forward).
+        ignore = torch.full_like(labels[:, :1], IGNORE_INDEX).expand(-1, self.num_patches)
+        predicts = torch.cat([labels[:, :1], ignore, labels[:, 1:]], dim=1)[:, 1:] != IGNORE_INDEX
+        target = target_patches.to(weights.device)
+        rows = target.any(dim=1)
+        if not rows.any():
+            return weights.sum() * 0.0
+        on_patches = weights[:, : self.num_heads, :-1, 1 : 1 + self.num_patches].float()
+        mass = (on_patches * target[:, None, None, :]).sum(-1)  # [B, heads, T-1]
+        keep = (predicts & rows[:, None])[:, None, :].expand_as(mass)
+        selected = mass[keep]
+        self.masses.append(float(selected.detach().mean()))
+        return -torch.log(selected.clamp_min(1e-6)).mean()
+
+    def discard(self) -> None:
+        self._captured.clear()
+
+    def remove(self) -> None:
+        self._hook.remove()
+        self._captured.clear()
+        self._config._attn_implementation = self._previous_implementation
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Schedule
 
@@ -920,11 +1033,19 @@ def train(config: TrainConfig, resume: bool = False, stop_after_steps: int | Non
         statistics=statistics,
         seed=config.seed,
     )
+    supervise_attention = config.target_attention_weight > 0
+    if supervise_attention and not any(m is not None for e in train_eps for m in e.target_masks or []):
+        raise TrainingError(
+            f"--target-attention-weight needs target masks on {config.topics.target_mask!r}; none of the "
+            "training steps has one (record the bags with this version's record-demos)"
+        )
+    grid = tuple(int(n) for n in _core(model).vision_backbone.featurizer.patch_embed.grid_size)
     train_set = ActionTokenDataset(
         train_eps,
         train=config.random_crop or config.mirror_augment,
         mirror=config.mirror_augment,
         random_crop=config.random_crop,
+        target_grid=grid if supervise_attention else None,
         **make,
     )
     val_set = ActionTokenDataset(val_eps, train=False, **make) if val_eps else None
@@ -937,6 +1058,9 @@ def train(config: TrainConfig, resume: bool = False, stop_after_steps: int | Non
     )
 
     position_head = PatchPositionHead(model) if config.patch_position_weight > 0 else None
+    attention_loss = (
+        TargetAttentionLoss(model, config.target_attention_heads) if supervise_attention else None
+    )
     extra = position_head.named_state() if position_head is not None else {}
 
     # --- optimiser and schedule -------------------------------------------------------------------
@@ -994,6 +1118,10 @@ def train(config: TrainConfig, resume: bool = False, stop_after_steps: int | Non
                     position_loss = position_head.loss()
                     position_losses.append(position_loss.item())
                     loss = loss + config.patch_position_weight * position_loss
+                if attention_loss is not None:
+                    loss = loss + config.target_attention_weight * attention_loss.loss(
+                        batch["labels"], batch["target_patches"]
+                    )
                 (loss / config.grad_accum).backward()
                 true = np.stack([train_set.action(int(i)) for i in chunk])
                 running.add(
@@ -1028,12 +1156,17 @@ def train(config: TrainConfig, resume: bool = False, stop_after_steps: int | Non
                 if position_losses:
                     entry["train_patch_position_loss"] = float(np.mean(position_losses))
                     position_losses = []
+                if attention_loss is not None and attention_loss.masses:
+                    entry["train_target_attention_mass"] = float(np.mean(attention_loss.masses))
+                    attention_loss.masses = []
                 if val_set is not None:
                     entry.update(
                         evaluate(model, val_set, config.batch_size, config.eval_max_steps, config.progress)
                     )
                     if position_head is not None:
                         position_head.discard()
+                    if attention_loss is not None:
+                        attention_loss.discard()
                 entry["wall_time_s"] = time.perf_counter() - start_time
                 metrics_log.append(entry)
                 say(
@@ -1052,6 +1185,8 @@ def train(config: TrainConfig, resume: bool = False, stop_after_steps: int | Non
         bar.close()
     if position_head is not None:
         position_head.remove()  # the exported model is the plain OpenVLA one
+    if attention_loss is not None:
+        attention_loss.remove()
 
     outputs: list[Path] = []
     if dist_info.is_main:
@@ -1105,6 +1240,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         weight_decay=args.weight_decay,
         bin_smoothing=args.bin_smoothing,
         patch_position_weight=args.patch_position_weight,
+        target_attention_weight=args.target_attention_weight,
+        target_attention_heads=args.target_attention_heads,
         random_crop=not args.no_random_crop,
         mirror_augment=args.mirror_augment,
         heldout_fraction=args.heldout_fraction,

@@ -169,6 +169,20 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         "loss weight; for --init models, whose patch tokens otherwise do not say where they are "
         "(benchmarks/probe_patch_positions.py). The head is not exported. 0 = off",
     )
+    p.add_argument(
+        "--target-attention-weight",
+        type=float,
+        default=0.0,
+        help="also ask heads of the language model's last layer, where they predict the action, to look "
+        "at the image patches showing the part or place the step heads for, with this loss weight. Needs "
+        "bags with target masks (record-demos writes them on --target-mask-topic). 0 = off",
+    )
+    p.add_argument(
+        "--target-attention-heads",
+        type=int,
+        default=1,
+        help="how many of the last layer's heads --target-attention-weight supervises (the first N)",
+    )
     p.add_argument("--heldout-fraction", type=float, default=0.1)
     p.add_argument("--heldout-episodes", type=int, default=None)
     p.add_argument("--eval-max-steps", type=int, default=None, help="cap held-out steps per evaluation")

@@ -3,8 +3,10 @@
 One bag per episode (``{task}_seed{seed:06d}``), holding what a user would record on a real arm: the
 camera (``sensor_msgs/Image``), the instruction (``vla_ros/Instruction``), the action taken
 (``vla_ros/ActionStep``, stamped with the frame it was computed from), the end-effector pose
-(``geometry_msgs/PoseStamped``), the gripper command and the scene. Training then reads these bags
-through :mod:`vla_ros.data.dataset` exactly as it would read bags recorded on hardware.
+(``geometry_msgs/PoseStamped``), the gripper command and the scene, and which pixels of each frame
+show the part or location the step heads for (:data:`TARGET_MASK_TOPIC`; only simulation knows
+that). Training then reads these bags through :mod:`vla_ros.data.dataset` exactly as it would read
+bags recorded on hardware.
 
 Each bag is written under a temporary name and renamed when complete, so an interrupted recording
 leaves only whole bags; running the same command again skips the bags that exist.
@@ -35,6 +37,7 @@ import numpy as np
 
 from vla_ros.action import Action, Policy
 from vla_ros.data.bag import BagWriter
+from vla_ros.data.dataset import DEFAULT_TARGET_MASK_TOPIC
 from vla_ros.sim import MAX_EPISODE_STEPS, TASK_NAMES, ScriptedExpert, Workcell, WorkcellConfig, run_episode
 from vla_ros.sim.layout import PART_AREA_MAX_M, PART_AREA_MIN_M
 
@@ -44,6 +47,9 @@ ACTION_STEP_TOPIC = "/vla/action_step"
 EE_POSE_TOPIC = "/ee_pose"
 GRIPPER_TOPIC = "/vla/gripper_cmd"
 SCENE_TOPIC = "/vla/scene"
+# Which pixels of each frame show the thing the current step heads for (see target_of): a PNG
+# (sensor_msgs/CompressedImage), 255 on its visible pixels, stamped like the frame.
+TARGET_MASK_TOPIC = DEFAULT_TARGET_MASK_TOPIC
 # Bag time starts here (1 s) plus the workcell's sim time, so stamps are positive and monotonic.
 _EPOCH_NS = 1_000_000_000
 # Random starts: the part area widened by this much on each side, at these heights (grasp point).
@@ -89,6 +95,15 @@ def random_start_position(seed: int) -> np.ndarray:
     low = np.asarray(PART_AREA_MIN_M) - RANDOM_START_MARGIN_M
     high = np.asarray(PART_AREA_MAX_M) + RANDOM_START_MARGIN_M
     return np.array([*rng.uniform(low, high), rng.uniform(*RANDOM_START_HEIGHT_M)])
+
+
+def target_of(cell: Workcell) -> str | None:
+    """The part or location the current step heads for: the named part until the gripper holds it,
+    then the named location (the location alone for move_to); None for a task that names neither."""
+    task = cell.task
+    if task.part_id and cell.holding() != task.part_id:
+        return task.part_id
+    return task.location_id or (task.part_id or None)
 
 
 class DAggerPolicy:
@@ -141,13 +156,18 @@ def record_episode(
     policy: Policy = expert
     if learner is not None:
         policy = DAggerPolicy(expert, learner, beta, np.random.default_rng([seed, 7]))
-    steps: list[tuple[int, np.ndarray, Action, np.ndarray, np.ndarray, dict]] = []
+    steps: list[tuple[int, np.ndarray, Action, np.ndarray, np.ndarray, dict, np.ndarray | None]] = []
+
+    def target_mask(cell: Workcell) -> np.ndarray | None:
+        target = target_of(cell)
+        return None if target is None else cell.render_object_mask(target)
 
     def on_step(step: int, image: np.ndarray, action: Action, cell: Workcell) -> None:
         position, quat = cell.ee_pose()
         stamp = _EPOCH_NS + round(cell.sim_time_s * 1e9)
         label = Action(vector=action.extras.get("label", action.vector))
-        steps.append((stamp, image, label, position, quat, cell.scene() if step == 0 else {}))
+        scene = cell.scene() if step == 0 else {}
+        steps.append((stamp, image, label, position, quat, scene, target_mask(cell)))
 
     start = random_start_position(seed) if random_start else None
     result = run_episode(
@@ -174,7 +194,7 @@ def record_episode(
             target_id=task_spec.location_id,
             direction=task_spec.direction,
         )
-        for k, (stamp, image, action, position, quat, scene) in enumerate(steps):
+        for k, (stamp, image, action, position, quat, scene, mask) in enumerate(steps):
             if scene:
                 bag.write_scene(
                     SCENE_TOPIC,
@@ -183,6 +203,9 @@ def record_episode(
                     scene["locations"],
                     holding=scene.get("holding") or "",
                 )
+            if mask is not None:
+                rgb = np.repeat(mask[..., None].astype(np.uint8) * np.uint8(255), 3, axis=2)
+                bag.write_compressed_image(TARGET_MASK_TOPIC, stamp, rgb, frame_id="camera")
             bag.write_image(CAMERA_TOPIC, stamp, image)
             bag.write_pose(EE_POSE_TOPIC, stamp, position, quat)
             bag.write_gripper(GRIPPER_TOPIC, stamp + 500_000, action.gripper)
