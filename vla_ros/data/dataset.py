@@ -250,8 +250,14 @@ class _EpisodeBuilder:
         self.sync = sync
         self.episodes: list[Episode] = []
         self.steps: list[_Step] = []
-        # Target masks by the header stamp of the frame they belong to.
+        # Target masks by the header stamp of the frame they belong to. A target mostly stays put, so
+        # masks with the same encoded bytes share one message and one decoded array.
         self.masks: dict[int, _Frame] = {}
+        self._mask_by_data: dict[bytes, _Frame] = {}
+        self._decoded: dict[int, np.ndarray] = {}
+
+    def add_mask(self, frame: _Frame) -> None:
+        self.masks[frame.header_ns] = self._mask_by_data.setdefault(bytes(frame.msg.data), frame)
 
     def add(self, step: _Step) -> None:
         if (
@@ -296,13 +302,15 @@ class _EpisodeBuilder:
         found = self.masks.get(frame.header_ns)
         if found is None:
             return None
-        rgb = found.rgb()
-        if rgb.shape[:2] != frame.rgb().shape[:2]:
+        if id(found) not in self._decoded:
+            self._decoded[id(found)] = found.rgb().max(axis=2) > 0
+        mask = self._decoded[id(found)]
+        if mask.shape != frame.rgb().shape[:2]:
             raise DatasetError(
-                f"{self.bag}: the target mask at {frame.header_ns} ns is {rgb.shape[1]}x{rgb.shape[0]}, "
+                f"{self.bag}: the target mask at {frame.header_ns} ns is {mask.shape[1]}x{mask.shape[0]}, "
                 f"its frame {frame.rgb().shape[1]}x{frame.rgb().shape[0]}"
             )
-        return rgb.max(axis=2) > 0
+        return mask
 
 
 def _requirements(topics: TopicConfig, sync: SyncConfig) -> list[TopicRequirement]:
@@ -465,8 +473,7 @@ def read_bag_episodes(
             # Sampled sources: emit every tick strictly before this message (nearest previous).
             advance_ticks(t)
             if item.topic == topics.target_mask:
-                mask = _Frame(t, item.msgtype, item.msg)
-                builder.masks[mask.header_ns] = mask
+                builder.add_mask(_Frame(t, item.msgtype, item.msg))
             elif item.topic == topics.camera:
                 frames.append(_Frame(t, item.msgtype, item.msg))
                 if waiting is not None and waiting[1] == frames[-1].header_ns:
