@@ -264,6 +264,17 @@ def mirror_episode(episode: Episode, flip_images: bool = True) -> Episode:
     )
 
 
+def patches_showing(mask: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """Which patches of a ``grid`` (rows, cols) laid over the (already cropped) ``mask`` hold any of
+    its pixels, in the model's row-major patch order. The processor resizes the crop to the model's
+    input, so patch edges fall evenly across it."""
+    rows, cols = grid
+    r_edges = np.linspace(0, mask.shape[0], rows + 1).round().astype(int)[:-1]
+    c_edges = np.linspace(0, mask.shape[1], cols + 1).round().astype(int)[:-1]
+    hit = np.logical_or.reduceat(np.logical_or.reduceat(mask, r_edges, axis=0), c_edges, axis=1)
+    return hit.reshape(-1)
+
+
 class ActionTokenDataset(torch.utils.data.Dataset):
     """Steps of cleaned episodes as (pixel_values, input_ids, labels) for cross-entropy on action tokens.
 
@@ -361,16 +372,10 @@ class ActionTokenDataset(torch.utils.data.Dataset):
     def target_patches(self, index: int) -> np.ndarray:
         """Which of the ``target_grid`` patches show step ``index``'s target (any of its pixels), in
         the model's row-major patch order; all False when the step has no mask or the crop cut it."""
-        rows, cols = self.target_grid
         mask = self.masks[index]
         if mask is None:
-            return np.zeros(rows * cols, dtype=bool)
-        view = self._view(mask, index)
-        # The processor resizes the crop to the model's input: patch edges fall evenly across it.
-        r_edges = np.linspace(0, view.shape[0], rows + 1).round().astype(int)[:-1]
-        c_edges = np.linspace(0, view.shape[1], cols + 1).round().astype(int)[:-1]
-        hit = np.logical_or.reduceat(np.logical_or.reduceat(view, r_edges, axis=0), c_edges, axis=1)
-        return hit.reshape(-1)
+            return np.zeros(self.target_grid[0] * self.target_grid[1], dtype=bool)
+        return patches_showing(self._view(mask, index), self.target_grid)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, list[int], list[int]]:
         ids, labels = (self.mirrored_examples if self.is_mirrored(index) else self.examples)[index]
@@ -686,6 +691,41 @@ class PatchPositionHead(torch.nn.Module):
         return {self.PREFIX + name: p for name, p in self.named_parameters()}
 
 
+class LastLayerAttention:
+    """Taps the attention probabilities of the language model's last layer ([B, heads, T, T], the
+    newest forward pass only). Switches the model to eager attention until :meth:`close`: only eager
+    returns the probabilities."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        core = _core(model)
+        lm = core.language_model
+        self.num_heads = int(lm.config.num_attention_heads)
+        self.num_patches = core.num_patches
+        self._config = lm.config
+        self._previous_implementation = lm.config._attn_implementation
+        lm.config._attn_implementation = "eager"
+        self._latest: list[torch.Tensor] = []
+        latest = self._latest  # a closure over the list, not self: the model holds no reference to this
+        self._hook = lm.model.layers[-1].self_attn.register_forward_hook(
+            lambda _m, _i, out: latest.__setitem__(slice(None), [out[1]])
+        )
+
+    def take(self) -> torch.Tensor:
+        """The newest pass's probabilities (then forgotten)."""
+        if not self._latest or self._latest[0] is None:
+            raise TrainingError("no attention probabilities were captured (eager attention is needed)")
+        weights, self._latest[:] = self._latest[0], []
+        return weights
+
+    def clear(self) -> None:
+        self._latest.clear()
+
+    def close(self) -> None:
+        self._hook.remove()
+        self._latest.clear()
+        self._config._attn_implementation = self._previous_implementation
+
+
 class TargetAttentionLoss:
     """Asks heads of the language model's last layer to look, from the positions that predict action
     tokens, at the image patches that show what the instruction names.
@@ -695,48 +735,34 @@ class TargetAttentionLoss:
     answer, and the cheap solutions (head for some part, for the middle) cost it little. Here the
     lookup itself is supervised: the last layer is where a head can key on the name, which an earlier
     layer has moved to the action positions, and it reads the patches' positions into the action
-    (models/README.md). Only for training: nothing is added to the model, and eager attention is
-    used while it is attached (it alone returns the attention probabilities).
+    (models/README.md). Only for training: nothing is added to the model.
     """
 
     def __init__(self, model: torch.nn.Module, num_heads: int) -> None:
-        core = _core(model)
-        lm = core.language_model
-        attention = lm.model.layers[-1].self_attn
-        total = int(lm.config.num_attention_heads)
-        if not 1 <= num_heads <= total:
+        self.tap = LastLayerAttention(model)
+        if not 1 <= num_heads <= self.tap.num_heads:
+            self.tap.close()
             raise TrainingError(
-                f"target_attention_heads must be 1..{total} (the last layer's heads), got {num_heads}"
+                f"target_attention_heads must be 1..{self.tap.num_heads} (the last layer's heads), "
+                f"got {num_heads}"
             )
         self.num_heads = num_heads
-        self.num_patches = core.num_patches
-        self._config = lm.config
-        self._previous_implementation = lm.config._attn_implementation
-        lm.config._attn_implementation = "eager"
-        self._captured: list[torch.Tensor] = []
-        captured = self._captured
-        # Only the newest pass is kept (evaluation passes in between are not needed).
-        self._hook = attention.register_forward_hook(
-            lambda _m, _i, out: captured.__setitem__(slice(None), [out[1]])
-        )
         self.masses: list[float] = []
 
     def loss(self, labels: torch.Tensor, target_patches: torch.Tensor) -> torch.Tensor:
         """From the last forward pass: mean over steps with a visible target, action-predicting
         positions and supervised heads of -log(attention mass on the target's patches)."""
-        weights, self._captured[:] = self._captured[-1], []
-        if weights is None:
-            raise TrainingError("the attention implementation returned no probabilities (eager is needed)")
+        weights = self.tap.take()
         labels = labels.to(weights.device)
         # The multimodal sequence: BOS, the patches, then the rest of the prompt and the answer; the
         # position before each labelled token predicts it (as in OpenVLAForActionPrediction.forward).
-        ignore = torch.full_like(labels[:, :1], IGNORE_INDEX).expand(-1, self.num_patches)
+        ignore = torch.full_like(labels[:, :1], IGNORE_INDEX).expand(-1, self.tap.num_patches)
         predicts = torch.cat([labels[:, :1], ignore, labels[:, 1:]], dim=1)[:, 1:] != IGNORE_INDEX
         target = target_patches.to(weights.device)
         rows = target.any(dim=1)
         if not rows.any():
             return weights.sum() * 0.0
-        on_patches = weights[:, : self.num_heads, :-1, 1 : 1 + self.num_patches].float()
+        on_patches = weights[:, : self.num_heads, :-1, 1 : 1 + self.tap.num_patches].float()
         mass = (on_patches * target[:, None, None, :]).sum(-1)  # [B, heads, T-1]
         keep = (predicts & rows[:, None])[:, None, :].expand_as(mass)
         selected = mass[keep]
@@ -744,12 +770,10 @@ class TargetAttentionLoss:
         return -torch.log(selected.clamp_min(1e-6)).mean()
 
     def discard(self) -> None:
-        self._captured.clear()
+        self.tap.clear()
 
     def remove(self) -> None:
-        self._hook.remove()
-        self._captured.clear()
-        self._config._attn_implementation = self._previous_implementation
+        self.tap.close()
 
 
 # ----------------------------------------------------------------------------------------------------------
