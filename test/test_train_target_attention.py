@@ -3,6 +3,8 @@ them through cleaning, mirroring and cropping, and --target-attention-weight tea
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -20,7 +22,7 @@ from vla_ros.data.dataset import (
 from vla_ros.data.synthetic import write_demo_bag
 from vla_ros.model.action_tokenizer import ActionStatistics, ActionTokenizer
 from vla_ros.model.processing import ImageProcessor, PromptTokenizer
-from vla_ros.model.tiny import write_tokenizer
+from vla_ros.model.tiny import PRESETS, write_tokenizer
 from vla_ros.sim import Workcell
 from vla_ros.train.bc import ActionTokenDataset, TrainConfig, TrainingError, mirror_episode, train
 from vla_ros.train.record import record_demonstrations, workcell_config
@@ -181,3 +183,27 @@ def test_target_attention_needs_masks_and_existing_heads(recorded, tmp_path):
         train(_config(bags, tmp_path / "b", target_attention_weight=1.0, target_attention_heads=5))
     with pytest.raises(TrainingError, match="target_attention_weight must be >= 0"):
         _config(bags, tmp_path / "c", target_attention_weight=-1.0)
+
+
+def test_the_attention_tap_returns_probabilities_and_restores_the_model():
+    from vla_ros.model.tiny import build_tiny_model
+    from vla_ros.train.bc import LastLayerAttention
+
+    model = build_tiny_model(replace(PRESETS["tiny"], image_size_px=28))
+    before = model.language_model.config._attn_implementation
+    pixels, ids = torch.zeros(2, 6, 28, 28), torch.ones(2, 5, dtype=torch.long)
+    expected = model(pixels, ids).logits
+    tap = LastLayerAttention(model)
+    with pytest.raises(TrainingError, match="no attention probabilities"):
+        tap.take()
+    logits = model(pixels, ids).logits
+    weights = tap.take()
+    sequence = 1 + model.num_patches + 4  # BOS, the patches, the rest of the prompt
+    assert weights.shape == (2, tap.num_heads, sequence, sequence)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(2, tap.num_heads, sequence))
+    assert torch.all(weights.triu(diagonal=1) == 0)  # causal
+    torch.testing.assert_close(logits, expected, atol=1e-5, rtol=1e-4)  # eager gives the same answer
+    tap.close()
+    assert model.language_model.config._attn_implementation == before
+    model(pixels, ids)
+    assert tap._latest == []  # the hook is gone
