@@ -258,18 +258,22 @@ class OpenVLAForActionPrediction(nn.Module):
         embeds, mask = self.embed_multimodal(pixel_values, input_ids, attention_mask)
         if labels is None:
             return OpenVLAOutput(logits=self.language_model(inputs_embeds=embeds, attention_mask=mask).logits)
-        labels = labels.to(self.device)
-        ignore = torch.full(
-            (labels.shape[0], self.num_patches), IGNORE_INDEX, dtype=labels.dtype, device=labels.device
-        )
-        full_labels = torch.cat([labels[:, :1], ignore, labels[:, 1:]], dim=1)
+        targets = self.next_token_targets(labels.to(self.device))
         hidden = self.language_model.model(inputs_embeds=embeds, attention_mask=mask).last_hidden_state
-        targets = full_labels[:, 1:]
         keep = targets != IGNORE_INDEX
         logits = self.language_model.lm_head(hidden[:, :-1][keep]).float()
         targets = targets[keep]
         loss = nn.functional.cross_entropy(logits, targets) if targets.numel() else logits.sum() * 0.0
         return OpenVLAOutput(logits=logits, loss=loss, labels=targets)
+
+    def next_token_targets(self, labels: torch.Tensor) -> torch.Tensor:
+        """[B, 1 + num_patches + T - 2]: for each position of the multimodal sequence but the last, the
+        label of the token it predicts (``labels`` aligned with ``input_ids``; image positions carry
+        IGNORE_INDEX)."""
+        ignore = torch.full(
+            (labels.shape[0], self.num_patches), IGNORE_INDEX, dtype=labels.dtype, device=labels.device
+        )
+        return torch.cat([labels[:, :1], ignore, labels[:, 1:]], dim=1)[:, 1:]
 
     @torch.inference_mode()
     def first_step_logits(

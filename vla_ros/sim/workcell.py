@@ -357,10 +357,8 @@ class Workcell:
         (``benchmarks/probe_patch_positions.py``); rendered separately because the segmentation pass
         costs about as much as the image itself.
         """
-        segmentation = self._camera_image(camera, segmentation=True)[4]
-        height, width = self.config.image_height, self.config.image_width
-        bodies = np.asarray(segmentation, dtype=np.int64).reshape(height, width)
-        labels = np.zeros((height, width), dtype=np.uint8)
+        bodies = self._visible_bodies(camera)
+        labels = np.zeros(bodies.shape, dtype=np.uint8)
         for index, part in enumerate(self.layout.parts):
             labels[bodies == self._part_body(part.id)] = index + 1
         return labels
@@ -379,9 +377,14 @@ class Workcell:
                 f"no part or location {object_id!r} in the workcell; parts are "
                 f"{list(self._built.part_bodies)}, locations {list(self._built.location_bodies)}"
             )
+        return self._visible_bodies(camera) == body
+
+    def _visible_bodies(self, camera: str) -> np.ndarray:
+        """The body each pixel of the camera's image shows (height x width); a segmentation pass costs
+        about as much as the image itself."""
         segmentation = self._camera_image(camera, segmentation=True)[4]
         height, width = self.config.image_height, self.config.image_width
-        return np.asarray(segmentation, dtype=np.int64).reshape(height, width) == body
+        return np.asarray(segmentation, dtype=np.int64).reshape(height, width)
 
     def _camera_image(self, camera: str, segmentation: bool) -> tuple:
         width, height = self.config.image_width, self.config.image_height

@@ -747,17 +747,15 @@ class TargetAttentionLoss:
                 f"got {num_heads}"
             )
         self.num_heads = num_heads
+        self._core = _core(model)
         self.masses: list[float] = []
 
     def loss(self, labels: torch.Tensor, target_patches: torch.Tensor) -> torch.Tensor:
         """From the last forward pass: mean over steps with a visible target, action-predicting
         positions and supervised heads of -log(attention mass on the target's patches)."""
         weights = self.tap.take()
-        labels = labels.to(weights.device)
-        # The multimodal sequence: BOS, the patches, then the rest of the prompt and the answer; the
-        # position before each labelled token predicts it (as in OpenVLAForActionPrediction.forward).
-        ignore = torch.full_like(labels[:, :1], IGNORE_INDEX).expand(-1, self.tap.num_patches)
-        predicts = torch.cat([labels[:, :1], ignore, labels[:, 1:]], dim=1)[:, 1:] != IGNORE_INDEX
+        # The positions the action loss is computed at: each predicts a labelled token.
+        predicts = self._core.next_token_targets(labels.to(weights.device)) != IGNORE_INDEX
         target = target_patches.to(weights.device)
         rows = target.any(dim=1)
         if not rows.any():
