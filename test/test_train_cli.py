@@ -9,11 +9,17 @@ import numpy as np
 import pytest
 import torch
 
+from vla_ros.action import Action
 from vla_ros.data.bag import BagReader, read_messages
 from vla_ros.data.dataset import CleaningConfig, load_episodes
 from vla_ros.sim import ScriptedExpert, Workcell
 from vla_ros.train import cli
-from vla_ros.train.evaluate_closed_loop import TaskSuccess, evaluate_in_workcell, format_table
+from vla_ros.train.evaluate_closed_loop import (
+    TaskSuccess,
+    evaluate_in_workcell,
+    expert_factory,
+    format_table,
+)
 from vla_ros.train.record import (
     ACTION_STEP_TOPIC,
     CAMERA_TOPIC,
@@ -143,6 +149,49 @@ def test_success_table_has_a_column_per_policy():
     assert table.splitlines()[0] == "| task | expert | trained |"
     assert "| pick_place | 100% (10/10) | 80% (8/10) |" in table
     assert np.isclose(rows[1].to_dict()["success_rate"], 0.8)
+
+
+def test_closed_loop_evaluation_reports_how_far_failed_part_episodes_got():
+    """The expert grasps and lifts the named part; a policy that only opens its gripper reaches
+    neither, and its closest approach is where home is. Tasks that name no part report no progress."""
+    expert = evaluate_in_workcell(
+        expert_factory,
+        "expert",
+        ["pick_place", "move_to"],
+        2,
+        100000,
+        image_size_px=32,
+        render=False,
+        progress=False,
+    )
+    pick, move = expert
+    assert (pick.successes, pick.grasped, pick.lifted, pick.wrong_part_grasped) == (2, 2, 2, 0)
+    assert pick.median_closest_xy_cm < 1.0
+    assert move.grasped is None and move.progress_line() == ""
+
+    class Idle:
+        name = "idle"
+
+        def predict_action(self, image, instruction):
+            return Action(vector=np.array([0, 0, 0, 0, 0, 0, 1.0]))
+
+    (idle,) = evaluate_in_workcell(
+        lambda cell: Idle(),
+        "idle",
+        ["pick_place"],
+        2,
+        100000,
+        image_size_px=32,
+        max_steps=3,
+        render=False,
+        progress=False,
+    )
+    assert (idle.successes, idle.grasped, idle.lifted, idle.wrong_part_grasped) == (0, 0, 0, 0)
+    assert idle.median_closest_xy_cm > 3.0
+    table = format_table([*expert, idle])
+    assert "expert pick_place: named part grasped 2/2, lifted 2/2; another part grasped 0/2" in table
+    assert "idle pick_place: named part grasped 0/2" in table
+    assert json.loads(json.dumps(idle.to_dict()))["grasped"] == 0
 
 
 def test_parts_sets_how_many_parts_a_layout_holds_when_recording_and_evaluating(tmp_path, capsys):

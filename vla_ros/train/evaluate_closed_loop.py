@@ -8,6 +8,10 @@ success check holds or ``max_steps`` pass, exactly like :func:`vla_ros.sim.run_e
 Two bounds frame the trained policy's number: the scripted expert (privileged state; what the data
 demonstrates) and the untrained model (the same architecture, weights re-drawn at random; what the
 architecture does before learning).
+
+Success alone says little about a policy that fails: ``TaskSuccess`` also counts how far episodes
+got on tasks that name a part (how close the gripper came to it, whether the named part or another
+one was grasped and lifted), the partial-success measures a pick-and-place evaluation reports.
 """
 
 from __future__ import annotations
@@ -17,9 +21,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from vla_ros.action import Policy
+from vla_ros.action import Action, Policy
 from vla_ros.sim import MAX_EPISODE_STEPS, ScriptedExpert, Workcell, run_episode
 from vla_ros.train.record import workcell_config
 
@@ -34,6 +39,14 @@ class TaskSuccess:
     successes: int
     mean_steps: float
     failed_seeds: list[int] = field(default_factory=list)
+    # Tasks that name a part (None otherwise): episodes in which the named part was held by the
+    # gripper at some step, held at least LIFTED_M above the table, and episodes in which some other
+    # part was held; the median over episodes of the closest the grasp point came to the named part
+    # in the table plane.
+    grasped: int | None = None
+    lifted: int | None = None
+    wrong_part_grasped: int | None = None
+    median_closest_xy_cm: float | None = None
 
     @property
     def success_rate(self) -> float:
@@ -41,6 +54,43 @@ class TaskSuccess:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "success_rate": self.success_rate}
+
+    def progress_line(self) -> str:
+        """How far the episodes got, for tasks that name a part ("" otherwise)."""
+        if self.grasped is None:
+            return ""
+        return (
+            f"{self.policy} {self.task}: named part grasped {self.grasped}/{self.episodes}, "
+            f"lifted {self.lifted}/{self.episodes}; another part grasped {self.wrong_part_grasped}/"
+            f"{self.episodes}; closest to the named part (xy, median) {self.median_closest_xy_cm:.1f} cm"
+        )
+
+
+# A held part counts as lifted this far above where it rests.
+LIFTED_M = 0.05
+
+
+@dataclass
+class EpisodeProgress:
+    """What one episode reached on the way to its task's goal (see :class:`TaskSuccess`)."""
+
+    closest_xy_m: float = float("inf")
+    grasped: bool = False
+    lifted: bool = False
+    wrong_part_grasped: bool = False
+
+    def observe(self, cell: Workcell) -> None:
+        part_id = cell.task.part_id
+        ee, _ = cell.ee_pose()
+        part = cell.part_position(part_id)
+        self.closest_xy_m = min(self.closest_xy_m, float(np.linalg.norm(ee[:2] - part[:2])))
+        held = cell.holding()
+        if held == part_id:
+            self.grasped = True
+            rest_z = cell.layout.part(part_id).height_m / 2.0
+            self.lifted |= bool(part[2] - rest_z >= LIFTED_M)
+        elif held is not None:
+            self.wrong_part_grasped = True
 
 
 PolicyFactory = Callable[[Workcell], Policy]
@@ -72,17 +122,34 @@ def evaluate_in_workcell(
                 from tqdm import tqdm
 
                 iterator = tqdm(seeds, desc=f"{policy_name} {task}", unit="episode", leave=False)
-            outcomes = [run_episode(cell, policy, seed, task, max_steps, render=render) for seed in iterator]
-            results.append(
-                TaskSuccess(
-                    policy=policy_name,
-                    task=task,
-                    episodes=len(outcomes),
-                    successes=sum(o.success for o in outcomes),
-                    mean_steps=stats_lib.mean(o.steps for o in outcomes) if outcomes else 0.0,
-                    failed_seeds=[o.seed for o in outcomes if not o.success],
+            outcomes, progress_of = [], []
+            for seed in iterator:
+                seen = EpisodeProgress()
+
+                def observe(_step: int, _image: np.ndarray, _action: Action, c: Workcell, seen=seen) -> None:
+                    if c.task.part_id:
+                        seen.observe(c)
+
+                outcomes.append(
+                    run_episode(cell, policy, seed, task, max_steps, render=render, on_step=observe)
                 )
+                if cell.task.part_id:
+                    seen.observe(cell)  # the state the last action left
+                    progress_of.append(seen)
+            result = TaskSuccess(
+                policy=policy_name,
+                task=task,
+                episodes=len(outcomes),
+                successes=sum(o.success for o in outcomes),
+                mean_steps=stats_lib.mean(o.steps for o in outcomes) if outcomes else 0.0,
+                failed_seeds=[o.seed for o in outcomes if not o.success],
             )
+            if progress_of and len(progress_of) == len(outcomes):
+                result.grasped = sum(p.grasped for p in progress_of)
+                result.lifted = sum(p.lifted for p in progress_of)
+                result.wrong_part_grasped = sum(p.wrong_part_grasped for p in progress_of)
+                result.median_closest_xy_cm = 100.0 * float(np.median([p.closest_xy_m for p in progress_of]))
+            results.append(result)
     return results
 
 
@@ -138,7 +205,8 @@ def format_table(results: Sequence[TaskSuccess]) -> str:
             r = by.get((p, task))
             cells.append(f"{r.success_rate:.0%} ({r.successes}/{r.episodes})" if r else "-")
         lines.append(f"| {task} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    progress = [r.progress_line() for r in results if r.progress_line()]
+    return "\n".join(lines + (["", *progress] if progress else []))
 
 
 def expert_and_policy(
