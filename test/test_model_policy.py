@@ -11,7 +11,7 @@ import torch
 
 from vla_ros.action import Action
 from vla_ros.model.action_tokenizer import UnnormKeyError
-from vla_ros.model.modeling_openvla import IGNORE_INDEX
+from vla_ros.model.modeling_openvla import IGNORE_INDEX, choose_tokens
 from vla_ros.model.processing import ImageFormatError, collate_training_examples
 from vla_ros.model.tiny import make_tiny_checkpoint
 from vla_ros.policy.runtime import PolicyConfig, VLAPolicy
@@ -85,6 +85,35 @@ def test_constrained_decoding_is_the_argmax_over_action_tokens_of_the_full_logit
         slow.append(next_id)
         ids = torch.cat([ids, torch.tensor([[next_id]])], dim=1)
     assert fast == slow
+
+
+def test_median_decoding_picks_where_half_the_mass_lies_not_a_narrow_peak():
+    # A narrow peak at bin 0 holding 20% of the mass; 80% spread evenly over bins 100..199.
+    probs = torch.zeros(256)
+    probs[0] = 0.2
+    probs[100:200] = 0.8 / 100
+    logits = probs.clamp_min(1e-12).log()[None]
+    assert choose_tokens(logits, "argmax").item() == 0
+    assert 100 <= choose_tokens(logits, "median").item() < 200
+    assert choose_tokens(logits, "median").item() == 137  # 0.2 + 38 * 0.008 >= 0.5
+    # A single peak: both agree.
+    peaked = torch.full((1, 256), -20.0)
+    peaked[0, 42] = 5.0
+    assert choose_tokens(peaked, "argmax").item() == choose_tokens(peaked, "median").item() == 42
+    with pytest.raises(ValueError, match="decoding must be one of"):
+        choose_tokens(logits, "mean")
+
+
+def test_median_decoding_runs_on_action_tokens_only_and_is_refused_without_them(tiny_dir):
+    config = PolicyConfig(
+        checkpoint_dir=tiny_dir, precision="fp32", constrain_to_action_tokens=True, decoding="median"
+    )
+    action = VLAPolicy(config).predict_action(_noise(5), "put the red gear in the reject bin")
+    assert action.is_finite() and action.extras["all_tokens_are_action_tokens"]
+    with pytest.raises(ValueError, match="needs constrain_to_action_tokens"):
+        VLAPolicy(PolicyConfig(checkpoint_dir=tiny_dir, precision="fp32", decoding="median"))
+    with pytest.raises(ValueError, match="decoding must be one of"):
+        VLAPolicy(PolicyConfig(checkpoint_dir=tiny_dir, precision="fp32", decoding="beam"))
 
 
 def test_decoding_matches_transformers_generate_on_the_same_inputs(policy):

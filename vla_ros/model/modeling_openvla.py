@@ -25,6 +25,21 @@ from vla_ros.model.configuration_openvla import OpenVLAConfig
 IGNORE_INDEX = -100
 
 
+DECODINGS = ("argmax", "median")
+
+
+def choose_tokens(logits: torch.Tensor, decoding: str = "argmax") -> torch.Tensor:
+    """Index chosen from each row of ``logits`` [B, N]: the most likely one ("argmax"), or the first
+    index at which the cumulative probability reaches one half ("median"; meaningful when the N
+    entries are ordered bins, see :meth:`OpenVLAForActionPrediction.generate_action_tokens`)."""
+    if decoding == "median":
+        cumulative = torch.softmax(logits.float(), dim=-1).cumsum(dim=-1)
+        return (cumulative < 0.5).sum(dim=-1).clamp(max=logits.shape[-1] - 1)
+    if decoding == "argmax":
+        return logits.argmax(dim=-1)
+    raise ValueError(f"decoding must be one of {DECODINGS}, got {decoding!r}")
+
+
 class LayerScale(nn.Module):
     """timm's LayerScale with the parameter named as in OpenVLA checkpoints (``scale_factor``)."""
 
@@ -291,14 +306,25 @@ class OpenVLAForActionPrediction(nn.Module):
         input_ids: torch.Tensor,
         num_tokens: int,
         allowed_token_range: tuple[int, int] | None = None,
+        decoding: str = "argmax",
     ) -> torch.Tensor:
-        """Greedy, KV-cached decoding of ``num_tokens`` tokens; returns [B, num_tokens] ids.
+        """KV-cached decoding of ``num_tokens`` tokens; returns [B, num_tokens] ids.
 
         Every row must have the same (unpadded) prompt length. ``allowed_token_range`` = (lo, hi)
-        restricts the argmax to ids lo..hi-1 (the action tokens; upstream decodes unconstrained) and
+        restricts the choice to ids lo..hi-1 (the action tokens; upstream decodes unconstrained) and
         then only those rows of the LM head are computed. The image is part of the first step's
         input, so it cannot be dropped by a cache bookkeeping bug (openvla #346).
+
+        ``decoding``: "argmax" (greedy, as upstream) or "median": the token at the median of each
+        step's distribution over the allowed range. Action tokens are ordered bins, so the median is
+        a value the model puts half its mass on either side of. Argmax picks the single most likely
+        bin, which with 256 fine bins can be a narrow peak (e.g. "no sideways motion", common in
+        the data) holding 15% of the mass while 75% lies spread over the bins of one direction.
         """
+        if decoding not in DECODINGS:
+            raise ValueError(f"decoding must be one of {DECODINGS}, got {decoding!r}")
+        if decoding == "median" and allowed_token_range is None:
+            raise ValueError("median decoding needs allowed_token_range (ordered action-token bins)")
         embeds, mask = self.embed_multimodal(pixel_values, input_ids)
         lm = self.language_model
         head = lm.lm_head.weight
@@ -309,7 +335,7 @@ class OpenVLAForActionPrediction(nn.Module):
             out = lm.model(**step_input, attention_mask=mask, past_key_values=cache, use_cache=True)
             cache = out.past_key_values
             logits = nn.functional.linear(out.last_hidden_state[:, -1], head)
-            next_ids = logits.argmax(dim=-1) + lo
+            next_ids = choose_tokens(logits, decoding) + lo
             tokens.append(next_ids)
             if step + 1 < num_tokens:
                 mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)

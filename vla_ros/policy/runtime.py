@@ -18,7 +18,7 @@ import torch
 from vla_ros.action import Action
 from vla_ros.model import adapters
 from vla_ros.model.loading import LoadedCheckpoint, load_checkpoint
-from vla_ros.model.modeling_openvla import OpenVLAForActionPrediction, OpenVLAOutput
+from vla_ros.model.modeling_openvla import DECODINGS, OpenVLAForActionPrediction, OpenVLAOutput
 
 
 @dataclass
@@ -36,6 +36,8 @@ class PolicyConfig:
     unnorm_key: str | None = None
     center_crop: bool = False
     constrain_to_action_tokens: bool = False
+    # "argmax" (upstream) or "median" (needs constrain_to_action_tokens); see generate_action_tokens.
+    decoding: str = "argmax"
 
 
 class VLAPolicy:
@@ -45,6 +47,10 @@ class VLAPolicy:
 
     def __init__(self, config: PolicyConfig, loaded: LoadedCheckpoint | None = None) -> None:
         self.config = config
+        if config.decoding not in DECODINGS:
+            raise ValueError(f"decoding must be one of {DECODINGS}, got {config.decoding!r}")
+        if config.decoding == "median" and not config.constrain_to_action_tokens:
+            raise ValueError("decoding='median' needs constrain_to_action_tokens=True (ordered action bins)")
         self.loaded = loaded or load_checkpoint(
             config.checkpoint_dir,
             precision=config.precision,
@@ -99,7 +105,11 @@ class VLAPolicy:
         allowed = self.action_tokenizer.token_id_range if self.config.constrain_to_action_tokens else None
         token_ids = (
             self.core_model.generate_action_tokens(
-                pixel_values, input_ids, self.action_statistics.action_dim, allowed_token_range=allowed
+                pixel_values,
+                input_ids,
+                self.action_statistics.action_dim,
+                allowed_token_range=allowed,
+                decoding=self.config.decoding,
             )[0]
             .cpu()
             .numpy()

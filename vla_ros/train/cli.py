@@ -10,6 +10,7 @@ from pathlib import Path
 from vla_ros.data.cli import add_topic_arguments
 from vla_ros.data.dataset import CleaningConfig
 from vla_ros.model.adapters import DEFAULT_LORA_RANK
+from vla_ros.model.modeling_openvla import DECODINGS
 from vla_ros.sim import MAX_EPISODE_STEPS, TASK_NAMES
 
 
@@ -68,6 +69,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--max-steps", type=int, default=MAX_EPISODE_STEPS)
     ev.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     ev.add_argument("--unnorm-key", default=None)
+    ev.add_argument(
+        "--decoding",
+        choices=DECODINGS,
+        default="argmax",
+        help="how each action token is chosen: argmax (upstream) or the median of its bins "
+        "(see OpenVLAForActionPrediction.generate_action_tokens)",
+    )
     ev.add_argument("--no-expert", action="store_true", help="skip the scripted-expert bound")
     ev.add_argument("--no-untrained", action="store_true", help="skip the untrained-model bound")
     ev.add_argument(
@@ -270,10 +278,14 @@ def run_sim_eval(args: argparse.Namespace) -> int:
     results = []
     if not args.no_expert:
         results += evaluate_in_workcell(expert_factory, "expert", render=False, **common)
-    factory = vla_policy_factory(args.model, args.adapter, args.precision, args.unnorm_key)
+    factory = vla_policy_factory(
+        args.model, args.adapter, args.precision, args.unnorm_key, decoding=args.decoding
+    )
     results += evaluate_in_workcell(factory, "trained", **common)
     if not args.no_untrained:
-        untrained = vla_policy_factory(args.model, None, args.precision, args.unnorm_key, untrained=True)
+        untrained = vla_policy_factory(
+            args.model, None, args.precision, args.unnorm_key, untrained=True, decoding=args.decoding
+        )
         if args.untrained_episodes is not None:
             common["episodes"] = args.untrained_episodes
         results += evaluate_in_workcell(untrained, "untrained", **common)

@@ -160,6 +160,7 @@ def vla_policy_factory(
     unnorm_key: str | None = None,
     untrained: bool = False,
     seed: int = 0,
+    decoding: str = "argmax",
 ) -> PolicyFactory:
     """A trained checkpoint as a workcell policy: centre crop (it was trained on random crops) and
     decoding restricted to action tokens. ``untrained`` keeps the architecture, tokenizer and
@@ -175,6 +176,7 @@ def vla_policy_factory(
         unnorm_key=unnorm_key,
         center_crop=True,
         constrain_to_action_tokens=True,
+        decoding=decoding,
     )
 
     def make(_: Workcell) -> Policy:
@@ -210,10 +212,10 @@ def format_table(results: Sequence[TaskSuccess]) -> str:
 
 
 def expert_and_policy(
-    model_dir: str | Path, num_parts: int | None = None, image_size_px: int = 224
+    model_dir: str | Path, num_parts: int | None = None, image_size_px: int = 224, decoding: str = "argmax"
 ) -> tuple[Workcell, ScriptedExpert, Policy]:
     """A workcell (``num_parts`` parts per layout; default 2-3), its scripted expert, and a checkpoint
     as a policy in it: for probes that ask both for the next step on the same frame. Close the
     workcell when done."""
     cell = Workcell(workcell_config(image_size_px, None if num_parts is None else (num_parts, num_parts)))
-    return cell, ScriptedExpert(cell), vla_policy_factory(model_dir)(cell)
+    return cell, ScriptedExpert(cell), vla_policy_factory(model_dir, decoding=decoding)(cell)
