@@ -28,6 +28,18 @@ IGNORE_INDEX = -100
 DECODINGS = ("argmax", "median")
 
 
+def check_decoding(decoding: str, constrained: bool) -> None:
+    """Refuse an unknown decoding, and median decoding over the whole vocabulary (only the action
+    tokens are ordered bins)."""
+    if decoding not in DECODINGS:
+        raise ValueError(f"decoding must be one of {DECODINGS}, got {decoding!r}")
+    if decoding == "median" and not constrained:
+        raise ValueError(
+            "median decoding needs constrain_to_action_tokens (allowed_token_range): only the action "
+            "tokens are ordered bins"
+        )
+
+
 def choose_tokens(logits: torch.Tensor, decoding: str = "argmax") -> torch.Tensor:
     """Index chosen from each row of ``logits`` [B, N]: the most likely one ("argmax"), or the first
     index at which the cumulative probability reaches one half ("median"; meaningful when the N
@@ -321,10 +333,7 @@ class OpenVLAForActionPrediction(nn.Module):
         bin, which with 256 fine bins can be a narrow peak (e.g. "no sideways motion", common in
         the data) holding 15% of the mass while 75% lies spread over the bins of one direction.
         """
-        if decoding not in DECODINGS:
-            raise ValueError(f"decoding must be one of {DECODINGS}, got {decoding!r}")
-        if decoding == "median" and allowed_token_range is None:
-            raise ValueError("median decoding needs allowed_token_range (ordered action-token bins)")
+        check_decoding(decoding, constrained=allowed_token_range is not None)
         embeds, mask = self.embed_multimodal(pixel_values, input_ids)
         lm = self.language_model
         head = lm.lm_head.weight

@@ -18,7 +18,7 @@ import torch
 from vla_ros.action import Action
 from vla_ros.model import adapters
 from vla_ros.model.loading import LoadedCheckpoint, load_checkpoint
-from vla_ros.model.modeling_openvla import DECODINGS, OpenVLAForActionPrediction, OpenVLAOutput
+from vla_ros.model.modeling_openvla import OpenVLAForActionPrediction, OpenVLAOutput, check_decoding
 
 
 @dataclass
@@ -47,10 +47,7 @@ class VLAPolicy:
 
     def __init__(self, config: PolicyConfig, loaded: LoadedCheckpoint | None = None) -> None:
         self.config = config
-        if config.decoding not in DECODINGS:
-            raise ValueError(f"decoding must be one of {DECODINGS}, got {config.decoding!r}")
-        if config.decoding == "median" and not config.constrain_to_action_tokens:
-            raise ValueError("decoding='median' needs constrain_to_action_tokens=True (ordered action bins)")
+        check_decoding(config.decoding, config.constrain_to_action_tokens)  # before loading anything
         self.loaded = loaded or load_checkpoint(
             config.checkpoint_dir,
             precision=config.precision,

@@ -78,9 +78,17 @@ class EpisodeProgress:
     grasped: bool = False
     lifted: bool = False
     wrong_part_grasped: bool = False
+    names_part: bool = False  # the episode's task names a part (else nothing is measured)
+
+    def on_step(self, _step: int, _image: np.ndarray, _action: Action, cell: Workcell) -> None:
+        """``run_episode``'s ``on_step`` callback."""
+        self.observe(cell)
 
     def observe(self, cell: Workcell) -> None:
         part_id = cell.task.part_id
+        if not part_id:
+            return
+        self.names_part = True
         ee, _ = cell.ee_pose()
         part = cell.part_position(part_id)
         self.closest_xy_m = min(self.closest_xy_m, float(np.linalg.norm(ee[:2] - part[:2])))
@@ -125,17 +133,11 @@ def evaluate_in_workcell(
             outcomes, progress_of = [], []
             for seed in iterator:
                 seen = EpisodeProgress()
-
-                def observe(_step: int, _image: np.ndarray, _action: Action, c: Workcell, seen=seen) -> None:
-                    if c.task.part_id:
-                        seen.observe(c)
-
                 outcomes.append(
-                    run_episode(cell, policy, seed, task, max_steps, render=render, on_step=observe)
+                    run_episode(cell, policy, seed, task, max_steps, render=render, on_step=seen.on_step)
                 )
-                if cell.task.part_id:
-                    seen.observe(cell)  # the state the last action left
-                    progress_of.append(seen)
+                seen.observe(cell)  # the state the last action left
+                progress_of.append(seen)
             result = TaskSuccess(
                 policy=policy_name,
                 task=task,
@@ -144,7 +146,7 @@ def evaluate_in_workcell(
                 mean_steps=stats_lib.mean(o.steps for o in outcomes) if outcomes else 0.0,
                 failed_seeds=[o.seed for o in outcomes if not o.success],
             )
-            if progress_of and len(progress_of) == len(outcomes):
+            if progress_of and all(p.names_part for p in progress_of):
                 result.grasped = sum(p.grasped for p in progress_of)
                 result.lifted = sum(p.lifted for p in progress_of)
                 result.wrong_part_grasped = sum(p.wrong_part_grasped for p in progress_of)
