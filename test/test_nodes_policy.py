@@ -161,12 +161,15 @@ def test_stale_frames_are_refused_and_a_burst_leaves_no_backlog(ros, tiny_checkp
     stats = node._worker.stats()
     print(
         f"burst of 100 frames: {stats.frames_received - 3} delivered, {stats.steps} steps, "
-        f"{stats.frames_dropped} dropped by the worker"
+        f"{stats.frames_dropped} dropped by the worker, {stats.frames_refused_stale - 3} refused stale"
     )
     assert stats.frames_received > 3
     assert stats.steps <= 12, "frames must not queue up behind a slow model"
     assert stats.steps == settled.steps, "no backlog: nothing left to process once the burst is over"
-    assert stats.frames_dropped >= stats.frames_received - 3 - stats.steps - 1
+    # Every delivered frame is accounted for once: acted on, replaced by a newer one, or (on a loaded
+    # machine, when it waited past image_max_age_s) refused as stale. None is still waiting.
+    accounted = stats.steps + stats.frames_dropped + stats.frames_refused_stale + stats.errors
+    assert accounted == stats.frames_received, stats
 
 
 def test_bad_inputs_are_reported_and_the_node_keeps_running(ros, tiny_checkpoint) -> None:
