@@ -381,7 +381,14 @@ class ClosedLoop:
             end_s = now_s(driver)
             if forwarded:
                 steps = driver.steps_between(start_s, end_s)
-            time.sleep(0.1)  # let messages of the episode still in flight reach the recorder
+            # Let the episode's messages still in flight reach the recorder: every action step the
+            # driver saw (a fixed pause lost the last one on a loaded machine), then a moment for the
+            # best-effort topics.
+            seen = driver.steps_between(start_s) if forwarded else 0
+            deadline = time.monotonic() + 5.0
+            while self.recorder.count("action_step") < seen and time.monotonic() < deadline:
+                time.sleep(0.02)
+            time.sleep(0.1)
         finally:
             recording = self.recorder.stop()
         self._stop_acting()

@@ -85,6 +85,13 @@ class EpisodeRecorder(Node):
                 if stamp_to_s(msg.header.stamp) >= since_s:
                     self._write(topic, stamp_ns, msg)
 
+    def count(self, topic: str) -> int:
+        """Messages of ``topic`` (a key of RECORDED_TOPICS) recorded so far in the running episode."""
+        with self._lock:
+            if self._recording is None:
+                return 0
+            return self._recording.counts.get(self._topics[topic], 0)
+
     def stop(self) -> Recording:
         """End the episode; returns once its bag (if any) is closed and complete."""
         with self._lock:
