@@ -90,3 +90,50 @@ def test_pick_place_travels_open_low_and_closed_high(cell):
             cell.apply_action(action.vector)
         assert cell.success(), f"seed {seed}: {instruction} failed"
         assert "carry" in phases and phases.index("approach") < phases.index("carry")
+
+
+def _pick_place_trace(cell, expert, seed):
+    """(phase, action vector, part held) per step of one pick_place episode."""
+    trace = []
+
+    def on_step(_step, _image, action, workcell):
+        trace.append((action.extras["phase"], action.vector.copy(), workcell.holding()))
+
+    result = run_episode(cell, expert, seed, "pick_place", render=False, on_step=on_step)
+    return result, trace
+
+
+def test_per_axis_moves_put_far_steps_on_exact_values(cell):
+    """Far from its target every axis moves by exactly the step limit (argmax-friendly labels), where
+    the default scales the 3-D step so its length is the limit."""
+    from vla_ros.sim.expert import ExpertConfig
+
+    limit = ExpertConfig().max_step_m
+    for per_axis in (False, True):
+        expert = ScriptedExpert(cell, ExpertConfig(per_axis_moves=per_axis))
+        for seed in (21, 22, 23):
+            result, trace = _pick_place_trace(cell, expert, seed)
+            assert result.success, f"per_axis={per_axis} seed {seed}"
+            moves = np.array([v[:3] for _, v, _ in trace])
+            assert np.all(np.abs(moves) <= limit + 1e-9)
+            if per_axis:
+                # The cross and the carry move on two axes at once, each by the full limit.
+                diagonal = np.sum(np.isclose(np.abs(moves[:, :2]), limit).all(axis=1))
+                assert diagonal >= 1, f"seed {seed}: no step moved by the limit on both x and y"
+            else:
+                assert np.all(np.linalg.norm(moves, axis=1) <= limit + 1e-9)
+
+
+def test_close_until_held_lifts_on_the_first_step_the_part_is_held(cell):
+    from vla_ros.sim.expert import ExpertConfig
+
+    default = ExpertConfig()
+    expert = ScriptedExpert(cell, ExpertConfig(close_until_held=True))
+    for seed in (31, 32, 33):
+        result, trace = _pick_place_trace(cell, expert, seed)
+        assert result.success, f"seed {seed}"
+        phases = [phase for phase, _, _ in trace]
+        first_close, first_lift = phases.index("close"), phases.index("lift")
+        assert 1 <= first_lift - first_close < default.close_steps, f"seed {seed}: {phases}"
+        assert trace[first_lift][2] == cell.task.part_id
+        assert trace[first_lift][1][2] > 0 and trace[first_lift][1][6] == 0.0  # up, still closed

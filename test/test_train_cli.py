@@ -230,3 +230,35 @@ def test_parts_sets_how_many_parts_a_layout_holds_when_recording_and_evaluating(
         workcell_config(32, (0, 1))
     with pytest.raises(SystemExit, match="N or LOW HIGH"):
         _run(*argv, "--parts", "1", "2", "3")
+
+
+def test_expert_options_of_record_demos_change_the_recorded_labels(tmp_path, capsys):
+    """--per-axis-moves and --close-until-held reach the expert that labels the bags."""
+    from vla_ros.sim.expert import ExpertConfig
+
+    limit, close_steps = ExpertConfig().max_step_m, ExpertConfig().close_steps
+
+    def labels(out, *flags) -> list[np.ndarray]:
+        argv = ["record-demos", str(out), "--task", "pick_place", "--episodes", "2", "--seed-start", "40"]
+        assert _run(*argv, "--image-size", "32", "--no-progress", *flags) == 0
+        assert "2 bag(s) written" in capsys.readouterr().out
+        return [
+            np.array([m.msg.action for m in read_messages(bag, [ACTION_STEP_TOPIC])])
+            for bag in sorted(out.iterdir())
+        ]
+
+    def longest_closed_hold(actions: np.ndarray) -> int:
+        run = best = 0
+        for action in actions:
+            run = run + 1 if (action[6] == 0.0 and not np.any(action[:6])) else 0
+            best = max(best, run)
+        return best
+
+    default = labels(tmp_path / "default")
+    changed = labels(tmp_path / "changed", "--per-axis-moves", "--close-until-held")
+    for plain, new in zip(default, changed, strict=True):
+        assert np.all(np.linalg.norm(plain[:, :3], axis=1) <= limit + 1e-6)
+        assert np.any(np.linalg.norm(new[:, :3], axis=1) > limit + 1e-6)  # two axes at the limit
+        assert np.all(np.abs(new[:, :3]) <= limit + 1e-6)
+        assert longest_closed_hold(plain) == close_steps
+        assert longest_closed_hold(new) < close_steps

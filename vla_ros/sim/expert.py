@@ -43,6 +43,14 @@ class ExpertConfig:
     open_steps: int = 2
     # End-effector height while pushing (grasp point; the fingertips are ~1.1 cm lower).
     push_height_m: float = 0.016
+    # Experimental, off by default (models/README.md, "Run Z"): argmax decoding of fine action bins
+    # finds an exact value (a pure drop, a zero) but not a direction spread over many bins.
+    # per_axis_moves clips each axis to the step limit instead of scaling the 3-D vector, so far from
+    # the target every axis moves by exactly +-max_step_m.
+    per_axis_moves: bool = False
+    # close_until_held lifts on the first step the part is held, instead of after close_steps: frames
+    # with the fingers closed on the part then always mean "up", never "hold still".
+    close_until_held: bool = False
 
 
 class ScriptedExpert:
@@ -113,7 +121,8 @@ class ScriptedExpert:
             else:
                 return self._toward(ee, target, cfg.contact_step_m, OPEN)
         if self._phase == "close":
-            if self._phase_steps < cfg.close_steps:
+            held_early = cfg.close_until_held and self._phase_steps >= 1 and cell.holding() == part.id
+            if self._phase_steps < cfg.close_steps and not held_early:
                 return self._hold(CLOSED)
             if cell.holding() == part.id:
                 self._set_phase("lift")
@@ -224,7 +233,9 @@ class ScriptedExpert:
     def _toward(self, ee: np.ndarray, target: np.ndarray, max_step_m: float, gripper: float) -> np.ndarray:
         delta = target - ee
         distance = float(np.linalg.norm(delta))
-        if distance > max_step_m:
+        if self.config.per_axis_moves:
+            delta = np.clip(delta, -max_step_m, max_step_m)
+        elif distance > max_step_m:
             delta = delta * (max_step_m / distance)
         return np.array([*delta, 0.0, 0.0, 0.0, gripper])
 

@@ -43,6 +43,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="start each episode with the arm at a random place above the table (seeded by the layout), "
         "not home: the arm's position then no longer tells the way to the target",
     )
+    rec.add_argument(
+        "--per-axis-moves",
+        action="store_true",
+        help="experimental: the expert clips each axis to its step limit instead of scaling the 3-D step",
+    )
+    rec.add_argument(
+        "--close-until-held",
+        action="store_true",
+        help="experimental: the expert lifts on the first step the part is held, not after a fixed wait",
+    )
     _add_parts_argument(rec)
     rec.add_argument("--no-progress", action="store_true")
     rec.set_defaults(func=run_record)
@@ -206,6 +216,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_record(args: argparse.Namespace) -> int:
+    from vla_ros.sim.expert import ExpertConfig
     from vla_ros.train.record import record_demonstrations
 
     learner_factory = None
@@ -231,6 +242,9 @@ def run_record(args: argparse.Namespace) -> int:
         beta=args.dagger_beta,
         random_start=args.random_start,
         num_parts=_parts_range(args.parts),
+        expert_config=ExpertConfig(
+            per_axis_moves=args.per_axis_moves, close_until_held=args.close_until_held
+        ),
     )
     print(summary.summary())
     return 0

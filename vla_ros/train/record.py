@@ -39,6 +39,7 @@ from vla_ros.action import Action, Policy
 from vla_ros.data.bag import BagWriter
 from vla_ros.data.dataset import DEFAULT_TARGET_MASK_TOPIC
 from vla_ros.sim import MAX_EPISODE_STEPS, TASK_NAMES, ScriptedExpert, Workcell, WorkcellConfig, run_episode
+from vla_ros.sim.expert import ExpertConfig
 from vla_ros.sim.layout import PART_AREA_MAX_M, PART_AREA_MIN_M
 
 CAMERA_TOPIC = "/camera/image_raw"
@@ -142,6 +143,7 @@ def record_episode(
     learner: Policy | None = None,
     beta: float = 0.0,
     random_start: bool = False,
+    expert_config: ExpertConfig | None = None,
 ) -> tuple[bool, int]:
     """Run the scripted expert (or, with ``learner``, DAgger) on ``seed``/``task`` and write the
     episode to ``bag_path``.
@@ -152,7 +154,7 @@ def record_episode(
     ``random_start`` starts the arm at :func:`random_start_position` instead of home.
     """
     bag_path = Path(bag_path)
-    expert = ScriptedExpert(workcell)
+    expert = ScriptedExpert(workcell, expert_config)
     policy: Policy = expert
     if learner is not None:
         policy = DAggerPolicy(expert, learner, beta, np.random.default_rng([seed, 7]))
@@ -250,6 +252,7 @@ def record_demonstrations(
     beta: float = 0.0,
     random_start: bool = False,
     num_parts: tuple[int, int] | None = None,
+    expert_config: ExpertConfig | None = None,
 ) -> RecordingSummary:
     """Record ``episodes`` expert episodes per task on seeds ``seed_start .. seed_start+episodes-1``
     (DAgger episodes with ``learner_factory``, see the module docstring).
@@ -257,6 +260,7 @@ def record_demonstrations(
     Evaluate on other seeds (see :mod:`vla_ros.train.evaluate_closed_loop`): a seed is a layout.
     ``num_parts`` (inclusive range) changes how many parts a layout holds (default: the workcell's
     2-3); one part is a curriculum step, where finding the part needs no name.
+    ``expert_config`` changes how the scripted expert moves (see :class:`ExpertConfig`).
     """
     for task in tasks:
         if task not in TASK_NAMES:
@@ -279,7 +283,17 @@ def record_demonstrations(
                 summary.skipped_existing.append(path)
             else:
                 ok, steps = record_episode(
-                    cell, path, seed, task, max_steps, storage, keep_failures, learner, beta, random_start
+                    cell,
+                    path,
+                    seed,
+                    task,
+                    max_steps,
+                    storage,
+                    keep_failures,
+                    learner,
+                    beta,
+                    random_start,
+                    expert_config,
                 )
                 if not ok:
                     summary.failed_seeds[task].append(seed)
