@@ -45,12 +45,14 @@ class HandOver:
 
 
 def main() -> None:
+    from vla_ros.model.modeling_openvla import DECODINGS
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="models/sim_policy")
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--seed-start", type=int, default=100000, help="held-out: demos use < 100000")
     parser.add_argument("--phases", nargs="+", default=list(PHASES), choices=PHASES)
-    parser.add_argument("--decoding", default="argmax", choices=("argmax", "median"))
+    parser.add_argument("--decoding", default="argmax", choices=DECODINGS)
     parser.add_argument("--max-steps", type=int, default=60)
     parser.add_argument("--num-threads", type=int, default=2)
     args = parser.parse_args()
@@ -65,12 +67,8 @@ def main() -> None:
     seeds = range(args.seed_start, args.seed_start + args.seeds)
     n = len(seeds)
     print(f"{args.model} on pick_place, seeds {seeds.start}..{seeds.stop - 1}, {args.decoding} decoding")
-    header = ("hand over at", "handed", "success", "grasped", "lifted", "closest", "s")
     print(
-        "".join(
-            f"{h:<14}" if i == 0 else f"{h:>{w}}"
-            for i, (h, w) in enumerate(zip(header, (14, 8, 9, 9, 8, 10, 7), strict=True))
-        )
+        f"{'hand over at':<14}{'handed':>8}{'success':>9}{'grasped':>9}{'lifted':>8}{'closest':>10}{'s':>7}"
     )
     try:
         rows = [(phase, True) for phase in args.phases] + [("expert only", False)]

@@ -121,10 +121,10 @@ class ScriptedExpert:
             else:
                 return self._toward(ee, target, cfg.contact_step_m, OPEN)
         if self._phase == "close":
-            held_early = cfg.close_until_held and self._phase_steps >= 1 and cell.holding() == part.id
-            if self._phase_steps < cfg.close_steps and not held_early:
+            held = cell.holding() == part.id
+            if self._phase_steps < cfg.close_steps and not (cfg.close_until_held and held):
                 return self._hold(CLOSED)
-            if cell.holding() == part.id:
+            if held:
                 self._set_phase("lift")
             else:
                 self._set_phase("regrasp")
@@ -232,10 +232,9 @@ class ScriptedExpert:
 
     def _toward(self, ee: np.ndarray, target: np.ndarray, max_step_m: float, gripper: float) -> np.ndarray:
         delta = target - ee
-        distance = float(np.linalg.norm(delta))
         if self.config.per_axis_moves:
             delta = np.clip(delta, -max_step_m, max_step_m)
-        elif distance > max_step_m:
+        elif (distance := float(np.linalg.norm(delta))) > max_step_m:
             delta = delta * (max_step_m / distance)
         return np.array([*delta, 0.0, 0.0, 0.0, gripper])
 

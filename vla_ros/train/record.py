@@ -290,10 +290,10 @@ def record_demonstrations(
                     max_steps,
                     storage,
                     keep_failures,
-                    learner,
-                    beta,
-                    random_start,
-                    expert_config,
+                    learner=learner,
+                    beta=beta,
+                    random_start=random_start,
+                    expert_config=expert_config,
                 )
                 if not ok:
                     summary.failed_seeds[task].append(seed)
