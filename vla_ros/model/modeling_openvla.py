@@ -13,6 +13,7 @@ safetensors load without renaming. Upstream stores timm's LayerScale ``gamma`` a
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import timm
@@ -25,28 +26,55 @@ from vla_ros.model.configuration_openvla import OpenVLAConfig
 IGNORE_INDEX = -100
 
 
-DECODINGS = ("argmax", "median")
+DECODINGS = ("argmax", "median", "smoothed")
+# Width (in bins) of the Gaussian that "smoothed" decoding matches: the training recipe's --bin-smoothing.
+SMOOTHED_DECODING_SIGMA_BINS = 2.0
 
 
 def check_decoding(decoding: str, constrained: bool) -> None:
-    """Refuse an unknown decoding, and median decoding over the whole vocabulary (only the action
-    tokens are ordered bins)."""
+    """Refuse an unknown decoding, and median or smoothed decoding over the whole vocabulary (only
+    the action tokens are ordered bins)."""
     if decoding not in DECODINGS:
         raise ValueError(f"decoding must be one of {DECODINGS}, got {decoding!r}")
-    if decoding == "median" and not constrained:
+    if decoding in ("median", "smoothed") and not constrained:
         raise ValueError(
-            "median decoding needs constrain_to_action_tokens (allowed_token_range): only the action "
-            "tokens are ordered bins"
+            f"{decoding} decoding needs constrain_to_action_tokens (allowed_token_range): only the "
+            "action tokens are ordered bins"
         )
 
 
-def choose_tokens(logits: torch.Tensor, decoding: str = "argmax") -> torch.Tensor:
-    """Index chosen from each row of ``logits`` [B, N]: the most likely one ("argmax"), or the first
-    index at which the cumulative probability reaches one half ("median"; meaningful when the N
-    entries are ordered bins, see :meth:`OpenVLAForActionPrediction.generate_action_tokens`)."""
+def choose_tokens(
+    logits: torch.Tensor, decoding: str = "argmax", sigma_bins: float = SMOOTHED_DECODING_SIGMA_BINS
+) -> torch.Tensor:
+    """Index chosen from each row of ``logits`` [B, N]: the most likely one ("argmax"); the first
+    index at which the cumulative probability reaches one half ("median"); or the bin whose learnt
+    shape the distribution holds most of ("smoothed"). The last two are meaningful when the N entries
+    are ordered bins (see :meth:`OpenVLAForActionPrediction.generate_action_tokens`).
+
+    Why "smoothed": a model trained with ``--bin-smoothing`` learns each label as a Gaussian of
+    ``sigma_bins`` over its neighbours, cut off and renormalised at the ends of the range. A label in
+    the first or last bin (an action at its clip limit) therefore gets a peak about 1.7 times as high
+    as an equally likely label inside the range, and argmax prefers it. "smoothed" fits each bin's
+    learnt Gaussian to the distribution (least squares: <p, g_b> / <g_b, g_b>) and takes the bin with
+    the largest fitted amount, which for an isolated label is its probability wherever it lies, and
+    then the most likely bin within two sigma of it. It also counts mass spread over neighbouring
+    bins, where argmax sees only the highest single one.
+    """
     if decoding == "median":
         cumulative = torch.softmax(logits.float(), dim=-1).cumsum(dim=-1)
         return (cumulative < 0.5).sum(dim=-1).clamp(max=logits.shape[-1] - 1)
+    if decoding == "smoothed":
+        if not (sigma_bins > 0 and math.isfinite(sigma_bins)):
+            raise ValueError(f"sigma_bins must be a positive number, got {sigma_bins}")
+        probs = torch.softmax(logits.float(), dim=-1)
+        bins = torch.arange(logits.shape[-1], device=logits.device, dtype=torch.float32)
+        learnt = torch.exp(-0.5 * ((bins[None, :] - bins[:, None]) / sigma_bins) ** 2)
+        learnt = learnt / learnt.sum(dim=1, keepdim=True)  # row b: what label b was trained as
+        scores = (probs @ learnt.T) / (learnt * learnt).sum(dim=1)
+        # The fit finds the mode's region but can land a bin inside an edge label; within the region
+        # the most likely bin is the label itself.
+        region = (bins[None, :] - scores.argmax(dim=-1, keepdim=True).float()).abs() <= 2 * sigma_bins
+        return probs.masked_fill(~region, -1.0).argmax(dim=-1)
     if decoding == "argmax":
         return logits.argmax(dim=-1)
     raise ValueError(f"decoding must be one of {DECODINGS}, got {decoding!r}")
@@ -332,6 +360,7 @@ class OpenVLAForActionPrediction(nn.Module):
         a value the model puts half its mass on either side of. Argmax picks the single most likely
         bin, which with 256 fine bins can be a narrow peak (e.g. "no sideways motion", common in
         the data) holding 15% of the mass while 75% lies spread over the bins of one direction.
+        "smoothed": argmax after matching the training loss's bin smoothing (see :func:`choose_tokens`).
         """
         check_decoding(decoding, constrained=allowed_token_range is not None)
         embeds, mask = self.embed_multimodal(pixel_values, input_ids)

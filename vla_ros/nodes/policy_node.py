@@ -146,8 +146,8 @@ class PolicyNode(LifecycleNode):
             self,
             "decoding",
             "argmax",
-            "argmax (upstream) | median: each action token at the median of its bins (needs "
-            "constrain_to_action_tokens)",
+            "argmax (upstream) | median: each action token at the median of its bins | smoothed: "
+            "argmax after matching the training's bin smoothing (both need constrain_to_action_tokens)",
         )
         declare(self, "control_period_s", 0.2, "time one action step spans; twist = delta / period")
         declare(self, "max_rate_hz", 5.0, "upper bound on inference steps per second")

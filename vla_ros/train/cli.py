@@ -83,8 +83,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--decoding",
         choices=DECODINGS,
         default="argmax",
-        help="how each action token is chosen: argmax (upstream) or the median of its bins "
-        "(see OpenVLAForActionPrediction.generate_action_tokens)",
+        help="how each action token is chosen: argmax (upstream), the median of its bins, or argmax "
+        "after matching the training's bin smoothing (see modeling_openvla.choose_tokens)",
     )
     ev.add_argument("--no-expert", action="store_true", help="skip the scripted-expert bound")
     ev.add_argument("--no-untrained", action="store_true", help="skip the untrained-model bound")
