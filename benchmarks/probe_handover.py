@@ -55,6 +55,12 @@ def main() -> None:
     parser.add_argument("--decoding", default="argmax", choices=DECODINGS)
     parser.add_argument("--max-steps", type=int, default=60)
     parser.add_argument("--num-threads", type=int, default=2)
+    parser.add_argument(
+        "--per-axis-moves", action="store_true", help="the expert as record-demos --per-axis-moves"
+    )
+    parser.add_argument(
+        "--close-until-held", action="store_true", help="the expert as record-demos --close-until-held"
+    )
     args = parser.parse_args()
 
     import torch
@@ -63,7 +69,13 @@ def main() -> None:
     from vla_ros.train.evaluate_closed_loop import EpisodeProgress, expert_and_policy
 
     torch.set_num_threads(args.num_threads)
+    from vla_ros.sim import ExpertConfig, ScriptedExpert
+
     cell, expert, policy = expert_and_policy(args.model, decoding=args.decoding)
+    if args.per_axis_moves or args.close_until_held:
+        # The states a policy is handed should be those of the expert it was trained on.
+        config = ExpertConfig(per_axis_moves=args.per_axis_moves, close_until_held=args.close_until_held)
+        expert = ScriptedExpert(cell, config)
     seeds = range(args.seed_start, args.seed_start + args.seeds)
     n = len(seeds)
     print(f"{args.model} on pick_place, seeds {seeds.start}..{seeds.stop - 1}, {args.decoding} decoding")
