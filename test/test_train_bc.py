@@ -17,7 +17,14 @@ from vla_ros.model.loading import load_checkpoint
 from vla_ros.model.processing import ImageProcessor
 from vla_ros.model.tiny import PRESETS, make_tiny_checkpoint, sincos_position_embedding
 from vla_ros.policy.runtime import PolicyConfig, VLAPolicy
-from vla_ros.train.bc import STATE_DIR, TrainConfig, TrainingError, learning_rate_at, train
+from vla_ros.train.bc import (
+    STATE_DIR,
+    TrainConfig,
+    TrainingError,
+    export_resume_point,
+    learning_rate_at,
+    train,
+)
 
 torch.set_num_threads(1)
 IMAGE_PX = 28
@@ -88,6 +95,57 @@ def test_resume_continues_at_the_saved_step_and_matches_an_uninterrupted_run(bag
     assert a.keys() == b.keys()
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-6)
+
+
+def test_export_run_writes_the_resume_points_weights_as_the_run_itself_does(bags, tmp_path):
+    # A run stopped at step 2 of 4 exports its checkpoint; the resume point exported on its own must
+    # give the same weights, and load as a policy.
+    run = tmp_path / "run"
+    train(_config(bags, run, max_steps=4, mirror_augment=True), stop_after_steps=2)
+    step, written = export_resume_point(run, tmp_path / "exported")
+    assert step == 2 and written == [tmp_path / "exported"]
+    a = load_file(str(run / "checkpoint" / "model.safetensors"))
+    b = load_file(str(tmp_path / "exported" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    assert (tmp_path / "exported" / "dataset_statistics.json").read_text() == (
+        run / "checkpoint" / "dataset_statistics.json"
+    ).read_text()
+    policy = VLAPolicy(PolicyConfig(tmp_path / "exported", precision="fp32", center_crop=True))
+    assert policy.predict_action(np.zeros((32, 32, 3), dtype=np.uint8), "move to the parts tray").is_finite()
+    # The default destination names the step; a later resume point is a later step.
+    train(_config(bags, run, max_steps=4, mirror_augment=True), resume=True)
+    step, written = export_resume_point(run)
+    assert step == 4 and written == [run / "step4"]
+    assert not torch.equal(
+        load_file(str(run / "step4" / "model.safetensors"))["projector.fc1.weight"], b["projector.fc1.weight"]
+    )
+
+
+def test_export_run_of_a_lora_run_writes_its_adapter(bags, tmp_path):
+    spec = replace(PRESETS["tiny"], image_size_px=IMAGE_PX)
+    base = make_tiny_checkpoint(tmp_path / "base", spec=spec, seed=1)
+    run = tmp_path / "lora"
+    train(_config(bags, run, init=None, base=str(base), mode="lora", max_steps=2))
+    step, written = export_resume_point(run, tmp_path / "exported")
+    assert step == 2 and written == [tmp_path / "exported" / "adapter"]
+    a = load_file(str(run / "adapter" / "adapter_model.safetensors"))
+    b = load_file(str(tmp_path / "exported" / "adapter" / "adapter_model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[n], b[n]) for n in a)
+
+
+def test_export_run_without_a_run_or_a_resume_point_says_which(bags, tmp_path):
+    with pytest.raises(TrainingError, match=r"no train_config\.json"):
+        export_resume_point(tmp_path)
+    run = tmp_path / "run"
+    train(_config(bags, run, max_steps=1))
+    for name in ("state.json", "trainable.safetensors"):
+        (run / STATE_DIR / name).rename(run / STATE_DIR / f"{name}.away")
+        with pytest.raises(TrainingError, match="no complete resume point"):
+            export_resume_point(run)
+        (run / STATE_DIR / f"{name}.away").rename(run / STATE_DIR / name)
+    assert export_resume_point(run)[0] == 1
 
 
 def test_resume_without_a_saved_state_says_so(bags, tmp_path):

@@ -85,6 +85,16 @@ def test_recorded_demos_train_a_policy_that_sim_eval_runs(tmp_path, capsys):
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert {"val_loss", "val_action_token_accuracy", "val_action_l1"} <= set(metrics[-1])
 
+    # The resume point, exported on its own, is the run's checkpoint; a directory that is not a run
+    # gets a clear error and exit code 2.
+    assert _run("export-run", str(run), "--dest", str(tmp_path / "exported")) == 0
+    assert f"exported step 2 of {run}" in capsys.readouterr().out
+    assert (tmp_path / "exported" / "model.safetensors").read_bytes() == (
+        run / "checkpoint" / "model.safetensors"
+    ).read_bytes()
+    assert _run("export-run", str(demos)) == 2
+    assert "no train_config.json" in capsys.readouterr().err
+
     # DAgger: the trained checkpoint drives, the expert labels; kept even though it fails.
     dagger = tmp_path / "dagger"
     code = _run(

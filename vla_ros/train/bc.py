@@ -39,7 +39,8 @@ Outputs under ``--out``:
 
 Every file is written under a temporary name and renamed, so an interrupted run (Ctrl-C: the first
 one finishes the current step and saves, a second one aborts) never leaves a half-written output;
-``--resume`` continues from ``training_state/`` at the saved optimiser step with the same data order.
+``--resume`` continues from ``training_state/`` at the saved optimiser step with the same data order;
+``vla-ros export-run OUT`` exports it (:func:`export_resume_point`) while the run goes on.
 
 Multi-GPU: the loop runs under ``torchrun`` or ``accelerate launch`` (which set ``WORLD_SIZE``,
 ``RANK``, ``LOCAL_RANK``): each process takes its share of every batch, gradients are averaged by
@@ -911,6 +912,61 @@ def export_model(config: TrainConfig, bundle: ModelBundle, norm_stats: dict) -> 
     if config.export_merged:
         written.append(export_merged(config, final, bundle, norm_stats, dtype))
     return written
+
+
+def export_resume_point(run_dir: str | Path, dest: str | Path | None = None) -> tuple[int, list[Path]]:
+    """Export what a run's resume point holds, as the end of the run would (checkpoint for full mode,
+    adapter for LoRA); returns (step, written paths). Default ``dest``: ``RUN_DIR/step<N>``.
+
+    The resume point is written every ``--save-every-steps``, so this is how to evaluate a run that
+    is still training without stopping it, or an earlier point of a finished one that was copied away.
+    The resume point is replaced atomically by the running trainer; the step is read before and after
+    the weights so a replacement in between is noticed and the read repeated.
+    """
+    run = Path(run_dir)
+    config_path = run / "train_config.json"
+    if not config_path.is_file():
+        raise TrainingError(f"{run} has no train_config.json: give the --out directory of a training run")
+    state_dir = run / STATE_DIR
+
+    def saved_step() -> int | None:
+        try:
+            return int(json.loads((state_dir / "state.json").read_text())["step"])
+        except (OSError, ValueError, KeyError):
+            return None
+
+    weights, step = None, None
+    for _ in range(6):
+        before = saved_step()
+        try:
+            candidate = load_file(str(state_dir / "trainable.safetensors"))
+        except Exception:  # missing while being replaced, or not a safetensors file: try again, then say so
+            candidate = None
+        if before is not None and candidate is not None and saved_step() == before:
+            weights, step = candidate, before
+            break
+        time.sleep(0.5)
+    if weights is None or step is None:
+        raise TrainingError(
+            f"{run} has no complete resume point ({STATE_DIR}/state.json and trainable.safetensors); a run "
+            "writes one every --save-every-steps and when it stops"
+        )
+    config = replace(TrainConfig.from_json(json.loads(config_path.read_text())), progress=False)
+    bundle = build_model(config)  # with out_dir = run: a fresh model finds its tokenizer there
+    params = trainable_parameters(bundle.model)
+    if not set(params) <= set(weights):
+        raise TrainingError(
+            f"{state_dir} does not hold this run's trainable weights ({len(set(params) - set(weights))} "
+            "missing): was train_config.json changed after the run started?"
+        )
+    with torch.no_grad():
+        for name, p in params.items():
+            p.copy_(weights[name].to(p.device))
+    norm_stats = json.loads((run / "dataset_statistics.json").read_text())
+    dest = Path(dest) if dest is not None else run / f"step{step}"
+    # Full mode writes the checkpoint to dest; LoRA writes dest/adapter (and dest/merged on request).
+    target = replace(config, out_dir=str(dest), checkpoint_out=str(dest) if config.mode == "full" else None)
+    return step, export_model(target, bundle, norm_stats)
 
 
 def export_merged(

@@ -66,6 +66,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_train_arguments(tr)
     tr.set_defaults(func=run_train)
 
+    ex = subparsers.add_parser(
+        "export-run",
+        help="export a training run's latest resume point as a checkpoint (full) or adapter (LoRA), "
+        "e.g. to evaluate a run that is still training",
+    )
+    ex.add_argument("run_dir", type=Path, help="the --out directory of a vla-ros train run")
+    ex.add_argument("--dest", type=Path, default=None, help="where to write (default RUN_DIR/step<N>)")
+    ex.add_argument("--num-threads", type=int, default=None, help="torch threads (default: torch's)")
+    ex.set_defaults(func=run_export)
+
     ev = subparsers.add_parser(
         "sim-eval",
         help="closed-loop success rate of a policy in the workcell on held-out layouts, with bounds",
@@ -266,6 +276,23 @@ def run_train(args: argparse.Namespace) -> int:
         f"in {result.wall_time_s:.0f} s; outputs: {', '.join(str(p) for p in result.outputs)}"
     )
     return 130 if result.interrupted else 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from vla_ros.model.loading import CheckpointError
+    from vla_ros.train.bc import TrainingError, export_resume_point
+
+    if args.num_threads:
+        import torch
+
+        torch.set_num_threads(args.num_threads)
+    try:
+        step, written = export_resume_point(args.run_dir, args.dest)
+    except (TrainingError, CheckpointError) as exc:
+        print(f"export-run: {exc}", file=sys.stderr)
+        return 2
+    print(f"exported step {step} of {args.run_dir}: {', '.join(str(p) for p in written)}")
+    return 0
 
 
 def run_sim_eval(args: argparse.Namespace) -> int:
