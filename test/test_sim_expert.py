@@ -137,3 +137,24 @@ def test_close_until_held_lifts_on_the_first_step_the_part_is_held(cell):
         assert 1 <= first_lift - first_close < default.close_steps, f"seed {seed}: {phases}"
         assert trace[first_lift][2] == cell.task.part_id
         assert trace[first_lift][1][2] > 0 and trace[first_lift][1][6] == 0.0  # up, still closed
+
+
+def test_close_lift_rises_while_the_fingers_close_and_still_grasps(cell):
+    """With close_lift_m no step with the gripper closed is a zero motion: the frames while the fingers
+    close say "up slowly", the ones after the grasp holds "up"."""
+    from vla_ros.sim.expert import ExpertConfig
+
+    expert = ScriptedExpert(cell, ExpertConfig(close_until_held=True, close_lift_m=0.005))
+    for seed in (31, 32, 33):
+        result, trace = _pick_place_trace(cell, expert, seed)
+        assert result.success, f"seed {seed}"
+        closing = [action for phase, action, _ in trace if phase == "close"]
+        assert closing, f"seed {seed}: no close step"
+        for action in closing:
+            assert action[6] == 0.0 and action[2] == pytest.approx(0.005)
+            assert not np.any(action[[0, 1, 3, 4, 5]])
+        assert not any(a[6] == 0.0 and not np.any(a[:6]) for _, a, _ in trace), f"seed {seed}"
+    with pytest.raises(ValueError, match="close_lift_m"):
+        ExpertConfig(close_lift_m=-0.001)
+    with pytest.raises(ValueError, match="close_lift_m"):
+        ExpertConfig(close_lift_m=0.05)

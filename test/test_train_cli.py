@@ -272,3 +272,11 @@ def test_expert_options_of_record_demos_change_the_recorded_labels(tmp_path, cap
         assert np.all(np.abs(new[:, :3]) <= limit + 1e-6)
         assert longest_closed_hold(plain) == close_steps
         assert longest_closed_hold(new) < close_steps
+    # --close-lift-mm: while the fingers close the arm rises, so no closed step is a zero motion.
+    lifted = labels(tmp_path / "lifted", "--close-until-held", "--close-lift-mm", "5")
+    for actions in lifted:
+        assert longest_closed_hold(actions) == 0
+        closing = actions[(actions[:, 6] == 0.0) & np.isclose(actions[:, 2], 0.005)]
+        assert len(closing) >= 1 and not np.any(closing[:, [0, 1, 3, 4, 5]])
+    with pytest.raises(SystemExit, match="close-lift-mm"):
+        _run("record-demos", str(tmp_path / "bad"), "--close-lift-mm", "-1")

@@ -51,6 +51,17 @@ class ExpertConfig:
     # close_until_held lifts on the first step the part is held, instead of after close_steps: frames
     # with the fingers closed on the part then always mean "up", never "hold still".
     close_until_held: bool = False
+    # close_lift_m > 0 rises this much on each step while the fingers close, instead of holding
+    # still: no frame with closing fingers at grasp height is then labelled "hold still" (run W, a
+    # policy without memory, took that label on the frames after the grasp held). 5 mm keeps every
+    # grasp on held-out layouts; 10 mm already loses some (models/README.md, "Run W").
+    close_lift_m: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.close_lift_m <= self.max_step_m:
+            raise ValueError(
+                f"close_lift_m must be in [0, max_step_m={self.max_step_m}], got {self.close_lift_m}"
+            )
 
 
 class ScriptedExpert:
@@ -123,7 +134,9 @@ class ScriptedExpert:
         if self._phase == "close":
             held = cell.holding() == part.id
             if self._phase_steps < cfg.close_steps and not (cfg.close_until_held and held):
-                return self._hold(CLOSED)
+                closing = self._hold(CLOSED)
+                closing[2] = cfg.close_lift_m
+                return closing
             if held:
                 self._set_phase("lift")
             else:

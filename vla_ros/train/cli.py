@@ -53,6 +53,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="experimental: the expert lifts on the first step the part is held, not after a fixed wait",
     )
+    rec.add_argument(
+        "--close-lift-mm",
+        type=float,
+        default=0.0,
+        help="experimental: the expert rises this many mm per step while the fingers close (5 keeps "
+        "every grasp), so no closed-gripper step at grasp height is a zero motion",
+    )
     _add_parts_argument(rec)
     rec.add_argument("--no-progress", action="store_true")
     rec.set_defaults(func=run_record)
@@ -229,6 +236,14 @@ def run_record(args: argparse.Namespace) -> int:
     from vla_ros.sim.expert import ExpertConfig
     from vla_ros.train.record import record_demonstrations
 
+    try:
+        expert_config = ExpertConfig(
+            per_axis_moves=args.per_axis_moves,
+            close_until_held=args.close_until_held,
+            close_lift_m=args.close_lift_mm / 1000.0,
+        )
+    except ValueError as exc:
+        raise SystemExit(f"record-demos: --close-lift-mm: {exc}") from exc
     learner_factory = None
     if args.dagger_model is not None:
         import torch
@@ -252,9 +267,7 @@ def run_record(args: argparse.Namespace) -> int:
         beta=args.dagger_beta,
         random_start=args.random_start,
         num_parts=_parts_range(args.parts),
-        expert_config=ExpertConfig(
-            per_axis_moves=args.per_axis_moves, close_until_held=args.close_until_held
-        ),
+        expert_config=expert_config,
     )
     print(summary.summary())
     return 0
