@@ -61,6 +61,9 @@ def main() -> None:
     parser.add_argument(
         "--close-until-held", action="store_true", help="the expert as record-demos --close-until-held"
     )
+    parser.add_argument(
+        "--close-lift-mm", type=float, default=0.0, help="the expert as record-demos --close-lift-mm"
+    )
     args = parser.parse_args()
 
     import torch
@@ -72,9 +75,13 @@ def main() -> None:
     from vla_ros.sim import ExpertConfig, ScriptedExpert
 
     cell, expert, policy = expert_and_policy(args.model, decoding=args.decoding)
-    if args.per_axis_moves or args.close_until_held:
+    if args.per_axis_moves or args.close_until_held or args.close_lift_mm:
         # The states a policy is handed should be those of the expert it was trained on.
-        config = ExpertConfig(per_axis_moves=args.per_axis_moves, close_until_held=args.close_until_held)
+        config = ExpertConfig(
+            per_axis_moves=args.per_axis_moves,
+            close_until_held=args.close_until_held,
+            close_lift_m=args.close_lift_mm / 1000.0,
+        )
         expert = ScriptedExpert(cell, config)
     seeds = range(args.seed_start, args.seed_start + args.seeds)
     n = len(seeds)
