@@ -87,12 +87,17 @@ def test_constrained_decoding_is_the_argmax_over_action_tokens_of_the_full_logit
     assert fast == slow
 
 
+def _as_logits(probs: torch.Tensor) -> torch.Tensor:
+    """One row of logits whose softmax is ``probs`` (zeros become a negligible mass)."""
+    return probs.clamp_min(1e-12).log()[None]
+
+
 def test_median_decoding_picks_where_half_the_mass_lies_not_a_narrow_peak():
     # A narrow peak at bin 0 holding 20% of the mass; 80% spread evenly over bins 100..199.
     probs = torch.zeros(256)
     probs[0] = 0.2
     probs[100:200] = 0.8 / 100
-    logits = probs.clamp_min(1e-12).log()[None]
+    logits = _as_logits(probs)
     assert choose_tokens(logits, "argmax").item() == 0
     assert 100 <= choose_tokens(logits, "median").item() < 200
     assert choose_tokens(logits, "median").item() == 137  # 0.2 + 38 * 0.008 >= 0.5
@@ -114,24 +119,22 @@ def test_smoothed_decoding_undoes_the_edge_bias_of_truncated_bin_smoothing():
         return weights / weights.sum()
 
     probs = 0.5 * learnt(255) + 0.5 * learnt(128)
-    logits = probs.clamp_min(1e-12).log()[None]
+    logits = _as_logits(probs)
     assert choose_tokens(logits, "argmax").item() == 255  # the cut-off peak is higher
     # Matched, the inside label scores within a few percent of the edge one; a little more mass
     # on it is enough to win, where argmax still takes the edge.
     probs = 0.46 * learnt(255) + 0.54 * learnt(128)
-    logits = probs.clamp_min(1e-12).log()[None]
+    logits = _as_logits(probs)
     assert choose_tokens(logits, "argmax").item() == 255
     assert choose_tokens(logits, "smoothed").item() == 128
     # Mass spread over neighbouring bins beats a single bin holding more than any one of them.
-    probs = torch.zeros(256)
-    probs[0] = 0.2
-    probs[150:160] = 0.8 / 10
-    logits = probs.clamp_min(1e-12).log()[None]
-    assert choose_tokens(logits, "argmax").item() == 0
-    assert 150 <= choose_tokens(logits, "smoothed").item() < 160
+    spread = torch.zeros(256)
+    spread[0], spread[150:160] = 0.2, 0.8 / 10
+    assert choose_tokens(_as_logits(spread), "argmax").item() == 0
+    assert 150 <= choose_tokens(_as_logits(spread), "smoothed").item() < 160
     # Every label, taught alone, decodes to itself.
     for centre in (0, 1, 2, 100, 253, 254, 255):
-        alone = learnt(centre).clamp_min(1e-12).log()[None]
+        alone = _as_logits(learnt(centre))
         assert choose_tokens(alone, "smoothed").item() == centre
     # A single peak: argmax and smoothed agree, in the middle and at both ends.
     for where in (0, 42, 255):
