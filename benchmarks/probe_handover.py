@@ -46,6 +46,7 @@ class HandOver:
 
 def main() -> None:
     from vla_ros.model.modeling_openvla import DECODINGS
+    from vla_ros.train.cli import add_expert_arguments, expert_config_from_args
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="models/sim_policy")
@@ -55,15 +56,7 @@ def main() -> None:
     parser.add_argument("--decoding", default="argmax", choices=DECODINGS)
     parser.add_argument("--max-steps", type=int, default=60)
     parser.add_argument("--num-threads", type=int, default=2)
-    parser.add_argument(
-        "--per-axis-moves", action="store_true", help="the expert as record-demos --per-axis-moves"
-    )
-    parser.add_argument(
-        "--close-until-held", action="store_true", help="the expert as record-demos --close-until-held"
-    )
-    parser.add_argument(
-        "--close-lift-mm", type=float, default=0.0, help="the expert as record-demos --close-lift-mm"
-    )
+    add_expert_arguments(parser)  # as the policy's demonstrations were recorded
     args = parser.parse_args()
 
     import torch
@@ -72,17 +65,8 @@ def main() -> None:
     from vla_ros.train.evaluate_closed_loop import EpisodeProgress, expert_and_policy
 
     torch.set_num_threads(args.num_threads)
-    from vla_ros.sim import ExpertConfig, ScriptedExpert
-
-    cell, expert, policy = expert_and_policy(args.model, decoding=args.decoding)
-    if args.per_axis_moves or args.close_until_held or args.close_lift_mm:
-        # The states a policy is handed should be those of the expert it was trained on.
-        config = ExpertConfig(
-            per_axis_moves=args.per_axis_moves,
-            close_until_held=args.close_until_held,
-            close_lift_m=args.close_lift_mm / 1000.0,
-        )
-        expert = ScriptedExpert(cell, config)
+    expert_config = expert_config_from_args(args, "probe_handover")
+    cell, expert, policy = expert_and_policy(args.model, decoding=args.decoding, expert_config=expert_config)
     seeds = range(args.seed_start, args.seed_start + args.seeds)
     n = len(seeds)
     print(f"{args.model} on pick_place, seeds {seeds.start}..{seeds.stop - 1}, {args.decoding} decoding")

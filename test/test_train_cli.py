@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -12,11 +13,12 @@ import torch
 from vla_ros.action import Action
 from vla_ros.data.bag import BagReader, read_messages
 from vla_ros.data.dataset import CleaningConfig, load_episodes
-from vla_ros.sim import ScriptedExpert, Workcell
+from vla_ros.sim import ExpertConfig, ScriptedExpert, Workcell
 from vla_ros.train import cli
 from vla_ros.train.evaluate_closed_loop import (
     TaskSuccess,
     evaluate_in_workcell,
+    expert_and_policy,
     expert_factory,
     format_table,
 )
@@ -280,3 +282,31 @@ def test_expert_options_of_record_demos_change_the_recorded_labels(tmp_path, cap
         assert len(closing) >= 1 and not np.any(closing[:, [0, 1, 3, 4, 5]])
     with pytest.raises(SystemExit, match="close-lift-mm"):
         _run("record-demos", str(tmp_path / "bad"), "--close-lift-mm", "-1")
+
+
+def test_probes_get_the_expert_the_demonstrations_were_recorded_with(tmp_path):
+    """The expert flags parse the same for record-demos and the probes, and expert_and_policy hands
+    the resulting config to the expert it builds."""
+    from vla_ros.model.tiny import PRESETS, make_tiny_checkpoint
+
+    parser = argparse.ArgumentParser()
+    cli.add_expert_arguments(parser)
+    config = cli.expert_config_from_args(
+        parser.parse_args(["--per-axis-moves", "--close-until-held", "--close-lift-mm", "5"]), "probe"
+    )
+    assert (config.per_axis_moves, config.close_until_held, config.close_lift_m) == (True, True, 0.005)
+    assert cli.expert_config_from_args(parser.parse_args([]), "probe") == ExpertConfig()
+    with pytest.raises(SystemExit, match="probe: --close-lift-mm"):
+        cli.expert_config_from_args(parser.parse_args(["--close-lift-mm", "50"]), "probe")
+
+    model = make_tiny_checkpoint(tmp_path / "tiny", spec=replace(PRESETS["tiny"], image_size_px=32))
+    cell, expert, _ = expert_and_policy(model, image_size_px=32, expert_config=config)
+    try:
+        assert expert.config is config
+    finally:
+        cell.close()
+    cell, expert, _ = expert_and_policy(model, image_size_px=32)
+    try:
+        assert expert.config == ExpertConfig()
+    finally:
+        cell.close()

@@ -1,4 +1,4 @@
-"""``vla-ros record-demos``, ``vla-ros train`` and ``vla-ros sim-eval``."""
+"""``vla-ros record-demos``, ``vla-ros train``, ``vla-ros export-run`` and ``vla-ros sim-eval``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from vla_ros.data.cli import add_topic_arguments
 from vla_ros.data.dataset import CleaningConfig
 from vla_ros.model.adapters import DEFAULT_LORA_RANK
 from vla_ros.model.modeling_openvla import DECODINGS
-from vla_ros.sim import MAX_EPISODE_STEPS, TASK_NAMES
+from vla_ros.sim import MAX_EPISODE_STEPS, TASK_NAMES, ExpertConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,23 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="start each episode with the arm at a random place above the table (seeded by the layout), "
         "not home: the arm's position then no longer tells the way to the target",
     )
-    rec.add_argument(
-        "--per-axis-moves",
-        action="store_true",
-        help="experimental: the expert clips each axis to its step limit instead of scaling the 3-D step",
-    )
-    rec.add_argument(
-        "--close-until-held",
-        action="store_true",
-        help="experimental: the expert lifts on the first step the part is held, not after a fixed wait",
-    )
-    rec.add_argument(
-        "--close-lift-mm",
-        type=float,
-        default=0.0,
-        help="experimental: the expert rises this many mm per step while the fingers close (5 keeps "
-        "every grasp), so no closed-gripper step at grasp height is a zero motion",
-    )
+    add_expert_arguments(rec)
     _add_parts_argument(rec)
     rec.add_argument("--no-progress", action="store_true")
     rec.set_defaults(func=run_record)
@@ -113,6 +97,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_parts_argument(ev)
     ev.add_argument("--no-progress", action="store_true")
     ev.set_defaults(func=run_sim_eval)
+
+
+def add_expert_arguments(p: argparse.ArgumentParser) -> None:
+    """How the scripted expert moves (:class:`~vla_ros.sim.expert.ExpertConfig`); shared by
+    record-demos and the probes, which must hand a policy the states of the expert it learnt from."""
+    p.add_argument(
+        "--per-axis-moves",
+        action="store_true",
+        help="experimental: the expert clips each axis to its step limit instead of scaling the 3-D step",
+    )
+    p.add_argument(
+        "--close-until-held",
+        action="store_true",
+        help="experimental: the expert lifts on the first step the part is held, not after a fixed wait",
+    )
+    p.add_argument(
+        "--close-lift-mm",
+        type=float,
+        default=0.0,
+        help="experimental: the expert rises this many mm per step while the fingers close (5 keeps "
+        "every grasp), so no closed-gripper step at grasp height is a zero motion",
+    )
+
+
+def expert_config_from_args(args: argparse.Namespace, prog: str) -> ExpertConfig:
+    """The :class:`ExpertConfig` that :func:`add_expert_arguments`' flags ask for; exits with the
+    reason on a value out of range."""
+    try:
+        return ExpertConfig(
+            per_axis_moves=args.per_axis_moves,
+            close_until_held=args.close_until_held,
+            close_lift_m=args.close_lift_mm / 1000.0,
+        )
+    except ValueError as exc:
+        raise SystemExit(f"{prog}: --close-lift-mm: {exc}") from exc
 
 
 def _add_parts_argument(p: argparse.ArgumentParser) -> None:
@@ -233,17 +252,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_record(args: argparse.Namespace) -> int:
-    from vla_ros.sim.expert import ExpertConfig
     from vla_ros.train.record import record_demonstrations
 
-    try:
-        expert_config = ExpertConfig(
-            per_axis_moves=args.per_axis_moves,
-            close_until_held=args.close_until_held,
-            close_lift_m=args.close_lift_mm / 1000.0,
-        )
-    except ValueError as exc:
-        raise SystemExit(f"record-demos: --close-lift-mm: {exc}") from exc
+    expert_config = expert_config_from_args(args, "record-demos")
     learner_factory = None
     if args.dagger_model is not None:
         import torch

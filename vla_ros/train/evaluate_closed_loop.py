@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from vla_ros.action import Action, Policy
-from vla_ros.sim import MAX_EPISODE_STEPS, ScriptedExpert, Workcell, run_episode
+from vla_ros.sim import MAX_EPISODE_STEPS, ExpertConfig, ScriptedExpert, Workcell, run_episode
 from vla_ros.train.record import workcell_config
 
 
@@ -214,10 +214,16 @@ def format_table(results: Sequence[TaskSuccess]) -> str:
 
 
 def expert_and_policy(
-    model_dir: str | Path, num_parts: int | None = None, image_size_px: int = 224, decoding: str = "argmax"
+    model_dir: str | Path,
+    num_parts: int | None = None,
+    image_size_px: int = 224,
+    decoding: str = "argmax",
+    expert_config: ExpertConfig | None = None,
 ) -> tuple[Workcell, ScriptedExpert, Policy]:
-    """A workcell (``num_parts`` parts per layout; default 2-3), its scripted expert, and a checkpoint
-    as a policy in it: for probes that ask both for the next step on the same frame. Close the
-    workcell when done."""
+    """A workcell (``num_parts`` parts per layout; default 2-3), its scripted expert (moving as
+    ``expert_config`` says; give the options the policy's demonstrations were recorded with), and a
+    checkpoint as a policy in it: for probes that ask both for the next step on the same frame. Close
+    the workcell when done."""
     cell = Workcell(workcell_config(image_size_px, None if num_parts is None else (num_parts, num_parts)))
-    return cell, ScriptedExpert(cell), vla_policy_factory(model_dir, decoding=decoding)(cell)
+    expert = ScriptedExpert(cell, expert_config)
+    return cell, expert, vla_policy_factory(model_dir, decoding=decoding)(cell)
