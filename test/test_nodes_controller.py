@@ -120,7 +120,7 @@ def _drive_until(policy: Policy, vx: float, done, timeout_s: float = 10.0, perio
 
 
 def test_controller_stops_when_commands_stop_arriving(ros) -> None:
-    _controller(ros)
+    controller = _controller(ros)
     arm = Arm(ros)
     policy = Policy(ros)
     assert ros.wait_for(lambda: policy.pub.get_subscription_count() > 0)
@@ -141,10 +141,16 @@ def test_controller_stops_when_commands_stop_arriving(ros) -> None:
     after = arm.since(last_stamp)
     late = [(t - last_stamp, v) for t, v in after if t >= deadline and np.any(v)]
     assert not late, f"the arm was commanded to move after the watchdog deadline: {late[:3]}"
-    first_zero = next(t for t, v in after if not np.any(v))
+    # Once stopped, it stays stopped: checked from the arrival of the last command the controller
+    # took. Before that, a zero is right too when the commands in flight are late (the watchdog ran
+    # out on the one before), and so is moving again when a late one arrives still fresh.
+    arrived = controller.core.watchdog.received_s
+    assert arrived is not None
+    first_zero = next(t for t, v in after if t >= arrived and not np.any(v))
     print(
         f"watchdog: zero twist {first_zero - last_stamp:.3f} s after the last command "
-        f"(command_timeout_s={TIMEOUT_S}, output period={1 / RATE_HZ:.3f} s)"
+        f"(command_timeout_s={TIMEOUT_S}, output period={1 / RATE_HZ:.3f} s; "
+        f"last command taken {arrived - last_stamp:.3f} s after it was sent)"
     )
     assert all(not np.any(v) for t, v in after if t > first_zero), "the arm moved again without a command"
 
