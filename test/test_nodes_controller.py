@@ -150,7 +150,7 @@ def test_controller_stops_when_commands_stop_arriving(ros) -> None:
     print(
         f"watchdog: zero twist {first_zero - last_stamp:.3f} s after the last command "
         f"(command_timeout_s={TIMEOUT_S}, output period={1 / RATE_HZ:.3f} s; "
-        f"last command taken {arrived - last_stamp:.3f} s after it was sent)"
+        f"the controller's last command arrived {arrived - last_stamp:.3f} s after the last one was sent)"
     )
     assert all(not np.any(v) for t, v in after if t > first_zero), "the arm moved again without a command"
 
