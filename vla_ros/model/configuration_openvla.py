@@ -2,9 +2,11 @@
 
 The official checkpoint's ``config.json`` is the contract: its field names are kept verbatim so a
 directory downloaded from the Hugging Face hub loads unchanged and a directory we write loads in
-upstream's code. One addition, ``timm_model_kwargs``, lets small test and simulation models reuse the
-same timm families with reduced depth/width; the official checkpoint does not have it and gets the
-families' own sizes.
+upstream's code. Two additions, written only when set: ``timm_model_kwargs`` lets small test and
+simulation models reuse the same timm families with reduced depth/width (the official checkpoint does
+not have it and gets the families' own sizes), and ``action_token_order`` records a model trained to
+emit its action tokens in another order (upstream's code does not read it and would decode such a
+model's actions in the wrong dimensions).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from transformers import LlamaConfig
+
+from vla_ros.model.action_tokenizer import check_token_order
 
 OFFICIAL_TIMM_MODEL_IDS = ("vit_large_patch14_reg4_dinov2.lvd142m", "vit_so400m_patch14_siglip_224")
 # Llama-2's 32000 tokens + <PAD>, padded to a multiple of 64 (upstream's `pad_to_multiple_of`).
@@ -60,6 +64,9 @@ class OpenVLAConfig:
     # Not in the official file: per-backbone timm keyword overrides (depth, embed_dim, num_heads, ...)
     # for small models of the same families. Empty dicts mean the families' own sizes.
     timm_model_kwargs: list[dict[str, Any]] = field(default_factory=lambda: [{}, {}])
+    # Not in the official file: which action dimension each generated token holds, when a model was
+    # trained to emit them in another order than (dx, dy, dz, ..., gripper); see ActionTokenizer.
+    action_token_order: list[int] | None = None
     # Fields of config.json we do not interpret (auto_map, architectures, ...), kept for round trips.
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -80,6 +87,11 @@ class OpenVLAConfig:
             self.timm_model_kwargs = list(self.timm_model_kwargs) + [{}] * (
                 n_backbones - len(self.timm_model_kwargs)
             )
+        try:
+            order = check_token_order(self.action_token_order)
+        except ValueError as exc:
+            raise ConfigError(f"action_token_order: {exc}") from exc
+        self.action_token_order = None if order is None else list(order)
         if len(set(self.image_sizes)) != 1:
             raise ConfigError(
                 f"both backbones must see the same image size, got image_sizes={self.image_sizes}"
@@ -116,11 +128,13 @@ class OpenVLAConfig:
         """config.json content: official fields first, uninterpreted fields preserved."""
         out = dict(self.extra)
         for f in fields(self):
-            if f.name in ("extra", "timm_model_kwargs"):
+            if f.name in ("extra", "timm_model_kwargs", "action_token_order"):
                 continue
             out[f.name] = getattr(self, f.name)
         if any(self.timm_model_kwargs):
             out["timm_model_kwargs"] = self.timm_model_kwargs
+        if self.action_token_order is not None:
+            out["action_token_order"] = self.action_token_order
         out["model_type"] = self.model_type
         return json.loads(json.dumps(out))  # deep copy, JSON types only
 

@@ -383,7 +383,9 @@ def load_checkpoint(
 
     norm_stats = load_norm_stats(directory, config)
     action_tokenizer = ActionTokenizer(
-        n_bins=config.n_action_bins, vocab_size=prompt_tokenizer.base_vocab_size
+        n_bins=config.n_action_bins,
+        vocab_size=prompt_tokenizer.base_vocab_size,
+        order=config.action_token_order,
     )
     return LoadedCheckpoint(
         model=model,

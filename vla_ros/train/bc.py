@@ -84,7 +84,7 @@ from vla_ros.data.dataset import (
     load_episodes,
 )
 from vla_ros.model import adapters
-from vla_ros.model.action_tokenizer import ActionStatistics, ActionTokenizer
+from vla_ros.model.action_tokenizer import ActionStatistics, ActionTokenizer, check_token_order
 from vla_ros.model.loading import load_checkpoint, save_checkpoint
 from vla_ros.model.modeling_openvla import IGNORE_INDEX, OpenVLAForActionPrediction
 from vla_ros.model.processing import (
@@ -123,6 +123,9 @@ class TrainConfig:
     # Full mode, --base: append this many language-model layers that start as the identity.
     base_grow_llm_layers: int = 0
     init_overrides: dict[str, int] = field(default_factory=dict)  # TinySpec fields of a fresh model
+    # Which action dimension each emitted token holds (None: the base's order, or dx, dy, dz, ... for a
+    # fresh model). Stored in the checkpoint's config; see vla_ros.model.action_tokenizer.
+    action_token_order: list[int] | None = None
     mode: str = "full"
     lora_rank: int = adapters.DEFAULT_LORA_RANK
     lora_dropout: float = 0.0
@@ -607,7 +610,18 @@ def build_model(config: TrainConfig) -> ModelBundle:
                 "--grow-llm-layers adds base weights",
                 lambda: loaded.model.grow_language_model(config.base_grow_llm_layers),
             )
-        action_tokenizer, tokenizer_dir = loaded.action_tokenizer, Path(config.base)
+        tokenizer_dir = Path(config.base)
+        order = config.action_token_order
+        if order is not None and list(order) != (
+            loaded.model.config.action_token_order or list(range(len(order)))
+        ):
+            _change_base_weights(
+                config.mode,
+                "--action-token-order changes what the base's outputs mean",
+                lambda: setattr(
+                    loaded.model, "config", loaded.model.config.replace(action_token_order=list(order))
+                ),
+            )
     else:
         from vla_ros.model.tiny import PRESETS, build_tiny_model, write_tokenizer
 
@@ -625,9 +639,14 @@ def build_model(config: TrainConfig) -> ModelBundle:
             os.replace(tmp, tokenizer_dir)
         image_processor = ImageProcessor(image_size_px=spec.image_size_px)
         prompt_tokenizer = PromptTokenizer.from_dir(tokenizer_dir)
-        action_tokenizer = ActionTokenizer(
-            n_bins=model.config.n_action_bins, vocab_size=prompt_tokenizer.base_vocab_size
-        )
+        if config.action_token_order is not None:
+            model.config = model.config.replace(action_token_order=list(config.action_token_order))
+    core = _core(model)
+    action_tokenizer = ActionTokenizer(
+        n_bins=core.config.n_action_bins,
+        vocab_size=prompt_tokenizer.base_vocab_size,
+        order=core.config.action_token_order,
+    )
     if config.mode in ("lora", "qlora"):
         model = adapters.add_lora_adapter(
             model,
@@ -1104,6 +1123,12 @@ def train(config: TrainConfig, resume: bool = False, stop_after_steps: int | Non
     # --- model ------------------------------------------------------------------------------------
     bundle = build_model(config)
     model = bundle.model
+    order = bundle.action_tokenizer.order
+    if order is not None and len(order) != statistics.action_dim:
+        raise TrainingError(
+            f"the action token order {list(order)} covers {len(order)} dimensions; the bags' actions have "
+            f"{statistics.action_dim}"
+        )
     make = dict(
         image_processor=bundle.image_processor,
         prompt_tokenizer=bundle.prompt_tokenizer,
@@ -1283,6 +1308,21 @@ def train(config: TrainConfig, resume: bool = False, stop_after_steps: int | Non
     )
 
 
+def _parse_token_order(text: str | None) -> list[int] | None:
+    """``--action-token-order 2,0,1,3,4,5,6`` -> [2, 0, 1, 3, 4, 5, 6]; a permutation or an error."""
+    if text is None:
+        return None
+    try:
+        order = [int(part) for part in text.split(",")]
+        check_token_order(order)
+    except ValueError as exc:
+        raise TrainingError(
+            f"--action-token-order takes the action dimensions in emission order, comma separated, each "
+            f"once (e.g. 2,0,1,3,4,5,6 for dz first), got {text!r}"
+        ) from exc
+    return order
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     from vla_ros.data.cli import sync_from_args, topics_from_args
 
@@ -1305,6 +1345,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         base_add_sincos_position=bool(args.base and args.add_sincos_position),
         base_grow_llm_layers=args.grow_llm_layers if args.base else 0,
         init_overrides=_parse_overrides(args.init_override),
+        action_token_order=_parse_token_order(args.action_token_order),
         mode=args.mode,
         lora_rank=args.lora_rank,
         dataset_name=args.dataset_name,

@@ -173,6 +173,14 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         "training, so the backbone says where each patch is (for models trained from --init tiny)",
     )
     p.add_argument(
+        "--action-token-order",
+        default=None,
+        metavar="I,J,...",
+        help="emit the action tokens in this order of action dimensions (e.g. 2,0,1,3,4,5,6: dz first), "
+        "stored in the checkpoint; greedy decoding then decides the first listed dimension alone "
+        "(default: the base's order, dx first for a fresh model). Changing a base's order needs full mode",
+    )
+    p.add_argument(
         "--grow-llm-layers",
         type=int,
         default=0,
