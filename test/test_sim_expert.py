@@ -158,3 +158,34 @@ def test_close_lift_rises_while_the_fingers_close_and_still_grasps(cell):
         ExpertConfig(close_lift_m=-0.001)
     with pytest.raises(ValueError, match="close_lift_m"):
         ExpertConfig(close_lift_m=0.05)
+
+
+def test_approach_gain_shrinks_the_last_steps_of_the_cross_in_proportion_to_the_distance(cell):
+    """With approach_gain 0.5 each sideways step at hover height covers at most half of what is left
+    to the part, so the cross ends in several shorter steps instead of one jump of the remainder; far
+    steps stay at the limit, and the expert still solves the task."""
+    from vla_ros.sim.expert import ExpertConfig
+
+    config = ExpertConfig(per_axis_moves=True, close_until_held=True, close_lift_m=0.005, approach_gain=0.5)
+    expert = ScriptedExpert(cell, config)
+    for seed in (51, 52, 53):
+        instruction = cell.reset(seed, "pick_place")
+        part_id = cell.task.part_id
+        cross: list[tuple[np.ndarray, np.ndarray]] = []  # (xy left to the part, xy step)
+        while not cell.success() and len(cross) < MAX_EPISODE_STEPS:
+            ee = cell.ee_pose()[0]
+            action = expert.predict_action(None, instruction)
+            if expert.phase == "approach" and np.any(action.vector[:2]):
+                cross.append((cell.part_position(part_id)[:2] - ee[:2], action.vector[:2].copy()))
+            cell.apply_action(action.vector)
+        assert cell.success(), f"seed {seed}: {instruction} failed"
+        left = np.array([c[0] for c in cross])
+        steps = np.array([c[1] for c in cross])
+        assert np.all(np.abs(steps) <= np.minimum(0.5 * np.abs(left), config.max_step_m) + 1e-9)
+        assert np.all(np.sign(steps[steps != 0]) == np.sign(left[steps != 0]))
+        assert np.any(np.isclose(np.abs(steps), config.max_step_m)), f"seed {seed}: no full step"
+        shorter = np.abs(steps[(steps != 0) & ~np.isclose(np.abs(steps), config.max_step_m)])
+        assert len(shorter) >= 3, f"seed {seed}: cross ended in {len(shorter)} short steps"
+    for bad in (0.0, -0.5, 1.5):
+        with pytest.raises(ValueError, match="approach_gain"):
+            ExpertConfig(approach_gain=bad)

@@ -298,6 +298,10 @@ def test_probes_get_the_expert_the_demonstrations_were_recorded_with(tmp_path):
     assert cli.expert_config_from_args(parser.parse_args([]), "probe") == ExpertConfig()
     with pytest.raises(SystemExit, match="probe: --close-lift-mm"):
         cli.expert_config_from_args(parser.parse_args(["--close-lift-mm", "50"]), "probe")
+    gained = cli.expert_config_from_args(parser.parse_args(["--approach-gain", "0.5"]), "probe")
+    assert gained.approach_gain == 0.5
+    with pytest.raises(SystemExit, match="probe: --approach-gain"):
+        cli.expert_config_from_args(parser.parse_args(["--approach-gain", "0"]), "probe")
 
     model = make_tiny_checkpoint(tmp_path / "tiny", spec=replace(PRESETS["tiny"], image_size_px=32))
     cell, expert, _ = expert_and_policy(model, image_size_px=32, expert_config=config)

@@ -56,8 +56,17 @@ class ExpertConfig:
     # policy without memory, took that label on the frames after the grasp held). 5 mm keeps every
     # grasp on held-out layouts; 10 mm already loses some (models/README.md, "Run W").
     close_lift_m: float = 0.0
+    # approach_gain < 1 makes each step of the cross at hover height (pick_place) and of move_to's
+    # travel cover at most this fraction of the distance left (per axis with per_axis_moves), still
+    # capped at the step limit: far steps stay at the limit and the last few shrink in proportion to
+    # the distance. With the default a cross ends in one step of whatever remains, so per-axis labels
+    # near the part are nearly all at the limit and a policy decoding by argmax overshoots in full
+    # steps (models/README.md, "Run O"); with 0.5 the near-part states get labels of their own size.
+    approach_gain: float = 1.0
 
     def __post_init__(self) -> None:
+        if not 0.0 < self.approach_gain <= 1.0:
+            raise ValueError(f"approach_gain must be in (0, 1], got {self.approach_gain}")
         if not 0.0 <= self.close_lift_m <= self.max_step_m:
             raise ValueError(
                 f"close_lift_m must be in [0, max_step_m={self.max_step_m}], got {self.close_lift_m}"
@@ -124,7 +133,7 @@ class ScriptedExpert:
             if self._reached(ee, target):
                 self._set_phase("descend")
             else:
-                return self._toward(ee, target, cfg.max_step_m, OPEN)
+                return self._toward(ee, target, cfg.max_step_m, OPEN, cfg.approach_gain)
         if self._phase == "descend":
             target = np.array([part_pos[0], part_pos[1], grasp_z])
             if self._reached(ee, target):
@@ -232,7 +241,7 @@ class ScriptedExpert:
         ee, _ = cell.ee_pose()
         self._set_phase("move")
         target = np.array([xy[0], xy[1], cfg.move_to_height_m])
-        return self._toward(ee, target, cfg.max_step_m, OPEN)
+        return self._toward(ee, target, cfg.max_step_m, OPEN, cfg.approach_gain)
 
     # ------------------------------------------------------------------ helpers
     def _set_phase(self, phase: str) -> None:
@@ -243,8 +252,10 @@ class ScriptedExpert:
     def _reached(self, ee: np.ndarray, target: np.ndarray, tolerance: float | None = None) -> bool:
         return float(np.linalg.norm(target - ee)) <= (tolerance or self.config.reached_tolerance_m)
 
-    def _toward(self, ee: np.ndarray, target: np.ndarray, max_step_m: float, gripper: float) -> np.ndarray:
-        delta = target - ee
+    def _toward(
+        self, ee: np.ndarray, target: np.ndarray, max_step_m: float, gripper: float, gain: float = 1.0
+    ) -> np.ndarray:
+        delta = (target - ee) * gain
         if self.config.per_axis_moves:
             delta = np.clip(delta, -max_step_m, max_step_m)
         elif (distance := float(np.linalg.norm(delta))) > max_step_m:

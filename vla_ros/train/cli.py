@@ -119,6 +119,13 @@ def add_expert_arguments(p: argparse.ArgumentParser) -> None:
         help="experimental: the expert rises this many mm per step while the fingers close (5 keeps "
         "every grasp), so no closed-gripper step at grasp height is a zero motion",
     )
+    p.add_argument(
+        "--approach-gain",
+        type=float,
+        default=1.0,
+        help="experimental: each expert step covers at most this fraction of the distance left (0.5: "
+        "the last steps before a waypoint shrink in proportion to the distance instead of one jump)",
+    )
 
 
 def expert_config_from_args(args: argparse.Namespace, prog: str) -> ExpertConfig:
@@ -129,9 +136,11 @@ def expert_config_from_args(args: argparse.Namespace, prog: str) -> ExpertConfig
             per_axis_moves=args.per_axis_moves,
             close_until_held=args.close_until_held,
             close_lift_m=args.close_lift_mm / 1000.0,
+            approach_gain=args.approach_gain,
         )
     except ValueError as exc:
-        raise SystemExit(f"{prog}: --close-lift-mm: {exc}") from exc
+        flag = "--approach-gain" if "approach_gain" in str(exc) else "--close-lift-mm"
+        raise SystemExit(f"{prog}: {flag}: {exc}") from exc
 
 
 def _add_parts_argument(p: argparse.ArgumentParser) -> None:
