@@ -123,8 +123,9 @@ def add_expert_arguments(p: argparse.ArgumentParser) -> None:
         "--approach-gain",
         type=float,
         default=1.0,
-        help="experimental: each expert step covers at most this fraction of the distance left (0.5: "
-        "the last steps before a waypoint shrink in proportion to the distance instead of one jump)",
+        help="experimental: each step of the expert's sideways cross to the part (pick_place) and of "
+        "move_to's travel covers at most this fraction of the distance left (0.5: the last steps "
+        "shrink in proportion to the distance instead of ending in one jump)",
     )
 
 
