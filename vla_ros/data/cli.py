@@ -51,6 +51,13 @@ def add_topic_arguments(parser: argparse.ArgumentParser) -> None:
         help="also read per-frame masks of what each step heads for from this image topic (record-demos "
         "writes them on /vla/target_mask; train --target-attention-weight reads that one by default)",
     )
+    g.add_argument(
+        "--scene-topic",
+        default=None,
+        help="also read the vla_ros/Scene on this topic and the end-effector pose, for each step's offset to "
+        "what it heads for (record-demos writes /vla/scene; train --target-offset-weight reads that one by "
+        "default)",
+    )
     g.add_argument("--control-rate-hz", type=float, default=SyncConfig.control_rate_hz)
     g.add_argument("--split-on-instruction-change", action="store_true")
     g.add_argument(
@@ -73,6 +80,7 @@ def topics_from_args(args: argparse.Namespace) -> TopicConfig:
         ee_pose=args.ee_pose_topic,
         gripper=args.gripper_topic or None,
         target_mask=args.target_mask_topic or None,
+        scene=args.scene_topic or None,
     )
 
 

@@ -24,6 +24,10 @@ loop, evaluation, saving. The recipe is upstream's fine-tuning recipe:
   mass that heads of the LM's last layer put, from the action-predicting positions, on the patches
   showing what the step heads for (:class:`TargetAttentionLoss`; the masks come from bags recorded
   by ``record-demos``). Nothing is added to the model.
+- ``--target-offset-weight W`` (off by default; not upstream's): adds W times a smooth L1 that asks
+  the LM's last hidden states, at the action-predicting positions, for the offset from the end
+  effector to what the step heads for (:class:`TargetOffsetHead`; scene and poses from bags recorded
+  by ``record-demos``). The head lives only in ``training_state/``.
 - Modes: ``full`` (every weight; for the small models), ``lora`` (peft, all linear layers but the LM
   head, r=32, alpha=min(r, 16): upstream's defaults), ``qlora`` (the same adapter on a 4-bit NF4 base).
 - AdamW, linear warm-up then cosine decay, gradient accumulation, gradient clipping, seeded.
@@ -75,6 +79,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from vla_ros.data.dataset import (
+    DEFAULT_SCENE_TOPIC,
     DEFAULT_TARGET_MASK_TOPIC,
     CleaningConfig,
     Episode,
@@ -152,6 +157,11 @@ class TrainConfig:
     # (topics.target_mask, written by record-demos); see TargetAttentionLoss.
     target_attention_weight: float = 0.0
     target_attention_heads: int = 1
+    # > 0: ask the language model's last hidden states, at the positions that predict action tokens,
+    # where what the step heads for lies relative to the end effector (smooth L1, this weight). Needs
+    # bags with a scene and end-effector poses (topics.scene, written by record-demos); see
+    # TargetOffsetHead.
+    target_offset_weight: float = 0.0
     random_crop: bool = True
     mirror_augment: bool = False
     heldout_fraction: float = 0.1
@@ -182,6 +192,10 @@ class TrainConfig:
             raise TrainingError(f"patch_position_weight must be >= 0, got {self.patch_position_weight}")
         if not (self.target_attention_weight >= 0.0 and math.isfinite(self.target_attention_weight)):
             raise TrainingError(f"target_attention_weight must be >= 0, got {self.target_attention_weight}")
+        if not (self.target_offset_weight >= 0.0 and math.isfinite(self.target_offset_weight)):
+            raise TrainingError(f"target_offset_weight must be >= 0, got {self.target_offset_weight}")
+        if self.target_offset_weight > 0 and self.topics.scene is None:
+            self.topics = replace(self.topics, scene=DEFAULT_SCENE_TOPIC)
         if self.target_attention_heads < 1:
             raise TrainingError(
                 f"target_attention_heads must be at least 1, got {self.target_attention_heads}"
@@ -238,6 +252,11 @@ def mirror_action(action: np.ndarray) -> np.ndarray:
     return mirrored
 
 
+def mirror_offset(offset: np.ndarray) -> np.ndarray:
+    """A base-frame offset (x, y, z) seen in the same mirror: y changes sign."""
+    return np.asarray(offset, dtype=np.float64) * np.array([1.0, -1.0, 1.0])
+
+
 def mirror_instruction(instruction: str) -> str:
     """Swap "left"/"right" (and 左/右): the instruction that matches the mirrored scene."""
 
@@ -265,6 +284,9 @@ def mirror_episode(episode: Episode, flip_images: bool = True) -> Episode:
         target_masks=None
         if episode.target_masks is None
         else [None if m is None else m[:, ::-1] for m in episode.target_masks],
+        target_offsets=None
+        if episode.target_offsets is None
+        else [None if o is None else mirror_offset(o) for o in episode.target_offsets],
     )
 
 
@@ -299,6 +321,7 @@ class ActionTokenDataset(torch.utils.data.Dataset):
         mirror: bool = False,
         random_crop: bool = True,
         target_grid: tuple[int, int] | None = None,
+        offsets: bool = False,
     ) -> None:
         self.image_processor = image_processor
         self.prompt_tokenizer = prompt_tokenizer
@@ -312,6 +335,9 @@ class ActionTokenDataset(torch.utils.data.Dataset):
         self.random_crop = random_crop
         # (rows, cols) of the image patches: batches then carry which patches show each step's target.
         self.target_grid = target_grid
+        # Whether batches carry each step's target offset (Episode.target_offsets).
+        self.with_offsets = offsets
+        self.offsets: list[np.ndarray | None] = []
         self.masks: list[np.ndarray | None] = []
         self.images: list[np.ndarray] = []
         self.actions: list[np.ndarray] = []
@@ -319,6 +345,7 @@ class ActionTokenDataset(torch.utils.data.Dataset):
         self.mirrored_examples: list[tuple[list[int], list[int]]] = []
         for ep in episodes:
             self.masks.extend(ep.target_masks or [None] * len(ep))
+            self.offsets.extend(ep.target_offsets or [None] * len(ep))
             for image, action, instruction in zip(ep.images, ep.actions, ep.step_instructions, strict=True):
                 self.images.append(image)
                 self.actions.append(np.asarray(action, dtype=np.float64))
@@ -381,6 +408,13 @@ class ActionTokenDataset(torch.utils.data.Dataset):
             return np.zeros(self.target_grid[0] * self.target_grid[1], dtype=bool)
         return patches_showing(self._view(mask, index), self.target_grid)
 
+    def target_offset(self, index: int) -> np.ndarray | None:
+        """Step ``index``'s target offset as this epoch sees it (mirrored with its image), or None."""
+        offset = self.offsets[index]
+        if offset is None:
+            return None
+        return mirror_offset(offset) if self.is_mirrored(index) else np.asarray(offset, dtype=np.float64)
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, list[int], list[int]]:
         ids, labels = (self.mirrored_examples if self.is_mirrored(index) else self.examples)[index]
         return self.pixel_values(index), ids, labels
@@ -401,6 +435,16 @@ class ActionTokenDataset(torch.utils.data.Dataset):
                 if self.target_grid is not None
                 else {}
             ),
+            **(self._offset_batch(indices) if self.with_offsets else {}),
+        }
+
+    def _offset_batch(self, indices: list[int] | np.ndarray) -> dict[str, torch.Tensor]:
+        offsets = [self.target_offset(int(i)) for i in indices]
+        return {
+            "target_offsets": torch.as_tensor(
+                np.stack([np.zeros(3) if o is None else o for o in offsets]), dtype=torch.float32
+            ),
+            "offset_known": torch.as_tensor([o is not None for o in offsets]),
         }
 
 
@@ -510,14 +554,17 @@ def evaluate(
     batch_size: int,
     max_steps: int | None = None,
     progress: bool = False,
+    offset_head: TargetOffsetHead | None = None,
 ) -> dict[str, float]:
-    """Held-out loss, action-token accuracy and L1 of the decoded actions (centre crops)."""
+    """Held-out loss, action-token accuracy and L1 of the decoded actions (centre crops); with
+    ``offset_head`` and a dataset that carries offsets, also the head's error."""
     was_training = model.training
     model.eval()
     indices = np.arange(len(dataset))
     if max_steps is not None and len(indices) > max_steps:
         indices = np.linspace(0, len(dataset) - 1, max_steps).round().astype(np.int64)
     total = BatchMetrics()
+    offset_errors: list[float] = []
     chunks = [indices[i : i + batch_size] for i in range(0, len(indices), batch_size)]
     if progress:
         from tqdm import tqdm
@@ -540,8 +587,17 @@ def evaluate(
                 true,
             )
         )
+        if offset_head is not None and "target_offsets" in batch:
+            seen = len(offset_head.errors_cm)
+            with torch.no_grad():
+                offset_head.loss(batch["labels"], batch["target_offsets"], batch["offset_known"])
+            offset_errors.extend(offset_head.errors_cm[seen:])
+            del offset_head.errors_cm[seen:]
     model.train(was_training)
-    return total.as_dict("val_")
+    result = total.as_dict("val_")
+    if offset_errors:
+        result["val_target_offset_error_cm"] = float(np.mean(offset_errors))
+    return result
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -792,6 +848,63 @@ class TargetAttentionLoss:
 
     def remove(self) -> None:
         self.tap.close()
+
+
+class TargetOffsetHead(torch.nn.Module):
+    """A linear readout that asks the language model's last hidden states, at the positions that
+    predict action tokens, where what the step heads for lies relative to the end effector.
+
+    Runs since X bring the arm to within a few centimetres of the named part and then descend at the
+    wrong place: the action loss grades a step by its bin, which near the part says little about how
+    far the part is, and the target attention loss says where to look, not what to read there. This
+    loss asks for the distance itself (base frame, from the recorded scene and end-effector poses;
+    smooth L1 in units of :attr:`SCALE_M`, quadratic within 1 cm). Only for training: the exported
+    checkpoint is the plain OpenVLA model.
+    """
+
+    PREFIX = "target_offset_head."
+    SCALE_M = 0.1
+    BETA = 0.1  # the smooth L1's quadratic zone, in SCALE_M units: 1 cm
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        core = _core(model)
+        lm = core.language_model
+        self.linear = torch.nn.Linear(int(lm.config.hidden_size), 3)
+        self.linear.to(core.device)
+        self._next_token_targets = core.next_token_targets
+        self._latest: list[torch.Tensor] = []
+        latest = self._latest  # a closure over the list, not self: the model holds no reference to this
+        self._hook = lm.model.norm.register_forward_hook(
+            lambda _m, _i, out: latest.__setitem__(slice(None), [out])
+        )
+        # Mean absolute error (cm, per axis) of the supervised steps since last read.
+        self.errors_cm: list[float] = []
+
+    def loss(self, labels: torch.Tensor, offsets: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+        """From the last forward pass: smooth L1 over the steps with a known offset and their
+        action-predicting positions."""
+        if not self._latest:
+            raise TrainingError("no hidden states were captured for the target offset head")
+        hidden, self._latest[:] = self._latest[0], []
+        predicts = self._next_token_targets(labels.to(hidden.device)) != IGNORE_INDEX  # [B, T-1]
+        keep = predicts & known.to(hidden.device)[:, None]
+        if not keep.any():
+            return self.linear.weight.sum() * 0.0
+        predicted = self.linear(hidden[:, :-1][keep].float())  # [N, 3], SCALE_M units
+        wanted = (offsets.to(hidden.device)[:, None, :].expand(-1, keep.shape[1], -1)[keep]) / self.SCALE_M
+        self.errors_cm.append(float((predicted.detach() - wanted).abs().mean()) * self.SCALE_M * 100)
+        return torch.nn.functional.smooth_l1_loss(predicted, wanted, beta=self.BETA)
+
+    def discard(self) -> None:
+        self._latest.clear()
+
+    def remove(self) -> None:
+        self._hook.remove()
+        self._latest.clear()
+
+    def named_state(self) -> dict[str, torch.nn.Parameter]:
+        return {self.PREFIX + name: p for name, p in self.named_parameters()}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -1142,6 +1255,13 @@ def train(config: TrainConfig, resume: bool = False, stop_after_steps: int | Non
             f"--target-attention-weight needs target masks on {config.topics.target_mask!r}; none of the "
             "training steps has one (record the bags with this version's record-demos)"
         )
+    supervise_offsets = config.target_offset_weight > 0
+    if supervise_offsets and not any(o is not None for e in train_eps for o in e.target_offsets or []):
+        raise TrainingError(
+            f"--target-offset-weight needs a scene on {config.topics.scene!r} and end-effector poses on "
+            f"{config.topics.ee_pose!r} that give some training step an offset to its target; none has one "
+            "(record the bags with this version's record-demos)"
+        )
     grid = tuple(int(n) for n in _core(model).vision_backbone.featurizer.patch_embed.grid_size)
     train_set = ActionTokenDataset(
         train_eps,
@@ -1149,9 +1269,10 @@ def train(config: TrainConfig, resume: bool = False, stop_after_steps: int | Non
         mirror=config.mirror_augment,
         random_crop=config.random_crop,
         target_grid=grid if supervise_attention else None,
+        offsets=supervise_offsets,
         **make,
     )
-    val_set = ActionTokenDataset(val_eps, train=False, **make) if val_eps else None
+    val_set = ActionTokenDataset(val_eps, train=False, offsets=supervise_offsets, **make) if val_eps else None
     n_params = sum(p.numel() for p in model.parameters())
     n_train = sum(p.numel() for p in trainable_parameters(model).values())
     say(
@@ -1164,7 +1285,11 @@ def train(config: TrainConfig, resume: bool = False, stop_after_steps: int | Non
     attention_loss = (
         TargetAttentionLoss(model, config.target_attention_heads) if supervise_attention else None
     )
-    extra = position_head.named_state() if position_head is not None else {}
+    offset_head = TargetOffsetHead(model) if supervise_offsets else None
+    extra = {
+        **(position_head.named_state() if position_head is not None else {}),
+        **(offset_head.named_state() if offset_head is not None else {}),
+    }
 
     # --- optimiser and schedule -------------------------------------------------------------------
     params = list(trainable_parameters(model).values()) + list(extra.values())
@@ -1225,6 +1350,10 @@ def train(config: TrainConfig, resume: bool = False, stop_after_steps: int | Non
                     loss = loss + config.target_attention_weight * attention_loss.loss(
                         batch["labels"], batch["target_patches"]
                     )
+                if offset_head is not None:
+                    loss = loss + config.target_offset_weight * offset_head.loss(
+                        batch["labels"], batch["target_offsets"], batch["offset_known"]
+                    )
                 (loss / config.grad_accum).backward()
                 true = np.stack([train_set.action(int(i)) for i in chunk])
                 running.add(
@@ -1238,8 +1367,8 @@ def train(config: TrainConfig, resume: bool = False, stop_after_steps: int | Non
                         true,
                     )
                 )
-            if position_head is not None and dist_info.world_size > 1:
-                for p in extra.values():  # the head is outside DDP: average its gradients by hand
+            if extra and dist_info.world_size > 1:
+                for p in extra.values():  # the heads are outside DDP: average their gradients by hand
                     torch.distributed.all_reduce(p.grad)
                     p.grad /= dist_info.world_size
             if config.grad_clip > 0:
@@ -1262,14 +1391,26 @@ def train(config: TrainConfig, resume: bool = False, stop_after_steps: int | Non
                 if attention_loss is not None and attention_loss.masses:
                     entry["train_target_attention_mass"] = float(np.mean(attention_loss.masses))
                     attention_loss.masses = []
+                if offset_head is not None and offset_head.errors_cm:
+                    entry["train_target_offset_error_cm"] = float(np.mean(offset_head.errors_cm))
+                    offset_head.errors_cm = []
                 if val_set is not None:
                     entry.update(
-                        evaluate(model, val_set, config.batch_size, config.eval_max_steps, config.progress)
+                        evaluate(
+                            model,
+                            val_set,
+                            config.batch_size,
+                            config.eval_max_steps,
+                            config.progress,
+                            offset_head=offset_head,
+                        )
                     )
                     if position_head is not None:
                         position_head.discard()
                     if attention_loss is not None:
                         attention_loss.discard()
+                    if offset_head is not None:
+                        offset_head.discard()
                 entry["wall_time_s"] = time.perf_counter() - start_time
                 metrics_log.append(entry)
                 say(
@@ -1290,6 +1431,8 @@ def train(config: TrainConfig, resume: bool = False, stop_after_steps: int | Non
         position_head.remove()  # the exported model is the plain OpenVLA one
     if attention_loss is not None:
         attention_loss.remove()
+    if offset_head is not None:
+        offset_head.remove()
 
     outputs: list[Path] = []
     if dist_info.is_main:
@@ -1361,6 +1504,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         patch_position_weight=args.patch_position_weight,
         target_attention_weight=args.target_attention_weight,
         target_attention_heads=args.target_attention_heads,
+        target_offset_weight=args.target_offset_weight,
         random_crop=not args.no_random_crop,
         mirror_augment=args.mirror_augment,
         heldout_fraction=args.heldout_fraction,

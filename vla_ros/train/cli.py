@@ -255,6 +255,15 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         default=1,
         help="how many of the last layer's heads --target-attention-weight supervises (the first N)",
     )
+    p.add_argument(
+        "--target-offset-weight",
+        type=float,
+        default=0.0,
+        help="also ask the language model's last hidden states, where they predict the action, how far "
+        "(x, y, z) the part or place the step heads for lies from the end effector, with this loss weight. "
+        "Needs bags with a scene and end-effector poses (record-demos writes them; --scene-topic). The head "
+        "is not exported. 0 = off",
+    )
     p.add_argument("--heldout-fraction", type=float, default=0.1)
     p.add_argument("--heldout-episodes", type=int, default=None)
     p.add_argument("--eval-max-steps", type=int, default=None, help="cap held-out steps per evaluation")
