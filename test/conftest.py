@@ -113,3 +113,32 @@ def ros() -> Iterator[RosHarness]:
         yield harness
     finally:
         harness.shutdown()
+
+
+@pytest.fixture
+def train_config() -> Callable[..., object]:
+    """A factory of small, fast TrainConfigs (a tiny model at 56 px, batch 8, every step kept) for
+    training on bags that record-demos wrote at 56 px: ``make(bags, out, **overrides)``."""
+    from vla_ros.data.dataset import CleaningConfig, SyncConfig
+    from vla_ros.train.bc import TrainConfig
+
+    def make(bags, out, **overrides) -> TrainConfig:
+        base = dict(
+            bags=[str(b) for b in bags],
+            out_dir=str(out),
+            init="tiny",
+            image_size_px=56,
+            batch_size=8,
+            learning_rate=3e-3,
+            warmup_steps=2,
+            heldout_episodes=0,
+            max_steps=60,
+            seed=0,
+            progress=False,
+            sync=SyncConfig(control_rate_hz=10.0),
+            cleaning=CleaningConfig(drop_noop_steps=False, outlier_iqr_k=None, min_steps=1),
+        )
+        base.update(overrides)
+        return TrainConfig(**base)
+
+    return make

@@ -24,7 +24,7 @@ from vla_ros.model.action_tokenizer import ActionStatistics, ActionTokenizer
 from vla_ros.model.processing import ImageProcessor, PromptTokenizer
 from vla_ros.model.tiny import PRESETS, write_tokenizer
 from vla_ros.sim import Workcell
-from vla_ros.train.bc import ActionTokenDataset, TrainConfig, TrainingError, mirror_episode, train
+from vla_ros.train.bc import ActionTokenDataset, TrainingError, mirror_episode, train
 from vla_ros.train.record import record_demonstrations, workcell_config
 
 torch.set_num_threads(1)
@@ -133,56 +133,36 @@ def test_target_patches_follow_the_crop_and_the_mirror(prompt_tokenizer):
     assert seen == {False: [3], True: [0]}  # both occur in 16 draws; mirrored, the mask is top left
 
 
-def _config(bags, out, **overrides) -> TrainConfig:
-    base = dict(
-        bags=[str(b) for b in bags],
-        out_dir=str(out),
-        init="tiny",
-        image_size_px=56,
-        batch_size=8,
-        learning_rate=3e-3,
-        warmup_steps=2,
-        heldout_episodes=0,
-        max_steps=60,
-        seed=0,
-        progress=False,
-        sync=SyncConfig(control_rate_hz=10.0),
-        cleaning=KEEP_ALL,
-    )
-    base.update(overrides)
-    return TrainConfig(**base)
-
-
 def test_target_attention_loss_points_the_heads_at_the_target_and_adds_nothing_to_the_model(
-    recorded, tmp_path
+    recorded, tmp_path, train_config
 ):
     bags = sorted(p for d in (recorded / "pp", recorded / "mtp") for p in d.iterdir())
     supervised = train(
-        _config(bags, tmp_path / "sup", target_attention_weight=1.0, target_attention_heads=2, epochs=1)
+        train_config(bags, tmp_path / "sup", target_attention_weight=1.0, target_attention_heads=2, epochs=1)
     )
     masses = [m["train_target_attention_mass"] for m in supervised.metrics]
     # 16 patches and some 90 text positions share the attention at first; then the heads look at the
     # target's few patches.
     assert masses[0] < 0.2
     assert masses[-1] > 0.5 and masses[-1] > 3 * masses[0]
-    plain = train(_config(bags, tmp_path / "plain", max_steps=4))
+    plain = train(train_config(bags, tmp_path / "plain", max_steps=4))
     assert "train_target_attention_mass" not in plain.metrics[-1]
     names = set(load_file(str(tmp_path / "sup" / "checkpoint" / "model.safetensors")))
     assert names == set(load_file(str(tmp_path / "plain" / "checkpoint" / "model.safetensors")))
 
 
-def test_target_attention_needs_masks_and_existing_heads(recorded, tmp_path):
+def test_target_attention_needs_masks_and_existing_heads(recorded, tmp_path, train_config):
     bags = sorted((recorded / "mtp").iterdir())
     # A bag recorded elsewhere, without masks: reading it names the topic and the option.
     plain = write_demo_bag(tmp_path / "plain", np.zeros((4, 7)), image_size=(56, 56), seed=0)
     with pytest.raises(
         MissingTopicsError, match=r"target mask topic /vla/target_mask is missing \(set --target-mask-topic\)"
     ):
-        train(_config([plain], tmp_path / "a", target_attention_weight=1.0))
+        train(train_config([plain], tmp_path / "a", target_attention_weight=1.0))
     with pytest.raises(TrainingError, match=r"target_attention_heads must be 1\.\.4"):
-        train(_config(bags, tmp_path / "b", target_attention_weight=1.0, target_attention_heads=5))
+        train(train_config(bags, tmp_path / "b", target_attention_weight=1.0, target_attention_heads=5))
     with pytest.raises(TrainingError, match="target_attention_weight must be >= 0"):
-        _config(bags, tmp_path / "c", target_attention_weight=-1.0)
+        train_config(bags, tmp_path / "c", target_attention_weight=-1.0)
 
 
 def test_the_attention_tap_returns_probabilities_and_restores_the_model():

@@ -30,7 +30,6 @@ from vla_ros.model.tiny import write_tokenizer
 from vla_ros.sim import Workcell
 from vla_ros.train.bc import (
     ActionTokenDataset,
-    TrainConfig,
     TrainingError,
     config_from_args,
     mirror_episode,
@@ -184,33 +183,16 @@ def test_batches_carry_offsets_mirrored_with_their_image(prompt_tokenizer):
         np.testing.assert_allclose(batch["target_offsets"][i].numpy(), expected, rtol=1e-6)
 
 
-def _config(bags, out, **overrides) -> TrainConfig:
-    base = dict(
-        bags=[str(b) for b in bags],
-        out_dir=str(out),
-        init="tiny",
-        image_size_px=56,
-        batch_size=8,
-        learning_rate=3e-3,
-        warmup_steps=2,
-        heldout_episodes=1,
-        seed=0,
-        progress=False,
-        sync=SYNC,
-        cleaning=KEEP_ALL,
-    )
-    base.update(overrides)
-    return TrainConfig(**base)
-
-
-def test_the_offset_head_learns_the_offsets_and_is_not_exported(recorded, tmp_path):
+def test_the_offset_head_learns_the_offsets_and_is_not_exported(recorded, tmp_path, train_config):
     bags = sorted(p for d in (recorded / "pp", recorded / "mt") for p in d.iterdir())
-    supervised = train(_config(bags, tmp_path / "sup", target_offset_weight=1.0, max_steps=40, epochs=1))
+    supervised = train(
+        train_config(bags, tmp_path / "sup", target_offset_weight=1.0, max_steps=40, heldout_episodes=1)
+    )
     errors = [m["train_target_offset_error_cm"] for m in supervised.metrics]
     # The offsets span tens of cm; a few dozen steps bring the head's error well down.
     assert errors[-1] < 0.5 * errors[0]
     assert "val_target_offset_error_cm" in supervised.metrics[-1]
-    plain = train(_config(bags, tmp_path / "plain", max_steps=2))
+    plain = train(train_config(bags, tmp_path / "plain", max_steps=2))
     assert "train_target_offset_error_cm" not in plain.metrics[-1]
     names = set(load_file(str(tmp_path / "sup" / "checkpoint" / "model.safetensors")))
     assert names == set(load_file(str(tmp_path / "plain" / "checkpoint" / "model.safetensors")))
@@ -218,12 +200,12 @@ def test_the_offset_head_learns_the_offsets_and_is_not_exported(recorded, tmp_pa
     assert any(name.startswith("target_offset_head.") for name in state)
 
 
-def test_target_offsets_need_a_scene_and_a_sane_weight(tmp_path):
+def test_target_offsets_need_a_scene_and_a_sane_weight(tmp_path, train_config):
     plain = write_demo_bag(tmp_path / "plain", np.zeros((4, 7)), image_size=(56, 56), seed=0)
     with pytest.raises(MissingTopicsError, match=r"scene topic /vla/scene is missing \(set --scene-topic\)"):
-        train(_config([plain], tmp_path / "a", target_offset_weight=1.0, max_steps=1))
+        train(train_config([plain], tmp_path / "a", target_offset_weight=1.0, max_steps=1))
     with pytest.raises(TrainingError, match="target_offset_weight must be >= 0"):
-        _config([plain], tmp_path / "b", target_offset_weight=float("nan"))
+        train_config([plain], tmp_path / "b", target_offset_weight=float("nan"))
 
 
 def test_the_command_line_reaches_the_config():
