@@ -25,11 +25,13 @@ from vla_ros.data.dataset import (
 )
 from vla_ros.data.synthetic import write_demo_bag
 from vla_ros.model.action_tokenizer import ActionStatistics, ActionTokenizer
+from vla_ros.model.loading import load_checkpoint
 from vla_ros.model.processing import ImageProcessor, PromptTokenizer
 from vla_ros.model.tiny import write_tokenizer
 from vla_ros.sim import Workcell
 from vla_ros.train.bc import (
     ActionTokenDataset,
+    TargetOffsetHead,
     TrainingError,
     config_from_args,
     mirror_episode,
@@ -197,7 +199,27 @@ def test_the_offset_head_learns_the_offsets_and_is_not_exported(recorded, tmp_pa
     names = set(load_file(str(tmp_path / "sup" / "checkpoint" / "model.safetensors")))
     assert names == set(load_file(str(tmp_path / "plain" / "checkpoint" / "model.safetensors")))
     state = load_file(str(tmp_path / "sup" / "training_state" / "trainable.safetensors"))
-    assert any(name.startswith("target_offset_head.") for name in state)
+    # The head stays with the run, and can be put back on the exported model to read it in closed
+    # loop (benchmarks/probe_target_offset.py): it answers what it answered in training.
+    model = load_checkpoint(tmp_path / "sup" / "checkpoint").model
+    head = TargetOffsetHead(model).load_run(tmp_path / "sup")
+    for name, param in head.named_state().items():
+        torch.testing.assert_close(param.detach(), state[name].float())
+    pixels, ids = torch.zeros(1, 6, 56, 56), torch.ones(1, 5, dtype=torch.long)
+    with pytest.raises(TrainingError, match="no hidden states"):
+        head.readout()
+    with torch.no_grad():
+        model(pixels, ids)
+    hidden = head._latest[0].float()
+    expected = (
+        hidden @ state["target_offset_head.linear.weight"].float().T + state["target_offset_head.linear.bias"]
+    ) * 0.1
+    torch.testing.assert_close(head.readout(), expected)
+    assert head.readout().shape == (1, 1 + model.num_patches + 4, 3)
+    with pytest.raises(TrainingError, match="train with --target-offset-weight"):
+        TargetOffsetHead(model).load_run(tmp_path / "plain")
+    with pytest.raises(TrainingError, match=r"is .* a training run directory"):
+        TargetOffsetHead(model).load_run(tmp_path / "nowhere")
 
 
 def test_target_offsets_need_a_scene_and_a_sane_weight(tmp_path, train_config):

@@ -896,6 +896,30 @@ class TargetOffsetHead(torch.nn.Module):
         self.errors_cm.append(float((predicted.detach() - wanted).abs().mean()) * self.SCALE_M * 100)
         return torch.nn.functional.smooth_l1_loss(predicted, wanted, beta=self.BETA)
 
+    @torch.no_grad()
+    def readout(self) -> torch.Tensor:
+        """The head's answer (metres, [B, T, 3]) at every position of the newest forward pass; the
+        last prompt position's is what the model thinks before its first action token."""
+        if not self._latest:
+            raise TrainingError("no hidden states were captured for the target offset head")
+        return self.linear(self._latest[0].float()) * self.SCALE_M
+
+    def load_run(self, run_dir: str | Path) -> TargetOffsetHead:
+        """Take the head's weights from a run's ``training_state/`` (a run trained with
+        ``--target-offset-weight``), to read what the model thinks in closed loop."""
+        path = Path(run_dir) / STATE_DIR / "trainable.safetensors"
+        if not path.is_file():
+            raise TrainingError(f"{path} does not exist: is {run_dir} a training run directory?")
+        saved = load_file(str(path))
+        wanted = self.named_state()
+        missing = [name for name in wanted if name not in saved]
+        if missing:
+            raise TrainingError(f"{path} has no {missing[0]}: train with --target-offset-weight to have one")
+        with torch.no_grad():
+            for name, param in wanted.items():
+                param.copy_(saved[name].to(param.dtype))
+        return self
+
     def discard(self) -> None:
         self._latest.clear()
 
