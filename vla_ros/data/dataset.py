@@ -291,7 +291,7 @@ class _Step:
     action: np.ndarray
     instruction: str
     token_ids: tuple[int, ...] = ()
-    # With TopicConfig.scene: the goal and scene current at this step (see target_offsets).
+    # With TopicConfig.scene: the goal and scene current when the step was added (see target_offsets).
     goal: Goal | None = None
 
 
@@ -327,8 +327,7 @@ class _EpisodeBuilder:
             and step.instruction != self.steps[-1].instruction
         ):
             self.cut()
-        if step.goal is None:
-            step.goal = self.goal
+        step.goal = self.goal
         self.steps.append(step)
 
     def cut(self) -> None:

@@ -588,11 +588,9 @@ def evaluate(
             )
         )
         if offset_head is not None and "target_offsets" in batch:
-            seen = len(offset_head.errors_cm)
-            with torch.no_grad():
-                offset_head.loss(batch["labels"], batch["target_offsets"], batch["offset_known"])
-            offset_errors.extend(offset_head.errors_cm[seen:])
-            del offset_head.errors_cm[seen:]
+            error = offset_head.error_cm(batch["labels"], batch["target_offsets"], batch["offset_known"])
+            if error is not None:
+                offset_errors.append(error)
     model.train(was_training)
     result = total.as_dict("val_")
     if offset_errors:
@@ -881,28 +879,50 @@ class TargetOffsetHead(torch.nn.Module):
         # Mean absolute error (cm, per axis) of the supervised steps since last read.
         self.errors_cm: list[float] = []
 
-    def loss(self, labels: torch.Tensor, offsets: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
-        """From the last forward pass: smooth L1 over the steps with a known offset and their
-        action-predicting positions."""
+    def _hidden(self) -> torch.Tensor:
         if not self._latest:
             raise TrainingError("no hidden states were captured for the target offset head")
-        hidden, self._latest[:] = self._latest[0], []
+        return self._latest[0]
+
+    def _answers(
+        self, labels: torch.Tensor, offsets: torch.Tensor, known: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(the head's answers, the recorded offsets), [N, 3] in SCALE_M units, over the newest
+        pass's steps with a known offset and their action-predicting positions (then forgotten);
+        None when there are none."""
+        hidden, self._latest[:] = self._hidden(), []
         predicts = self._next_token_targets(labels.to(hidden.device)) != IGNORE_INDEX  # [B, T-1]
         keep = predicts & known.to(hidden.device)[:, None]
         if not keep.any():
-            return self.linear.weight.sum() * 0.0
-        predicted = self.linear(hidden[:, :-1][keep].float())  # [N, 3], SCALE_M units
+            return None
+        predicted = self.linear(hidden[:, :-1][keep].float())
         wanted = (offsets.to(hidden.device)[:, None, :].expand(-1, keep.shape[1], -1)[keep]) / self.SCALE_M
-        self.errors_cm.append(float((predicted.detach() - wanted).abs().mean()) * self.SCALE_M * 100)
-        return torch.nn.functional.smooth_l1_loss(predicted, wanted, beta=self.BETA)
+        return predicted, wanted
+
+    def _error_cm(self, predicted: torch.Tensor, wanted: torch.Tensor) -> float:
+        return float((predicted.detach() - wanted).abs().mean()) * self.SCALE_M * 100
+
+    def loss(self, labels: torch.Tensor, offsets: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+        """From the last forward pass: smooth L1 over the steps with a known offset and their
+        action-predicting positions (the error is kept in :attr:`errors_cm`)."""
+        answers = self._answers(labels, offsets, known)
+        if answers is None:
+            return self.linear.weight.sum() * 0.0
+        self.errors_cm.append(self._error_cm(*answers))
+        return torch.nn.functional.smooth_l1_loss(*answers, beta=self.BETA)
+
+    @torch.no_grad()
+    def error_cm(self, labels: torch.Tensor, offsets: torch.Tensor, known: torch.Tensor) -> float | None:
+        """The last forward pass's mean absolute error per axis (cm), as :meth:`loss` measures it but
+        without recording it (held-out evaluation); None when no step has an offset."""
+        answers = self._answers(labels, offsets, known)
+        return None if answers is None else self._error_cm(*answers)
 
     @torch.no_grad()
     def readout(self) -> torch.Tensor:
         """The head's answer (metres, [B, T, 3]) at every position of the newest forward pass; the
         last prompt position's is what the model thinks before its first action token."""
-        if not self._latest:
-            raise TrainingError("no hidden states were captured for the target offset head")
-        return self.linear(self._latest[0].float()) * self.SCALE_M
+        return self.linear(self._hidden().float()) * self.SCALE_M
 
     def load_run(self, run_dir: str | Path) -> TargetOffsetHead:
         """Take the head's weights from a run's ``training_state/`` (a run trained with
