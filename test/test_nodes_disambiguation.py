@@ -301,7 +301,10 @@ def test_hostile_input_is_refused_and_the_node_keeps_working(cell) -> None:
     cell.answer("y" * 5_000)  # answers obey the same limit
     cell.next_feedback(n_feedback)
     # A broken scene (the held object is not in it) is refused; the previous scene stays in use.
+    # Scene and text are separate topics, so nothing orders their delivery: wait for the refusal
+    # before speaking, so the command below is resolved after it, against the kept scene.
     cell.show_scene(_example_scene(holding="no_such_object"))
+    assert cell.ros.wait_for(lambda: cell.diagnostic_values()["bad_scenes"] == "1", timeout_s=10.0)
     # Control characters are stripped, not fatal (a NUL never gets through DDS: strings end there).
     cell.say("\x07pick up the\x08 blue gear\x1b[31m")
     msg = cell.next_instruction(0)
