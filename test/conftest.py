@@ -49,11 +49,12 @@ class RosHarness:
         self.executor = MultiThreadedExecutor(num_threads=4, context=self.context)
         self._nodes: list = []
         self._unspun: list = []
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()
 
     def _spin(self) -> None:
-        while self.context.ok():
+        while self.context.ok() and not self._stop.is_set():
             try:
                 self.executor.spin_once(timeout_sec=0.05)
             except Exception:  # shutdown races end the loop
@@ -96,6 +97,10 @@ class RosHarness:
     def shutdown(self) -> None:
         import rclpy
 
+        # Stop spinning before destroying nodes: a wait set being built from a node under destruction
+        # raises InvalidHandle in the spin thread.
+        self._stop.set()
+        self._thread.join(timeout=2.0)
         for node in self._nodes:
             self.executor.remove_node(node)
             node.destroy_node()
@@ -103,7 +108,6 @@ class RosHarness:
             node.destroy_node()
         rclpy.try_shutdown(context=self.context)
         self.executor.shutdown(timeout_sec=1.0)
-        self._thread.join(timeout=2.0)
 
 
 @pytest.fixture
