@@ -24,6 +24,10 @@ ARGUMENTS = {
     "quantization": ("none", "none | 8bit | 4bit | 4bit-fp4"),
     "unnorm_key": ("", "dataset statistics key; empty when the checkpoint has exactly one"),
     "camera_topic": ("/camera/image_raw", "sensor_msgs/Image topic of the camera the policy sees"),
+    "wrist_camera_topic": (
+        "/camera/wrist/image_raw",
+        "sensor_msgs/Image topic of the gripper camera; read only by two-view checkpoints (num_images 2)",
+    ),
     "output_mode": ("servo", "controller output: servo | pose"),
     "servo_twist_topic": ("/servo_node/delta_twist_cmds", "MoveIt Servo twist input"),
     "ee_pose_topic": ("/ee_pose", "geometry_msgs/PoseStamped of the end effector in the base frame"),
@@ -55,7 +59,7 @@ def generate_launch_description() -> LaunchDescription:
                 "use_sim_time": use_sim_time,
             },
         ],
-        remappings=[("image_raw", args["camera_topic"])],
+        remappings=[("image_raw", args["camera_topic"]), ("wrist/image_raw", args["wrist_camera_topic"])],
     )
     controller = Node(
         package="vla_ros",

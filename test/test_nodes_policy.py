@@ -251,3 +251,51 @@ def test_decoding_parameter_reaches_the_policy_and_a_bad_one_is_reported(ros, ti
     unknown = _policy_node(ros, model_dir=str(tiny_checkpoint), decoding="beam")
     assert unknown._worker is None
     assert "decoding must be one of" in unknown._last_error
+
+
+def test_a_two_view_checkpoint_acts_only_on_scene_and_wrist_frames_together(ros, tmp_path) -> None:
+    """A checkpoint whose config says num_images 2 gets each scene frame with the newest wrist frame;
+    a scene frame without one is refused, so the arm gets no command from half an observation."""
+    import json
+
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+
+    from vla_ros.model.tiny import make_tiny_checkpoint
+    from vla_ros.policy.runtime import PolicyConfig, VLAPolicy
+
+    checkpoint = make_tiny_checkpoint(tmp_path / "two_view", seed=1)
+    config = json.loads((checkpoint / "config.json").read_text())
+    (checkpoint / "config.json").write_text(json.dumps({**config, "num_images": 2}))
+    node = _policy_node(ros, model_dir=str(checkpoint), image_max_age_s=1.0)
+    assert node._policy.num_images == 2
+    operator = Operator(ros)
+    wrist_pub = operator.node.create_publisher(Image, "wrist/image_raw", qos_profile_sensor_data)
+    assert ros.wait_for(lambda: wrist_pub.get_subscription_count() > 0)
+    _ready(ros, operator)
+    scene = np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8)
+    operator.frame(scene)
+    assert ros.wait_for(lambda: node._worker.stats().errors >= 1, timeout_s=5.0)
+    assert "wrist/image_raw" in node._worker.stats().last_error
+    assert operator.count(operator.steps) == 0
+
+    wrist = np.zeros((64, 64, 3), dtype=np.uint8)
+    wrist[:, 32:] = 255
+
+    def acted() -> bool:
+        msg = Image(height=64, width=64, encoding="rgb8", step=64 * 3, data=wrist.tobytes())
+        msg.header.stamp = operator.node.get_clock().now().to_msg()
+        wrist_pub.publish(msg)
+        time.sleep(0.05)
+        operator.frame(scene)
+        time.sleep(0.2)
+        return operator.count(operator.steps) >= 1
+
+    assert ros.wait_for(acted, timeout_s=60.0)
+    with operator.lock:
+        tokens = tuple(operator.steps[0].token_ids)
+    # The node's step is the model's answer to this scene frame with this wrist frame.
+    offline = VLAPolicy(PolicyConfig(checkpoint, precision="fp32", constrain_to_action_tokens=True))
+    assert tokens == offline.predict_action(scene, "pick up the red gear", extra_images=(wrist,)).token_ids
+    # ...which the wrist frame changes (so the comparison above tells which frame the node used).
+    assert tokens != offline.predict_action(scene, "pick up the red gear", extra_images=(scene,)).token_ids

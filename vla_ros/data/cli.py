@@ -58,6 +58,12 @@ def add_topic_arguments(parser: argparse.ArgumentParser) -> None:
         "what it heads for (record-demos writes /vla/scene; train --target-offset-weight reads that one by "
         "default)",
     )
+    g.add_argument(
+        "--wrist-camera-topic",
+        default=None,
+        help="a second camera (e.g. gripper-mounted; record-demos --wrist-camera writes "
+        "/camera/wrist/image_raw): each step also gets its newest frame, and train makes a two-view model",
+    )
     g.add_argument("--control-rate-hz", type=float, default=SyncConfig.control_rate_hz)
     g.add_argument("--split-on-instruction-change", action="store_true")
     g.add_argument(
@@ -81,6 +87,7 @@ def topics_from_args(args: argparse.Namespace) -> TopicConfig:
         gripper=args.gripper_topic or None,
         target_mask=args.target_mask_topic or None,
         scene=args.scene_topic or None,
+        extra_cameras=(args.wrist_camera_topic,) if args.wrist_camera_topic else (),
     )
 
 

@@ -84,8 +84,18 @@ class TopicConfig:
     # vla_ros/Scene topic (simulated recordings write one at the start): with it, steps get the offset
     # from the end effector (read on ``ee_pose``) to what they head for (Episode.target_offsets).
     scene: str | None = None
+    # More cameras (e.g. a wrist camera), for models that look at several views per step: each step
+    # gets the newest frame of each stamped at or before its own frame, at most one control period
+    # older (Episode.extra_images); steps without one are skipped and counted.
+    extra_cameras: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        self.extra_cameras = tuple(self.extra_cameras)
+        if self.camera in self.extra_cameras or len(set(self.extra_cameras)) != len(self.extra_cameras):
+            raise DatasetError(
+                f"each camera topic may be read once: camera {self.camera!r}, "
+                f"extra {list(self.extra_cameras)}"
+            )
         if self.action_source not in ACTION_SOURCES:
             raise DatasetError(f"action_source must be one of {ACTION_SOURCES}, got {self.action_source!r}")
 
@@ -171,6 +181,9 @@ class Episode:
     # base frame), or None where unknown; None for the whole episode when no scene was read
     # (TopicConfig.scene; see target_offsets).
     target_offsets: list[np.ndarray | None] | None = None
+    # Per step, the frames of TopicConfig.extra_cameras (in that order) that go with ``images[t]``;
+    # None when no extra camera was read.
+    extra_images: list[tuple[np.ndarray, ...]] | None = None
 
     def __post_init__(self) -> None:
         self.actions = np.asarray(self.actions, dtype=np.float64).reshape(-1, ACTION_DIM)
@@ -194,6 +207,18 @@ class Episode:
             raise DatasetError(
                 f"episode {self.episode_id!r} has {len(self.target_offsets)} target offsets for {n} steps"
             )
+        if self.extra_images is not None and (
+            len(self.extra_images) != n or len({len(views) for views in self.extra_images}) > 1
+        ):
+            raise DatasetError(
+                f"episode {self.episode_id!r}: extra camera frames must be given for each of its {n} steps, "
+                "the same cameras for each"
+            )
+
+    @property
+    def num_views(self) -> int:
+        """Camera views per step: the main camera's plus the extra cameras'."""
+        return 1 + (len(self.extra_images[0]) if self.extra_images else 0)
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -212,6 +237,7 @@ class Episode:
             token_ids=[self.token_ids[i] for i in idx],
             target_masks=None if self.target_masks is None else [self.target_masks[i] for i in idx],
             target_offsets=None if self.target_offsets is None else [self.target_offsets[i] for i in idx],
+            extra_images=None if self.extra_images is None else [self.extra_images[i] for i in idx],
         )
 
 
@@ -293,15 +319,20 @@ class _Step:
     token_ids: tuple[int, ...] = ()
     # With TopicConfig.scene: the goal and scene current when the step was added (see target_offsets).
     goal: Goal | None = None
+    # With TopicConfig.extra_cameras: their frames for this step.
+    views: tuple[_Frame, ...] = ()
 
 
 class _EpisodeBuilder:
     """Collects steps of one bag and cuts them into episodes."""
 
-    def __init__(self, bag: Path, topics: TopicConfig, sync: SyncConfig) -> None:
+    def __init__(self, bag: Path, topics: TopicConfig, sync: SyncConfig, skipped: Counter) -> None:
         self.bag = bag
         self.topics = topics
         self.sync = sync
+        self.skipped = skipped
+        # Recent frames of each extra camera (TopicConfig.extra_cameras).
+        self.views: dict[str, deque[_Frame]] = {t: deque(maxlen=_FRAME_HISTORY) for t in topics.extra_cameras}
         self.episodes: list[Episode] = []
         self.steps: list[_Step] = []
         # Target masks by the header stamp of the frame they belong to. A target mostly stays put, so
@@ -320,7 +351,27 @@ class _EpisodeBuilder:
     def add_mask(self, frame: _Frame) -> None:
         self.masks[frame.header_ns] = self._mask_by_data.setdefault(bytes(frame.msg.data), frame)
 
+    def add_view(self, topic: str, frame: _Frame) -> None:
+        self.views[topic].append(frame)
+
+    def _views_for(self, frame: _Frame) -> tuple[_Frame, ...] | None:
+        """Each extra camera's newest frame stamped at or before ``frame``, at most one control period
+        older; None (and counted) when a camera has none."""
+        found = []
+        for topic, frames in self.views.items():
+            match = next((f for f in reversed(frames) if f.header_ns <= frame.header_ns), None)
+            if match is None or frame.header_ns - match.header_ns > self.sync.period_s * 1e9:
+                self.skipped[f"no {topic} frame within one control period of the camera frame"] += 1
+                return None
+            found.append(match)
+        return tuple(found)
+
     def add(self, step: _Step) -> None:
+        if self.views:
+            views = self._views_for(step.frame)
+            if views is None:
+                return
+            step.views = views
         if (
             self.sync.split_on_instruction_change
             and self.steps
@@ -358,6 +409,7 @@ class _EpisodeBuilder:
                 token_ids=[s.token_ids for s in steps],
                 target_masks=[self._mask(s.frame) for s in steps] if self.topics.target_mask else None,
                 target_offsets=self._offsets(steps) if self.topics.scene else None,
+                extra_images=[tuple(v.rgb() for v in s.views) for s in steps] if self.views else None,
             )
         )
 
@@ -435,6 +487,12 @@ def _requirements(topics: TopicConfig, sync: SyncConfig) -> list[TopicRequiremen
                 topics.target_mask, "target mask", (IMAGE_TYPE, COMPRESSED_IMAGE_TYPE), "--target-mask-topic"
             )
         )
+    for topic in topics.extra_cameras:
+        reqs.append(
+            TopicRequirement(
+                topic, "extra camera", (IMAGE_TYPE, COMPRESSED_IMAGE_TYPE), "--wrist-camera-topic"
+            )
+        )
     if topics.scene is not None:
         reqs.append(TopicRequirement(topics.scene, "scene", (SCENE_TYPE,), "--scene-topic"))
         if src != "ee_pose":
@@ -473,7 +531,7 @@ def read_bag_episodes(
         out[GRIPPER_INDEX] = np.clip((out[GRIPPER_INDEX] - g_closed) / (g_open - g_closed), 0.0, 1.0)
         return out
 
-    builder = _EpisodeBuilder(bag, topics, sync)
+    builder = _EpisodeBuilder(bag, topics, sync, skipped)
     frames: deque[_Frame] = deque(maxlen=_FRAME_HISTORY)
     instruction: str | None = sync.fixed_instruction
     gripper_raw = sync.default_gripper * (g_open - g_closed) + g_closed  # in the recording's convention
@@ -564,6 +622,7 @@ def read_bag_episodes(
         wanted.append(topics.gripper)
     if topics.target_mask is not None:
         wanted.append(topics.target_mask)
+    wanted.extend(topics.extra_cameras)
     if topics.scene is not None:
         wanted.append(topics.scene)
         if topics.ee_pose not in wanted:
@@ -579,6 +638,8 @@ def read_bag_episodes(
                 builder.add_ee_pose(stamp_to_ns(item.msg.header.stamp), pose_of(item.msg)[0])
             if item.topic == topics.target_mask:
                 builder.add_mask(_Frame(t, item.msgtype, item.msg))
+            elif item.topic in builder.views:
+                builder.add_view(item.topic, _Frame(t, item.msgtype, item.msg))
             elif item.topic == topics.camera:
                 frames.append(_Frame(t, item.msgtype, item.msg))
                 if waiting is not None and waiting[1] == frames[-1].header_ns:

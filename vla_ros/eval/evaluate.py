@@ -196,7 +196,11 @@ def evaluate_episodes(
                 for k, (image, instruction) in enumerate(zip(ep.images, ep.step_instructions, strict=True)):
                     start = time.perf_counter()
                     try:
-                        action = policy.predict_action(image, instruction)
+                        if ep.extra_images:  # read with --wrist-camera-topic, for a two-view checkpoint
+                            extra = ep.extra_images[k]
+                            action = policy.predict_action(image, instruction, extra_images=extra)
+                        else:
+                            action = policy.predict_action(image, instruction)
                     except Exception as exc:
                         raise EvaluationError(
                             f"policy {name!r} failed on episode {ep.episode_id} step {k}: "

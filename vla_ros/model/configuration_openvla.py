@@ -6,7 +6,8 @@ upstream's code. Two additions, written only when set: ``timm_model_kwargs`` let
 simulation models reuse the same timm families with reduced depth/width (the official checkpoint does
 not have it and gets the families' own sizes), and ``action_token_order`` records a model trained to
 emit its action tokens in another order (upstream's code does not read it and would decode such a
-model's actions in the wrong dimensions).
+model's actions in the wrong dimensions), and ``num_images`` records a model that sees more than one
+camera per step (upstream's code would feed it one image and misread every position after it).
 """
 
 from __future__ import annotations
@@ -67,6 +68,10 @@ class OpenVLAConfig:
     # Not in the official file: which action dimension each generated token holds, when a model was
     # trained to emit them in another order than (dx, dy, dz, ..., gripper); see ActionTokenizer.
     action_token_order: list[int] | None = None
+    # Not in the official file: camera views per step (scene camera first, then e.g. the wrist
+    # camera). Each view goes through the same vision backbone and projector; the LM sees their patch
+    # embeddings one view after another, as OpenVLA-OFT feeds a wrist camera.
+    num_images: int = 1
     # Fields of config.json we do not interpret (auto_map, architectures, ...), kept for round trips.
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -92,6 +97,10 @@ class OpenVLAConfig:
         except ValueError as exc:
             raise ConfigError(f"action_token_order: {exc}") from exc
         self.action_token_order = None if order is None else list(order)
+        if isinstance(self.num_images, bool) or not isinstance(self.num_images, int) or self.num_images < 1:
+            raise ConfigError(
+                f"num_images must be a whole number >= 1 (camera views), got {self.num_images!r}"
+            )
         if len(set(self.image_sizes)) != 1:
             raise ConfigError(
                 f"both backbones must see the same image size, got image_sizes={self.image_sizes}"
@@ -128,13 +137,15 @@ class OpenVLAConfig:
         """config.json content: official fields first, uninterpreted fields preserved."""
         out = dict(self.extra)
         for f in fields(self):
-            if f.name in ("extra", "timm_model_kwargs", "action_token_order"):
+            if f.name in ("extra", "timm_model_kwargs", "action_token_order", "num_images"):
                 continue
             out[f.name] = getattr(self, f.name)
         if any(self.timm_model_kwargs):
             out["timm_model_kwargs"] = self.timm_model_kwargs
         if self.action_token_order is not None:
             out["action_token_order"] = self.action_token_order
+        if self.num_images != 1:
+            out["num_images"] = self.num_images
         out["model_type"] = self.model_type
         return json.loads(json.dumps(out))  # deep copy, JSON types only
 

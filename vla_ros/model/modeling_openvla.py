@@ -218,6 +218,11 @@ class OpenVLAForActionPrediction(nn.Module):
 
     @property
     def num_patches(self) -> int:
+        """Image positions in the LM's sequence: every view's patches."""
+        return self.vision_backbone.num_patches * self.config.num_images
+
+    @property
+    def patches_per_image(self) -> int:
         return self.vision_backbone.num_patches
 
     def set_image_size(self, image_size_px: int) -> None:
@@ -271,13 +276,27 @@ class OpenVLAForActionPrediction(nn.Module):
         return self.language_model.model.embed_tokens.weight.device
 
     def embed_image(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """[B, 6, H, W] -> projected patch embeddings [B, num_patches, llm_dim]."""
+        """[B, 6 * num_images, H, W] (3 channels per view without the fused backbone) -> projected
+        patch embeddings [B, num_patches, llm_dim].
+
+        The views go through the backbone and projector as one batch (shared weights, as in
+        OpenVLA-OFT) and reach the LM one view after another."""
+        views = self.config.num_images
+        per_view = 3 * self.config.n_backbones
+        if pixel_values.ndim != 4 or pixel_values.shape[1] != views * per_view:
+            raise ValueError(
+                f"pixel_values must be [B, {views * per_view}, H, W] for a model of {views} camera view(s), "
+                f"got {list(pixel_values.shape)}"
+            )
+        batch = pixel_values.shape[0]
+        pixel_values = pixel_values.reshape(batch * views, -1, *pixel_values.shape[2:])
         vision_dtype = self.vision_backbone.featurizer.patch_embed.proj.weight.dtype
         patches = self.vision_backbone(pixel_values.to(device=self.device, dtype=vision_dtype))
         proj_dtype = self.projector.fc1.weight.dtype
         if proj_dtype not in (torch.float32, torch.float16, torch.bfloat16):  # quantized projector
             proj_dtype = self.language_model.model.embed_tokens.weight.dtype
-        return self.projector(patches.to(proj_dtype))
+        embedded = self.projector(patches.to(proj_dtype))
+        return embedded.reshape(batch, views * embedded.shape[1], embedded.shape[2])
 
     def embed_multimodal(
         self, pixel_values: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None

@@ -54,7 +54,7 @@ REMAPS: dict[str, dict[str, str]] = {
         "ee_pose": EE_POSE_TOPIC,
         "joint_states": "/joint_states",
     },
-    "policy_node": {"image_raw": CAMERA_TOPIC},
+    "policy_node": {"image_raw": CAMERA_TOPIC, "wrist/image_raw": "/camera/wrist/image_raw"},
     "controller_node": {"ee_pose": EE_POSE_TOPIC},
     "episode_recorder": {"image_raw": CAMERA_TOPIC, "ee_pose": EE_POSE_TOPIC},
 }
@@ -108,6 +108,17 @@ def load_node_parameters(path: Path, node_name: str) -> dict[str, Any]:
     for key in ("/**", node_name, f"/{node_name}", f"/**/{node_name}"):
         params.update((data.get(key) or {}).get("ros__parameters") or {})
     return params
+
+
+def checkpoint_views(model_dir: str | Path) -> int:
+    """Camera views a checkpoint looks at (config.json ``num_images``); 1 when it cannot be read (the
+    policy node then reports what is wrong with the checkpoint)."""
+    from vla_ros.model.configuration_openvla import ConfigError, OpenVLAConfig
+
+    try:
+        return OpenVLAConfig.from_json_file(Path(model_dir) / "config.json").num_images
+    except (OSError, ConfigError, TypeError):
+        return 1
 
 
 def _overrides(params: dict[str, Any]) -> list[Parameter]:
@@ -234,6 +245,12 @@ class ClosedLoop:
                     "task": task,
                     "seed": int(seed),
                     "real_time_factor": float(options.real_time_factor),
+                    # A two-view checkpoint looks through the gripper camera too.
+                    **(
+                        {"wrist_camera": True}
+                        if options.policy == "model" and checkpoint_views(options.model_dir) > 1
+                        else {}
+                    ),
                 },
             )
             self.disambiguation = self._make_disambiguation()

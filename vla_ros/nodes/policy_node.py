@@ -11,6 +11,11 @@ Conventions of the outputs:
 - ``gripper_cmd`` (vla_ros/GripperCommand): position 1 = open, 0 = closed; ``close`` thresholded at
   ``gripper_threshold``; ``gripper_invert`` flips the policy's convention (OpenVLA's data: 1 = open).
 - ``action_step`` (vla_ros/ActionStep): the raw step, for replay and audit.
+
+A two-view checkpoint (trained with ``--wrist-camera-topic``; config.json ``num_images: 2``) also
+reads ``wrist/image_raw``: each scene frame goes to the model with the newest wrist frame, which must
+be stamped within ``image_max_age_s`` of it; a scene frame without one is refused (and counted), so
+the arm gets no command from half an observation.
 """
 
 from __future__ import annotations
@@ -116,6 +121,8 @@ class PolicyNode(LifecycleNode):
         self.create_subscription(
             CompressedImage, "image_raw/compressed", self._on_compressed_image, qos_profile_sensor_data
         )
+        self.create_subscription(Image, "wrist/image_raw", self._on_wrist_image, qos_profile_sensor_data)
+        self._wrist: Image | None = None  # newest wrist camera message (decoded only when used)
         self.create_subscription(Instruction, "instruction", self._on_instruction, COMMAND_QOS)
         self.create_subscription(String, "instruction_text", self._on_instruction_text, COMMAND_QOS)
         self.create_timer(1.0, self._publish_diagnostics)
@@ -181,7 +188,17 @@ class PolicyNode(LifecycleNode):
             self._report_error(f"configure failed: {type(exc).__name__}: {exc}")
             self._policy = None
             return TransitionCallbackReturn.FAILURE
-        self.get_logger().info(f"policy ready: {getattr(self._policy, 'name', type(self._policy).__name__)}")
+        if self._views() > 2:
+            self._report_error(
+                f"configure failed: the model looks at {self._views()} camera views; this node feeds at "
+                "most two (image_raw and wrist/image_raw)"
+            )
+            self._policy = self._worker = None
+            return TransitionCallbackReturn.FAILURE
+        views = " + wrist/image_raw" if self._views() == 2 else ""
+        self.get_logger().info(
+            f"policy ready: {getattr(self._policy, 'name', type(self._policy).__name__)} (image_raw{views})"
+        )
         return TransitionCallbackReturn.SUCCESS
 
     def _load_policy(self) -> Policy:
@@ -271,16 +288,48 @@ class PolicyNode(LifecycleNode):
             msg.header,
         )
 
+    def _on_wrist_image(self, msg: Image) -> None:
+        self._wrist = msg
+
+    def _views(self) -> int:
+        return int(getattr(self._policy, "num_images", 1))
+
+    def _wrist_for(self, stamp_s: float) -> tuple:
+        """The wrist camera's image to go with a scene frame stamped ``stamp_s`` (two-view policies)."""
+        msg = self._wrist
+        if msg is None:
+            raise ImageCodecError(
+                "the model looks through a wrist camera too and no frame came on wrist/image_raw yet "
+                "(remap it to the gripper camera's topic)"
+            )
+        gap_s = abs(stamp_to_s(msg.header.stamp) - stamp_s)
+        if gap_s > float(self._p("image_max_age_s")):
+            raise ImageCodecError(
+                f"the newest wrist camera frame is {gap_s:.3f} s from the scene frame "
+                f"(image_max_age_s={self._p('image_max_age_s')})"
+            )
+        rgb = image_to_rgb(
+            msg.encoding,
+            msg.height,
+            msg.width,
+            msg.step,
+            msg.data,
+            max_pixels=int(self._p("max_image_pixels")),
+        )
+        return (rgb,)
+
     def _submit(self, decode, header) -> None:
         worker = self._worker
         if worker is None or not self._active:
             return
+        stamp_s = stamp_to_s(header.stamp)
         try:
             rgb = decode()
+            extra = self._wrist_for(stamp_s) if self._views() == 2 else ()
         except ImageCodecError as exc:
             worker.report_error(f"refused image: {exc}")
             return
-        worker.submit_frame(Frame(rgb=rgb, stamp_s=stamp_to_s(header.stamp), frame_id=header.frame_id))
+        worker.submit_frame(Frame(rgb=rgb, stamp_s=stamp_s, frame_id=header.frame_id, extra=extra))
 
     def _on_instruction(self, msg: Instruction) -> None:
         if msg.action == "stop":

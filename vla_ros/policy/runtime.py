@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,15 +91,35 @@ class VLAPolicy:
         return adapters.base_model(self.model)
 
     # --- inference ------------------------------------------------------------------------------
-    def encode_inputs(self, image: np.ndarray, instruction: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """pixel_values [1, 6, S, S] and prompt input_ids [1, T] for one observation."""
-        pixel_values = self.image_processor(image, center_crop_image=self.config.center_crop)[None]
+    @property
+    def num_images(self) -> int:
+        """Camera views the checkpoint looks at per step: the scene camera, then ``extra_images``."""
+        return self.core_model.config.num_images
+
+    def encode_inputs(
+        self, image: np.ndarray, instruction: str, extra_images: Sequence[np.ndarray] = ()
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """pixel_values [1, 6 * views, S, S] and prompt input_ids [1, T] for one observation."""
+        views = [image, *extra_images]
+        if len(views) != self.num_images:
+            raise ValueError(
+                f"this checkpoint looks at {self.num_images} camera view(s) per step "
+                f"(config.json num_images), got {len(views)}: pass the scene image"
+                + (" and the wrist camera's as extra_images" if self.num_images > 1 else " alone")
+            )
+        pixel_values = torch.cat(
+            [self.image_processor(v, center_crop_image=self.config.center_crop) for v in views]
+        )[None]
         input_ids = torch.tensor([self.prompt_tokenizer.encode_prompt(instruction)], dtype=torch.long)
         return pixel_values, input_ids
 
-    def predict_action(self, image: np.ndarray, instruction: str) -> Action:
+    def predict_action(
+        self, image: np.ndarray, instruction: str, extra_images: Sequence[np.ndarray] = ()
+    ) -> Action:
+        """``extra_images``: the other cameras of a multi-view checkpoint (:attr:`num_images`), in
+        the order it was trained on (``vla-ros train --wrist-camera-topic``)."""
         start = time.perf_counter()
-        pixel_values, input_ids = self.encode_inputs(image, instruction)
+        pixel_values, input_ids = self.encode_inputs(image, instruction, extra_images)
         allowed = self.action_tokenizer.token_id_range if self.config.constrain_to_action_tokens else None
         token_ids = (
             self.core_model.generate_action_tokens(

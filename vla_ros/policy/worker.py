@@ -26,6 +26,8 @@ class Frame:
     rgb: np.ndarray
     stamp_s: float
     frame_id: str = ""
+    # The other cameras' images that go with this one, for a multi-view policy (e.g. the wrist camera).
+    extra: tuple[np.ndarray, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -180,7 +182,10 @@ class InferenceWorker:
                 continue
             last_start = time.monotonic()
             try:
-                action = self._policy.predict_action(frame.rgb, instruction)
+                if frame.extra:
+                    action = self._policy.predict_action(frame.rgb, instruction, extra_images=frame.extra)
+                else:
+                    action = self._policy.predict_action(frame.rgb, instruction)
                 if not action.is_finite():
                     raise FloatingPointError(f"policy returned a non-finite action {action.vector.tolist()}")
             except Exception as exc:  # a failing step must not kill the worker; the node reports it

@@ -49,7 +49,16 @@ def run_episode(
     ``render=False`` hands the policy an empty image (for privileged policies such as the expert when
     no frames are needed); ``on_step(step, image, action, workcell)`` sees each step before it is
     applied (for recording).
+
+    A policy with ``num_images == 2`` (a two-view checkpoint) also gets the wrist camera's frame;
+    the workcell must have it (``WorkcellConfig.wrist_camera``).
     """
+    views = int(getattr(policy, "num_images", 1))
+    if views > 2 or (views == 2 and "wrist" not in workcell.camera_names):
+        raise ValueError(
+            f"the policy looks at {views} camera views; this workcell has {list(workcell.camera_names)} "
+            "(a two-view policy needs WorkcellConfig(wrist_camera=True))"
+        )
     wall_start = time.perf_counter()
     instruction = workcell.reset(seed, task)
     if start_ee_m is not None:
@@ -60,7 +69,10 @@ def run_episode(
     steps = 0
     while not success and steps < max_steps:
         image = workcell.render() if render else blank
-        action = policy.predict_action(image, instruction)
+        if views == 2:
+            action = policy.predict_action(image, instruction, extra_images=(workcell.render("wrist"),))
+        else:
+            action = policy.predict_action(image, instruction)
         if on_step is not None:
             on_step(steps, image, action, workcell)
         workcell.apply_action(action.vector)

@@ -287,6 +287,11 @@ def mirror_episode(episode: Episode, flip_images: bool = True) -> Episode:
         target_offsets=None
         if episode.target_offsets is None
         else [None if o is None else mirror_offset(o) for o in episode.target_offsets],
+        # The workcell's wrist camera looks straight down with its image rows along x, so a mirror
+        # in y flips its frames left-right too.
+        extra_images=None
+        if episode.extra_images is None or not flip_images
+        else [tuple(np.ascontiguousarray(v[:, ::-1]) for v in views) for views in episode.extra_images],
     )
 
 
@@ -340,12 +345,15 @@ class ActionTokenDataset(torch.utils.data.Dataset):
         self.offsets: list[np.ndarray | None] = []
         self.masks: list[np.ndarray | None] = []
         self.images: list[np.ndarray] = []
+        # Per step, the other cameras' frames (Episode.extra_images), empty for one-camera data.
+        self.extra_images: list[tuple[np.ndarray, ...]] = []
         self.actions: list[np.ndarray] = []
         self.examples: list[tuple[list[int], list[int]]] = []
         self.mirrored_examples: list[tuple[list[int], list[int]]] = []
         for ep in episodes:
             self.masks.extend(ep.target_masks or [None] * len(ep))
             self.offsets.extend(ep.target_offsets or [None] * len(ep))
+            self.extra_images.extend(ep.extra_images or [()] * len(ep))
             for image, action, instruction in zip(ep.images, ep.actions, ep.step_instructions, strict=True):
                 self.images.append(image)
                 self.actions.append(np.asarray(action, dtype=np.float64))
@@ -398,7 +406,10 @@ class ActionTokenDataset(torch.utils.data.Dataset):
         return center_crop(image, self.crop_area_fraction)
 
     def pixel_values(self, index: int) -> torch.Tensor:
-        return self.image_processor(np.ascontiguousarray(self._view(self.images[index], index)))
+        """[6 * views, S, S]: every camera's frame, mirrored and cropped alike (the policy centre-crops
+        each view at inference)."""
+        views = (self.images[index], *self.extra_images[index])
+        return torch.cat([self.image_processor(np.ascontiguousarray(self._view(v, index))) for v in views])
 
     def target_patches(self, index: int) -> np.ndarray:
         """Which of the ``target_grid`` patches show step ``index``'s target (any of its pixels), in
@@ -407,6 +418,12 @@ class ActionTokenDataset(torch.utils.data.Dataset):
         if mask is None:
             return np.zeros(self.target_grid[0] * self.target_grid[1], dtype=bool)
         return patches_showing(self._view(mask, index), self.target_grid)
+
+    def _all_target_patches(self, index: int) -> np.ndarray:
+        """:meth:`target_patches` over every view's patches, as the LM sees them: masks describe the
+        main camera's frame, so the other views' patches are never targets."""
+        others = len(self.extra_images[index]) * self.target_grid[0] * self.target_grid[1]
+        return np.concatenate([self.target_patches(index), np.zeros(others, dtype=bool)])
 
     def target_offset(self, index: int) -> np.ndarray | None:
         """Step ``index``'s target offset as this epoch sees it (mirrored with its image), or None."""
@@ -431,7 +448,11 @@ class ActionTokenDataset(torch.utils.data.Dataset):
             "labels": labels,
             "index": torch.as_tensor(np.asarray(indices, dtype=np.int64)),
             **(
-                {"target_patches": torch.as_tensor(np.stack([self.target_patches(int(i)) for i in indices]))}
+                {
+                    "target_patches": torch.as_tensor(
+                        np.stack([self._all_target_patches(int(i)) for i in indices])
+                    )
+                }
                 if self.target_grid is not None
                 else {}
             ),
@@ -664,6 +685,18 @@ def build_model(config: TrainConfig) -> ModelBundle:
                 "--grow-llm-layers adds base weights",
                 lambda: loaded.model.grow_language_model(config.base_grow_llm_layers),
             )
+        views = 1 + len(config.topics.extra_cameras)
+        if views != loaded.model.config.num_images:
+            if loaded.model.config.num_images != 1:
+                raise TrainingError(
+                    f"the base looks at {loaded.model.config.num_images} camera views per step; the bags are "
+                    f"read with {views} (--camera-topic plus --wrist-camera-topic)"
+                )
+            _change_base_weights(
+                config.mode,
+                f"a second camera view (--wrist-camera-topic) changes the base's config (num_images {views})",
+                lambda: setattr(loaded.model, "config", loaded.model.config.replace(num_images=views)),
+            )
         tokenizer_dir = Path(config.base)
         order = config.action_token_order
         if order is not None and list(order) != (
@@ -695,6 +728,7 @@ def build_model(config: TrainConfig) -> ModelBundle:
         prompt_tokenizer = PromptTokenizer.from_dir(tokenizer_dir)
         if config.action_token_order is not None:
             model.config = model.config.replace(action_token_order=list(config.action_token_order))
+        model.config = model.config.replace(num_images=1 + len(config.topics.extra_cameras))
     core = _core(model)
     action_tokenizer = ActionTokenizer(
         n_bins=core.config.n_action_bins,

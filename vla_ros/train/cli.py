@@ -45,6 +45,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_expert_arguments(rec)
     _add_parts_argument(rec)
+    rec.add_argument(
+        "--wrist-camera",
+        action="store_true",
+        help="also record the gripper-mounted camera (/camera/wrist/image_raw), for two-view training",
+    )
     rec.add_argument("--no-progress", action="store_true")
     rec.set_defaults(func=run_record)
 
@@ -306,6 +311,7 @@ def run_record(args: argparse.Namespace) -> int:
         random_start=args.random_start,
         num_parts=_parts_range(args.parts),
         expert_config=expert_config,
+        wrist_camera=args.wrist_camera,
     )
     print(summary.summary())
     return 0

@@ -121,7 +121,8 @@ def evaluate_in_workcell(
     ``num_parts``: parts per layout, as recorded (see :func:`vla_ros.train.record.record_demonstrations`).
     """
     results = []
-    with Workcell(workcell_config(image_size_px, num_parts)) as cell:
+    # The wrist camera is rendered only for policies that look through it (two-view checkpoints).
+    with Workcell(workcell_config(image_size_px, num_parts, wrist_camera=True)) as cell:
         policy = make_policy(cell)
         for task in tasks:
             seeds = range(seed_start, seed_start + episodes)
@@ -224,6 +225,7 @@ def expert_and_policy(
     ``expert_config`` says; give the options the policy's demonstrations were recorded with), and a
     checkpoint as a policy in it: for probes that ask both for the next step on the same frame. Close
     the workcell when done."""
-    cell = Workcell(workcell_config(image_size_px, None if num_parts is None else (num_parts, num_parts)))
+    parts = None if num_parts is None else (num_parts, num_parts)
+    cell = Workcell(workcell_config(image_size_px, parts, wrist_camera=True))
     expert = ScriptedExpert(cell, expert_config)
     return cell, expert, vla_policy_factory(model_dir, decoding=decoding)(cell)

@@ -43,6 +43,9 @@ from vla_ros.sim.expert import ExpertConfig
 from vla_ros.sim.layout import PART_AREA_MAX_M, PART_AREA_MIN_M
 
 CAMERA_TOPIC = "/camera/image_raw"
+# The gripper-mounted camera (``--wrist-camera``), stamped like the scene frame it was taken with;
+# the same name the sim node publishes it under.
+WRIST_CAMERA_TOPIC = "/camera/wrist/image_raw"
 INSTRUCTION_TOPIC = "/vla/instruction"
 ACTION_STEP_TOPIC = "/vla/action_step"
 EE_POSE_TOPIC = "/ee_pose"
@@ -159,6 +162,8 @@ def record_episode(
     if learner is not None:
         policy = DAggerPolicy(expert, learner, beta, np.random.default_rng([seed, 7]))
     steps: list[tuple[int, np.ndarray, Action, np.ndarray, np.ndarray, dict, np.ndarray | None]] = []
+    wrist_images: list[np.ndarray] = []
+    with_wrist = "wrist" in workcell.camera_names
 
     def target_mask(cell: Workcell) -> np.ndarray | None:
         target = target_of(cell)
@@ -170,6 +175,8 @@ def record_episode(
         label = Action(vector=action.extras.get("label", action.vector))
         scene = cell.scene() if step == 0 else {}
         steps.append((stamp, image, label, position, quat, scene, target_mask(cell)))
+        if with_wrist:
+            wrist_images.append(cell.render("wrist"))
 
     start = random_start_position(seed) if random_start else None
     result = run_episode(
@@ -209,6 +216,8 @@ def record_episode(
                 rgb = np.repeat(mask[..., None].astype(np.uint8) * np.uint8(255), 3, axis=2)
                 bag.write_compressed_image(TARGET_MASK_TOPIC, stamp, rgb, frame_id="camera")
             bag.write_image(CAMERA_TOPIC, stamp, image)
+            if with_wrist:
+                bag.write_image(WRIST_CAMERA_TOPIC, stamp, wrist_images[k], frame_id="wrist_camera")
             bag.write_pose(EE_POSE_TOPIC, stamp, position, quat)
             bag.write_gripper(GRIPPER_TOPIC, stamp + 500_000, action.gripper)
             bag.write_action_step(
@@ -226,10 +235,13 @@ def record_episode(
     return result.success, result.steps
 
 
-def workcell_config(image_size_px: int, num_parts: tuple[int, int] | None = None) -> WorkcellConfig:
+def workcell_config(
+    image_size_px: int, num_parts: tuple[int, int] | None = None, wrist_camera: bool = False
+) -> WorkcellConfig:
     """The workcell that demonstrations are recorded in and policies evaluated in: evaluate in the
-    one you recorded in (same image size and parts per layout)."""
-    config = WorkcellConfig(image_width=image_size_px, image_height=image_size_px)
+    one you recorded in (same image size and parts per layout; the wrist camera for a policy that
+    looks through it)."""
+    config = WorkcellConfig(image_width=image_size_px, image_height=image_size_px, wrist_camera=wrist_camera)
     if num_parts is not None:
         low, high = num_parts
         if not 1 <= low <= high:
@@ -253,6 +265,7 @@ def record_demonstrations(
     random_start: bool = False,
     num_parts: tuple[int, int] | None = None,
     expert_config: ExpertConfig | None = None,
+    wrist_camera: bool = False,
 ) -> RecordingSummary:
     """Record ``episodes`` expert episodes per task on seeds ``seed_start .. seed_start+episodes-1``
     (DAgger episodes with ``learner_factory``, see the module docstring).
@@ -261,6 +274,8 @@ def record_demonstrations(
     ``num_parts`` (inclusive range) changes how many parts a layout holds (default: the workcell's
     2-3); one part is a curriculum step, where finding the part needs no name.
     ``expert_config`` changes how the scripted expert moves (see :class:`ExpertConfig`).
+    ``wrist_camera`` also records the gripper-mounted camera (:data:`WRIST_CAMERA_TOPIC`), for
+    policies trained on two views (``vla-ros train --wrist-camera-topic``).
     """
     for task in tasks:
         if task not in TASK_NAMES:
@@ -274,7 +289,7 @@ def record_demonstrations(
         from tqdm import tqdm
 
         bar = tqdm(total=len(jobs), desc="recording demos", unit="episode")
-    with Workcell(workcell_config(image_size_px, num_parts)) as cell:
+    with Workcell(workcell_config(image_size_px, num_parts, wrist_camera)) as cell:
         learner = learner_factory(cell) if learner_factory is not None else None
         for task, seed in jobs:
             summary.failed_seeds.setdefault(task, [])
