@@ -267,18 +267,19 @@ class PolicyNode(LifecycleNode):
         super().destroy_node()
 
     # -- inputs ---------------------------------------------------------------------------------
-    def _on_image(self, msg: Image) -> None:
-        self._submit(
-            lambda: image_to_rgb(
-                msg.encoding,
-                msg.height,
-                msg.width,
-                msg.step,
-                msg.data,
-                max_pixels=int(self._p("max_image_pixels")),
-            ),
-            msg.header,
+    def _rgb(self, msg: Image):
+        """An Image message as an RGB array (refusing ones over ``max_image_pixels``)."""
+        return image_to_rgb(
+            msg.encoding,
+            msg.height,
+            msg.width,
+            msg.step,
+            msg.data,
+            max_pixels=int(self._p("max_image_pixels")),
         )
+
+    def _on_image(self, msg: Image) -> None:
+        self._submit(lambda: self._rgb(msg), msg.header)
 
     def _on_compressed_image(self, msg: CompressedImage) -> None:
         self._submit(
@@ -308,15 +309,7 @@ class PolicyNode(LifecycleNode):
                 f"the newest wrist camera frame is {gap_s:.3f} s from the scene frame "
                 f"(image_max_age_s={self._p('image_max_age_s')})"
             )
-        rgb = image_to_rgb(
-            msg.encoding,
-            msg.height,
-            msg.width,
-            msg.step,
-            msg.data,
-            max_pixels=int(self._p("max_image_pixels")),
-        )
-        return (rgb,)
+        return (self._rgb(msg),)
 
     def _submit(self, decode, header) -> None:
         worker = self._worker
