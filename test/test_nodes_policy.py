@@ -299,3 +299,17 @@ def test_a_two_view_checkpoint_acts_only_on_scene_and_wrist_frames_together(ros,
     assert tokens == offline.predict_action(scene, "pick up the red gear", extra_images=(wrist,)).token_ids
     # ...which the wrist frame changes (so the comparison above tells which frame the node used).
     assert tokens != offline.predict_action(scene, "pick up the red gear", extra_images=(scene,)).token_ids
+
+    # A wrist frame stamped further from the scene frame than image_max_age_s is not paired with it.
+    time.sleep(0.5)  # frames sent while waiting for the first step are done with by now
+    errors, steps = node._worker.stats().errors, operator.count(operator.steps)
+    stale = Image(height=64, width=64, encoding="rgb8", step=64 * 3, data=wrist.tobytes())
+    stale_ns = operator.node.get_clock().now().nanoseconds - 3_000_000_000
+    stale.header.stamp.sec, stale.header.stamp.nanosec = divmod(stale_ns, 1_000_000_000)
+    wrist_pub.publish(stale)
+    time.sleep(0.3)
+    operator.frame(scene)
+    assert ros.wait_for(lambda: node._worker.stats().errors > errors, timeout_s=5.0)
+    assert "from the scene frame" in node._worker.stats().last_error
+    time.sleep(0.5)
+    assert operator.count(operator.steps) == steps
