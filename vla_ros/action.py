@@ -6,6 +6,7 @@ with the model core and the scripted expert alike.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -61,3 +62,19 @@ class Policy(Protocol):
     name: str
 
     def predict_action(self, image: np.ndarray, instruction: str) -> Action: ...
+
+
+def camera_views(policy: Policy) -> int:
+    """Camera views ``policy`` looks at per step: a multi-view checkpoint's ``num_images`` (the main
+    camera, then the others as ``extra_images``), else 1."""
+    return int(getattr(policy, "num_images", 1))
+
+
+def predict(
+    policy: Policy, image: np.ndarray, instruction: str, extra_images: Sequence[np.ndarray] = ()
+) -> Action:
+    """``policy.predict_action``, handing it ``extra_images`` only when there are some: one-view
+    policies (the scripted expert, a replayed recording) take no such argument."""
+    if extra_images:
+        return policy.predict_action(image, instruction, extra_images=extra_images)
+    return policy.predict_action(image, instruction)

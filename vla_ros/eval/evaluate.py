@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vla_ros.action import Action, Policy
+from vla_ros.action import Action, Policy, predict
 from vla_ros.data.dataset import (
     CleaningConfig,
     CleaningReport,
@@ -196,11 +196,9 @@ def evaluate_episodes(
                 for k, (image, instruction) in enumerate(zip(ep.images, ep.step_instructions, strict=True)):
                     start = time.perf_counter()
                     try:
-                        if ep.extra_images:  # read with --wrist-camera-topic, for a two-view checkpoint
-                            extra = ep.extra_images[k]
-                            action = policy.predict_action(image, instruction, extra_images=extra)
-                        else:
-                            action = policy.predict_action(image, instruction)
+                        # With --wrist-camera-topic, each step's wrist frame too (two-view checkpoints).
+                        extra = ep.extra_images[k] if ep.extra_images else ()
+                        action = predict(policy, image, instruction, extra)
                     except Exception as exc:
                         raise EvaluationError(
                             f"policy {name!r} failed on episode {ep.episode_id} step {k}: "

@@ -30,7 +30,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 
-from vla_ros.action import Policy
+from vla_ros.action import Policy, camera_views
 from vla_ros.control.twist import action_to_twist, gripper_command
 from vla_ros.image_codec import ImageCodecError, decode_compressed, image_to_rgb
 from vla_ros.msg import ActionStep, GripperCommand, Instruction
@@ -188,16 +188,17 @@ class PolicyNode(LifecycleNode):
             self._report_error(f"configure failed: {type(exc).__name__}: {exc}")
             self._policy = None
             return TransitionCallbackReturn.FAILURE
-        if self._views() > 2:
+        views = camera_views(self._policy)
+        if views > 2:
             self._report_error(
-                f"configure failed: the model looks at {self._views()} camera views; this node feeds at "
-                "most two (image_raw and wrist/image_raw)"
+                f"configure failed: the model looks at {views} camera views; this node feeds at most two "
+                "(image_raw and wrist/image_raw)"
             )
             self._policy = self._worker = None
             return TransitionCallbackReturn.FAILURE
-        views = " + wrist/image_raw" if self._views() == 2 else ""
+        inputs = "image_raw + wrist/image_raw" if views == 2 else "image_raw"
         self.get_logger().info(
-            f"policy ready: {getattr(self._policy, 'name', type(self._policy).__name__)} (image_raw{views})"
+            f"policy ready: {getattr(self._policy, 'name', type(self._policy).__name__)} ({inputs})"
         )
         return TransitionCallbackReturn.SUCCESS
 
@@ -292,9 +293,6 @@ class PolicyNode(LifecycleNode):
     def _on_wrist_image(self, msg: Image) -> None:
         self._wrist = msg
 
-    def _views(self) -> int:
-        return int(getattr(self._policy, "num_images", 1))
-
     def _wrist_for(self, stamp_s: float) -> tuple:
         """The wrist camera's image to go with a scene frame stamped ``stamp_s`` (two-view policies)."""
         msg = self._wrist
@@ -318,7 +316,7 @@ class PolicyNode(LifecycleNode):
         stamp_s = stamp_to_s(header.stamp)
         try:
             rgb = decode()
-            extra = self._wrist_for(stamp_s) if self._views() == 2 else ()
+            extra = self._wrist_for(stamp_s) if camera_views(self._policy) == 2 else ()
         except ImageCodecError as exc:
             worker.report_error(f"refused image: {exc}")
             return

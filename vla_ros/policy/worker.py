@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vla_ros.action import Action, Policy
+from vla_ros.action import Action, Policy, predict
 
 
 @dataclass(frozen=True)
@@ -182,10 +182,7 @@ class InferenceWorker:
                 continue
             last_start = time.monotonic()
             try:
-                if frame.extra:
-                    action = self._policy.predict_action(frame.rgb, instruction, extra_images=frame.extra)
-                else:
-                    action = self._policy.predict_action(frame.rgb, instruction)
+                action = predict(self._policy, frame.rgb, instruction, frame.extra)
                 if not action.is_finite():
                     raise FloatingPointError(f"policy returned a non-finite action {action.vector.tolist()}")
             except Exception as exc:  # a failing step must not kill the worker; the node reports it

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vla_ros.action import Action, Policy
+from vla_ros.action import Action, Policy, camera_views, predict
 from vla_ros.sim.workcell import Workcell
 
 MAX_EPISODE_STEPS = 60
@@ -53,7 +53,7 @@ def run_episode(
     A policy with ``num_images == 2`` (a two-view checkpoint) also gets the wrist camera's frame;
     the workcell must have it (``WorkcellConfig.wrist_camera``).
     """
-    views = int(getattr(policy, "num_images", 1))
+    views = camera_views(policy)
     if views > 2 or (views == 2 and "wrist" not in workcell.camera_names):
         raise ValueError(
             f"the policy looks at {views} camera views; this workcell has {list(workcell.camera_names)} "
@@ -69,10 +69,7 @@ def run_episode(
     steps = 0
     while not success and steps < max_steps:
         image = workcell.render() if render else blank
-        if views == 2:
-            action = policy.predict_action(image, instruction, extra_images=(workcell.render("wrist"),))
-        else:
-            action = policy.predict_action(image, instruction)
+        action = predict(policy, image, instruction, (workcell.render("wrist"),) if views == 2 else ())
         if on_step is not None:
             on_step(steps, image, action, workcell)
         workcell.apply_action(action.vector)
