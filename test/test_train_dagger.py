@@ -84,3 +84,51 @@ def test_beta_one_is_the_expert_alone_and_beta_must_be_a_probability():
         assert action.extras["executed_by_expert"] and learner.calls == 0
         with pytest.raises(ValueError, match="probability"):
             DAggerPolicy(ScriptedExpert(cell), learner, 1.5, np.random.default_rng(0))
+
+
+class TwoViewLearner(RisingLearner):
+    """A learner trained on two views: it must be handed the wrist frame the recording stores."""
+
+    num_images = 2
+
+    def __init__(self, _cell: Workcell | None = None) -> None:
+        super().__init__(_cell)
+        self.wrist_frames: list[np.ndarray] = []
+
+    def predict_action(self, image: np.ndarray, instruction: str, extra_images=()) -> Action:
+        assert len(extra_images) == 1, "a two-view learner needs its second view every step"
+        self.wrist_frames.append(np.array(extra_images[0]))
+        return super().predict_action(image, instruction)
+
+
+def test_a_two_view_learner_drives_on_the_wrist_frames_the_bag_stores(tmp_path):
+    from vla_ros.image_codec import image_to_rgb
+    from vla_ros.train.record import CAMERA_TOPIC, WRIST_CAMERA_TOPIC
+
+    def decode_image(msg) -> np.ndarray:
+        return image_to_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.data)
+
+    learners: list[TwoViewLearner] = []
+
+    def factory(cell: Workcell) -> TwoViewLearner:
+        learners.append(TwoViewLearner(cell))
+        return learners[-1]
+
+    summary = record_demonstrations(
+        tmp_path, tasks=["move_to"], episodes=1, seed_start=3, image_size_px=32, max_steps=3,
+        progress=False, learner_factory=factory, wrist_camera=True,
+    )  # fmt: skip
+    messages = list(read_messages(summary.written[0], [CAMERA_TOPIC, WRIST_CAMERA_TOPIC]))
+    wrist = [decode_image(m.msg) for m in messages if m.topic == WRIST_CAMERA_TOPIC]
+    scene = [decode_image(m.msg) for m in messages if m.topic == CAMERA_TOPIC]
+    (learner,) = learners
+    assert len(learner.wrist_frames) == len(wrist) == 3
+    for seen, stored, scene_frame in zip(learner.wrist_frames, wrist, scene, strict=True):
+        np.testing.assert_array_equal(seen, stored)
+        assert not np.array_equal(seen, scene_frame)
+    # Without the wrist camera the recording is refused before any episode, with the flag to add.
+    with pytest.raises(ValueError, match="--wrist-camera"):
+        record_demonstrations(
+            tmp_path / "no_wrist", tasks=["move_to"], episodes=1, seed_start=3, image_size_px=32,
+            max_steps=3, progress=False, learner_factory=TwoViewLearner,
+        )  # fmt: skip

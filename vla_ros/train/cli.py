@@ -296,23 +296,26 @@ def run_record(args: argparse.Namespace) -> int:
         if args.num_threads:
             torch.set_num_threads(args.num_threads)
         learner_factory = vla_policy_factory(args.dagger_model)
-    summary = record_demonstrations(
-        args.out_dir,
-        tasks=args.task,
-        episodes=args.episodes,
-        seed_start=args.seed_start,
-        image_size_px=args.image_size,
-        max_steps=args.max_steps,
-        storage=args.storage,
-        keep_failures=args.keep_failures,
-        progress=not args.no_progress,
-        learner_factory=learner_factory,
-        beta=args.dagger_beta,
-        random_start=args.random_start,
-        num_parts=_parts_range(args.parts),
-        expert_config=expert_config,
-        wrist_camera=args.wrist_camera,
-    )
+    try:
+        summary = record_demonstrations(
+            args.out_dir,
+            tasks=args.task,
+            episodes=args.episodes,
+            seed_start=args.seed_start,
+            image_size_px=args.image_size,
+            max_steps=args.max_steps,
+            storage=args.storage,
+            keep_failures=args.keep_failures,
+            progress=not args.no_progress,
+            learner_factory=learner_factory,
+            beta=args.dagger_beta,
+            random_start=args.random_start,
+            num_parts=_parts_range(args.parts),
+            expert_config=expert_config,
+            wrist_camera=args.wrist_camera,
+        )
+    except ValueError as exc:
+        raise SystemExit(f"record-demos: {exc}") from exc
     print(summary.summary())
     return 0
 

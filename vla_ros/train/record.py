@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vla_ros.action import Action, Policy
+from vla_ros.action import Action, Policy, camera_views, predict
 from vla_ros.data.bag import BagWriter
 from vla_ros.data.dataset import DEFAULT_TARGET_MASK_TOPIC
 from vla_ros.sim import MAX_EPISODE_STEPS, TASK_NAMES, ScriptedExpert, Workcell, WorkcellConfig, run_episode
@@ -112,7 +112,11 @@ def target_of(cell: Workcell) -> str | None:
 
 class DAggerPolicy:
     """Executes the learner's action (the expert's with probability ``beta``); the expert's action is
-    the label, in ``extras["label"]``."""
+    the label, in ``extras["label"]``.
+
+    It looks at as many camera views as the learner (``num_images``), so a two-view learner gets the
+    wrist frame it was trained with; the expert needs none.
+    """
 
     name = "dagger"
 
@@ -122,11 +126,17 @@ class DAggerPolicy:
         if not 0.0 <= beta <= 1.0:
             raise ValueError(f"beta is a probability, got {beta}")
         self.expert, self.learner, self.beta, self.rng = expert, learner, beta, rng
+        self.num_images = camera_views(learner)
 
-    def predict_action(self, image: np.ndarray, instruction: str) -> Action:
+    def predict_action(
+        self, image: np.ndarray, instruction: str, extra_images: Sequence[np.ndarray] = ()
+    ) -> Action:
         label = self.expert.predict_action(image, instruction)
         by_expert = bool(self.rng.random() < self.beta)
-        executed = label.vector if by_expert else self.learner.predict_action(image, instruction).vector
+        if by_expert:
+            executed = label.vector
+        else:
+            executed = predict(self.learner, image, instruction, extra_images).vector
         if not np.all(np.isfinite(executed)):
             executed, by_expert = label.vector, True
         return Action(
@@ -291,6 +301,11 @@ def record_demonstrations(
         bar = tqdm(total=len(jobs), desc="recording demos", unit="episode")
     with Workcell(workcell_config(image_size_px, num_parts, wrist_camera)) as cell:
         learner = learner_factory(cell) if learner_factory is not None else None
+        if learner is not None and camera_views(learner) > 1 and not wrist_camera:
+            raise ValueError(
+                f"the DAgger learner looks at {camera_views(learner)} camera views; record with the "
+                "wrist camera (--wrist-camera) so it sees what it was trained on"
+            )
         for task, seed in jobs:
             summary.failed_seeds.setdefault(task, [])
             path = out_dir / bag_name(task, seed)
