@@ -254,8 +254,9 @@ def test_decoding_parameter_reaches_the_policy_and_a_bad_one_is_reported(ros, ti
 
 
 def test_a_two_view_checkpoint_acts_only_on_scene_and_wrist_frames_together(ros, tmp_path) -> None:
-    """A checkpoint whose config says num_images 2 gets each scene frame with the newest wrist frame;
-    a scene frame without one is refused, so the arm gets no command from half an observation."""
+    """A checkpoint whose config says num_images 2 gets each scene frame with the wrist frame nearest to
+    it; a scene frame without one is refused once the next scene frame comes, so the arm gets no
+    command from half an observation."""
     import json
 
     from rclpy.qos import qos_profile_sensor_data
@@ -275,6 +276,9 @@ def test_a_two_view_checkpoint_acts_only_on_scene_and_wrist_frames_together(ros,
     _ready(ros, operator)
     scene = np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8)
     operator.frame(scene)
+    time.sleep(0.3)
+    assert node._worker.stats().errors == 0  # it may still get its wrist frame...
+    operator.frame(scene)  # ...until a newer scene frame comes first
     assert ros.wait_for(lambda: node._worker.stats().errors >= 1, timeout_s=5.0)
     assert "wrist/image_raw" in node._worker.stats().last_error
     assert operator.count(operator.steps) == 0
@@ -301,13 +305,20 @@ def test_a_two_view_checkpoint_acts_only_on_scene_and_wrist_frames_together(ros,
     assert tokens != offline.predict_action(scene, "pick up the red gear", extra_images=(scene,)).token_ids
 
     # A wrist frame stamped further from the scene frame than image_max_age_s is not paired with it.
-    time.sleep(0.5)  # frames sent while waiting for the first step are done with by now
+    # The last scene frame sent while waiting for the first step may still wait for its wrist frame:
+    # one more wrist frame settles it, and then nothing is pending.
+    fresh = Image(height=64, width=64, encoding="rgb8", step=64 * 3, data=wrist.tobytes())
+    fresh.header.stamp = operator.node.get_clock().now().to_msg()
+    wrist_pub.publish(fresh)
+    time.sleep(0.5)
     errors, steps = node._worker.stats().errors, operator.count(operator.steps)
     stale = Image(height=64, width=64, encoding="rgb8", step=64 * 3, data=wrist.tobytes())
     stale_ns = operator.node.get_clock().now().nanoseconds - 3_000_000_000
     stale.header.stamp.sec, stale.header.stamp.nanosec = divmod(stale_ns, 1_000_000_000)
     wrist_pub.publish(stale)
     time.sleep(0.3)
+    operator.frame(scene)
+    time.sleep(0.1)
     operator.frame(scene)
     assert ros.wait_for(lambda: node._worker.stats().errors > errors, timeout_s=5.0)
     assert "from the scene frame" in node._worker.stats().last_error

@@ -13,14 +13,18 @@ Conventions of the outputs:
 - ``action_step`` (vla_ros/ActionStep): the raw step, for replay and audit.
 
 A two-view checkpoint (trained with ``--wrist-camera-topic``; config.json ``num_images: 2``) also
-reads ``wrist/image_raw``: each scene frame goes to the model with the newest wrist frame, which must
-be stamped within ``image_max_age_s`` of it; a scene frame without one is refused (and counted), so
-the arm gets no command from half an observation.
+reads ``wrist/image_raw``. Each scene frame goes to the model with the wrist frame nearest to it in
+time: one stamped at or after it pairs at once, otherwise the scene frame waits for the next wrist
+frame (at most one wrist camera period; two topics arrive in no fixed order) and takes whichever of
+the two is nearer. The pair must be within ``image_max_age_s``; a scene frame without such a wrist
+frame is refused (and counted) when the next scene frame supersedes it, so a dead wrist camera shows on
+diagnostics and the arm gets no command from half an observation.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from builtin_interfaces.msg import Time
@@ -101,6 +105,12 @@ def step_messages(
     return twist, gripper, step
 
 
+def _nearest(stamp_s: float, *frames: Image | None) -> Image | None:
+    """The frame stamped nearest to ``stamp_s`` (None when there is none)."""
+    present = [f for f in frames if f is not None]
+    return min(present, key=lambda f: abs(stamp_to_s(f.header.stamp) - stamp_s), default=None)
+
+
 class PolicyNode(LifecycleNode):
     def __init__(self, policy: Policy | None = None, **kwargs) -> None:
         super().__init__("policy_node", **kwargs)
@@ -123,6 +133,9 @@ class PolicyNode(LifecycleNode):
         )
         self.create_subscription(Image, "wrist/image_raw", self._on_wrist_image, qos_profile_sensor_data)
         self._wrist: Image | None = None  # newest wrist camera message (decoded only when used)
+        # A scene frame waiting for its wrist frame: (decode, header, stamp_s, wrist frame at arrival).
+        self._waiting: tuple[Callable, object, float, Image | None] | None = None
+        self._pair_lock = threading.Lock()
         self.create_subscription(Instruction, "instruction", self._on_instruction, COMMAND_QOS)
         self.create_subscription(String, "instruction_text", self._on_instruction_text, COMMAND_QOS)
         self.create_timer(1.0, self._publish_diagnostics)
@@ -245,6 +258,7 @@ class PolicyNode(LifecycleNode):
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._active = False
+        self._waiting = None
         if self._worker is not None:
             self._worker.stop()
         return super().on_deactivate(state)
@@ -291,11 +305,15 @@ class PolicyNode(LifecycleNode):
         )
 
     def _on_wrist_image(self, msg: Image) -> None:
-        self._wrist = msg
+        with self._pair_lock:
+            self._wrist = msg
+            waiting, self._waiting = self._waiting, None
+        if waiting is not None:
+            decode, header, stamp_s, before = waiting
+            self._hand_over(decode, header, stamp_s, _nearest(stamp_s, before, msg))
 
-    def _wrist_for(self, stamp_s: float) -> tuple:
-        """The wrist camera's image to go with a scene frame stamped ``stamp_s`` (two-view policies)."""
-        msg = self._wrist
+    def _wrist_for(self, msg: Image | None, stamp_s: float) -> tuple:
+        """The wrist view to go with a scene frame stamped ``stamp_s``, or why there is none."""
         if msg is None:
             raise ImageCodecError(
                 "the model looks through a wrist camera too and no frame came on wrist/image_raw yet "
@@ -304,19 +322,36 @@ class PolicyNode(LifecycleNode):
         gap_s = abs(stamp_to_s(msg.header.stamp) - stamp_s)
         if gap_s > float(self._p("image_max_age_s")):
             raise ImageCodecError(
-                f"the newest wrist camera frame is {gap_s:.3f} s from the scene frame "
+                f"the nearest wrist camera frame is {gap_s:.3f} s from the scene frame "
                 f"(image_max_age_s={self._p('image_max_age_s')})"
             )
         return (self._rgb(msg),)
 
     def _submit(self, decode, header) -> None:
+        if self._worker is None or not self._active:
+            return
+        stamp_s = stamp_to_s(header.stamp)
+        if camera_views(self._policy) != 2:
+            self._hand_over(decode, header, stamp_s, None)
+            return
+        with self._pair_lock:
+            superseded, self._waiting = self._waiting, None
+            wrist = self._wrist
+            paired = wrist is not None and stamp_to_s(wrist.header.stamp) >= stamp_s
+            if not paired:
+                self._waiting = (decode, header, stamp_s, wrist)
+        if superseded is not None:  # its wrist frame never came: the newest there was, or refused
+            self._hand_over(*superseded)
+        if paired:
+            self._hand_over(decode, header, stamp_s, wrist)
+
+    def _hand_over(self, decode, header, stamp_s: float, wrist: Image | None) -> None:
         worker = self._worker
         if worker is None or not self._active:
             return
-        stamp_s = stamp_to_s(header.stamp)
         try:
             rgb = decode()
-            extra = self._wrist_for(stamp_s) if camera_views(self._policy) == 2 else ()
+            extra = self._wrist_for(wrist, stamp_s) if camera_views(self._policy) == 2 else ()
         except ImageCodecError as exc:
             worker.report_error(f"refused image: {exc}")
             return
