@@ -180,3 +180,61 @@ def test_replay_of_a_bag_without_the_camera_topic_names_what_is_missing(tmp_path
     assert rc == 2
     assert "camera topic /camera/image_raw is missing" in err and "--camera-topic" in err
     assert not (tmp_path / "o").exists()
+
+
+class WristWatchingPolicy:
+    """A two-view policy that keeps the frames it was handed, so the test can check the pairing."""
+
+    name = "wrist_watching"
+    num_images = 2
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def predict_action(self, image, instruction, extra_images=()):
+        from vla_ros.action import Action
+
+        (wrist,) = extra_images
+        self.seen.append((np.array(image), np.array(wrist)))
+        return Action(vector=np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]))
+
+
+def test_live_replay_of_a_two_view_bag_hands_each_scene_frame_its_own_wrist_frame(tmp_path) -> None:
+    from vla_ros.data.bag import read_messages
+    from vla_ros.eval.live import ReplayError, ReplayOptions
+    from vla_ros.image_codec import image_to_rgb
+    from vla_ros.nodes.replay import run_live_replay
+    from vla_ros.train.record import CAMERA_TOPIC, WRIST_CAMERA_TOPIC, record_demonstrations
+
+    summary = record_demonstrations(
+        tmp_path / "bags", tasks=["move_to"], episodes=1, seed_start=0, image_size_px=32, max_steps=6,
+        progress=False, keep_failures=True, wrist_camera=True,
+    )  # fmt: skip
+    (bag,) = summary.written
+    frames = {CAMERA_TOPIC: [], WRIST_CAMERA_TOPIC: []}
+    for m in read_messages(bag, list(frames)):
+        frames[m.topic].append(
+            image_to_rgb(m.msg.encoding, m.msg.height, m.msg.width, m.msg.step, m.msg.data)
+        )
+    scene, wrist = frames[CAMERA_TOPIC], frames[WRIST_CAMERA_TOPIC]
+    assert len(scene) == len(wrist) == 6
+
+    policy = WristWatchingPolicy()
+    with pytest.raises(ReplayError, match="--wrist-camera-topic"):
+        run_live_replay(bag, ReplayOptions(), policy=policy)
+    report = run_live_replay(
+        bag,
+        ReplayOptions(wrist_camera_topic=WRIST_CAMERA_TOPIC),
+        policy=policy,
+        policy_params={"max_rate_hz": 50.0},
+    )
+    print(report.summary())
+    assert report.frames_published == 6 and report.policy.errors == 0
+    assert report.frames_acted >= 1 and len(policy.seen) == report.frames_acted
+    for acted, (image, wrist_seen) in zip(report.acted_bag_frames, policy.seen, strict=True):
+        k = acted["frame_index"]
+        np.testing.assert_array_equal(image, scene[k])
+        # The wrist frame recorded with this scene frame, not the one of the step before.
+        np.testing.assert_array_equal(wrist_seen, wrist[k])
+        if k > 0:
+            assert not np.array_equal(wrist_seen, wrist[k - 1])

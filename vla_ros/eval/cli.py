@@ -186,6 +186,7 @@ def replay_options_from_args(args: argparse.Namespace):
         passes=None if args.loop else args.passes,
         namespace=args.namespace,
         camera_topic=args.camera_topic,
+        wrist_camera_topic=args.wrist_camera_topic or None,
         instruction_topic=args.instruction_topic or None,
         instruction=args.instruction,
         ee_pose_topic=args.ee_pose_topic or None,
@@ -290,6 +291,11 @@ def register_replay(subparsers: argparse._SubParsersAction) -> None:
     )
     g = p.add_argument_group("topics")
     g.add_argument("--camera-topic", default="/camera/image_raw", help="Image or CompressedImage topic")
+    g.add_argument(
+        "--wrist-camera-topic",
+        default=None,
+        help="Image topic of a wrist camera, played onto the policy's wrist/image_raw (two-view models)",
+    )
     g.add_argument(
         "--instruction-topic", default="/vla/instruction", help="Instruction or String topic; '' for none"
     )

@@ -52,6 +52,11 @@ class ReplayOptions:
     ``image_max_age_s`` and the controller commands older than ``command_max_age_s``, and a bag's
     stamps are hours or days old. The original stamps stay in the report.
 
+    ``wrist_camera_topic`` (an Image topic of the bag, e.g. ``/camera/wrist/image_raw``) is played onto
+    the policy's ``wrist/image_raw``, for a two-view checkpoint; a wrist frame recorded with the same
+    stamp as a scene frame is published just before it, so the node pairs each scene frame with its
+    own wrist frame, not the previous one.
+
     ``ee_pose_topic`` (a PoseStamped topic of the bag; ``None`` or absent from the bag: the fixed pose
     ``fixed_ee_pose_m``) feeds the controller's workspace check. The newest pose is re-published,
     freshly stamped, at ``ee_pose_hold_hz`` so that sparse pose topics and slowed-down replays do not
@@ -67,6 +72,7 @@ class ReplayOptions:
     passes: int | None = 1
     namespace: str = "replay"
     camera_topic: str = "/camera/image_raw"
+    wrist_camera_topic: str | None = None
     instruction_topic: str | None = "/vla/instruction"
     instruction: str | None = None
     ee_pose_topic: str | None = "/ee_pose"

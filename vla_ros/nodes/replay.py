@@ -17,9 +17,10 @@ works for every message type both sides know (ours included).
 from __future__ import annotations
 
 import importlib
+import json
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.serialization import deserialize_message
 from std_msgs.msg import String
 
-from vla_ros.action import Policy
+from vla_ros.action import Policy, camera_views
 from vla_ros.control.twist import action_to_twist, gripper_command
 from vla_ros.data.bag import (
     ACTION_STEP_TYPE,
@@ -135,6 +136,10 @@ def check_replay_bag(bag: str | Path, options: ReplayOptions, mode: str) -> list
                     "--instruction-topic, or --instruction TEXT for a fixed one",
                 )
             )
+        if o.wrist_camera_topic:
+            requirements.append(
+                TopicRequirement(o.wrist_camera_topic, "wrist_camera", (IMAGE_TYPE,), "--wrist-camera-topic")
+            )
     elif mode == "actions":
         requirements.append(TopicRequirement(o.action_topic, "action", (ACTION_STEP_TYPE,), "--action-topic"))
     else:
@@ -147,6 +152,32 @@ def check_replay_bag(bag: str | Path, options: ReplayOptions, mode: str) -> list
     if pose is not None and pose.msgtype == POSE_STAMPED_TYPE and pose.count > 0:
         routes.append(_Route(o.ee_pose_topic, POSE_STAMPED_TYPE, "ee_pose"))
     return routes
+
+
+def _wrist_frames_first(items: Iterable[Any], by_topic: Mapping[str, _Route]) -> Iterator[Any]:
+    """``items`` in bag order, except that a wrist frame with the same receive time as the scene frame
+    just before it goes first: the policy node pairs a scene frame with the newest wrist frame it has.
+    Only the order of equal times changes, so the playing schedule stays the recorded one."""
+    if not any(r.role == "wrist_camera" for r in by_topic.values()):
+        yield from items
+        return
+    held = None  # a scene frame waiting to see whether its wrist frame comes next
+    for item in items:
+        role = by_topic[item.topic].role
+        if held is not None and role == "wrist_camera" and item.timestamp_ns == held.timestamp_ns:
+            yield item
+            yield held
+            held = None
+            continue
+        if held is not None:
+            yield held
+            held = None
+        if role == "camera":
+            held = item
+        else:
+            yield item
+    if held is not None:
+        yield held
 
 
 class BagPlayer(Node):
@@ -171,6 +202,7 @@ class BagPlayer(Node):
         self.passes_begun = 0
         self._lock = threading.Lock()
         self._latest_pose: PoseStamped | None = None
+        self._last_frame_stamp = (-1, 0)  # (bag stamp, replay stamp) of the last camera frame
         self._outputs: dict[str, Any] = {}
         for route in self.routes:
             self._make_publishers(route)
@@ -192,6 +224,10 @@ class BagPlayer(Node):
         if route.role == "camera":
             self._outputs["camera"] = self.create_publisher(
                 message_class(route.msgtype), _CAMERA_OUT[route.msgtype], qos_profile_sensor_data
+            )
+        elif route.role == "wrist_camera":
+            self._outputs["wrist_camera"] = self.create_publisher(
+                message_class(route.msgtype), "wrist/image_raw", qos_profile_sensor_data
             )
         elif route.role == "instruction":
             self._outputs["instruction"] = self.create_publisher(
@@ -247,7 +283,7 @@ class BagPlayer(Node):
             typestore = reader.typestore
             t0_bag: int | None = None
             t0_wall = time.monotonic()
-            for item in reader.messages(list(by_topic)):
+            for item in _wrist_frames_first(reader.messages(list(by_topic)), by_topic):
                 if t0_bag is None:
                     t0_bag = item.timestamp_ns
                 due = t0_wall + (item.timestamp_ns - t0_bag) * 1e-9 / self.options.rate
@@ -262,12 +298,20 @@ class BagPlayer(Node):
     def _publish(self, route: _Route, msg: Any, pass_index: int, index: int, bag_time_ns: int) -> None:
         now = _now_ns(self)
         original = stamp_to_ns(msg.header.stamp) if hasattr(msg, "header") else bag_time_ns
+        if route.role in ("camera", "wrist_camera"):
+            # Frames taken together (one stamp in the bag) keep one stamp, so the policy pairs them.
+            last_original, last_now = self._last_frame_stamp
+            if original == last_original:
+                now = last_now
+            self._last_frame_stamp = (original, now)
         if hasattr(msg, "header"):
             msg.header.stamp = _ns_to_stamp(now)
         if route.role == "camera":
             self._outputs["camera"].publish(msg)
             with self._lock:
                 self.frames.append(PublishedFrame(pass_index, index, bag_time_ns, original, now))
+        elif route.role == "wrist_camera":
+            self._outputs["wrist_camera"].publish(msg)
         elif route.role == "instruction":
             self._outputs["instruction"].publish(msg)
         elif route.role == "ee_pose":
@@ -500,6 +544,12 @@ def run_live_replay(
         **(policy_params or {}),
     }
     check_replay_bag(bag, options, "live")  # before minutes of model loading
+    views = _checkpoint_views(model_dir) if model_dir is not None else camera_views(policy)
+    if views == 2 and not options.wrist_camera_topic:
+        raise ReplayError(
+            "the model looks through a wrist camera too: name the bag's wrist camera topic "
+            "(--wrist-camera-topic, e.g. /camera/wrist/image_raw)"
+        )
     comp = _Composition()
     try:
         recorder = comp.add(ReplayRecorder(options.namespace, context=comp.context))
@@ -555,6 +605,17 @@ def run_live_replay(
         )
     finally:
         comp.close()
+
+
+def _checkpoint_views(model_dir: str | Path) -> int:
+    """Camera views a checkpoint directory's config.json asks for (1 when it does not say, or has no
+    readable config: loading it in the node reports that properly)."""
+    try:
+        config = json.loads((Path(model_dir) / "config.json").read_text())
+    except (OSError, ValueError):
+        return 1
+    views = config.get("num_images", 1) if isinstance(config, dict) else 1
+    return views if isinstance(views, int) else 1
 
 
 def _settle_policy(
