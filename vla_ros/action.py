@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -68,6 +69,17 @@ def camera_views(policy: Policy) -> int:
     """Camera views ``policy`` looks at per step: a multi-view checkpoint's ``num_images`` (the main
     camera, then the others as ``extra_images``), else 1."""
     return int(getattr(policy, "num_images", 1))
+
+
+def checkpoint_views(model_dir: str | Path) -> int:
+    """Camera views a checkpoint directory looks at (config.json ``num_images``), known before the
+    model loads; 1 when it cannot be read (loading the checkpoint then reports what is wrong)."""
+    from vla_ros.model.configuration_openvla import ConfigError, OpenVLAConfig
+
+    try:
+        return OpenVLAConfig.from_json_file(Path(model_dir) / "config.json").num_images
+    except (OSError, ConfigError, TypeError):
+        return 1
 
 
 def predict(

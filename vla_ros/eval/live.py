@@ -53,9 +53,9 @@ class ReplayOptions:
     stamps are hours or days old. The original stamps stay in the report.
 
     ``wrist_camera_topic`` (an Image topic of the bag, e.g. ``/camera/wrist/image_raw``) is played onto
-    the policy's ``wrist/image_raw``, for a two-view checkpoint; a wrist frame recorded with the same
-    stamp as a scene frame is published just before it, so the node pairs each scene frame with its
-    own wrist frame, not the previous one.
+    the policy's ``wrist/image_raw``, for a two-view checkpoint. Frames recorded with one stamp are
+    published with one stamp, so the node, which pairs a scene frame with the wrist frame nearest in
+    time, gives each scene frame its own wrist frame, not the previous one.
 
     ``ee_pose_topic`` (a PoseStamped topic of the bag; ``None`` or absent from the bag: the fixed pose
     ``fixed_ee_pose_m``) feeds the controller's workspace check. The newest pose is re-published,

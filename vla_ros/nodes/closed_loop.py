@@ -30,7 +30,7 @@ from rclpy.parameter import Parameter
 from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 
-from vla_ros.action import Action, Policy
+from vla_ros.action import Action, Policy, checkpoint_views
 from vla_ros.msg import ActionStep, Clarification, Instruction, Scene
 from vla_ros.nodes.common import COMMAND_QOS, LATCHED_QOS, now_s, stamp_to_s
 from vla_ros.nodes.controller_node import ControllerNode
@@ -108,17 +108,6 @@ def load_node_parameters(path: Path, node_name: str) -> dict[str, Any]:
     for key in ("/**", node_name, f"/{node_name}", f"/**/{node_name}"):
         params.update((data.get(key) or {}).get("ros__parameters") or {})
     return params
-
-
-def checkpoint_views(model_dir: str | Path) -> int:
-    """Camera views a checkpoint looks at (config.json ``num_images``); 1 when it cannot be read (the
-    policy node then reports what is wrong with the checkpoint)."""
-    from vla_ros.model.configuration_openvla import ConfigError, OpenVLAConfig
-
-    try:
-        return OpenVLAConfig.from_json_file(Path(model_dir) / "config.json").num_images
-    except (OSError, ConfigError, TypeError):
-        return 1
 
 
 def _overrides(params: dict[str, Any]) -> list[Parameter]:

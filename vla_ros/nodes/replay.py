@@ -17,10 +17,9 @@ works for every message type both sides know (ours included).
 from __future__ import annotations
 
 import importlib
-import json
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.serialization import deserialize_message
 from std_msgs.msg import String
 
-from vla_ros.action import Policy, camera_views
+from vla_ros.action import Policy, camera_views, checkpoint_views
 from vla_ros.control.twist import action_to_twist, gripper_command
 from vla_ros.data.bag import (
     ACTION_STEP_TYPE,
@@ -154,32 +153,6 @@ def check_replay_bag(bag: str | Path, options: ReplayOptions, mode: str) -> list
     return routes
 
 
-def _wrist_frames_first(items: Iterable[Any], by_topic: Mapping[str, _Route]) -> Iterator[Any]:
-    """``items`` in bag order, except that a wrist frame with the same receive time as the scene frame
-    just before it goes first: the policy node pairs a scene frame with the newest wrist frame it has.
-    Only the order of equal times changes, so the playing schedule stays the recorded one."""
-    if not any(r.role == "wrist_camera" for r in by_topic.values()):
-        yield from items
-        return
-    held = None  # a scene frame waiting to see whether its wrist frame comes next
-    for item in items:
-        role = by_topic[item.topic].role
-        if held is not None and role == "wrist_camera" and item.timestamp_ns == held.timestamp_ns:
-            yield item
-            yield held
-            held = None
-            continue
-        if held is not None:
-            yield held
-            held = None
-        if role == "camera":
-            held = item
-        else:
-            yield item
-    if held is not None:
-        yield held
-
-
 class BagPlayer(Node):
     """Publishes a bag's input topics at recorded timing (scaled by ``rate``), restamped to now.
 
@@ -283,7 +256,7 @@ class BagPlayer(Node):
             typestore = reader.typestore
             t0_bag: int | None = None
             t0_wall = time.monotonic()
-            for item in _wrist_frames_first(reader.messages(list(by_topic)), by_topic):
+            for item in reader.messages(list(by_topic)):
                 if t0_bag is None:
                     t0_bag = item.timestamp_ns
                 due = t0_wall + (item.timestamp_ns - t0_bag) * 1e-9 / self.options.rate
@@ -544,7 +517,7 @@ def run_live_replay(
         **(policy_params or {}),
     }
     check_replay_bag(bag, options, "live")  # before minutes of model loading
-    views = _checkpoint_views(model_dir) if model_dir is not None else camera_views(policy)
+    views = checkpoint_views(model_dir) if model_dir is not None else camera_views(policy)
     if views == 2 and not options.wrist_camera_topic:
         raise ReplayError(
             "the model looks through a wrist camera too: name the bag's wrist camera topic "
@@ -605,17 +578,6 @@ def run_live_replay(
         )
     finally:
         comp.close()
-
-
-def _checkpoint_views(model_dir: str | Path) -> int:
-    """Camera views a checkpoint directory's config.json asks for (1 when it does not say, or has no
-    readable config: loading it in the node reports that properly)."""
-    try:
-        config = json.loads((Path(model_dir) / "config.json").read_text())
-    except (OSError, ValueError):
-        return 1
-    views = config.get("num_images", 1) if isinstance(config, dict) else 1
-    return views if isinstance(views, int) else 1
 
 
 def _settle_policy(
