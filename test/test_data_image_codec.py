@@ -11,6 +11,7 @@ from PIL import Image
 from vla_ros.image_codec import (
     ImageTooLarge,
     MalformedImage,
+    PackedImage,
     UnsupportedImageEncoding,
     decode_compressed,
     image_to_rgb,
@@ -129,3 +130,27 @@ def test_compressed_errors_are_specific():
         decode_compressed("png", truncated)
     with pytest.raises(ImageTooLarge):
         decode_compressed("png", _encode(_rgb(8, 8), "PNG"), max_pixels=10)
+
+
+def test_a_packed_image_gives_back_exactly_its_pixels_in_less_memory():
+    # A frame like a rendered one: flat regions with a little noise, which PNG shrinks a lot.
+    frame = np.zeros((64, 80, 3), np.uint8)
+    frame[10:40, 20:60] = (200, 30, 40)
+    frame[::7, ::5] = _rgb(10, 16)
+    packed = PackedImage(frame)
+    assert packed.shape == frame.shape and packed.dtype == np.uint8 and len(packed) == 64
+    assert packed.nbytes < frame.nbytes / 4
+    out = np.asarray(packed)
+    np.testing.assert_array_equal(out, frame)
+    out[0, 0] = 255  # each decode is the caller's own array
+    np.testing.assert_array_equal(np.asarray(packed), frame)
+    np.testing.assert_array_equal(packed[:, ::-1], frame[:, ::-1])
+    # Random pixels survive too (lossless, not merely close).
+    noise = _rgb(33, 17)
+    np.testing.assert_array_equal(np.asarray(PackedImage(noise)), noise)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((4, 4), np.uint8), np.zeros((4, 4, 3), np.float32)])
+def test_a_packed_image_refuses_what_is_not_an_rgb_frame(bad):
+    with pytest.raises(MalformedImage, match="HxWx3 uint8"):
+        PackedImage(bad)

@@ -16,11 +16,20 @@ import torch
 from vla_ros.data.bag import BagReader, BagWriter, MissingTopicsError
 from vla_ros.data.dataset import CleaningConfig, SyncConfig, TopicConfig, load_episodes, read_bag_episodes
 from vla_ros.eval.cli import register as register_eval
+from vla_ros.image_codec import PackedImage
+from vla_ros.model.action_tokenizer import ActionStatistics, ActionTokenizer
 from vla_ros.model.configuration_openvla import ConfigError, OpenVLAConfig
-from vla_ros.model.tiny import TinySpec, build_tiny_model
+from vla_ros.model.processing import ImageProcessor, PromptTokenizer
+from vla_ros.model.tiny import TinySpec, build_tiny_model, write_tokenizer
 from vla_ros.policy.runtime import PolicyConfig, VLAPolicy
 from vla_ros.sim import Workcell, run_episode
-from vla_ros.train.bc import TrainingError, mirror_episode, train
+from vla_ros.train.bc import (
+    ActionTokenDataset,
+    TrainingError,
+    compute_dataset_statistics,
+    mirror_episode,
+    train,
+)
 from vla_ros.train.record import WRIST_CAMERA_TOPIC, record_demonstrations, workcell_config
 
 torch.set_num_threads(1)
@@ -73,6 +82,38 @@ def test_recorded_wrist_frames_go_with_the_scene_frame_of_each_step(recorded):
     # Read with one camera, an episode has no extra views at all.
     plain = load_episodes(bags[:1], TopicConfig(), SYNC, KEEP_ALL)[0][0]
     assert plain.extra_images is None and plain.num_views == 1
+
+
+def test_packed_frames_train_on_exactly_the_recorded_pixels(recorded, tmp_path):
+    """Training reads bags with pack_images: its steps must see the same pixels, both views."""
+    bags = sorted((recorded / "pp").iterdir())
+    plain = load_episodes(bags, WRIST, SYNC, KEEP_ALL)[0]
+    packed = load_episodes(bags, WRIST, SYNC, KEEP_ALL, pack_images=True)[0]
+    assert [len(e) for e in packed] == [len(e) for e in plain]
+    for a, b in zip(plain, packed, strict=True):
+        assert all(isinstance(im, PackedImage) for im in b.images)
+        assert all(isinstance(v, PackedImage) for views in b.extra_images for v in views)
+        for t in range(len(a)):
+            np.testing.assert_array_equal(np.asarray(b.images[t]), a.images[t])
+            np.testing.assert_array_equal(np.asarray(b.extra_images[t][0]), a.extra_images[t][0])
+        held = sum(im.nbytes for im in b.images) + sum(v.nbytes for views in b.extra_images for v in views)
+        assert held < sum(im.nbytes for im in a.images) * 2 / 4
+    # The training set's inputs (mirroring and random crops included) are the same tensors.
+    directory = tmp_path / "tok"
+    write_tokenizer(directory)
+    prompt_tokenizer = PromptTokenizer.from_dir(directory)
+    make = dict(
+        image_processor=ImageProcessor(image_size_px=28),
+        prompt_tokenizer=prompt_tokenizer,
+        action_tokenizer=ActionTokenizer(vocab_size=prompt_tokenizer.base_vocab_size),
+        statistics=ActionStatistics.from_norm_stats(compute_dataset_statistics(plain)),
+        train=True,
+        mirror=True,
+    )
+    a, b = ActionTokenDataset(plain, **make), ActionTokenDataset(packed, **make)
+    assert any(a.is_mirrored(i) for i in range(len(a))) and not all(a.is_mirrored(i) for i in range(len(a)))
+    for i in range(len(a)):
+        assert torch.equal(a.pixel_values(i), b.pixel_values(i))
 
 
 def test_a_bag_without_the_wrist_camera_fails_naming_the_option(recorded):

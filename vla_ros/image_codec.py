@@ -152,3 +152,47 @@ def decode_compressed(
     except (OSError, SyntaxError) as exc:  # PIL reports truncated or corrupt streams this way
         raise MalformedImage(f"{codec} image could not be decoded: {exc}") from exc
     return np.ascontiguousarray(rgb)
+
+
+class PackedImage:
+    """An HxWx3 uint8 RGB frame held PNG-compressed in memory; ``np.asarray`` gives the pixels back.
+
+    Training keeps every step's frames in memory for random access. Decoded, a 224 px frame is
+    150 kB, and with two cameras about 47,000 steps filled this 23 GB machine; rendered workcell
+    frames compress about 30-fold without loss, and decoding one costs about half a millisecond,
+    far below a training step. PNG, not JPEG: the model must see exactly what was recorded.
+    """
+
+    __slots__ = ("_png", "shape")
+    dtype = np.dtype(np.uint8)
+    ndim = 3
+
+    def __init__(self, rgb: np.ndarray) -> None:
+        from PIL import Image
+
+        rgb = np.asarray(rgb)
+        if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise MalformedImage(f"expected an HxWx3 uint8 RGB array, got {rgb.dtype} {rgb.shape}")
+        buffer = io.BytesIO()
+        # Level 1: nearly the ratio of level 9 on rendered frames, several times faster to write.
+        Image.fromarray(np.ascontiguousarray(rgb)).save(buffer, format="PNG", compress_level=1)
+        self._png = buffer.getvalue()
+        self.shape = rgb.shape
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held (the compressed frame), for memory accounting."""
+        return len(self._png)
+
+    def __array__(self, dtype: np.dtype | None = None, copy: bool | None = None) -> np.ndarray:
+        from PIL import Image
+
+        with Image.open(io.BytesIO(self._png), formats=["PNG"]) as img:
+            rgb = np.array(img.convert("RGB"), dtype=np.uint8)
+        return rgb if dtype is None else rgb.astype(dtype, copy=False)
+
+    def __getitem__(self, key: object) -> np.ndarray:
+        return np.asarray(self)[key]
+
+    def __len__(self) -> int:
+        return self.shape[0]

@@ -43,7 +43,7 @@ from vla_ros.data.bag import (
     stamp_to_ns,
 )
 from vla_ros.geometry import rotation_vector_between
-from vla_ros.image_codec import decode_compressed, image_to_rgb
+from vla_ros.image_codec import PackedImage, decode_compressed, image_to_rgb
 
 ACTION_SOURCES = ("action_step", "twist", "ee_pose")
 GRIPPER_INDEX = 6
@@ -162,9 +162,9 @@ class CleaningConfig:
 @dataclass
 class Episode:
     """One demonstration: ``images[t]`` (HxWx3 uint8 RGB) is what the robot saw when it took
-    ``actions[t]``."""
+    ``actions[t]``. Frames read with ``pack_images`` are :class:`PackedImage`: ``np.asarray`` them."""
 
-    images: list[np.ndarray]
+    images: list[np.ndarray | PackedImage]
     actions: np.ndarray
     instruction: str
     metadata: dict = field(default_factory=dict)
@@ -183,7 +183,7 @@ class Episode:
     target_offsets: list[np.ndarray | None] | None = None
     # Per step, the frames of TopicConfig.extra_cameras (in that order) that go with ``images[t]``;
     # None when no extra camera was read.
-    extra_images: list[tuple[np.ndarray, ...]] | None = None
+    extra_images: list[tuple[np.ndarray | PackedImage, ...]] | None = None
 
     def __post_init__(self) -> None:
         self.actions = np.asarray(self.actions, dtype=np.float64).reshape(-1, ACTION_DIM)
@@ -253,7 +253,7 @@ def rotation_delta(q_from_xyzw: Sequence[float], q_to_xyzw: Sequence[float]) -> 
 class _Frame:
     """A received camera message, decoded to RGB only if a step uses it (and then only once)."""
 
-    __slots__ = ("_rgb", "bag_ns", "header_ns", "msg", "msgtype")
+    __slots__ = ("_packed", "_rgb", "bag_ns", "header_ns", "msg", "msgtype")
 
     def __init__(self, bag_ns: int, msgtype: str, msg: Any) -> None:
         self.bag_ns = bag_ns
@@ -261,8 +261,20 @@ class _Frame:
         self.msgtype = msgtype
         self.msg = msg
         self._rgb: np.ndarray | None = None
+        self._packed: PackedImage | None = None
+
+    def image(self, pack: bool) -> np.ndarray | PackedImage:
+        """The frame for an episode: decoded, or PNG-packed (one packed copy however many steps use it)."""
+        if not pack:
+            return self.rgb()
+        if self._packed is None:
+            self._packed = PackedImage(self.rgb())
+            self._rgb = None
+        return self._packed
 
     def rgb(self) -> np.ndarray:
+        if self._packed is not None:
+            return np.asarray(self._packed)
         if self._rgb is None:
             m = self.msg
             if self.msgtype == COMPRESSED_IMAGE_TYPE:
@@ -326,8 +338,12 @@ class _Step:
 class _EpisodeBuilder:
     """Collects steps of one bag and cuts them into episodes."""
 
-    def __init__(self, bag: Path, topics: TopicConfig, sync: SyncConfig, skipped: Counter) -> None:
+    def __init__(
+        self, bag: Path, topics: TopicConfig, sync: SyncConfig, skipped: Counter, pack: bool = False
+    ) -> None:
         self.bag = bag
+        # Whether episodes hold PackedImage frames (read_bag_episodes' pack_images).
+        self.pack = pack
         self.topics = topics
         self.sync = sync
         self.skipped = skipped
@@ -391,7 +407,7 @@ class _EpisodeBuilder:
         instructions = [s.instruction for s in steps]
         self.episodes.append(
             Episode(
-                images=[s.frame.rgb() for s in steps],
+                images=[s.frame.image(self.pack) for s in steps],
                 actions=np.stack([s.action for s in steps]),
                 instruction=instructions[0],
                 metadata={
@@ -409,7 +425,9 @@ class _EpisodeBuilder:
                 token_ids=[s.token_ids for s in steps],
                 target_masks=[self._mask(s.frame) for s in steps] if self.topics.target_mask else None,
                 target_offsets=self._offsets(steps) if self.topics.scene else None,
-                extra_images=[tuple(v.rgb() for v in s.views) for s in steps] if self.views else None,
+                extra_images=[tuple(v.image(self.pack) for v in s.views) for s in steps]
+                if self.views
+                else None,
             )
         )
 
@@ -507,11 +525,14 @@ def read_bag_episodes(
     topics: TopicConfig | None = None,
     sync: SyncConfig | None = None,
     skipped: Counter | None = None,
+    pack_images: bool = False,
 ) -> list[Episode]:
     """Synchronised, uncleaned episodes of one bag (one per bag unless ``sync`` splits).
 
     Steps that cannot be formed (no frame or instruction yet, frame too old) are not emitted; their
-    count per reason is added to ``skipped`` when given.
+    count per reason is added to ``skipped`` when given. ``pack_images``: the episodes' frames are
+    :class:`~vla_ros.image_codec.PackedImage` (lossless, ``np.asarray`` decodes), so a training set
+    many times larger fits in memory.
     """
     topics = topics or TopicConfig()
     sync = sync or SyncConfig()
@@ -531,7 +552,7 @@ def read_bag_episodes(
         out[GRIPPER_INDEX] = np.clip((out[GRIPPER_INDEX] - g_closed) / (g_open - g_closed), 0.0, 1.0)
         return out
 
-    builder = _EpisodeBuilder(bag, topics, sync, skipped)
+    builder = _EpisodeBuilder(bag, topics, sync, skipped, pack_images)
     frames: deque[_Frame] = deque(maxlen=_FRAME_HISTORY)
     instruction: str | None = sync.fixed_instruction
     gripper_raw = sync.default_gripper * (g_open - g_closed) + g_closed  # in the recording's convention
@@ -830,9 +851,11 @@ def load_episodes(
     sync: SyncConfig | None = None,
     cleaning: CleaningConfig | None = None,
     progress: bool = False,
+    pack_images: bool = False,
 ) -> tuple[list[Episode], CleaningReport]:
     """Read, synchronise and clean the episodes of several bags. ``cleaning=None`` cleans with the
-    defaults; pass ``CleaningConfig(drop_noop_steps=False, outlier_iqr_k=None, min_steps=1)`` to keep all."""
+    defaults; pass ``CleaningConfig(drop_noop_steps=False, outlier_iqr_k=None, min_steps=1)`` to keep all.
+    ``pack_images``: see :func:`read_bag_episodes`."""
     bags = [Path(b) for b in bags]
     if not bags:
         raise DatasetError("no bags given")
@@ -844,7 +867,7 @@ def load_episodes(
 
         iterator = tqdm(bags, desc="reading bags", unit="bag")
     for bag in iterator:
-        episodes.extend(read_bag_episodes(bag, topics, sync, skipped))
+        episodes.extend(read_bag_episodes(bag, topics, sync, skipped, pack_images))
     report = CleaningReport(unsynchronised_steps=dict(skipped))
     for ep in episodes:
         rate = ep.metadata.get("measured_rate_hz")
