@@ -14,7 +14,14 @@ import pytest
 import torch
 
 from vla_ros.data.bag import BagReader, BagWriter, MissingTopicsError
-from vla_ros.data.dataset import CleaningConfig, SyncConfig, TopicConfig, load_episodes, read_bag_episodes
+from vla_ros.data.dataset import (
+    DEFAULT_TARGET_MASK_TOPIC,
+    CleaningConfig,
+    SyncConfig,
+    TopicConfig,
+    load_episodes,
+    read_bag_episodes,
+)
 from vla_ros.eval.cli import register as register_eval
 from vla_ros.image_codec import PackedImage
 from vla_ros.model.action_tokenizer import ActionStatistics, ActionTokenizer
@@ -87,10 +94,15 @@ def test_recorded_wrist_frames_go_with_the_scene_frame_of_each_step(recorded):
 def test_packed_frames_train_on_exactly_the_recorded_pixels(recorded, tmp_path):
     """Training reads bags with pack_images: its steps must see the same pixels, both views."""
     bags = sorted((recorded / "pp").iterdir())
-    plain = load_episodes(bags, WRIST, SYNC, KEEP_ALL)[0]
-    packed = load_episodes(bags, WRIST, SYNC, KEEP_ALL, pack_images=True)[0]
+    # With the target masks too: each mask is checked against its frame's size, packed or not.
+    topics = TopicConfig(extra_cameras=(WRIST_CAMERA_TOPIC,), target_mask=DEFAULT_TARGET_MASK_TOPIC)
+    plain = load_episodes(bags, topics, SYNC, KEEP_ALL)[0]
+    packed = load_episodes(bags, topics, SYNC, KEEP_ALL, pack_images=True)[0]
     assert [len(e) for e in packed] == [len(e) for e in plain]
     for a, b in zip(plain, packed, strict=True):
+        assert any(m is not None for m in a.target_masks)
+        for m, n in zip(a.target_masks, b.target_masks, strict=True):
+            assert (m is None and n is None) or np.array_equal(m, n)
         assert all(isinstance(im, PackedImage) for im in b.images)
         assert all(isinstance(v, PackedImage) for views in b.extra_images for v in views)
         for t in range(len(a)):

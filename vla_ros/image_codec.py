@@ -154,6 +154,17 @@ def decode_compressed(
     return np.ascontiguousarray(rgb)
 
 
+def encode_compressed(rgb: np.ndarray, codec: str = "png", compress_level: int | None = None) -> bytes:
+    """HxWx3 uint8 RGB -> a sensor_msgs/CompressedImage payload (``decode_compressed`` inverts it).
+    ``compress_level`` (PNG only, 0-9): PIL's default when None."""
+    from PIL import Image
+
+    options = {} if compress_level is None else {"compress_level": compress_level}
+    out = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8)).save(out, format=codec.upper(), **options)
+    return out.getvalue()
+
+
 class PackedImage:
     """An HxWx3 uint8 RGB frame held PNG-compressed in memory; ``np.asarray`` gives the pixels back.
 
@@ -168,15 +179,11 @@ class PackedImage:
     ndim = 3
 
     def __init__(self, rgb: np.ndarray) -> None:
-        from PIL import Image
-
         rgb = np.asarray(rgb)
         if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
             raise MalformedImage(f"expected an HxWx3 uint8 RGB array, got {rgb.dtype} {rgb.shape}")
-        buffer = io.BytesIO()
         # Level 1: nearly the ratio of level 9 on rendered frames, several times faster to write.
-        Image.fromarray(np.ascontiguousarray(rgb)).save(buffer, format="PNG", compress_level=1)
-        self._png = buffer.getvalue()
+        self._png = encode_compressed(rgb, "png", compress_level=1)
         self.shape = rgb.shape
 
     @property
@@ -185,10 +192,8 @@ class PackedImage:
         return len(self._png)
 
     def __array__(self, dtype: np.dtype | None = None, copy: bool | None = None) -> np.ndarray:
-        from PIL import Image
-
-        with Image.open(io.BytesIO(self._png), formats=["PNG"]) as img:
-            rgb = np.array(img.convert("RGB"), dtype=np.uint8)
+        # decode_compressed may hand back PIL's read-only buffer; each caller gets its own array.
+        rgb = np.array(decode_compressed("png", self._png))
         return rgb if dtype is None else rgb.astype(dtype, copy=False)
 
     def __getitem__(self, key: object) -> np.ndarray:

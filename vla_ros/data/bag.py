@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from vla_ros.image_codec import rgb_to_image_fields
+from vla_ros.image_codec import encode_compressed, rgb_to_image_fields
 from vla_ros.scene_fields import location_fields, object_fields
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
@@ -218,16 +218,10 @@ class BagWriter:
     def write_compressed_image(
         self, topic: str, stamp_ns: int, rgb: np.ndarray, codec: str = "png", frame_id: str = "camera"
     ) -> None:
-        import io
-
-        from PIL import Image
-
-        out = io.BytesIO()
-        Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(out, format=codec.upper())
         msg = self.types()[COMPRESSED_IMAGE_TYPE](
             header=self._header(stamp_ns, frame_id),
             format=codec.lower(),
-            data=np.frombuffer(out.getvalue(), dtype=np.uint8),
+            data=np.frombuffer(encode_compressed(rgb, codec), dtype=np.uint8),
         )
         self.write_message(topic, stamp_ns, msg)
 

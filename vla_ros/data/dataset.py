@@ -272,6 +272,11 @@ class _Frame:
             self._rgb = None
         return self._packed
 
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The frame's array shape, without decoding a packed frame to learn it."""
+        return self._packed.shape if self._packed is not None else self.rgb().shape
+
     def rgb(self) -> np.ndarray:
         if self._packed is not None:
             return np.asarray(self._packed)
@@ -468,10 +473,10 @@ class _EpisodeBuilder:
         if id(found) not in self._decoded:
             self._decoded[id(found)] = found.rgb().max(axis=2) > 0
         mask = self._decoded[id(found)]
-        if mask.shape != frame.rgb().shape[:2]:
+        if mask.shape != frame.shape[:2]:
             raise DatasetError(
                 f"{self.bag}: the target mask at {frame.header_ns} ns is {mask.shape[1]}x{mask.shape[0]}, "
-                f"its frame {frame.rgb().shape[1]}x{frame.rgb().shape[0]}"
+                f"its frame {frame.shape[1]}x{frame.shape[0]}"
             )
         return mask
 
