@@ -21,6 +21,7 @@ import time
 import numpy as np
 
 from vla_ros.sim import MAX_EPISODE_STEPS, ScriptedExpert, Workcell, WorkcellConfig
+from vla_ros.train.evaluate_closed_loop import EpisodeProgress
 
 AIMING_PHASES = ("start", "approach", "descend")
 
@@ -51,17 +52,17 @@ def run_layout(cell: Workcell, seed: int, error_m: float) -> tuple[bool, bool]:
     expert = ScriptedExpert(view)  # type: ignore[arg-type]
     view.expert = expert
     instruction = cell.reset(seed, "pick_place")
-    part_id = cell.task.part_id
-    grasped = False
+    progress = EpisodeProgress()
     for _ in range(MAX_EPISODE_STEPS):
         if cell.success():
             break
         action = expert.predict_action(np.zeros((1, 1, 3), np.uint8), instruction)
         if expert.phase == "regrasp":
             break
-        grasped = grasped or cell.holding() == part_id
+        progress.observe(cell)
         cell.apply_action(action.vector)
-    return grasped or cell.holding() == part_id, cell.success()
+    progress.observe(cell)
+    return progress.grasped, cell.success()
 
 
 def rate(count: int, n: int) -> str:
