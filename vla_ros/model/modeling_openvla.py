@@ -301,7 +301,11 @@ class OpenVLAForActionPrediction(nn.Module):
     def embed_multimodal(
         self, pixel_values: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """LM input embeddings with the image patches inserted right after BOS, and their mask."""
+        """LM input embeddings with the image patches inserted right after BOS, and their mask.
+
+        Rows may be right-padded (training batches) or left-padded (prompts of different lengths
+        decoded together): a left-padded row's patches go right after its own BOS, behind its padding.
+        """
         input_ids = input_ids.to(self.device)
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
@@ -309,8 +313,20 @@ class OpenVLAForActionPrediction(nn.Module):
         text = self.language_model.get_input_embeddings()(input_ids)
         image = self.embed_image(pixel_values).to(text.dtype)
         image_mask = torch.ones(image.shape[:2], dtype=attention_mask.dtype, device=attention_mask.device)
-        embeds = torch.cat([text[:, :1], image, text[:, 1:]], dim=1)
-        mask = torch.cat([attention_mask[:, :1], image_mask, attention_mask[:, 1:]], dim=1)
+        left_pad = _left_padding(attention_mask)
+        if not left_pad.any():
+            embeds = torch.cat([text[:, :1], image, text[:, 1:]], dim=1)
+            mask = torch.cat([attention_mask[:, :1], image_mask, attention_mask[:, 1:]], dim=1)
+            return embeds, mask
+        # Position t of a row with k pads reads text[t] up to its BOS (t <= k), then the P patches,
+        # then text[t - P]: the same layout as above, shifted behind the padding.
+        num_text, num_image = text.shape[1], image.shape[1]
+        t = torch.arange(num_text + num_image, device=text.device)[None, :]
+        k = left_pad[:, None]
+        index = torch.where(t <= k, t, torch.where(t <= k + num_image, num_text + t - k - 1, t - num_image))
+        pool = torch.cat([text, image], dim=1)
+        embeds = pool.gather(1, index[..., None].expand(-1, -1, pool.shape[-1]))
+        mask = torch.cat([attention_mask, image_mask], dim=1).gather(1, index)
         return embeds, mask
 
     def forward(
@@ -366,13 +382,18 @@ class OpenVLAForActionPrediction(nn.Module):
         num_tokens: int,
         allowed_token_range: tuple[int, int] | None = None,
         decoding: str = "argmax",
+        attention_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """KV-cached decoding of ``num_tokens`` tokens; returns [B, num_tokens] ids.
 
-        Every row must have the same (unpadded) prompt length. ``allowed_token_range`` = (lo, hi)
-        restricts the choice to ids lo..hi-1 (the action tokens; upstream decodes unconstrained) and
-        then only those rows of the LM head are computed. The image is part of the first step's
-        input, so it cannot be dropped by a cache bookkeeping bug (openvla #346).
+        Prompts of different lengths are decoded together when left-padded, with ``attention_mask``
+        0 on the padding: each row then decodes as it would alone (the LM's rotary position encoding
+        sees only relative positions, so the shift by the padding changes nothing).
+
+        ``allowed_token_range`` = (lo, hi) restricts the choice to ids lo..hi-1 (the action tokens;
+        upstream decodes unconstrained) and then only those rows of the LM head are computed. The
+        image is part of the first step's input, so it cannot be dropped by a cache bookkeeping bug
+        (openvla #346).
 
         ``decoding``: "argmax" (greedy, as upstream) or "median": the token at the median of each
         step's distribution over the allowed range. Action tokens are ordered bins, so the median is
@@ -382,7 +403,7 @@ class OpenVLAForActionPrediction(nn.Module):
         "smoothed": argmax after matching the training loss's bin smoothing (see :func:`choose_tokens`).
         """
         check_decoding(decoding, constrained=allowed_token_range is not None)
-        embeds, mask = self.embed_multimodal(pixel_values, input_ids)
+        embeds, mask = self.embed_multimodal(pixel_values, input_ids, attention_mask)
         lm = self.language_model
         head = lm.lm_head.weight
         lo, hi = allowed_token_range if allowed_token_range is not None else (0, head.shape[0])
@@ -398,3 +419,8 @@ class OpenVLAForActionPrediction(nn.Module):
                 mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
                 step_input = {"input_ids": next_ids[:, None]}
         return torch.stack(tokens, dim=1)
+
+
+def _left_padding(attention_mask: torch.Tensor) -> torch.Tensor:
+    """[B] number of padding positions before each row's first real token."""
+    return (attention_mask.cumsum(dim=1) == 0).sum(dim=1)

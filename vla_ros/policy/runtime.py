@@ -118,33 +118,78 @@ class VLAPolicy:
     ) -> Action:
         """``extra_images``: the other cameras of a multi-view checkpoint (:attr:`num_images`), in
         the order it was trained on (``vla-ros train --wrist-camera-topic``)."""
+        return self.predict_actions([image], [instruction], [extra_images])[0]
+
+    def predict_actions(
+        self,
+        images: Sequence[np.ndarray],
+        instructions: Sequence[str],
+        extra_images: Sequence[Sequence[np.ndarray]] | None = None,
+    ) -> list[Action]:
+        """One action per (image, instruction) pair, decoded as one batch.
+
+        Prompts of different lengths are left-padded and masked, so each row gets the action it
+        would get alone (same tokens; logits equal to float rounding). Each action's
+        ``inference_time_s`` is the whole batch's time, and ``extras["batch_size"]`` says how many
+        shared it.
+        """
+        if len(images) != len(instructions):
+            raise ValueError(f"got {len(images)} images but {len(instructions)} instructions")
+        if not images:
+            return []
+        extra_images = extra_images if extra_images is not None else [()] * len(images)
+        if len(extra_images) != len(images):
+            raise ValueError(f"got {len(images)} images but {len(extra_images)} sets of extra images")
         start = time.perf_counter()
-        pixel_values, input_ids = self.encode_inputs(image, instruction, extra_images)
+        rows = [self.encode_inputs(*row) for row in zip(images, instructions, extra_images, strict=True)]
+        pixel_values = torch.cat([pixels for pixels, _ in rows])
+        input_ids, attention_mask = self._left_pad([ids[0] for _, ids in rows])
         allowed = self.action_tokenizer.token_id_range if self.config.constrain_to_action_tokens else None
-        token_ids = (
+        token_rows = (
             self.core_model.generate_action_tokens(
                 pixel_values,
                 input_ids,
                 self.action_statistics.action_dim,
                 allowed_token_range=allowed,
                 decoding=self.config.decoding,
-            )[0]
+                attention_mask=attention_mask,
+            )
             .cpu()
             .numpy()
         )
-        normalized = self.action_tokenizer.decode(token_ids)
-        vector = self.action_statistics.unnormalize(normalized)
+        elapsed_s = time.perf_counter() - start
         lo, hi = self.action_tokenizer.token_id_range
-        return Action(
-            vector=vector,
-            token_ids=tuple(int(t) for t in token_ids),
-            inference_time_s=time.perf_counter() - start,
-            extras={
-                "normalized_action": normalized,
-                "unnorm_key": self.unnorm_key,
-                "all_tokens_are_action_tokens": bool(np.all((token_ids >= lo) & (token_ids < hi))),
-            },
-        )
+        actions = []
+        for token_ids in token_rows:
+            normalized = self.action_tokenizer.decode(token_ids)
+            actions.append(
+                Action(
+                    vector=self.action_statistics.unnormalize(normalized),
+                    token_ids=tuple(int(t) for t in token_ids),
+                    inference_time_s=elapsed_s,
+                    extras={
+                        "normalized_action": normalized,
+                        "unnorm_key": self.unnorm_key,
+                        "all_tokens_are_action_tokens": bool(np.all((token_ids >= lo) & (token_ids < hi))),
+                        "batch_size": len(token_rows),
+                    },
+                )
+            )
+        return actions
+
+    def _left_pad(self, prompts: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """[B, T] ids with the shorter prompts padded on the left, and their mask (None: no padding)."""
+        length = max(len(ids) for ids in prompts)
+        if all(len(ids) == length for ids in prompts):
+            return torch.stack(prompts), None
+        pad_id = self.prompt_tokenizer.pad_token_id
+        pad_id = self.prompt_tokenizer.eos_token_id if pad_id is None else pad_id  # masked out either way
+        input_ids = torch.full((len(prompts), length), pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(prompts), length), dtype=torch.long)
+        for row, ids in enumerate(prompts):
+            input_ids[row, length - len(ids) :] = ids
+            attention_mask[row, length - len(ids) :] = 1
+        return input_ids, attention_mask
 
     # --- training support -----------------------------------------------------------------------
     def forward(
