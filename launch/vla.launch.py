@@ -23,6 +23,11 @@ ARGUMENTS = {
     "precision": ("bf16", "fp32 | bf16 | fp16"),
     "quantization": ("none", "none | 8bit | 4bit | 4bit-fp4"),
     "unnorm_key": ("", "dataset statistics key; empty when the checkpoint has exactly one"),
+    "inference_backend": (
+        "local",
+        "local: load model_dir here | remote: use the policy server at remote_url",
+    ),
+    "remote_url": ("http://127.0.0.1:8000", "a `vla-ros serve` policy server (inference_backend remote)"),
     "camera_topic": ("/camera/image_raw", "sensor_msgs/Image topic of the camera the policy sees"),
     "wrist_camera_topic": (
         "/camera/wrist/image_raw",
@@ -56,6 +61,8 @@ def generate_launch_description() -> LaunchDescription:
                 "precision": args["precision"],
                 "quantization": args["quantization"],
                 "unnorm_key": args["unnorm_key"],
+                "inference_backend": args["inference_backend"],
+                "remote_url": args["remote_url"],
                 "use_sim_time": use_sim_time,
             },
         ],

@@ -324,3 +324,45 @@ def test_a_two_view_checkpoint_acts_only_on_scene_and_wrist_frames_together(ros,
     assert "from the scene frame" in node._worker.stats().last_error
     time.sleep(0.5)
     assert operator.count(operator.steps) == steps
+
+
+def test_remote_backend_acts_through_a_policy_server_and_stops_when_it_goes_away(ros, tiny_checkpoint):
+    """A real Ray Serve policy server on this machine; the node loads no model of its own."""
+    import socket
+
+    from vla_ros.policy.runtime import PolicyConfig
+    from vla_ros.serving.server import build_app, policy_config_dict, start_server, stop_server
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = build_app(policy_config_dict(PolicyConfig(checkpoint_dir=tiny_checkpoint, precision="fp32")))
+    try:
+        url = start_server(app, port=port, num_cpus=2)
+        _policy_node(ros, inference_backend="remote", remote_url=url, remote_timeout_s=10.0)
+        operator = Operator(ros)
+        _ready(ros, operator)
+
+        def acting() -> bool:
+            operator.frame()
+            time.sleep(0.1)
+            return operator.count(operator.twists) >= 2
+
+        assert ros.wait_for(acting, timeout_s=60.0)
+    finally:
+        stop_server()  # the server goes away mid-run
+
+    def reported() -> bool:
+        operator.frame()
+        time.sleep(0.1)
+        with operator.lock:
+            reports = [s for d in operator.diagnostics for s in d.status if s.name.endswith("policy")]
+        values = {v.key: v.value for v in reports[-1].values} if reports else {}
+        return "policy server" in values.get("last_error", "") and int(values.get("errors", 0)) > 0
+
+    assert ros.wait_for(reported, timeout_s=60.0), "diagnostics never said the policy server is gone"
+    count = operator.count(operator.twists)
+    for _ in range(10):
+        operator.frame()
+        time.sleep(0.1)
+    assert operator.count(operator.twists) == count, "the node kept publishing without a server"

@@ -14,6 +14,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "vla_ros.disambiguation.cli",
     "vla_ros.eval.cli",
     "vla_ros.model.cli",
+    "vla_ros.serving.cli",
     "vla_ros.sim.cli",
     "vla_ros.train.cli",
 )

@@ -149,6 +149,19 @@ class PolicyNode(LifecycleNode):
     def _declare_parameters(self) -> None:
         declare(self, "autostart", True, "configure and activate on start-up")
         declare(self, "policy_backend", "openvla", "openvla (model core) or injected (composed use)")
+        declare(
+            self,
+            "inference_backend",
+            "local",
+            "local: load model_dir here | remote: ask the `vla-ros serve` policy server at remote_url",
+        )
+        declare(self, "remote_url", "http://127.0.0.1:8000", "the policy server (inference_backend remote)")
+        declare(
+            self,
+            "remote_timeout_s",
+            1.0,
+            "a remote step not answered within this gives no action for its frame (the watchdog brakes)",
+        )
         declare(self, "model_dir", "", "OpenVLA checkpoint directory in the Hugging Face layout")
         declare(self, "adapter_dir", "", "LoRA adapter directory (empty: none)")
         declare(self, "precision", "bf16", "fp32 | bf16 | fp16")
@@ -219,6 +232,19 @@ class PolicyNode(LifecycleNode):
         backend = self._p("policy_backend")
         if backend != "openvla":
             raise ValueError(f"policy_backend '{backend}' needs a policy passed in by the composing process")
+        inference = self._p("inference_backend")
+        if inference == "remote":
+            from vla_ros.serving.client import RemotePolicy
+
+            url = self._p("remote_url")
+            self.get_logger().info(
+                f"acting through the policy server at {url} (model settings are the server's)"
+            )
+            return RemotePolicy(
+                url, float(self._p("remote_timeout_s")), robot_id=self.get_fully_qualified_name()
+            )
+        if inference != "local":
+            raise ValueError(f"inference_backend must be local or remote, got '{inference}'")
         model_dir = self._p("model_dir")
         if not model_dir:
             raise ValueError("parameter model_dir is empty: set it to an OpenVLA checkpoint directory")
@@ -414,6 +440,7 @@ class PolicyNode(LifecycleNode):
             stats = worker.stats()
             values = {
                 "active": self._active,
+                "inference_backend": self._p("inference_backend"),
                 "instruction": worker.instruction or "",
                 "steps": stats.steps,
                 "rate_hz": stats.rate_hz,

@@ -1,0 +1,81 @@
+"""``vla-ros serve``: one policy served over HTTP to many arms (Ray Serve, dynamic batching)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from vla_ros.model.loading import PRECISIONS, QUANTIZATIONS
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    serve = subparsers.add_parser(
+        "serve",
+        help="serve one policy to many arms over HTTP (Ray Serve, dynamic batching)",
+        description=(
+            "Serve one OpenVLA checkpoint over HTTP: POST /act (image + instruction -> action), "
+            "GET /health, GET /metadata. Requests that arrive together are decoded as one batch. "
+            "Point policy_node at it with inference_backend:=remote remote_url:=http://HOST:PORT."
+        ),
+    )
+    serve.add_argument("--model", type=Path, required=True, help="checkpoint directory (official layout)")
+    serve.add_argument("--adapter", type=Path, default=None, help="LoRA adapter directory")
+    serve.add_argument("--unnorm-key", default=None, help="dataset statistics to un-normalise with")
+    serve.add_argument("--precision", choices=sorted(PRECISIONS), default="bf16")
+    serve.add_argument("--quantization", choices=QUANTIZATIONS, default="none")
+    serve.add_argument("--center-crop", action="store_true", help="for models trained with random crops")
+    serve.add_argument("--constrain", action="store_true", help="decode only action tokens")
+    serve.add_argument("--device", default="auto", help="auto (cuda when a replica has a GPU), cpu, cuda")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--max-batch-size", type=int, default=8, help="1 turns batching off")
+    serve.add_argument(
+        "--batch-wait-timeout-s", type=float, default=0.01, help="how long a batch waits to fill"
+    )
+    serve.add_argument("--num-replicas", type=int, default=1, help="model copies (each loads the model)")
+    serve.add_argument("--num-gpus", type=float, default=0.0, help="GPUs per replica (0: CPU)")
+    serve.add_argument(
+        "--ray-address",
+        default=None,
+        help="join a running Ray cluster ('auto', or ray://HEAD:10001) instead of starting one here",
+    )
+    serve.set_defaults(func=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from vla_ros.policy.runtime import PolicyConfig
+    from vla_ros.serving.server import build_app, policy_config_dict, start_server, stop_server
+
+    if not (args.model / "config.json").is_file():
+        raise SystemExit(f"vla-ros serve: {args.model} is not a checkpoint directory (no config.json)")
+    device = args.device
+    if device == "auto":
+        device = "cuda" if args.num_gpus > 0 else "cpu"
+    config = PolicyConfig(
+        checkpoint_dir=args.model,
+        precision=args.precision,
+        quantization=args.quantization,
+        device=device,
+        adapter_dir=args.adapter,
+        unnorm_key=args.unnorm_key,
+        center_crop=args.center_crop,
+        constrain_to_action_tokens=args.constrain,
+    )
+    app = build_app(
+        policy_config_dict(config),
+        max_batch_size=args.max_batch_size,
+        batch_wait_timeout_s=args.batch_wait_timeout_s,
+        num_replicas=args.num_replicas,
+        num_gpus=args.num_gpus,
+    )
+    url = start_server(app, host=args.host, port=args.port, ray_address=args.ray_address)
+    print(f"serving {args.model} at {url} (POST /act, GET /health, GET /metadata); Ctrl-C stops", flush=True)
+    try:
+        while True:
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        print("stopping the policy server", flush=True)
+    finally:
+        stop_server()
+    return 0
