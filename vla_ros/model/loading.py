@@ -373,13 +373,7 @@ def load_checkpoint(
         with safe_open(str(path), framework="pt") as f:
             for name in names:
                 _set_tensor(model, name, _aligned(f.get_tensor(name).to(dtype)), quantization, device)
-    for module in model.modules():  # non-persistent buffers (rotary frequencies) were built on the CPU
-        for key, buf in module._buffers.items():
-            if buf is not None and buf.device != device:
-                module._buffers[key] = buf.to(device)
-    model.eval()
-    if quantization != "none":
-        _guard_to(model)
+    _finish(model, quantization, device)
 
     norm_stats = load_norm_stats(directory, config)
     action_tokenizer = ActionTokenizer(
@@ -465,6 +459,46 @@ def save_checkpoint(
         os.replace(tmp, directory)
     log.info("saved checkpoint with %d tensors in %d shard(s) to %s", len(state), len(shards), directory)
     return directory
+
+
+def _finish(model: nn.Module, quantization: str, device: torch.device) -> None:
+    for module in model.modules():  # non-persistent buffers (rotary frequencies) were built on the CPU
+        for key, buf in module._buffers.items():
+            if buf is not None and buf.device != device:
+                module._buffers[key] = buf.to(device)
+    model.eval()
+    if quantization != "none":
+        _guard_to(model)
+
+
+def random_model(
+    config: OpenVLAConfig,
+    precision: str = "bf16",
+    quantization: str = "none",
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+) -> OpenVLAForActionPrediction:
+    """The architecture with random weights made on ``device`` and quantized as :func:`load_checkpoint`
+    quantizes a real checkpoint: speed and memory of a full-size model with nothing to download
+    (``benchmarks/bench_gpu.py``). Its actions mean nothing."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
+    dtype, device = PRECISIONS[precision], torch.device(device)
+    model = build_empty_model(config)
+    shapes = _expected_shapes(model)
+    if quantization != "none":
+        _replace_with_bnb(model, quantized_linear_names(model, False, False), quantization, dtype)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    for name, shape in shapes.items():
+        if len(shape) == 1:  # norms and layer scales start at one, biases at zero
+            tensor = torch.full(shape, 0.0 if name.endswith("bias") else 1.0, dtype=dtype, device=device)
+        else:
+            tensor = torch.randn(shape, generator=generator, device=device, dtype=dtype) * 0.02
+        _set_tensor(model, name, tensor, quantization, device)
+    _finish(model, quantization, device)
+    return model
 
 
 def _rmtree(path: Path) -> None:

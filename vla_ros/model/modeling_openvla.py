@@ -14,6 +14,7 @@ safetensors load without renaming. Upstream stores timm's LayerScale ``gamma`` a
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import timm
@@ -383,6 +384,7 @@ class OpenVLAForActionPrediction(nn.Module):
         allowed_token_range: tuple[int, int] | None = None,
         decoding: str = "argmax",
         attention_mask: torch.Tensor | None = None,
+        on_token: Callable[[int], None] | None = None,
     ) -> torch.Tensor:
         """KV-cached decoding of ``num_tokens`` tokens; returns [B, num_tokens] ids.
 
@@ -393,7 +395,8 @@ class OpenVLAForActionPrediction(nn.Module):
         ``allowed_token_range`` = (lo, hi) restricts the choice to ids lo..hi-1 (the action tokens;
         upstream decodes unconstrained) and then only those rows of the LM head are computed. The
         image is part of the first step's input, so it cannot be dropped by a cache bookkeeping bug
-        (openvla #346).
+        (openvla #346). ``on_token(step)`` is called once each token is chosen (profiling: the first
+        call ends the vision encoder and the prefill, each later one a decoding step).
 
         ``decoding``: "argmax" (greedy, as upstream) or "median": the token at the median of each
         step's distribution over the allowed range. Action tokens are ordered bins, so the median is
@@ -415,6 +418,8 @@ class OpenVLAForActionPrediction(nn.Module):
             logits = nn.functional.linear(out.last_hidden_state[:, -1], head)
             next_ids = choose_tokens(logits, decoding) + lo
             tokens.append(next_ids)
+            if on_token is not None:
+                on_token(step)
             if step + 1 < num_tokens:
                 mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
                 step_input = {"input_ids": next_ids[:, None]}

@@ -15,7 +15,6 @@ The same application runs embedded on one machine (tests, a workstation) or on a
 """
 
 # No `from __future__ import annotations`: FastAPI reads the route handlers' annotations at run time.
-import asyncio
 import json
 import time
 from collections import Counter
@@ -96,12 +95,14 @@ class PolicyServer:
 
     @serve.batch(max_batch_size=DEFAULT_MAX_BATCH_SIZE, batch_wait_timeout_s=DEFAULT_BATCH_WAIT_TIMEOUT_S)
     async def _act_batch(self, requests: list[ActRequest]) -> list[dict | str]:
-        """One decoding for the whole batch, off the event loop so requests keep queueing meanwhile."""
+        """One decoding for the whole batch. It runs on the event loop, blocking it: requests that arrive
+        meanwhile wait in the proxy and all join the next batch. (Decoding in a worker thread instead
+        let the thread's Python work starve the loop that forms batches: at 8 arms on a 2-core CPU the
+        batches averaged 2.3 requests instead of 4.8.)"""
         start_s = time.perf_counter()
         self.batch_sizes[len(requests)] += 1
         try:
-            actions = await asyncio.to_thread(
-                self.policy.predict_actions,
+            actions = self.policy.predict_actions(
                 [r.image for r in requests],
                 [r.instruction for r in requests],
                 [r.extra_images for r in requests],
