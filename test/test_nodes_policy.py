@@ -224,35 +224,6 @@ def test_missing_model_directory_is_reported_and_the_node_stays_up(ros) -> None:
     assert operator.count(operator.steps) == 0
 
 
-def test_decoding_parameter_reaches_the_policy_and_a_bad_one_is_reported(ros, tiny_checkpoint) -> None:
-    node = _policy_node(ros, model_dir=str(tiny_checkpoint), decoding="median")
-    operator = Operator(ros)
-    _ready(ros, operator)
-    assert node._policy.config.decoding == "median"
-
-    def acted() -> bool:
-        operator.frame()
-        time.sleep(0.1)
-        return operator.count(operator.steps) >= 1
-
-    assert ros.wait_for(acted, timeout_s=60.0)
-    with operator.lock:
-        step = operator.steps[0]
-    assert np.all(np.isfinite(step.action))
-    assert all(31744 <= t <= 31999 for t in step.token_ids)
-
-    # Median over the whole vocabulary is meaningless (only action tokens are ordered bins): refused
-    # with the reason, and the node stays up unconfigured instead of acting on a silent fallback.
-    refused = _policy_node(
-        ros, model_dir=str(tiny_checkpoint), decoding="median", constrain_to_action_tokens=False
-    )
-    assert refused._worker is None
-    assert "constrain_to_action_tokens" in refused._last_error
-    unknown = _policy_node(ros, model_dir=str(tiny_checkpoint), decoding="beam")
-    assert unknown._worker is None
-    assert "decoding must be one of" in unknown._last_error
-
-
 def test_a_two_view_checkpoint_acts_only_on_scene_and_wrist_frames_together(ros, tmp_path) -> None:
     """A checkpoint whose config says num_images 2 gets each scene frame with the wrist frame nearest to
     it; a scene frame without one is refused once the next scene frame comes, so the arm gets no

@@ -35,7 +35,6 @@ from vla_ros.data.bag import (
     IMAGE_TYPE,
     INSTRUCTION_TYPE,
     POSE_STAMPED_TYPE,
-    SCENE_TYPE,
     STRING_TYPE,
     TWIST_STAMPED_TYPE,
     BagReader,
@@ -61,8 +60,6 @@ class DatasetError(ValueError):
 
 # Where record-demos writes the target masks (TopicConfig.target_mask).
 DEFAULT_TARGET_MASK_TOPIC = "/vla/target_mask"
-# Where record-demos writes the scene (TopicConfig.scene).
-DEFAULT_SCENE_TOPIC = "/vla/scene"
 
 
 @dataclass
@@ -81,9 +78,6 @@ class TopicConfig:
     # Images stamped like the camera's frames, non-zero where the frame shows what the step heads for
     # (simulated recordings write them); None: not read. Steps whose frame has none get no mask.
     target_mask: str | None = None
-    # vla_ros/Scene topic (simulated recordings write one at the start): with it, steps get the offset
-    # from the end effector (read on ``ee_pose``) to what they head for (Episode.target_offsets).
-    scene: str | None = None
     # More cameras (e.g. a wrist camera), for models that look at several views per step: each step
     # gets the newest frame of each stamped at or before its own frame, at most one control period
     # older (Episode.extra_images); steps without one are skipped and counted.
@@ -177,10 +171,6 @@ class Episode:
     # Per step, which pixels of the image show what the step heads for (HxW bool), or None where
     # unknown; None for the whole episode when masks were not read (TopicConfig.target_mask).
     target_masks: list[np.ndarray | None] | None = None
-    # Per step, where what the step heads for lies relative to the end effector (x, y, z in metres,
-    # base frame), or None where unknown; None for the whole episode when no scene was read
-    # (TopicConfig.scene; see target_offsets).
-    target_offsets: list[np.ndarray | None] | None = None
     # Per step, the frames of TopicConfig.extra_cameras (in that order) that go with ``images[t]``;
     # None when no extra camera was read.
     extra_images: list[tuple[np.ndarray | PackedImage, ...]] | None = None
@@ -202,10 +192,6 @@ class Episode:
         if self.target_masks is not None and len(self.target_masks) != n:
             raise DatasetError(
                 f"episode {self.episode_id!r} has {len(self.target_masks)} target masks for {n} steps"
-            )
-        if self.target_offsets is not None and len(self.target_offsets) != n:
-            raise DatasetError(
-                f"episode {self.episode_id!r} has {len(self.target_offsets)} target offsets for {n} steps"
             )
         if self.extra_images is not None and (
             len(self.extra_images) != n or len({len(views) for views in self.extra_images}) > 1
@@ -236,7 +222,6 @@ class Episode:
             step_instructions=[self.step_instructions[i] for i in idx],
             token_ids=[self.token_ids[i] for i in idx],
             target_masks=None if self.target_masks is None else [self.target_masks[i] for i in idx],
-            target_offsets=None if self.target_offsets is None else [self.target_offsets[i] for i in idx],
             extra_images=None if self.extra_images is None else [self.extra_images[i] for i in idx],
         )
 
@@ -290,43 +275,6 @@ class _Frame:
         return self._rgb
 
 
-@dataclass(frozen=True)
-class Goal:
-    """What an instruction names (vla_ros/Instruction's ids) and where the newest scene puts each
-    object and location (id -> x, y, z in the base frame)."""
-
-    object_id: str
-    target_id: str
-    direction: str
-    positions: dict[str, np.ndarray]
-
-
-def target_offsets(
-    actions: np.ndarray, ee_positions: Sequence[np.ndarray | None], goals: Sequence[Goal | None]
-) -> list[np.ndarray | None]:
-    """Per step, the position of what the step heads for minus the end effector's (metres).
-
-    A step heads for the instruction's object until the gripper first closes (its action's gripper
-    below 0.5), then for the instruction's target location; with no object, for the location from the
-    start. The scene's positions are taken as fixed, which holds for an object until it is grasped and
-    for a location always; so a grasped object gets no offset after the close, and a push (an
-    instruction with a direction, which moves its object without closing) gets none at all.
-    """
-    out: list[np.ndarray | None] = []
-    closed, previous = False, None
-    for action, ee, goal in zip(actions, ee_positions, goals, strict=True):
-        ids = None if goal is None else (goal.object_id, goal.target_id)
-        if ids != previous:
-            closed, previous = False, ids  # a new instruction starts its own approach
-        name = ""
-        if goal is not None and not goal.direction:
-            name = goal.target_id if closed or not goal.object_id else goal.object_id
-        where = goal.positions.get(name) if goal is not None and name else None
-        out.append(None if where is None or ee is None else np.asarray(where, dtype=np.float64) - ee)
-        closed = closed or bool(action[GRIPPER_INDEX] < 0.5)
-    return out
-
-
 @dataclass
 class _Step:
     t_ns: int
@@ -334,8 +282,6 @@ class _Step:
     action: np.ndarray
     instruction: str
     token_ids: tuple[int, ...] = ()
-    # With TopicConfig.scene: the goal and scene current when the step was added (see target_offsets).
-    goal: Goal | None = None
     # With TopicConfig.extra_cameras: their frames for this step.
     views: tuple[_Frame, ...] = ()
 
@@ -361,13 +307,6 @@ class _EpisodeBuilder:
         self.masks: dict[int, _Frame] = {}
         self._mask_by_data: dict[bytes, _Frame] = {}
         self._decoded: dict[int, np.ndarray] = {}
-        # With TopicConfig.scene: the newest instruction's ids with the newest scene's positions.
-        self.goal: Goal | None = None
-        self._ids: tuple[str, str, str] = ("", "", "")
-        self._positions: dict[str, np.ndarray] | None = None
-        # End-effector positions by header stamp (TopicConfig.scene).
-        self._ee_stamps: list[int] = []
-        self._ee_positions: list[np.ndarray] = []
 
     def add_mask(self, frame: _Frame) -> None:
         self.masks[frame.header_ns] = self._mask_by_data.setdefault(bytes(frame.msg.data), frame)
@@ -399,7 +338,6 @@ class _EpisodeBuilder:
             and step.instruction != self.steps[-1].instruction
         ):
             self.cut()
-        step.goal = self.goal
         self.steps.append(step)
 
     def cut(self) -> None:
@@ -429,42 +367,11 @@ class _EpisodeBuilder:
                 step_instructions=instructions,
                 token_ids=[s.token_ids for s in steps],
                 target_masks=[self._mask(s.frame) for s in steps] if self.topics.target_mask else None,
-                target_offsets=self._offsets(steps) if self.topics.scene else None,
                 extra_images=[tuple(v.image(self.pack) for v in s.views) for s in steps]
                 if self.views
                 else None,
             )
         )
-
-    def set_goal(self, ids: tuple[str, str, str] | None = None, scene: Any = None) -> None:
-        """Take the ids (object, target, direction) of a vla_ros/Instruction, or a vla_ros/Scene."""
-        if ids is not None:
-            self._ids = ids
-        if scene is not None:
-            self._positions = {
-                entry.id: np.array([entry.position.x, entry.position.y, entry.position.z])
-                for entry in [*scene.objects, *scene.locations]
-            }
-        if self._positions is not None:
-            self.goal = Goal(*self._ids, positions=self._positions)
-
-    def add_ee_pose(self, stamp_ns: int, position: np.ndarray) -> None:
-        self._ee_stamps.append(stamp_ns)
-        self._ee_positions.append(position)
-
-    def _offsets(self, steps: list[_Step]) -> list[np.ndarray | None]:
-        """Offsets from the end effector, whose position at a step is the newest one stamped at or
-        before the step's frame and at most one control period older (a recorder stamps the two
-        apart), or unknown."""
-        stamps = np.asarray(self._ee_stamps, dtype=np.int64)
-        order = np.argsort(stamps, kind="stable")
-        stamps = stamps[order]
-        ee: list[np.ndarray | None] = []
-        for s in steps:
-            k = int(np.searchsorted(stamps, s.frame.header_ns, side="right")) - 1
-            fresh = k >= 0 and s.frame.header_ns - stamps[k] <= self.sync.period_s * 1e9
-            ee.append(self._ee_positions[order[k]] if fresh else None)
-        return target_offsets(np.stack([s.action for s in steps]), ee, [s.goal for s in steps])
 
     def _mask(self, frame: _Frame) -> np.ndarray | None:
         found = self.masks.get(frame.header_ns)
@@ -516,12 +423,6 @@ def _requirements(topics: TopicConfig, sync: SyncConfig) -> list[TopicRequiremen
                 topic, "extra camera", (IMAGE_TYPE, COMPRESSED_IMAGE_TYPE), "--wrist-camera-topic"
             )
         )
-    if topics.scene is not None:
-        reqs.append(TopicRequirement(topics.scene, "scene", (SCENE_TYPE,), "--scene-topic"))
-        if src != "ee_pose":
-            reqs.append(
-                TopicRequirement(topics.ee_pose, "end-effector pose", (POSE_STAMPED_TYPE,), "--ee-pose-topic")
-            )
     return reqs
 
 
@@ -649,10 +550,6 @@ def read_bag_episodes(
     if topics.target_mask is not None:
         wanted.append(topics.target_mask)
     wanted.extend(topics.extra_cameras)
-    if topics.scene is not None:
-        wanted.append(topics.scene)
-        if topics.ee_pose not in wanted:
-            wanted.append(topics.ee_pose)
 
     with BagReader(bag) as reader:
         reader.require(_requirements(topics, sync))
@@ -660,8 +557,6 @@ def read_bag_episodes(
             t = item.timestamp_ns
             # Sampled sources: emit every tick strictly before this message (nearest previous).
             advance_ticks(t)
-            if topics.scene is not None and item.topic == topics.ee_pose:
-                builder.add_ee_pose(stamp_to_ns(item.msg.header.stamp), pose_of(item.msg)[0])
             if item.topic == topics.target_mask:
                 builder.add_mask(_Frame(t, item.msgtype, item.msg))
             elif item.topic in builder.views:
@@ -670,12 +565,8 @@ def read_bag_episodes(
                 frames.append(_Frame(t, item.msgtype, item.msg))
                 if waiting is not None and waiting[1] == frames[-1].header_ns:
                     settle_waiting(frames[-1])
-            elif item.topic == topics.scene:
-                builder.set_goal(scene=item.msg)
             elif item.topic == topics.instruction and sync.fixed_instruction is None:
                 instruction = item.msg.text if item.msgtype == INSTRUCTION_TYPE else item.msg.data
-                if item.msgtype == INSTRUCTION_TYPE:
-                    builder.set_goal(ids=(item.msg.object_id, item.msg.target_id, item.msg.direction))
             elif item.topic == topics.gripper and src != "action_step":
                 gripper_raw = float(item.msg.position)
             elif item.topic == src_topic:

@@ -162,13 +162,6 @@ class PolicyNode(LifecycleNode):
             True,
             "decode only the 256 action tokens (an untrained or confused model cannot emit others)",
         )
-        declare(
-            self,
-            "decoding",
-            "argmax",
-            "argmax (upstream) | median: each action token at the median of its bins | smoothed: "
-            "argmax after matching the training's bin smoothing (both need constrain_to_action_tokens)",
-        )
         declare(self, "control_period_s", 0.2, "time one action step spans; twist = delta / period")
         declare(self, "max_rate_hz", 5.0, "upper bound on inference steps per second")
         declare(self, "image_max_age_s", 0.5, "frames older than this when inference starts are refused")
@@ -242,7 +235,6 @@ class PolicyNode(LifecycleNode):
             unnorm_key=self._p("unnorm_key") or None,
             center_crop=bool(self._p("center_crop")),
             constrain_to_action_tokens=bool(self._p("constrain_to_action_tokens")),
-            decoding=self._p("decoding"),
             device=device,
         )
         policy = VLAPolicy(config)

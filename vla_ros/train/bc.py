@@ -24,10 +24,6 @@ loop, evaluation, saving. The recipe is upstream's fine-tuning recipe:
   mass that heads of the LM's last layer put, from the action-predicting positions, on the patches
   showing what the step heads for (:class:`TargetAttentionLoss`; the masks come from bags recorded
   by ``record-demos``). Nothing is added to the model.
-- ``--target-offset-weight W`` (off by default; not upstream's): adds W times a smooth L1 that asks
-  the LM's last hidden states, at the action-predicting positions, for the offset from the end
-  effector to what the step heads for (:class:`TargetOffsetHead`; scene and poses from bags recorded
-  by ``record-demos``). The head lives only in ``training_state/``.
 - Modes: ``full`` (every weight; for the small models), ``lora`` (peft, all linear layers but the LM
   head, r=32, alpha=min(r, 16): upstream's defaults), ``qlora`` (the same adapter on a 4-bit NF4 base).
 - AdamW, linear warm-up then cosine decay, gradient accumulation, gradient clipping, seeded.
@@ -79,7 +75,6 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from vla_ros.data.dataset import (
-    DEFAULT_SCENE_TOPIC,
     DEFAULT_TARGET_MASK_TOPIC,
     CleaningConfig,
     Episode,
@@ -89,7 +84,7 @@ from vla_ros.data.dataset import (
     load_episodes,
 )
 from vla_ros.model import adapters
-from vla_ros.model.action_tokenizer import ActionStatistics, ActionTokenizer, check_token_order
+from vla_ros.model.action_tokenizer import ActionStatistics, ActionTokenizer
 from vla_ros.model.loading import load_checkpoint, save_checkpoint
 from vla_ros.model.modeling_openvla import IGNORE_INDEX, OpenVLAForActionPrediction
 from vla_ros.model.processing import (
@@ -125,12 +120,7 @@ class TrainConfig:
     base_image_size_px: int | None = None
     # Full mode, --base: add fixed 2-D sin-cos patterns to both ViTs' learnt position embeddings first.
     base_add_sincos_position: bool = False
-    # Full mode, --base: append this many language-model layers that start as the identity.
-    base_grow_llm_layers: int = 0
     init_overrides: dict[str, int] = field(default_factory=dict)  # TinySpec fields of a fresh model
-    # Which action dimension each emitted token holds (None: the base's order, or dx, dy, dz, ... for a
-    # fresh model). Stored in the checkpoint's config; see vla_ros.model.action_tokenizer.
-    action_token_order: list[int] | None = None
     mode: str = "full"
     lora_rank: int = adapters.DEFAULT_LORA_RANK
     lora_dropout: float = 0.0
@@ -157,11 +147,6 @@ class TrainConfig:
     # (topics.target_mask, written by record-demos); see TargetAttentionLoss.
     target_attention_weight: float = 0.0
     target_attention_heads: int = 1
-    # > 0: ask the language model's last hidden states, at the positions that predict action tokens,
-    # where what the step heads for lies relative to the end effector (smooth L1, this weight). Needs
-    # bags with a scene and end-effector poses (topics.scene, written by record-demos); see
-    # TargetOffsetHead.
-    target_offset_weight: float = 0.0
     random_crop: bool = True
     mirror_augment: bool = False
     heldout_fraction: float = 0.1
@@ -192,10 +177,6 @@ class TrainConfig:
             raise TrainingError(f"patch_position_weight must be >= 0, got {self.patch_position_weight}")
         if not (self.target_attention_weight >= 0.0 and math.isfinite(self.target_attention_weight)):
             raise TrainingError(f"target_attention_weight must be >= 0, got {self.target_attention_weight}")
-        if not (self.target_offset_weight >= 0.0 and math.isfinite(self.target_offset_weight)):
-            raise TrainingError(f"target_offset_weight must be >= 0, got {self.target_offset_weight}")
-        if self.target_offset_weight > 0 and self.topics.scene is None:
-            self.topics = replace(self.topics, scene=DEFAULT_SCENE_TOPIC)
         if self.target_attention_heads < 1:
             raise TrainingError(
                 f"target_attention_heads must be at least 1, got {self.target_attention_heads}"
@@ -252,11 +233,6 @@ def mirror_action(action: np.ndarray) -> np.ndarray:
     return mirrored
 
 
-def mirror_offset(offset: np.ndarray) -> np.ndarray:
-    """A base-frame offset (x, y, z) seen in the same mirror: y changes sign."""
-    return np.asarray(offset, dtype=np.float64) * np.array([1.0, -1.0, 1.0])
-
-
 def mirror_instruction(instruction: str) -> str:
     """Swap "left"/"right" (and 左/右): the instruction that matches the mirrored scene."""
 
@@ -284,9 +260,6 @@ def mirror_episode(episode: Episode, flip_images: bool = True) -> Episode:
         target_masks=None
         if episode.target_masks is None
         else [None if m is None else m[:, ::-1] for m in episode.target_masks],
-        target_offsets=None
-        if episode.target_offsets is None
-        else [None if o is None else mirror_offset(o) for o in episode.target_offsets],
         # The workcell's wrist camera looks straight down with its image rows along x, so a mirror
         # in y flips its frames left-right too.
         extra_images=None
@@ -326,7 +299,6 @@ class ActionTokenDataset(torch.utils.data.Dataset):
         mirror: bool = False,
         random_crop: bool = True,
         target_grid: tuple[int, int] | None = None,
-        offsets: bool = False,
     ) -> None:
         self.image_processor = image_processor
         self.prompt_tokenizer = prompt_tokenizer
@@ -340,9 +312,6 @@ class ActionTokenDataset(torch.utils.data.Dataset):
         self.random_crop = random_crop
         # (rows, cols) of the image patches: batches then carry which patches show each step's target.
         self.target_grid = target_grid
-        # Whether batches carry each step's target offset (Episode.target_offsets).
-        self.with_offsets = offsets
-        self.offsets: list[np.ndarray | None] = []
         self.masks: list[np.ndarray | None] = []
         self.images: list[np.ndarray] = []
         # Per step, the other cameras' frames (Episode.extra_images), empty for one-camera data.
@@ -352,7 +321,6 @@ class ActionTokenDataset(torch.utils.data.Dataset):
         self.mirrored_examples: list[tuple[list[int], list[int]]] = []
         for ep in episodes:
             self.masks.extend(ep.target_masks or [None] * len(ep))
-            self.offsets.extend(ep.target_offsets or [None] * len(ep))
             self.extra_images.extend(ep.extra_images or [()] * len(ep))
             for image, action, instruction in zip(ep.images, ep.actions, ep.step_instructions, strict=True):
                 self.images.append(image)
@@ -426,13 +394,6 @@ class ActionTokenDataset(torch.utils.data.Dataset):
         others = len(self.extra_images[index]) * self.target_grid[0] * self.target_grid[1]
         return np.concatenate([self.target_patches(index), np.zeros(others, dtype=bool)])
 
-    def target_offset(self, index: int) -> np.ndarray | None:
-        """Step ``index``'s target offset as this epoch sees it (mirrored with its image), or None."""
-        offset = self.offsets[index]
-        if offset is None:
-            return None
-        return mirror_offset(offset) if self.is_mirrored(index) else np.asarray(offset, dtype=np.float64)
-
     def __getitem__(self, index: int) -> tuple[torch.Tensor, list[int], list[int]]:
         ids, labels = (self.mirrored_examples if self.is_mirrored(index) else self.examples)[index]
         return self.pixel_values(index), ids, labels
@@ -457,16 +418,6 @@ class ActionTokenDataset(torch.utils.data.Dataset):
                 if self.target_grid is not None
                 else {}
             ),
-            **(self._offset_batch(indices) if self.with_offsets else {}),
-        }
-
-    def _offset_batch(self, indices: list[int] | np.ndarray) -> dict[str, torch.Tensor]:
-        offsets = [self.target_offset(int(i)) for i in indices]
-        return {
-            "target_offsets": torch.as_tensor(
-                np.stack([np.zeros(3) if o is None else o for o in offsets]), dtype=torch.float32
-            ),
-            "offset_known": torch.as_tensor([o is not None for o in offsets]),
         }
 
 
@@ -576,17 +527,14 @@ def evaluate(
     batch_size: int,
     max_steps: int | None = None,
     progress: bool = False,
-    offset_head: TargetOffsetHead | None = None,
 ) -> dict[str, float]:
-    """Held-out loss, action-token accuracy and L1 of the decoded actions (centre crops); with
-    ``offset_head`` and a dataset that carries offsets, also the head's error."""
+    """Held-out loss, action-token accuracy and L1 of the decoded actions (centre crops)."""
     was_training = model.training
     model.eval()
     indices = np.arange(len(dataset))
     if max_steps is not None and len(indices) > max_steps:
         indices = np.linspace(0, len(dataset) - 1, max_steps).round().astype(np.int64)
     total = BatchMetrics()
-    offset_errors: list[float] = []
     chunks = [indices[i : i + batch_size] for i in range(0, len(indices), batch_size)]
     if progress:
         from tqdm import tqdm
@@ -609,15 +557,8 @@ def evaluate(
                 true,
             )
         )
-        if offset_head is not None and "target_offsets" in batch:
-            error = offset_head.error_cm(batch["labels"], batch["target_offsets"], batch["offset_known"])
-            if error is not None:
-                offset_errors.append(error)
     model.train(was_training)
-    result = total.as_dict("val_")
-    if offset_errors:
-        result["val_target_offset_error_cm"] = float(np.mean(offset_errors))
-    return result
+    return total.as_dict("val_")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -680,12 +621,6 @@ def build_model(config: TrainConfig) -> ModelBundle:
                 "--add-sincos-position changes base weights",
                 lambda: set_sincos_positions(loaded.model, add=True),
             )
-        if config.base_grow_llm_layers:
-            _change_base_weights(
-                config.mode,
-                "--grow-llm-layers adds base weights",
-                lambda: loaded.model.grow_language_model(config.base_grow_llm_layers),
-            )
         views = 1 + len(config.topics.extra_cameras)
         if views != loaded.model.config.num_images:
             if loaded.model.config.num_images != 1:
@@ -699,17 +634,6 @@ def build_model(config: TrainConfig) -> ModelBundle:
                 lambda: setattr(loaded.model, "config", loaded.model.config.replace(num_images=views)),
             )
         tokenizer_dir = Path(config.base)
-        order = config.action_token_order
-        if order is not None and list(order) != (
-            loaded.model.config.action_token_order or list(range(len(order)))
-        ):
-            _change_base_weights(
-                config.mode,
-                "--action-token-order changes what the base's outputs mean",
-                lambda: setattr(
-                    loaded.model, "config", loaded.model.config.replace(action_token_order=list(order))
-                ),
-            )
     else:
         from vla_ros.model.tiny import PRESETS, build_tiny_model, write_tokenizer
 
@@ -727,14 +651,11 @@ def build_model(config: TrainConfig) -> ModelBundle:
             os.replace(tmp, tokenizer_dir)
         image_processor = ImageProcessor(image_size_px=spec.image_size_px)
         prompt_tokenizer = PromptTokenizer.from_dir(tokenizer_dir)
-        if config.action_token_order is not None:
-            model.config = model.config.replace(action_token_order=list(config.action_token_order))
         model.config = model.config.replace(num_images=1 + len(config.topics.extra_cameras))
     core = _core(model)
     action_tokenizer = ActionTokenizer(
         n_bins=core.config.n_action_bins,
         vocab_size=prompt_tokenizer.base_vocab_size,
-        order=core.config.action_token_order,
     )
     if config.mode in ("lora", "qlora"):
         model = adapters.add_lora_adapter(
@@ -881,109 +802,6 @@ class TargetAttentionLoss:
 
     def remove(self) -> None:
         self.tap.close()
-
-
-class TargetOffsetHead(torch.nn.Module):
-    """A linear readout that asks the language model's last hidden states, at the positions that
-    predict action tokens, where what the step heads for lies relative to the end effector.
-
-    Runs since X bring the arm to within a few centimetres of the named part and then descend at the
-    wrong place: the action loss grades a step by its bin, which near the part says little about how
-    far the part is, and the target attention loss says where to look, not what to read there. This
-    loss asks for the distance itself (base frame, from the recorded scene and end-effector poses;
-    smooth L1 in units of :attr:`SCALE_M`, quadratic within 1 cm). Only for training: the exported
-    checkpoint is the plain OpenVLA model.
-    """
-
-    PREFIX = "target_offset_head."
-    SCALE_M = 0.1
-    BETA = 0.1  # the smooth L1's quadratic zone, in SCALE_M units: 1 cm
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        super().__init__()
-        core = _core(model)
-        lm = core.language_model
-        self.linear = torch.nn.Linear(int(lm.config.hidden_size), 3)
-        self.linear.to(core.device)
-        self._next_token_targets = core.next_token_targets
-        self._latest: list[torch.Tensor] = []
-        latest = self._latest  # a closure over the list, not self: the model holds no reference to this
-        self._hook = lm.model.norm.register_forward_hook(
-            lambda _m, _i, out: latest.__setitem__(slice(None), [out])
-        )
-        # Mean absolute error (cm, per axis) of the supervised steps since last read.
-        self.errors_cm: list[float] = []
-
-    def _hidden(self) -> torch.Tensor:
-        if not self._latest:
-            raise TrainingError("no hidden states were captured for the target offset head")
-        return self._latest[0]
-
-    def _answers(
-        self, labels: torch.Tensor, offsets: torch.Tensor, known: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """(the head's answers, the recorded offsets), [N, 3] in SCALE_M units, over the newest
-        pass's steps with a known offset and their action-predicting positions (then forgotten);
-        None when there are none."""
-        hidden, self._latest[:] = self._hidden(), []
-        predicts = self._next_token_targets(labels.to(hidden.device)) != IGNORE_INDEX  # [B, T-1]
-        keep = predicts & known.to(hidden.device)[:, None]
-        if not keep.any():
-            return None
-        predicted = self.linear(hidden[:, :-1][keep].float())
-        wanted = (offsets.to(hidden.device)[:, None, :].expand(-1, keep.shape[1], -1)[keep]) / self.SCALE_M
-        return predicted, wanted
-
-    def _error_cm(self, predicted: torch.Tensor, wanted: torch.Tensor) -> float:
-        return float((predicted.detach() - wanted).abs().mean()) * self.SCALE_M * 100
-
-    def loss(self, labels: torch.Tensor, offsets: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
-        """From the last forward pass: smooth L1 over the steps with a known offset and their
-        action-predicting positions (the error is kept in :attr:`errors_cm`)."""
-        answers = self._answers(labels, offsets, known)
-        if answers is None:
-            return self.linear.weight.sum() * 0.0
-        self.errors_cm.append(self._error_cm(*answers))
-        return torch.nn.functional.smooth_l1_loss(*answers, beta=self.BETA)
-
-    @torch.no_grad()
-    def error_cm(self, labels: torch.Tensor, offsets: torch.Tensor, known: torch.Tensor) -> float | None:
-        """The last forward pass's mean absolute error per axis (cm), as :meth:`loss` measures it but
-        without recording it (held-out evaluation); None when no step has an offset."""
-        answers = self._answers(labels, offsets, known)
-        return None if answers is None else self._error_cm(*answers)
-
-    @torch.no_grad()
-    def readout(self) -> torch.Tensor:
-        """The head's answer (metres, [B, T, 3]) at every position of the newest forward pass; the
-        last prompt position's is what the model thinks before its first action token."""
-        return self.linear(self._hidden().float()) * self.SCALE_M
-
-    def load_run(self, run_dir: str | Path) -> TargetOffsetHead:
-        """Take the head's weights from a run's ``training_state/`` (a run trained with
-        ``--target-offset-weight``), to read what the model thinks in closed loop."""
-        path = Path(run_dir) / STATE_DIR / "trainable.safetensors"
-        if not path.is_file():
-            raise TrainingError(f"{path} does not exist: is {run_dir} a training run directory?")
-        saved = load_file(str(path))
-        wanted = self.named_state()
-        missing = [name for name in wanted if name not in saved]
-        if missing:
-            raise TrainingError(f"{path} has no {missing[0]}: train with --target-offset-weight to have one")
-        with torch.no_grad():
-            for name, param in wanted.items():
-                param.copy_(saved[name].to(param.dtype))
-        return self
-
-    def discard(self) -> None:
-        self._latest.clear()
-
-    def remove(self) -> None:
-        self._hook.remove()
-        self._latest.clear()
-
-    def named_state(self) -> dict[str, torch.nn.Parameter]:
-        return {self.PREFIX + name: p for name, p in self.named_parameters()}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -1317,12 +1135,6 @@ def train(config: TrainConfig, resume: bool = False, stop_after_steps: int | Non
     # --- model ------------------------------------------------------------------------------------
     bundle = build_model(config)
     model = bundle.model
-    order = bundle.action_tokenizer.order
-    if order is not None and len(order) != statistics.action_dim:
-        raise TrainingError(
-            f"the action token order {list(order)} covers {len(order)} dimensions; the bags' actions have "
-            f"{statistics.action_dim}"
-        )
     make = dict(
         image_processor=bundle.image_processor,
         prompt_tokenizer=bundle.prompt_tokenizer,
@@ -1336,13 +1148,6 @@ def train(config: TrainConfig, resume: bool = False, stop_after_steps: int | Non
             f"--target-attention-weight needs target masks on {config.topics.target_mask!r}; none of the "
             "training steps has one (record the bags with this version's record-demos)"
         )
-    supervise_offsets = config.target_offset_weight > 0
-    if supervise_offsets and not any(o is not None for e in train_eps for o in e.target_offsets or []):
-        raise TrainingError(
-            f"--target-offset-weight needs a scene on {config.topics.scene!r} and end-effector poses on "
-            f"{config.topics.ee_pose!r} that give some training step an offset to its target; none has one "
-            "(record the bags with this version's record-demos)"
-        )
     grid = tuple(int(n) for n in _core(model).vision_backbone.featurizer.patch_embed.grid_size)
     train_set = ActionTokenDataset(
         train_eps,
@@ -1350,10 +1155,9 @@ def train(config: TrainConfig, resume: bool = False, stop_after_steps: int | Non
         mirror=config.mirror_augment,
         random_crop=config.random_crop,
         target_grid=grid if supervise_attention else None,
-        offsets=supervise_offsets,
         **make,
     )
-    val_set = ActionTokenDataset(val_eps, train=False, offsets=supervise_offsets, **make) if val_eps else None
+    val_set = ActionTokenDataset(val_eps, train=False, **make) if val_eps else None
     n_params = sum(p.numel() for p in model.parameters())
     n_train = sum(p.numel() for p in trainable_parameters(model).values())
     say(
@@ -1366,11 +1170,7 @@ def train(config: TrainConfig, resume: bool = False, stop_after_steps: int | Non
     attention_loss = (
         TargetAttentionLoss(model, config.target_attention_heads) if supervise_attention else None
     )
-    offset_head = TargetOffsetHead(model) if supervise_offsets else None
-    extra = {
-        **(position_head.named_state() if position_head is not None else {}),
-        **(offset_head.named_state() if offset_head is not None else {}),
-    }
+    extra = position_head.named_state() if position_head is not None else {}
 
     # --- optimiser and schedule -------------------------------------------------------------------
     params = list(trainable_parameters(model).values()) + list(extra.values())
@@ -1431,10 +1231,6 @@ def train(config: TrainConfig, resume: bool = False, stop_after_steps: int | Non
                     loss = loss + config.target_attention_weight * attention_loss.loss(
                         batch["labels"], batch["target_patches"]
                     )
-                if offset_head is not None:
-                    loss = loss + config.target_offset_weight * offset_head.loss(
-                        batch["labels"], batch["target_offsets"], batch["offset_known"]
-                    )
                 (loss / config.grad_accum).backward()
                 true = np.stack([train_set.action(int(i)) for i in chunk])
                 running.add(
@@ -1472,9 +1268,6 @@ def train(config: TrainConfig, resume: bool = False, stop_after_steps: int | Non
                 if attention_loss is not None and attention_loss.masses:
                     entry["train_target_attention_mass"] = float(np.mean(attention_loss.masses))
                     attention_loss.masses = []
-                if offset_head is not None and offset_head.errors_cm:
-                    entry["train_target_offset_error_cm"] = float(np.mean(offset_head.errors_cm))
-                    offset_head.errors_cm = []
                 if val_set is not None:
                     entry.update(
                         evaluate(
@@ -1483,15 +1276,12 @@ def train(config: TrainConfig, resume: bool = False, stop_after_steps: int | Non
                             config.batch_size,
                             config.eval_max_steps,
                             config.progress,
-                            offset_head=offset_head,
                         )
                     )
                     if position_head is not None:
                         position_head.discard()
                     if attention_loss is not None:
                         attention_loss.discard()
-                    if offset_head is not None:
-                        offset_head.discard()
                 entry["wall_time_s"] = time.perf_counter() - start_time
                 metrics_log.append(entry)
                 say(
@@ -1512,8 +1302,6 @@ def train(config: TrainConfig, resume: bool = False, stop_after_steps: int | Non
         position_head.remove()  # the exported model is the plain OpenVLA one
     if attention_loss is not None:
         attention_loss.remove()
-    if offset_head is not None:
-        offset_head.remove()
 
     outputs: list[Path] = []
     if dist_info.is_main:
@@ -1532,28 +1320,9 @@ def train(config: TrainConfig, resume: bool = False, stop_after_steps: int | Non
     )
 
 
-def _parse_token_order(text: str | None) -> list[int] | None:
-    """``--action-token-order 2,0,1,3,4,5,6`` -> [2, 0, 1, 3, 4, 5, 6]; a permutation or an error."""
-    if text is None:
-        return None
-    try:
-        order = [int(part) for part in text.split(",")]
-        check_token_order(order)
-    except ValueError as exc:
-        raise TrainingError(
-            f"--action-token-order takes the action dimensions in emission order, comma separated, each "
-            f"once (e.g. 2,0,1,3,4,5,6 for dz first), got {text!r}"
-        ) from exc
-    return order
-
-
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     from vla_ros.data.cli import sync_from_args, topics_from_args
 
-    if args.grow_llm_layers and not args.base:
-        raise TrainingError(
-            "--grow-llm-layers adds layers to a --base; a fresh model takes --init-override llm_num_layers=N"
-        )
     if args.add_sincos_position and not args.base:
         raise TrainingError(
             "--add-sincos-position adds to a --base's position embeddings; "
@@ -1567,9 +1336,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         image_size_px=args.image_size if args.init and args.image_size else TrainConfig.image_size_px,
         base_image_size_px=args.image_size if args.base else None,
         base_add_sincos_position=bool(args.base and args.add_sincos_position),
-        base_grow_llm_layers=args.grow_llm_layers if args.base else 0,
         init_overrides=_parse_overrides(args.init_override),
-        action_token_order=_parse_token_order(args.action_token_order),
         mode=args.mode,
         lora_rank=args.lora_rank,
         dataset_name=args.dataset_name,
@@ -1585,7 +1352,6 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         patch_position_weight=args.patch_position_weight,
         target_attention_weight=args.target_attention_weight,
         target_attention_heads=args.target_attention_heads,
-        target_offset_weight=args.target_offset_weight,
         random_crop=not args.no_random_crop,
         mirror_augment=args.mirror_augment,
         heldout_fraction=args.heldout_fraction,

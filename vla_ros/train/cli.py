@@ -10,8 +10,7 @@ from pathlib import Path
 from vla_ros.data.cli import add_topic_arguments
 from vla_ros.data.dataset import CleaningConfig
 from vla_ros.model.adapters import DEFAULT_LORA_RANK
-from vla_ros.model.modeling_openvla import DECODINGS
-from vla_ros.sim import MAX_EPISODE_STEPS, TASK_NAMES, ExpertConfig
+from vla_ros.sim import MAX_EPISODE_STEPS, TASK_NAMES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,7 +42,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="start each episode with the arm at a random place above the table (seeded by the layout), "
         "not home: the arm's position then no longer tells the way to the target",
     )
-    add_expert_arguments(rec)
     _add_parts_argument(rec)
     rec.add_argument(
         "--wrist-camera",
@@ -85,13 +83,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--max-steps", type=int, default=MAX_EPISODE_STEPS)
     ev.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     ev.add_argument("--unnorm-key", default=None)
-    ev.add_argument(
-        "--decoding",
-        choices=DECODINGS,
-        default="argmax",
-        help="how each action token is chosen: argmax (upstream), the median of its bins, or argmax "
-        "after matching the training's bin smoothing (see modeling_openvla.choose_tokens)",
-    )
     ev.add_argument("--no-expert", action="store_true", help="skip the scripted-expert bound")
     ev.add_argument("--no-untrained", action="store_true", help="skip the untrained-model bound")
     ev.add_argument(
@@ -102,51 +93,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_parts_argument(ev)
     ev.add_argument("--no-progress", action="store_true")
     ev.set_defaults(func=run_sim_eval)
-
-
-def add_expert_arguments(p: argparse.ArgumentParser) -> None:
-    """How the scripted expert moves (:class:`~vla_ros.sim.expert.ExpertConfig`); shared by
-    record-demos and the probes, which must hand a policy the states of the expert it learnt from."""
-    p.add_argument(
-        "--per-axis-moves",
-        action="store_true",
-        help="experimental: the expert clips each axis to its step limit instead of scaling the 3-D step",
-    )
-    p.add_argument(
-        "--close-until-held",
-        action="store_true",
-        help="experimental: the expert lifts on the first step the part is held, not after a fixed wait",
-    )
-    p.add_argument(
-        "--close-lift-mm",
-        type=float,
-        default=0.0,
-        help="experimental: the expert rises this many mm per step while the fingers close (5 keeps "
-        "every grasp), so no closed-gripper step at grasp height is a zero motion",
-    )
-    p.add_argument(
-        "--approach-gain",
-        type=float,
-        default=1.0,
-        help="experimental: each step of the expert's sideways cross to the part (pick_place) and of "
-        "move_to's travel covers at most this fraction of the distance left (0.5: the last steps "
-        "shrink in proportion to the distance instead of ending in one jump)",
-    )
-
-
-def expert_config_from_args(args: argparse.Namespace, prog: str) -> ExpertConfig:
-    """The :class:`ExpertConfig` that :func:`add_expert_arguments`' flags ask for; exits with the
-    reason on a value out of range."""
-    try:
-        return ExpertConfig(
-            per_axis_moves=args.per_axis_moves,
-            close_until_held=args.close_until_held,
-            close_lift_m=args.close_lift_mm / 1000.0,
-            approach_gain=args.approach_gain,
-        )
-    except ValueError as exc:
-        flag = "--approach-gain" if "approach_gain" in str(exc) else "--close-lift-mm"
-        raise SystemExit(f"{prog}: {flag}: {exc}") from exc
 
 
 def _add_parts_argument(p: argparse.ArgumentParser) -> None:
@@ -186,22 +132,6 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="--base, full mode: add fixed 2-D sin-cos patterns to both ViTs' position embeddings before "
         "training, so the backbone says where each patch is (for models trained from --init tiny)",
-    )
-    p.add_argument(
-        "--action-token-order",
-        default=None,
-        metavar="I,J,...",
-        help="emit the action tokens in this order of action dimensions (e.g. 2,0,1,3,4,5,6: dz first), "
-        "stored in the checkpoint; greedy decoding then decides the first listed dimension alone "
-        "(default: the base's order, dx first for a fresh model). Changing a base's order needs full mode",
-    )
-    p.add_argument(
-        "--grow-llm-layers",
-        type=int,
-        default=0,
-        metavar="N",
-        help="--base, full mode: append N language-model layers that start as the identity (outputs "
-        "unchanged until they train), for a small model that needs more depth",
     )
     p.add_argument(
         "--init-override",
@@ -260,15 +190,6 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         default=1,
         help="how many of the last layer's heads --target-attention-weight supervises (the first N)",
     )
-    p.add_argument(
-        "--target-offset-weight",
-        type=float,
-        default=0.0,
-        help="also ask the language model's last hidden states, where they predict the action, how far "
-        "(x, y, z) the part or place the step heads for lies from the end effector, with this loss weight. "
-        "Needs bags with a scene and end-effector poses (record-demos writes them; --scene-topic). The head "
-        "is not exported. 0 = off",
-    )
     p.add_argument("--heldout-fraction", type=float, default=0.1)
     p.add_argument("--heldout-episodes", type=int, default=None)
     p.add_argument("--eval-max-steps", type=int, default=None, help="cap held-out steps per evaluation")
@@ -286,7 +207,6 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 def run_record(args: argparse.Namespace) -> int:
     from vla_ros.train.record import record_demonstrations
 
-    expert_config = expert_config_from_args(args, "record-demos")
     learner_factory = None
     if args.dagger_model is not None:
         import torch
@@ -311,7 +231,6 @@ def run_record(args: argparse.Namespace) -> int:
             beta=args.dagger_beta,
             random_start=args.random_start,
             num_parts=_parts_range(args.parts),
-            expert_config=expert_config,
             wrist_camera=args.wrist_camera,
         )
     except ValueError as exc:
@@ -379,14 +298,10 @@ def run_sim_eval(args: argparse.Namespace) -> int:
     results = []
     if not args.no_expert:
         results += evaluate_in_workcell(expert_factory, "expert", render=False, **common)
-    factory = vla_policy_factory(
-        args.model, args.adapter, args.precision, args.unnorm_key, decoding=args.decoding
-    )
+    factory = vla_policy_factory(args.model, args.adapter, args.precision, args.unnorm_key)
     results += evaluate_in_workcell(factory, "trained", **common)
     if not args.no_untrained:
-        untrained = vla_policy_factory(
-            args.model, None, args.precision, args.unnorm_key, untrained=True, decoding=args.decoding
-        )
+        untrained = vla_policy_factory(args.model, None, args.precision, args.unnorm_key, untrained=True)
         if args.untrained_episodes is not None:
             common["episodes"] = args.untrained_episodes
         results += evaluate_in_workcell(untrained, "untrained", **common)

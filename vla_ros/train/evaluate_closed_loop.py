@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from vla_ros.action import Action, Policy
-from vla_ros.sim import MAX_EPISODE_STEPS, ExpertConfig, ScriptedExpert, Workcell, run_episode
+from vla_ros.sim import MAX_EPISODE_STEPS, ScriptedExpert, Workcell, run_episode
 from vla_ros.train.record import workcell_config
 
 
@@ -163,7 +163,6 @@ def vla_policy_factory(
     unnorm_key: str | None = None,
     untrained: bool = False,
     seed: int = 0,
-    decoding: str = "argmax",
 ) -> PolicyFactory:
     """A trained checkpoint as a workcell policy: centre crop (it was trained on random crops) and
     decoding restricted to action tokens. ``untrained`` keeps the architecture, tokenizer and
@@ -179,7 +178,6 @@ def vla_policy_factory(
         unnorm_key=unnorm_key,
         center_crop=True,
         constrain_to_action_tokens=True,
-        decoding=decoding,
     )
 
     def make(_: Workcell) -> Policy:
@@ -218,14 +216,11 @@ def expert_and_policy(
     model_dir: str | Path,
     num_parts: int | None = None,
     image_size_px: int = 224,
-    decoding: str = "argmax",
-    expert_config: ExpertConfig | None = None,
 ) -> tuple[Workcell, ScriptedExpert, Policy]:
-    """A workcell (``num_parts`` parts per layout; default 2-3), its scripted expert (moving as
-    ``expert_config`` says; give the options the policy's demonstrations were recorded with), and a
+    """A workcell (``num_parts`` parts per layout; default 2-3), its scripted expert, and a
     checkpoint as a policy in it: for probes that ask both for the next step on the same frame. Close
     the workcell when done."""
     parts = None if num_parts is None else (num_parts, num_parts)
     cell = Workcell(workcell_config(image_size_px, parts, wrist_camera=True))
-    expert = ScriptedExpert(cell, expert_config)
-    return cell, expert, vla_policy_factory(model_dir, decoding=decoding)(cell)
+    expert = ScriptedExpert(cell)
+    return cell, expert, vla_policy_factory(model_dir)(cell)

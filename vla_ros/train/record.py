@@ -39,7 +39,6 @@ from vla_ros.action import Action, Policy, camera_views, predict
 from vla_ros.data.bag import BagWriter
 from vla_ros.data.dataset import DEFAULT_TARGET_MASK_TOPIC
 from vla_ros.sim import MAX_EPISODE_STEPS, TASK_NAMES, ScriptedExpert, Workcell, WorkcellConfig, run_episode
-from vla_ros.sim.expert import ExpertConfig
 from vla_ros.sim.layout import PART_AREA_MAX_M, PART_AREA_MIN_M
 
 CAMERA_TOPIC = "/camera/image_raw"
@@ -156,7 +155,6 @@ def record_episode(
     learner: Policy | None = None,
     beta: float = 0.0,
     random_start: bool = False,
-    expert_config: ExpertConfig | None = None,
 ) -> tuple[bool, int]:
     """Run the scripted expert (or, with ``learner``, DAgger) on ``seed``/``task`` and write the
     episode to ``bag_path``.
@@ -167,7 +165,7 @@ def record_episode(
     ``random_start`` starts the arm at :func:`random_start_position` instead of home.
     """
     bag_path = Path(bag_path)
-    expert = ScriptedExpert(workcell, expert_config)
+    expert = ScriptedExpert(workcell)
     policy: Policy = expert
     if learner is not None:
         policy = DAggerPolicy(expert, learner, beta, np.random.default_rng([seed, 7]))
@@ -274,7 +272,6 @@ def record_demonstrations(
     beta: float = 0.0,
     random_start: bool = False,
     num_parts: tuple[int, int] | None = None,
-    expert_config: ExpertConfig | None = None,
     wrist_camera: bool = False,
 ) -> RecordingSummary:
     """Record ``episodes`` expert episodes per task on seeds ``seed_start .. seed_start+episodes-1``
@@ -283,7 +280,6 @@ def record_demonstrations(
     Evaluate on other seeds (see :mod:`vla_ros.train.evaluate_closed_loop`): a seed is a layout.
     ``num_parts`` (inclusive range) changes how many parts a layout holds (default: the workcell's
     2-3); one part is a curriculum step, where finding the part needs no name.
-    ``expert_config`` changes how the scripted expert moves (see :class:`ExpertConfig`).
     ``wrist_camera`` also records the gripper-mounted camera (:data:`WRIST_CAMERA_TOPIC`), for
     policies trained on two views (``vla-ros train --wrist-camera-topic``).
     """
@@ -323,7 +319,6 @@ def record_demonstrations(
                     learner=learner,
                     beta=beta,
                     random_start=random_start,
-                    expert_config=expert_config,
                 )
                 if not ok:
                     summary.failed_seeds[task].append(seed)
