@@ -17,14 +17,9 @@ from vla_ros.model.loading import load_checkpoint
 from vla_ros.model.processing import ImageProcessor
 from vla_ros.model.tiny import PRESETS, make_tiny_checkpoint, sincos_position_embedding
 from vla_ros.policy.runtime import PolicyConfig, VLAPolicy
-from vla_ros.train.bc import (
-    STATE_DIR,
-    TrainConfig,
-    TrainingError,
-    export_resume_point,
-    learning_rate_at,
-    train,
-)
+from vla_ros.train.checkpoints import STATE_DIR, export_resume_point
+from vla_ros.train.config import TrainConfig, TrainingError
+from vla_ros.train.loop import learning_rate_at, train
 
 torch.set_num_threads(1)
 IMAGE_PX = 28
@@ -232,7 +227,7 @@ def _untrained_fine_tune(bags, tmp_path, **overrides):
 
 
 def test_a_base_fine_tuned_at_a_new_image_size_keeps_its_weights_and_loads_at_that_size(bags, tmp_path):
-    base, _, result = _untrained_fine_tune(bags, tmp_path, base_image_size_px=2 * IMAGE_PX)
+    base, _, result = _untrained_fine_tune(bags, tmp_path, image_size_px=2 * IMAGE_PX)
     resized = load_checkpoint(result.outputs[0], precision="fp32")
     assert resized.model.config.image_size_px == resized.image_processor.image_size_px == 2 * IMAGE_PX
     assert resized.model.num_patches == 4 * load_checkpoint(base, precision="fp32").model.num_patches
@@ -253,7 +248,7 @@ def test_a_base_fine_tuned_at_a_new_image_size_keeps_its_weights_and_loads_at_th
 
 
 def test_add_sincos_position_adds_the_patterns_to_a_bases_embeddings_and_changes_nothing_else(bags, tmp_path):
-    base, config, result = _untrained_fine_tune(bags, tmp_path, base_add_sincos_position=True)
+    base, config, result = _untrained_fine_tune(bags, tmp_path, add_sincos_position=True)
     before = load_checkpoint(base, precision="fp32").model.state_dict()
     after = load_checkpoint(result.outputs[0], precision="fp32").model.state_dict()
     changed = {name for name in before if not torch.equal(before[name], after[name])}
@@ -272,7 +267,7 @@ def test_an_adapter_cannot_change_the_base_image_size(bags, tmp_path):
     spec = replace(PRESETS["tiny"], image_size_px=IMAGE_PX)
     base = make_tiny_checkpoint(tmp_path / "base", spec=spec, seed=1)
     config = _config(
-        bags, tmp_path / "lora", init=None, base=str(base), base_image_size_px=2 * IMAGE_PX, mode="lora"
+        bags, tmp_path / "lora", init=None, base=str(base), image_size_px=2 * IMAGE_PX, mode="lora"
     )
     with pytest.raises(TrainingError, match="use --mode full"):
         train(config)

@@ -24,7 +24,9 @@ from vla_ros.model.action_tokenizer import ActionStatistics, ActionTokenizer
 from vla_ros.model.processing import ImageProcessor, PromptTokenizer
 from vla_ros.model.tiny import PRESETS, write_tokenizer
 from vla_ros.sim import Workcell
-from vla_ros.train.bc import ActionTokenDataset, TrainingError, mirror_episode, train
+from vla_ros.train.config import TrainingError
+from vla_ros.train.data import ActionTokenDataset, mirror_episode
+from vla_ros.train.loop import train
 from vla_ros.train.record import record_demonstrations, workcell_config
 
 torch.set_num_threads(1)
@@ -165,25 +167,22 @@ def test_target_attention_needs_masks_and_existing_heads(recorded, tmp_path, tra
         train_config(bags, tmp_path / "c", target_attention_weight=-1.0)
 
 
-def test_the_attention_tap_returns_probabilities_and_restores_the_model():
+def test_the_model_returns_attention_probabilities_under_eager_attention_and_then_restores_it():
     from vla_ros.model.tiny import build_tiny_model
-    from vla_ros.train.bc import LastLayerAttention
+    from vla_ros.train.objectives import eager_attention
 
     model = build_tiny_model(replace(PRESETS["tiny"], image_size_px=28))
     before = model.language_model.config._attn_implementation
     pixels, ids = torch.zeros(2, 6, 28, 28), torch.ones(2, 5, dtype=torch.long)
     expected = model(pixels, ids).logits
-    tap = LastLayerAttention(model)
-    with pytest.raises(TrainingError, match="no attention probabilities"):
-        tap.take()
-    logits = model(pixels, ids).logits
-    weights = tap.take()
+    assert model(pixels, ids).attentions is None  # only when asked for
+    with eager_attention(model):
+        out = model(pixels, ids, output_attentions=True)
+    weights = out.attentions[-1]
+    heads = model.language_model.config.num_attention_heads
     sequence = 1 + model.num_patches + 4  # BOS, the patches, the rest of the prompt
-    assert weights.shape == (2, tap.num_heads, sequence, sequence)
-    torch.testing.assert_close(weights.sum(-1), torch.ones(2, tap.num_heads, sequence))
+    assert weights.shape == (2, heads, sequence, sequence)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(2, heads, sequence))
     assert torch.all(weights.triu(diagonal=1) == 0)  # causal
-    torch.testing.assert_close(logits, expected, atol=1e-5, rtol=1e-4)  # eager gives the same answer
-    tap.close()
+    torch.testing.assert_close(out.logits, expected, atol=1e-5, rtol=1e-4)  # eager gives the same answer
     assert model.language_model.config._attn_implementation == before
-    model(pixels, ids)
-    assert tap._latest == []  # the hook is gone

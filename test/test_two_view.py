@@ -19,6 +19,7 @@ from vla_ros.data.dataset import (
     CleaningConfig,
     SyncConfig,
     TopicConfig,
+    compute_dataset_statistics,
     load_episodes,
     read_bag_episodes,
 )
@@ -30,13 +31,9 @@ from vla_ros.model.processing import ImageProcessor, PromptTokenizer
 from vla_ros.model.tiny import TinySpec, build_tiny_model, write_tokenizer
 from vla_ros.policy.runtime import PolicyConfig, VLAPolicy
 from vla_ros.sim import Workcell, run_episode
-from vla_ros.train.bc import (
-    ActionTokenDataset,
-    TrainingError,
-    compute_dataset_statistics,
-    mirror_episode,
-    train,
-)
+from vla_ros.train.config import TrainingError
+from vla_ros.train.data import ActionTokenDataset, mirror_episode
+from vla_ros.train.loop import train
 from vla_ros.train.record import WRIST_CAMERA_TOPIC, record_demonstrations, workcell_config
 
 torch.set_num_threads(1)
@@ -244,10 +241,21 @@ def test_training_on_two_views_gives_a_policy_that_looks_through_the_wrist(
                 topics=WRIST,
                 base=str(SIM_POLICY),
                 init=None,
+                image_size_px=None,
                 mode="lora",
                 max_steps=1,
             )
         )
     # A two-view base read with one camera is refused, not fed one view.
     with pytest.raises(TrainingError, match="2 camera views"):
-        train(train_config(bags, tmp_path / "one", base=str(checkpoint), init=None, mode="full", max_steps=1))
+        train(
+            train_config(
+                bags,
+                tmp_path / "one",
+                base=str(checkpoint),
+                init=None,
+                image_size_px=None,
+                mode="full",
+                max_steps=1,
+            )
+        )

@@ -146,6 +146,12 @@ class OpenVLAOutput:
     logits: torch.Tensor
     loss: torch.Tensor | None = None
     labels: torch.Tensor | None = None
+    # Asked for with forward(output_image_embeddings=True): the projector's patch embeddings,
+    # [B, num_patches, llm_dim] (every view's, one view after another), as the LM receives them.
+    image_embeddings: torch.Tensor | None = None
+    # Asked for with forward(output_attentions=True) under eager attention: each LM layer's attention
+    # probabilities over the multimodal sequence, [B, heads, T, T].
+    attentions: tuple[torch.Tensor, ...] | None = None
 
 
 class OpenVLAForActionPrediction(nn.Module):
@@ -219,15 +225,22 @@ class OpenVLAForActionPrediction(nn.Module):
         return embedded.reshape(batch, views * embedded.shape[1], embedded.shape[2])
 
     def embed_multimodal(
-        self, pixel_values: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+        self,
+        pixel_values: torch.Tensor,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        image_embeddings: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """LM input embeddings with the image patches inserted right after BOS, and their mask."""
+        """LM input embeddings with the image patches inserted right after BOS, and their mask
+        (``image_embeddings``: :meth:`embed_image`'s output when the caller already has it)."""
         input_ids = input_ids.to(self.device)
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         attention_mask = attention_mask.to(self.device)
         text = self.language_model.get_input_embeddings()(input_ids)
-        image = self.embed_image(pixel_values).to(text.dtype)
+        if image_embeddings is None:
+            image_embeddings = self.embed_image(pixel_values)
+        image = image_embeddings.to(text.dtype)
         image_mask = torch.ones(image.shape[:2], dtype=attention_mask.dtype, device=attention_mask.device)
         embeds = torch.cat([text[:, :1], image, text[:, 1:]], dim=1)
         mask = torch.cat([attention_mask[:, :1], image_mask, attention_mask[:, 1:]], dim=1)
@@ -239,6 +252,8 @@ class OpenVLAForActionPrediction(nn.Module):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        output_image_embeddings: bool = False,
+        output_attentions: bool = False,
     ) -> OpenVLAOutput:
         """Logits of the multimodal sequence, for training with cross-entropy on action tokens.
 
@@ -248,17 +263,37 @@ class OpenVLAForActionPrediction(nn.Module):
         labelled token (the 32064-wide head is most of a small model's cost), ``logits`` is
         [N_labelled, V] in row-major order, ``labels`` the matching targets and ``loss`` their mean
         cross-entropy.
+
+        ``output_image_embeddings`` and ``output_attentions`` (attentions need eager attention) also
+        return what training objectives beyond the action loss read; they change nothing else.
         """
-        embeds, mask = self.embed_multimodal(pixel_values, input_ids, attention_mask)
+        image = self.embed_image(pixel_values) if output_image_embeddings else None
+        embeds, mask = self.embed_multimodal(pixel_values, input_ids, attention_mask, image_embeddings=image)
         if labels is None:
-            return OpenVLAOutput(logits=self.language_model(inputs_embeds=embeds, attention_mask=mask).logits)
+            out = self.language_model(
+                inputs_embeds=embeds, attention_mask=mask, output_attentions=output_attentions
+            )
+            return OpenVLAOutput(
+                logits=out.logits,
+                image_embeddings=image,
+                attentions=out.attentions if output_attentions else None,
+            )
         targets = self.next_token_targets(labels.to(self.device))
-        hidden = self.language_model.model(inputs_embeds=embeds, attention_mask=mask).last_hidden_state
+        lm_out = self.language_model.model(
+            inputs_embeds=embeds, attention_mask=mask, output_attentions=output_attentions
+        )
+        hidden = lm_out.last_hidden_state
         keep = targets != IGNORE_INDEX
         logits = self.language_model.lm_head(hidden[:, :-1][keep]).float()
         targets = targets[keep]
         loss = nn.functional.cross_entropy(logits, targets) if targets.numel() else logits.sum() * 0.0
-        return OpenVLAOutput(logits=logits, loss=loss, labels=targets)
+        return OpenVLAOutput(
+            logits=logits,
+            loss=loss,
+            labels=targets,
+            image_embeddings=image,
+            attentions=lm_out.attentions if output_attentions else None,
+        )
 
     def next_token_targets(self, labels: torch.Tensor) -> torch.Tensor:
         """[B, 1 + num_patches + T - 2]: for each position of the multimodal sequence but the last, the

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from vla_ros.data.cli import add_topic_arguments
 from vla_ros.data.dataset import CleaningConfig
-from vla_ros.model.adapters import DEFAULT_LORA_RANK
 from vla_ros.sim import MAX_EPISODE_STEPS, TASK_NAMES
+from vla_ros.train.config import TrainingError, add_config_arguments, config_from_args
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -54,8 +54,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tr = subparsers.add_parser(
         "train",
         help="behaviour cloning from bags: full, LoRA or QLoRA (cross-entropy on action tokens)",
-        description="Trains an OpenVLA policy on demonstration bags. See vla_ros/train/bc.py for the recipe, "
-        "the output layout and multi-GPU use (torchrun / accelerate launch -m vla_ros.train.bc).",
+        description="Trains an OpenVLA policy on demonstration bags. See vla_ros/train/loop.py for the "
+        "recipe, "
+        "the output layout and multi-GPU use (torchrun -m vla_ros.cli train ...).",
     )
     add_train_arguments(tr)
     tr.set_defaults(func=run_train)
@@ -116,91 +117,11 @@ def _parts_range(parts: list[int] | None) -> tuple[int, int] | None:
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--bags", type=Path, nargs="+", required=True, help="bags or directories of bags")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--base", type=Path, help="checkpoint directory to fine-tune (official layout)")
-    src.add_argument("--init", choices=["tiny", "small"], help="train a fresh small OpenVLA from scratch")
-    p.add_argument(
-        "--image-size",
-        type=int,
-        default=None,
-        help="backbone input size: of an --init model (default 224), or to fine-tune --base at a new size "
-        "(full mode; position embeddings are resampled; default: the base's own)",
-    )
-    p.add_argument(
-        "--add-sincos-position",
-        action="store_true",
-        help="--base, full mode: add fixed 2-D sin-cos patterns to both ViTs' position embeddings before "
-        "training, so the backbone says where each patch is (for models trained from --init tiny)",
-    )
-    p.add_argument(
-        "--init-override",
-        action="append",
-        metavar="FIELD=N",
-        help="change a size of the --init preset (TinySpec field, e.g. llm_num_layers=3); repeatable",
-    )
-    p.add_argument("--mode", choices=["full", "lora", "qlora"], default="full")
-    p.add_argument("--lora-rank", type=int, default=DEFAULT_LORA_RANK, help="LoRA r (alpha = min(r, 16))")
-    p.add_argument("--out", type=Path, required=True, help="run directory (outputs, resume state)")
-    p.add_argument("--checkpoint-out", type=Path, default=None, help="full mode: checkpoint directory")
-    p.add_argument("--export-merged", action="store_true", help="lora/qlora: also write base+adapter merged")
-    p.add_argument("--save-dtype", choices=["bf16", "fp32", "fp16"], default="bf16")
-    p.add_argument("--dataset-name", default="sim_workcell", help="key of dataset_statistics.json")
-    p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--max-steps", type=int, default=None, help="optimiser steps (overrides --epochs)")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--grad-accum", type=int, default=1)
-    p.add_argument("--lr", type=float, default=5e-4)
-    p.add_argument("--min-lr-ratio", type=float, default=0.1)
-    p.add_argument("--warmup-steps", type=int, default=0)
-    p.add_argument("--weight-decay", type=float, default=0.0)
-    p.add_argument("--no-random-crop", action="store_true", help="train on centre crops only")
-    p.add_argument(
-        "--mirror-augment",
-        action="store_true",
-        help="see half the steps mirrored left-right (image, dy/droll/dyaw, left/right words); only for a "
-        "camera in the base's xz-plane looking along x, like the simulated workcell's",
-    )
-    p.add_argument(
-        "--bin-smoothing",
-        type=float,
-        default=0.0,
-        help="spread each action token's target over neighbouring bins (Gaussian width in bins); "
-        "0 = upstream's exact-bin cross-entropy",
-    )
-    p.add_argument(
-        "--patch-position-weight",
-        type=float,
-        default=0.0,
-        help="also train each projector output token to tell its own patch row and column, with this "
-        "loss weight; for --init models, whose patch tokens otherwise do not say where they are "
-        "(benchmarks/probe_patch_positions.py). The head is not exported. 0 = off",
-    )
-    p.add_argument(
-        "--target-attention-weight",
-        type=float,
-        default=0.0,
-        help="also ask heads of the language model's last layer, where they predict the action, to look "
-        "at the image patches showing the part or place the step heads for, with this loss weight. Needs "
-        "bags with target masks (record-demos writes them on --target-mask-topic). 0 = off",
-    )
-    p.add_argument(
-        "--target-attention-heads",
-        type=int,
-        default=1,
-        help="how many of the last layer's heads --target-attention-weight supervises (the first N)",
-    )
-    p.add_argument("--heldout-fraction", type=float, default=0.1)
-    p.add_argument("--heldout-episodes", type=int, default=None)
-    p.add_argument("--eval-max-steps", type=int, default=None, help="cap held-out steps per evaluation")
-    p.add_argument("--save-every-steps", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--num-threads", type=int, default=None)
+    """Every TrainConfig option (see vla_ros.train.config), resuming, cleaning and the bags' topics."""
+    add_config_arguments(p)
     p.add_argument("--resume", action="store_true", help="continue from OUT/training_state")
     p.add_argument("--keep-noops", action="store_true", help="keep steps that move nothing")
     p.add_argument("--outlier-iqr-k", type=float, default=CleaningConfig.outlier_iqr_k, help="0 disables")
-    p.add_argument("--no-progress", action="store_true")
     add_topic_arguments(p)
 
 
@@ -241,12 +162,18 @@ def run_record(args: argparse.Namespace) -> int:
 
 def run_train(args: argparse.Namespace) -> int:
     from vla_ros.data.bag import BagError
+    from vla_ros.data.cli import sync_from_args, topics_from_args
     from vla_ros.data.dataset import DatasetError
     from vla_ros.model.loading import CheckpointError
-    from vla_ros.train.bc import TrainingError, config_from_args, train
+    from vla_ros.train.loop import train
 
+    cleaning = CleaningConfig(
+        drop_noop_steps=not args.keep_noops,
+        outlier_iqr_k=None if args.outlier_iqr_k <= 0 else args.outlier_iqr_k,
+    )
     try:
-        result = train(config_from_args(args), resume=args.resume)
+        config = config_from_args(args, topics_from_args(args), sync_from_args(args), cleaning)
+        result = train(config, resume=args.resume)
     except (TrainingError, DatasetError, BagError, CheckpointError) as exc:
         print(f"train: {exc}", file=sys.stderr)
         return 2
@@ -259,7 +186,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     from vla_ros.model.loading import CheckpointError
-    from vla_ros.train.bc import TrainingError, export_resume_point
+    from vla_ros.train.checkpoints import export_resume_point
 
     if args.num_threads:
         import torch
