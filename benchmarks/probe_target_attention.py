@@ -40,11 +40,10 @@ def main() -> None:
 
     from vla_ros.model.loading import load_checkpoint
     from vla_ros.model.processing import center_crop
-    from vla_ros.sim import Workcell
+    from vla_ros.sim import Workcell, workcell_config
     from vla_ros.sim.layout import PART_AREA_MAX_M, PART_AREA_MIN_M
     from vla_ros.train.data import patches_showing
     from vla_ros.train.objectives import eager_attention
-    from vla_ros.train.record import workcell_config
 
     torch.set_num_threads(args.num_threads)
     loaded = load_checkpoint(args.model, precision="fp32")

@@ -10,23 +10,24 @@ import pytest
 import torch
 
 from vla_ros.action import Action
+from vla_ros.cli import eval as eval_cli
+from vla_ros.cli import train as cli
 from vla_ros.data.bag import BagReader, read_messages
 from vla_ros.data.dataset import CleaningConfig, load_episodes
-from vla_ros.sim import ScriptedExpert, Workcell
-from vla_ros.train import cli
-from vla_ros.train.evaluate_closed_loop import (
+from vla_ros.eval.closed_loop import (
     TaskSuccess,
     evaluate_in_workcell,
     expert_factory,
+    format_breakdown,
     format_table,
 )
+from vla_ros.sim import ScriptedExpert, Workcell, workcell_config
 from vla_ros.train.record import (
     ACTION_STEP_TOPIC,
     CAMERA_TOPIC,
     EE_POSE_TOPIC,
     INSTRUCTION_TOPIC,
     SCENE_TOPIC,
-    workcell_config,
 )
 
 torch.set_num_threads(1)
@@ -34,7 +35,9 @@ torch.set_num_threads(1)
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser()
-    cli.register(parser.add_subparsers())
+    subparsers = parser.add_subparsers()
+    cli.register(subparsers)
+    eval_cli.register(subparsers)
     return parser
 
 
@@ -139,6 +142,7 @@ def test_recorded_demos_train_a_policy_that_sim_eval_runs(tmp_path, capsys):
         "--report",
         str(report),
         "--no-progress",
+        "--breakdown",
     )
     assert code == 0
     rows = json.loads(report.read_text())
@@ -147,7 +151,9 @@ def test_recorded_demos_train_a_policy_that_sim_eval_runs(tmp_path, capsys):
         ("trained", "move_to", 1),
         ("untrained", "move_to", 1),
     ]
-    assert "| move_to |" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "| move_to |" in out
+    assert "trained move_to:\n  seed 1000: " in out
 
 
 def test_success_table_has_a_column_per_policy():
@@ -202,6 +208,53 @@ def test_closed_loop_evaluation_reports_how_far_failed_part_episodes_got():
     assert "expert pick_place: named part grasped 2/2, lifted 2/2; another part grasped 0/2" in table
     assert "idle pick_place: named part grasped 0/2" in table
     assert json.loads(json.dumps(idle.to_dict()))["grasped"] == 0
+
+
+def test_sim_eval_breakdown_says_how_far_each_episode_got():
+    """Per episode, in seed order: the expert reaches, grasps and lifts the named part (placing it is
+    its success); a policy that only opens its gripper gets nowhere; a task that names no part has
+    only success and steps."""
+    pick, move = evaluate_in_workcell(
+        expert_factory,
+        "expert",
+        ["pick_place", "move_to"],
+        2,
+        100000,
+        image_size_px=32,
+        render=False,
+        progress=False,
+    )
+    assert [o.seed for o in pick.outcomes] == [100000, 100001]
+    for outcome in pick.outcomes:
+        assert (outcome.success, outcome.reached, outcome.grasped, outcome.lifted) == (True, True, True, True)
+        assert "reached part, grasped, lifted" in outcome.line()
+    assert all(o.reached is None for o in move.outcomes)
+    assert move.outcomes[0].line() == f"seed 100000: success in {move.outcomes[0].steps} steps"
+
+    class Idle:
+        name = "idle"
+
+        def predict_action(self, image, instruction):
+            return Action(vector=np.array([0, 0, 0, 0, 0, 0, 1.0]))
+
+    (idle,) = evaluate_in_workcell(
+        lambda cell: Idle(),
+        "idle",
+        ["pick_place"],
+        2,
+        100000,
+        image_size_px=32,
+        max_steps=3,
+        render=False,
+        progress=False,
+    )
+    assert [(o.success, o.reached, o.grasped, o.lifted) for o in idle.outcomes] == [
+        (False, False, False, False)
+    ] * 2
+    breakdown = format_breakdown([pick, idle])
+    assert breakdown.splitlines()[0] == "expert pick_place:"
+    assert "idle pick_place:\n  seed 100000: failure in 3 steps; did not reach the part" in breakdown
+    assert json.loads(json.dumps(idle.to_dict()))["outcomes"][0]["reached"] is False
 
 
 def test_parts_sets_how_many_parts_a_layout_holds_when_recording_and_evaluating(tmp_path, capsys):

@@ -23,11 +23,11 @@ from vla_ros.data.synthetic import write_demo_bag
 from vla_ros.model.action_tokenizer import ActionStatistics, ActionTokenizer
 from vla_ros.model.processing import ImageProcessor, PromptTokenizer
 from vla_ros.model.tiny import PRESETS, write_tokenizer
-from vla_ros.sim import Workcell
+from vla_ros.sim import Workcell, workcell_config
 from vla_ros.train.config import TrainingError
 from vla_ros.train.data import ActionTokenDataset, mirror_episode
 from vla_ros.train.loop import train
-from vla_ros.train.record import record_demonstrations, workcell_config
+from vla_ros.train.record import record_demonstrations
 
 torch.set_num_threads(1)
 KEEP_ALL = CleaningConfig(drop_noop_steps=False, outlier_iqr_k=None, min_steps=1)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from vla_ros.cli.eval import register as register_eval
 from vla_ros.data.bag import BagReader, BagWriter, MissingTopicsError
 from vla_ros.data.dataset import (
     DEFAULT_TARGET_MASK_TOPIC,
@@ -23,18 +24,17 @@ from vla_ros.data.dataset import (
     load_episodes,
     read_bag_episodes,
 )
-from vla_ros.eval.cli import register as register_eval
 from vla_ros.image_codec import PackedImage
 from vla_ros.model.action_tokenizer import ActionStatistics, ActionTokenizer
 from vla_ros.model.configuration_openvla import ConfigError, OpenVLAConfig
 from vla_ros.model.processing import ImageProcessor, PromptTokenizer
 from vla_ros.model.tiny import TinySpec, build_tiny_model, write_tokenizer
 from vla_ros.policy.runtime import PolicyConfig, VLAPolicy
-from vla_ros.sim import Workcell, run_episode
+from vla_ros.sim import Workcell, run_episode, workcell_config
 from vla_ros.train.config import TrainingError
 from vla_ros.train.data import ActionTokenDataset, mirror_episode
 from vla_ros.train.loop import train
-from vla_ros.train.record import WRIST_CAMERA_TOPIC, record_demonstrations, workcell_config
+from vla_ros.train.record import WRIST_CAMERA_TOPIC, record_demonstrations
 
 torch.set_num_threads(1)
 KEEP_ALL = CleaningConfig(drop_noop_steps=False, outlier_iqr_k=None, min_steps=1)

@@ -1,13 +1,13 @@
-"""``vla-ros record-demos``, ``vla-ros train``, ``vla-ros export-run`` and ``vla-ros sim-eval``."""
+"""``vla-ros record-demos``, ``vla-ros train`` and ``vla-ros export-run``."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from vla_ros.data.cli import add_topic_arguments
+from vla_ros.cli.data import add_topic_arguments
+from vla_ros.cli.sim import add_parts_argument, parts_range
 from vla_ros.data.dataset import CleaningConfig
 from vla_ros.sim import MAX_EPISODE_STEPS, TASK_NAMES
 from vla_ros.train.config import TrainingError, add_config_arguments, config_from_args
@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="start each episode with the arm at a random place above the table (seeded by the layout), "
         "not home: the arm's position then no longer tells the way to the target",
     )
-    _add_parts_argument(rec)
+    add_parts_argument(rec)
     rec.add_argument(
         "--wrist-camera",
         action="store_true",
@@ -71,50 +71,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ex.add_argument("--num-threads", type=int, default=None, help="torch threads (default: torch's)")
     ex.set_defaults(func=run_export)
 
-    ev = subparsers.add_parser(
-        "sim-eval",
-        help="closed-loop success rate of a policy in the workcell on held-out layouts, with bounds",
-    )
-    ev.add_argument("--model", type=Path, required=True, help="checkpoint directory (official layout)")
-    ev.add_argument("--adapter", type=Path, default=None, help="LoRA adapter directory on top of --model")
-    ev.add_argument("--task", nargs="+", choices=TASK_NAMES, default=["pick_place"])
-    ev.add_argument("--episodes", type=int, default=20, help="episodes per task")
-    ev.add_argument("--seed-start", type=int, default=100000, help="first seed: keep clear of demo seeds")
-    ev.add_argument("--image-size", type=int, default=224, help="camera size (as recorded)")
-    ev.add_argument("--max-steps", type=int, default=MAX_EPISODE_STEPS)
-    ev.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
-    ev.add_argument("--unnorm-key", default=None)
-    ev.add_argument("--no-expert", action="store_true", help="skip the scripted-expert bound")
-    ev.add_argument("--no-untrained", action="store_true", help="skip the untrained-model bound")
-    ev.add_argument(
-        "--untrained-episodes", type=int, default=None, help="episodes per task for the untrained bound"
-    )
-    ev.add_argument("--num-threads", type=int, default=None)
-    ev.add_argument("--report", type=Path, default=None, help="write the results as JSON here")
-    _add_parts_argument(ev)
-    ev.add_argument("--no-progress", action="store_true")
-    ev.set_defaults(func=run_sim_eval)
-
-
-def _add_parts_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--parts",
-        type=int,
-        nargs="+",
-        metavar="N",
-        default=None,
-        help="parts per layout: N, or a range LOW HIGH (default 2 3). One part needs no name to be found: "
-        "a curriculum step, and a test of whether a policy can find a part at all",
-    )
-
-
-def _parts_range(parts: list[int] | None) -> tuple[int, int] | None:
-    if parts is None:
-        return None
-    if len(parts) > 2:
-        raise SystemExit(f"--parts takes N or LOW HIGH, got {len(parts)} numbers")
-    return (parts[0], parts[-1])
-
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     """Every TrainConfig option (see vla_ros.train.config), resuming, cleaning and the bags' topics."""
@@ -132,7 +88,7 @@ def run_record(args: argparse.Namespace) -> int:
     if args.dagger_model is not None:
         import torch
 
-        from vla_ros.train.evaluate_closed_loop import vla_policy_factory
+        from vla_ros.eval.closed_loop import vla_policy_factory
 
         if args.num_threads:
             torch.set_num_threads(args.num_threads)
@@ -151,7 +107,7 @@ def run_record(args: argparse.Namespace) -> int:
             learner_factory=learner_factory,
             beta=args.dagger_beta,
             random_start=args.random_start,
-            num_parts=_parts_range(args.parts),
+            num_parts=parts_range(args.parts),
             wrist_camera=args.wrist_camera,
         )
     except ValueError as exc:
@@ -161,8 +117,8 @@ def run_record(args: argparse.Namespace) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from vla_ros.cli.data import sync_from_args, topics_from_args
     from vla_ros.data.bag import BagError
-    from vla_ros.data.cli import sync_from_args, topics_from_args
     from vla_ros.data.dataset import DatasetError
     from vla_ros.model.loading import CheckpointError
     from vla_ros.train.loop import train
@@ -198,42 +154,4 @@ def run_export(args: argparse.Namespace) -> int:
         print(f"export-run: {exc}", file=sys.stderr)
         return 2
     print(f"exported step {step} of {args.run_dir}: {', '.join(str(p) for p in written)}")
-    return 0
-
-
-def run_sim_eval(args: argparse.Namespace) -> int:
-    import torch
-
-    from vla_ros.train.evaluate_closed_loop import (
-        evaluate_in_workcell,
-        expert_factory,
-        format_table,
-        vla_policy_factory,
-    )
-
-    if args.num_threads:
-        torch.set_num_threads(args.num_threads)
-    common = dict(
-        tasks=args.task,
-        episodes=args.episodes,
-        seed_start=args.seed_start,
-        image_size_px=args.image_size,
-        max_steps=args.max_steps,
-        progress=not args.no_progress,
-        num_parts=_parts_range(args.parts),
-    )
-    results = []
-    if not args.no_expert:
-        results += evaluate_in_workcell(expert_factory, "expert", render=False, **common)
-    factory = vla_policy_factory(args.model, args.adapter, args.precision, args.unnorm_key)
-    results += evaluate_in_workcell(factory, "trained", **common)
-    if not args.no_untrained:
-        untrained = vla_policy_factory(args.model, None, args.precision, args.unnorm_key, untrained=True)
-        if args.untrained_episodes is not None:
-            common["episodes"] = args.untrained_episodes
-        results += evaluate_in_workcell(untrained, "untrained", **common)
-    print(format_table(results))
-    if args.report:
-        args.report.parent.mkdir(parents=True, exist_ok=True)
-        args.report.write_text(json.dumps([r.to_dict() for r in results], indent=2) + "\n")
     return 0
