@@ -66,7 +66,7 @@ def main() -> None:
             episodes = load_episodes(bags, topics, sync, keep, pack_images=packed)[0]
             read_s = time.perf_counter() - start
             frames = [im for e in episodes for im in e.images]
-            frames += [v for e in episodes for views in e.extra_images or [] for v in views]
+            frames += [v for e in episodes for views in e.step_data.get("extra_views", []) for v in views]
             held = sum(f.nbytes for f in frames)
             data = ActionTokenDataset(
                 episodes,

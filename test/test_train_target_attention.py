@@ -54,7 +54,7 @@ def test_recorded_masks_show_the_named_part_until_it_is_held_then_the_place(reco
     assert len(episodes) == 2
     with Workcell(workcell_config(56)) as cell:
         for seed, episode in enumerate(episodes):
-            masks = episode.target_masks
+            masks = episode.step_data.get("target_mask")
             assert len(masks) == len(episode) and all(m is not None and m.shape == (56, 56) for m in masks)
             # The first frame is the reset layout: its mask is exactly the named part's pixels as the
             # part-label render (a separate segmentation pass) sees them.
@@ -75,16 +75,22 @@ def test_recorded_masks_show_the_named_part_until_it_is_held_then_the_place(reco
 def test_masks_survive_cleaning_and_flip_with_the_mirrored_image(recorded):
     episode = _episodes([recorded / "mtp"])[0]
     kept = episode.subset(np.arange(len(episode)) % 2 == 0)
-    assert [m.sum() for m in kept.target_masks] == [m.sum() for m in episode.target_masks[::2]]
+    assert [m.sum() for m in kept.step_data.get("target_mask")] == [
+        m.sum() for m in episode.step_data.get("target_mask")[::2]
+    ]
     mirrored = mirror_episode(episode)
     for image, mask, flipped_image, flipped_mask in zip(
-        episode.images, episode.target_masks, mirrored.images, mirrored.target_masks, strict=True
+        episode.images,
+        episode.step_data.get("target_mask"),
+        mirrored.images,
+        mirrored.step_data.get("target_mask"),
+        strict=True,
     ):
         np.testing.assert_array_equal(flipped_image, image[:, ::-1])
         np.testing.assert_array_equal(flipped_mask, mask[:, ::-1])
     # Bags read without the mask topic have none at all (not a list of Nones).
     plain = load_episodes([episode.metadata["bag"]], TopicConfig(), cleaning=KEEP_ALL)[0][0]
-    assert plain.target_masks is None
+    assert plain.step_data.get("target_mask") is None
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +108,7 @@ def _dataset(
         images=[np.zeros((32, 32, 3), dtype=np.uint8)] * n,
         actions=np.zeros((n, 7)),
         instruction="move to the red gear",
-        target_masks=masks,
+        step_data={"target_mask": masks},
     )
     stats = ActionStatistics(q01=np.full(7, -1.0), q99=np.ones(7), mask=np.ones(7, dtype=bool))
     return ActionTokenDataset(

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vla_ros.data.dataset import Episode
+from vla_ros.data.dataset import EXTRA_VIEWS, TARGET_MASK, Episode
 from vla_ros.model.action_tokenizer import ActionStatistics, ActionTokenizer
 from vla_ros.model.processing import (
     CENTER_CROP_AREA_FRACTION,
@@ -81,15 +81,21 @@ def mirror_episode(episode: Episode, flip_images: bool = True) -> Episode:
         episode_id=f"{episode.episode_id}:mirrored",
         timestamps_ns=episode.timestamps_ns,
         step_instructions=[mirror_instruction(i) for i in episode.step_instructions or []] or None,
-        target_masks=None
-        if episode.target_masks is None
-        else [None if m is None else m[:, ::-1] for m in episode.target_masks],
+        step_data=_mirror_step_data(episode.step_data, flip_images),
+    )
+
+
+def _mirror_step_data(step_data: dict[str, list], flip_images: bool) -> dict[str, list]:
+    mirrored = dict(step_data)
+    if TARGET_MASK in step_data:
+        mirrored[TARGET_MASK] = [None if m is None else m[:, ::-1] for m in step_data[TARGET_MASK]]
+    if EXTRA_VIEWS in step_data and flip_images:
         # The workcell's wrist camera looks straight down with its image rows along x, so a mirror
         # in y flips its frames left-right too.
-        extra_images=None
-        if episode.extra_images is None or not flip_images
-        else [tuple(np.ascontiguousarray(v[:, ::-1]) for v in views) for views in episode.extra_images],
-    )
+        mirrored[EXTRA_VIEWS] = [
+            tuple(np.ascontiguousarray(v[:, ::-1]) for v in views) for views in step_data[EXTRA_VIEWS]
+        ]
+    return mirrored
 
 
 def patches_showing(mask: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
@@ -138,14 +144,14 @@ class ActionTokenDataset(torch.utils.data.Dataset):
         self.target_grid = target_grid
         self.masks: list[np.ndarray | None] = []
         self.images: list[np.ndarray] = []
-        # Per step, the other cameras' frames (Episode.extra_images), empty for one-camera data.
+        # Per step, the other cameras' frames (Episode.step_data[EXTRA_VIEWS]), empty for one-camera data.
         self.extra_images: list[tuple[np.ndarray, ...]] = []
         self.actions: list[np.ndarray] = []
         self.examples: list[tuple[list[int], list[int]]] = []
         self.mirrored_examples: list[tuple[list[int], list[int]]] = []
         for ep in episodes:
-            self.masks.extend(ep.target_masks or [None] * len(ep))
-            self.extra_images.extend(ep.extra_images or [()] * len(ep))
+            self.masks.extend(ep.step_data.get(TARGET_MASK) or [None] * len(ep))
+            self.extra_images.extend(ep.step_data.get(EXTRA_VIEWS) or [()] * len(ep))
             for image, action, instruction in zip(ep.images, ep.actions, ep.step_instructions, strict=True):
                 self.images.append(image)
                 self.actions.append(np.asarray(action, dtype=np.float64))

@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vla_ros.data.dataset import Episode, compute_dataset_statistics, load_episodes
+from vla_ros.data.dataset import TARGET_MASK, Episode, compute_dataset_statistics, load_episodes
 from vla_ros.model.action_tokenizer import ActionStatistics, ActionTokenizer
 from vla_ros.model.modeling_openvla import OpenVLAOutput
 from vla_ros.train.checkpoints import _write_json, export_model, load_training_state, save_training_state
@@ -253,7 +253,9 @@ def train(config: TrainConfig, resume: bool = False, stop_after_steps: int | Non
     bundle = build_model(config)
     model = bundle.model
     supervise_attention = config.target_attention_weight > 0
-    if supervise_attention and not any(m is not None for e in train_eps for m in e.target_masks or []):
+    if supervise_attention and not any(
+        m is not None for e in train_eps for m in e.step_data.get(TARGET_MASK, [])
+    ):
         raise TrainingError(
             f"--target-attention-weight needs target masks on {config.topics.target_mask!r}; none of the "
             "training steps has one (record the bags with this version's record-demos)"
