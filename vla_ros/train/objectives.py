@@ -142,8 +142,8 @@ class TargetAttentionObjective(Objective):
     answer, and the cheap solutions (head for some part, for the middle) cost it little. Here the
     lookup itself is supervised: the last layer is where a head can key on the name, which an earlier
     layer has moved to the action positions, and it reads the patches' positions into the action
-    (docs/training_runs.md, run V). Only for training: nothing is added to the model. The model runs with eager
-    attention until :meth:`close`.
+    (docs/training_runs.md, run V). Only for training: nothing is added to the model. The model runs
+    with eager attention until :meth:`close`.
     """
 
     name = "target_attention_mass"
