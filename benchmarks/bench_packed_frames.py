@@ -23,11 +23,17 @@ import numpy as np
 
 
 def main() -> None:
-    from vla_ros.data.dataset import CleaningConfig, SyncConfig, TopicConfig, load_episodes
+    from vla_ros.data.dataset import (
+        CleaningConfig,
+        SyncConfig,
+        TopicConfig,
+        compute_dataset_statistics,
+        load_episodes,
+    )
     from vla_ros.model.action_tokenizer import ActionStatistics, ActionTokenizer
     from vla_ros.model.processing import ImageProcessor, PromptTokenizer
     from vla_ros.model.tiny import write_tokenizer
-    from vla_ros.train.bc import ActionTokenDataset, compute_dataset_statistics
+    from vla_ros.train.data import ActionTokenDataset
     from vla_ros.train.record import WRIST_CAMERA_TOPIC, record_demonstrations
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -60,7 +66,7 @@ def main() -> None:
             episodes = load_episodes(bags, topics, sync, keep, pack_images=packed)[0]
             read_s = time.perf_counter() - start
             frames = [im for e in episodes for im in e.images]
-            frames += [v for e in episodes for views in e.extra_images or [] for v in views]
+            frames += [v for e in episodes for views in e.step_data.get("extra_views", []) for v in views]
             held = sum(f.nbytes for f in frames)
             data = ActionTokenDataset(
                 episodes,

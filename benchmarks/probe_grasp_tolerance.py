@@ -20,8 +20,8 @@ import time
 
 import numpy as np
 
+from vla_ros.eval.closed_loop import EpisodeProgress
 from vla_ros.sim import MAX_EPISODE_STEPS, ScriptedExpert, Workcell, WorkcellConfig
-from vla_ros.train.evaluate_closed_loop import EpisodeProgress
 
 AIMING_PHASES = ("start", "approach", "descend")
 

@@ -53,8 +53,8 @@ def main() -> None:
 
     import torch
 
+    from vla_ros.eval.closed_loop import expert_and_policy
     from vla_ros.sim.layout import PART_AREA_MAX_M, PART_AREA_MIN_M
-    from vla_ros.train.evaluate_closed_loop import expert_and_policy
 
     torch.set_num_threads(args.num_threads)
     cell, expert, policy = expert_and_policy(args.model, args.parts)

@@ -40,27 +40,26 @@ def main() -> None:
 
     from vla_ros.model.loading import load_checkpoint
     from vla_ros.model.processing import center_crop
-    from vla_ros.sim import Workcell
+    from vla_ros.sim import Workcell, workcell_config
     from vla_ros.sim.layout import PART_AREA_MAX_M, PART_AREA_MIN_M
-    from vla_ros.train.bc import LastLayerAttention, patches_showing
-    from vla_ros.train.record import workcell_config
+    from vla_ros.train.data import patches_showing
+    from vla_ros.train.objectives import eager_attention
 
     torch.set_num_threads(args.num_threads)
     loaded = load_checkpoint(args.model, precision="fp32")
     model = loaded.model.eval()
     size = loaded.image_processor.image_size_px
     grid = tuple(int(n) for n in model.vision_backbone.featurizer.patch_embed.grid_size)
-    tap = LastLayerAttention(model)
-    heads = tap.num_heads
+    heads = model.language_model.config.num_attention_heads
     rng = np.random.default_rng(0)
 
     def attention(image: np.ndarray, instruction: str) -> np.ndarray:
         """[heads, patches]: the last layer's attention from the first action token's position."""
         pixels = loaded.image_processor(image, center_crop_image=True)[None]
         ids = torch.tensor([loaded.prompt_tokenizer.encode_prompt(instruction)], dtype=torch.long)
-        with torch.inference_mode():
-            model(pixels, ids)
-        return tap.take()[0, :, -1, 1 : 1 + tap.num_patches].float().numpy()
+        with torch.inference_mode(), eager_attention(model):
+            weights = model(pixels, ids, output_attentions=True).attentions[-1]
+        return weights[0, :, -1, 1 : 1 + model.num_patches].float().numpy()
 
     named_mass, other_mass = [[] for _ in range(heads)], [[] for _ in range(heads)]
     top_named, top_b_named, top_b_unnamed = np.zeros(heads), np.zeros(heads), np.zeros(heads)
@@ -93,7 +92,6 @@ def main() -> None:
                     top_named[h] += top == named
                     top_b_unnamed[h] += top == other.id
                     top_b_named[h] += top2 == other.id
-    tap.close()
     n = max(n_places, 1)
     print(f"model {args.model}: {n_places} arm places on layouts {args.seed_start}.. (2-3 parts, 2 visible)")
     print("attention from the first action token's position, summed over each part's patches;")

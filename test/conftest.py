@@ -124,7 +124,7 @@ def train_config() -> Callable[..., object]:
     """A factory of small, fast TrainConfigs (a tiny model at 56 px, batch 8, every step kept) for
     training on bags that record-demos wrote at 56 px: ``make(bags, out, **overrides)``."""
     from vla_ros.data.dataset import CleaningConfig, SyncConfig
-    from vla_ros.train.bc import TrainConfig
+    from vla_ros.train.config import TrainConfig
 
     def make(bags, out, **overrides) -> TrainConfig:
         base = dict(

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 
-from vla_ros.data.cli import register
+from vla_ros.cli.data import register
 from vla_ros.data.synthetic import write_demo_bag
 
 

@@ -9,9 +9,9 @@ import sys
 import numpy as np
 import pytest
 
+from vla_ros.cli.eval import PolicyUnavailableError, load_policy, register
 from vla_ros.data.bag import BagWriter
 from vla_ros.data.synthetic import write_demo_bag
-from vla_ros.eval.cli import PolicyUnavailableError, load_policy, register
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:

@@ -25,33 +25,6 @@ def test_decode_of_encode_lands_within_half_a_bin(values):
     assert np.all(np.abs(tokenizer.decode(ids) - np.array(values)) <= HALF_BIN + 1e-12)
 
 
-DZ_FIRST = (2, 0, 1, 3, 4, 5, 6)
-
-
-@given(st.lists(st.lists(st.floats(-1.0, 1.0), min_size=7, max_size=7), min_size=1, max_size=3))
-def test_a_token_order_emits_those_dimensions_first_and_decodes_back_in_dimension_order(rows):
-    plain, dz_first = ActionTokenizer(), ActionTokenizer(order=DZ_FIRST)
-    actions = np.array(rows)
-    ids = dz_first.encode(actions)
-    # Token k holds dimension DZ_FIRST[k]: dz's token comes first, then dx's and dy's.
-    assert np.array_equal(ids, plain.encode(actions)[:, list(DZ_FIRST)])
-    assert np.array_equal(ids[0], dz_first.encode(actions[0]))  # one action or a batch
-    # Decoding takes the tokens in that order and gives the action back in dimension order.
-    assert np.array_equal(dz_first.decode(ids), plain.decode(plain.encode(actions)))
-    assert np.all(np.abs(dz_first.decode(ids) - actions) <= HALF_BIN + 1e-12)
-
-
-def test_a_token_order_must_be_a_permutation_of_the_action_dimensions():
-    for bad in ((0, 0, 1), (1, 2, 3), ()):
-        with pytest.raises(ValueError, match="every action dimension once"):
-            ActionTokenizer(order=bad)
-    tokenizer = ActionTokenizer(order=DZ_FIRST)
-    with pytest.raises(ValueError, match="covers 7 action dimensions"):
-        tokenizer.encode(np.zeros(6))
-    with pytest.raises(ValueError, match="covers 7 action dimensions"):
-        tokenizer.decode(np.full(8, 31800))
-
-
 def test_token_ids_are_the_last_256_of_the_llama_vocabulary():
     tokenizer = ActionTokenizer()
     assert tokenizer.token_id_range == (31744, 32000)

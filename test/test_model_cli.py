@@ -8,7 +8,7 @@ import json
 import numpy as np
 from PIL import Image
 
-from vla_ros.model import cli
+from vla_ros.cli import model as cli
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -11,7 +11,7 @@ import torch
 
 from vla_ros.action import Action
 from vla_ros.model.action_tokenizer import UnnormKeyError
-from vla_ros.model.modeling_openvla import IGNORE_INDEX, choose_tokens
+from vla_ros.model.modeling_openvla import IGNORE_INDEX
 from vla_ros.model.processing import ImageFormatError, collate_training_examples
 from vla_ros.model.tiny import make_tiny_checkpoint
 from vla_ros.policy.runtime import PolicyConfig, VLAPolicy
@@ -85,83 +85,6 @@ def test_constrained_decoding_is_the_argmax_over_action_tokens_of_the_full_logit
         slow.append(next_id)
         ids = torch.cat([ids, torch.tensor([[next_id]])], dim=1)
     assert fast == slow
-
-
-def _as_logits(probs: torch.Tensor) -> torch.Tensor:
-    """One row of logits whose softmax is ``probs`` (zeros become a negligible mass)."""
-    return probs.clamp_min(1e-12).log()[None]
-
-
-def test_median_decoding_picks_where_half_the_mass_lies_not_a_narrow_peak():
-    # A narrow peak at bin 0 holding 20% of the mass; 80% spread evenly over bins 100..199.
-    probs = torch.zeros(256)
-    probs[0] = 0.2
-    probs[100:200] = 0.8 / 100
-    logits = _as_logits(probs)
-    assert choose_tokens(logits, "argmax").item() == 0
-    assert 100 <= choose_tokens(logits, "median").item() < 200
-    assert choose_tokens(logits, "median").item() == 137  # 0.2 + 38 * 0.008 >= 0.5
-    # A single peak: both agree.
-    peaked = torch.full((1, 256), -20.0)
-    peaked[0, 42] = 5.0
-    assert choose_tokens(peaked, "argmax").item() == choose_tokens(peaked, "median").item() == 42
-    with pytest.raises(ValueError, match="decoding must be one of"):
-        choose_tokens(logits, "mean")
-
-
-def test_smoothed_decoding_undoes_the_edge_bias_of_truncated_bin_smoothing():
-    # What a model trained with --bin-smoothing 2 learns for two equally likely labels: bin 255 (an
-    # action at its clip limit, where the Gaussian is cut off and renormalised) and bin 128.
-    bins = torch.arange(256, dtype=torch.float32)
-
-    def learnt(centre: int) -> torch.Tensor:
-        weights = torch.exp(-0.5 * ((bins - centre) / 2.0) ** 2)
-        return weights / weights.sum()
-
-    probs = 0.5 * learnt(255) + 0.5 * learnt(128)
-    logits = _as_logits(probs)
-    assert choose_tokens(logits, "argmax").item() == 255  # the cut-off peak is higher
-    # Matched, the inside label scores within a few percent of the edge one; a little more mass
-    # on it is enough to win, where argmax still takes the edge.
-    probs = 0.46 * learnt(255) + 0.54 * learnt(128)
-    logits = _as_logits(probs)
-    assert choose_tokens(logits, "argmax").item() == 255
-    assert choose_tokens(logits, "smoothed").item() == 128
-    # Mass spread over neighbouring bins beats a single bin holding more than any one of them.
-    spread = torch.zeros(256)
-    spread[0], spread[150:160] = 0.2, 0.8 / 10
-    assert choose_tokens(_as_logits(spread), "argmax").item() == 0
-    assert 150 <= choose_tokens(_as_logits(spread), "smoothed").item() < 160
-    # Every label, taught alone, decodes to itself.
-    for centre in (0, 1, 2, 100, 253, 254, 255):
-        alone = _as_logits(learnt(centre))
-        assert choose_tokens(alone, "smoothed").item() == centre
-    # A single peak: argmax and smoothed agree, in the middle and at both ends.
-    for where in (0, 42, 255):
-        peaked = torch.full((2, 256), -20.0)
-        peaked[:, where] = 5.0
-        assert choose_tokens(peaked, "smoothed").tolist() == [where, where]
-    with pytest.raises(ValueError, match="sigma_bins"):
-        choose_tokens(logits, "smoothed", sigma_bins=0.0)
-
-
-def test_median_decoding_runs_on_action_tokens_only_and_is_refused_without_them(tiny_dir):
-    config = PolicyConfig(
-        checkpoint_dir=tiny_dir, precision="fp32", constrain_to_action_tokens=True, decoding="median"
-    )
-    action = VLAPolicy(config).predict_action(_noise(5), "put the red gear in the reject bin")
-    assert action.is_finite() and action.extras["all_tokens_are_action_tokens"]
-    with pytest.raises(ValueError, match="needs constrain_to_action_tokens"):
-        VLAPolicy(PolicyConfig(checkpoint_dir=tiny_dir, precision="fp32", decoding="median"))
-    with pytest.raises(ValueError, match="smoothed decoding needs constrain_to_action_tokens"):
-        VLAPolicy(PolicyConfig(checkpoint_dir=tiny_dir, precision="fp32", decoding="smoothed"))
-    config = PolicyConfig(
-        checkpoint_dir=tiny_dir, precision="fp32", constrain_to_action_tokens=True, decoding="smoothed"
-    )
-    action = VLAPolicy(config).predict_action(_noise(6), "put the red gear in the reject bin")
-    assert action.is_finite() and action.extras["all_tokens_are_action_tokens"]
-    with pytest.raises(ValueError, match="decoding must be one of"):
-        VLAPolicy(PolicyConfig(checkpoint_dir=tiny_dir, precision="fp32", decoding="beam"))
 
 
 def test_decoding_matches_transformers_generate_on_the_same_inputs(policy):

@@ -142,6 +142,32 @@ def test_frames_in_twist_gripper_and_action_step_out(ros, tiny_checkpoint) -> No
     assert stamp(twist.header.stamp) >= stamp(step.image_stamp)
 
 
+def test_the_output_convention_follows_a_parameter_change_at_run_time(ros, tiny_checkpoint) -> None:
+    from rclpy.parameter import Parameter
+
+    node = _policy_node(ros, model_dir=str(tiny_checkpoint))
+    operator = Operator(ros)
+    _ready(ros, operator)
+    node.set_parameters(
+        [Parameter("twist_frame_id", value="tool0"), Parameter("control_period_s", value=0.5)]
+    )
+    with operator.lock:
+        seen = len(operator.steps)
+
+    def got_new_step() -> bool:
+        operator.frame()
+        time.sleep(0.1)
+        with operator.lock:
+            return len(operator.steps) > seen + 1
+
+    assert ros.wait_for(got_new_step, timeout_s=60.0)
+    with operator.lock:
+        step = operator.steps[-2]
+        (twist,) = [t for t in operator.twists if t.header.stamp == step.header.stamp]
+    assert twist.header.frame_id == "tool0"
+    np.testing.assert_allclose(twist.twist.linear.x, step.action[0] / 0.5, rtol=1e-6, atol=1e-9)
+
+
 def test_stale_frames_are_refused_and_a_burst_leaves_no_backlog(ros, tiny_checkpoint) -> None:
     node = _policy_node(ros, model_dir=str(tiny_checkpoint), image_max_age_s=0.5, max_rate_hz=5.0)
     operator = Operator(ros)
@@ -222,35 +248,6 @@ def test_missing_model_directory_is_reported_and_the_node_stays_up(ros) -> None:
     operator.frame()  # frames to an unconfigured node are ignored, not a crash
     time.sleep(0.3)
     assert operator.count(operator.steps) == 0
-
-
-def test_decoding_parameter_reaches_the_policy_and_a_bad_one_is_reported(ros, tiny_checkpoint) -> None:
-    node = _policy_node(ros, model_dir=str(tiny_checkpoint), decoding="median")
-    operator = Operator(ros)
-    _ready(ros, operator)
-    assert node._policy.config.decoding == "median"
-
-    def acted() -> bool:
-        operator.frame()
-        time.sleep(0.1)
-        return operator.count(operator.steps) >= 1
-
-    assert ros.wait_for(acted, timeout_s=60.0)
-    with operator.lock:
-        step = operator.steps[0]
-    assert np.all(np.isfinite(step.action))
-    assert all(31744 <= t <= 31999 for t in step.token_ids)
-
-    # Median over the whole vocabulary is meaningless (only action tokens are ordered bins): refused
-    # with the reason, and the node stays up unconfigured instead of acting on a silent fallback.
-    refused = _policy_node(
-        ros, model_dir=str(tiny_checkpoint), decoding="median", constrain_to_action_tokens=False
-    )
-    assert refused._worker is None
-    assert "constrain_to_action_tokens" in refused._last_error
-    unknown = _policy_node(ros, model_dir=str(tiny_checkpoint), decoding="beam")
-    assert unknown._worker is None
-    assert "decoding must be one of" in unknown._last_error
 
 
 def test_a_two_view_checkpoint_acts_only_on_scene_and_wrist_frames_together(ros, tmp_path) -> None:

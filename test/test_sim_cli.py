@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from vla_ros.sim import cli
+from vla_ros.cli import sim as cli
 from vla_ros.sim.closed_loop import EpisodeReport, format_report_table, picture_strip
 
 

@@ -13,19 +13,13 @@ from safetensors.torch import load_file
 
 from vla_ros.data.dataset import CleaningConfig, SyncConfig
 from vla_ros.data.synthetic import step_image, write_demo_bag
-from vla_ros.model.action_tokenizer import ActionTokenizer
 from vla_ros.model.loading import load_checkpoint
 from vla_ros.model.processing import ImageProcessor
 from vla_ros.model.tiny import PRESETS, make_tiny_checkpoint, sincos_position_embedding
 from vla_ros.policy.runtime import PolicyConfig, VLAPolicy
-from vla_ros.train.bc import (
-    STATE_DIR,
-    TrainConfig,
-    TrainingError,
-    export_resume_point,
-    learning_rate_at,
-    train,
-)
+from vla_ros.train.checkpoints import STATE_DIR, export_resume_point
+from vla_ros.train.config import TrainConfig, TrainingError
+from vla_ros.train.loop import learning_rate_at, train
 
 torch.set_num_threads(1)
 IMAGE_PX = 28
@@ -233,7 +227,7 @@ def _untrained_fine_tune(bags, tmp_path, **overrides):
 
 
 def test_a_base_fine_tuned_at_a_new_image_size_keeps_its_weights_and_loads_at_that_size(bags, tmp_path):
-    base, _, result = _untrained_fine_tune(bags, tmp_path, base_image_size_px=2 * IMAGE_PX)
+    base, _, result = _untrained_fine_tune(bags, tmp_path, image_size_px=2 * IMAGE_PX)
     resized = load_checkpoint(result.outputs[0], precision="fp32")
     assert resized.model.config.image_size_px == resized.image_processor.image_size_px == 2 * IMAGE_PX
     assert resized.model.num_patches == 4 * load_checkpoint(base, precision="fp32").model.num_patches
@@ -254,7 +248,7 @@ def test_a_base_fine_tuned_at_a_new_image_size_keeps_its_weights_and_loads_at_th
 
 
 def test_add_sincos_position_adds_the_patterns_to_a_bases_embeddings_and_changes_nothing_else(bags, tmp_path):
-    base, config, result = _untrained_fine_tune(bags, tmp_path, base_add_sincos_position=True)
+    base, config, result = _untrained_fine_tune(bags, tmp_path, add_sincos_position=True)
     before = load_checkpoint(base, precision="fp32").model.state_dict()
     after = load_checkpoint(result.outputs[0], precision="fp32").model.state_dict()
     changed = {name for name in before if not torch.equal(before[name], after[name])}
@@ -269,71 +263,11 @@ def test_add_sincos_position_adds_the_patterns_to_a_bases_embeddings_and_changes
         train(replace(config, out_dir=str(tmp_path / "lora"), mode="lora"))
 
 
-def test_grow_llm_layers_adds_layers_that_change_nothing_until_they_train(bags, tmp_path):
-    base, config, result = _untrained_fine_tune(bags, tmp_path, base_grow_llm_layers=2)
-    before = load_checkpoint(base, precision="fp32")
-    grown = load_checkpoint(result.outputs[0], precision="fp32")
-    n = PRESETS["tiny"].llm_num_layers
-    assert len(grown.model.language_model.model.layers) == grown.model.config.text_config["num_hidden_layers"]
-    assert grown.model.config.text_config["num_hidden_layers"] == n + 2
-    old, new = before.model.state_dict(), grown.model.state_dict()
-    assert all(torch.equal(old[name], new[name]) for name in old)
-    added = {name for name in new if name not in old}
-    assert added and all(
-        name.startswith((f"language_model.model.layers.{n}.", f"language_model.model.layers.{n + 1}."))
-        for name in added
-    )
-    # The new layers start as the identity: the same image and prompt give the same logits.
-    image = step_image(0, 32, 32, seed=0)
-    logits = []
-    for loaded in (before, grown):
-        pixels = loaded.image_processor.batch([image])
-        ids = torch.tensor([loaded.prompt_tokenizer.encode_prompt("move to the parts tray")])
-        with torch.no_grad():
-            embeds, mask = loaded.model.eval().embed_multimodal(pixels, ids)
-            logits.append(loaded.model.language_model(inputs_embeds=embeds, attention_mask=mask).logits)
-    torch.testing.assert_close(logits[1], logits[0], rtol=0, atol=1e-5)
-    with pytest.raises(TrainingError, match="use --mode full"):
-        train(replace(config, out_dir=str(tmp_path / "lora"), mode="lora"))
-
-
-def test_action_token_order_is_stored_and_the_policy_decodes_tokens_into_their_dimensions(bags, tmp_path):
-    dz_first = [2, 0, 1, 3, 4, 5, 6]
-    base, config, result = _untrained_fine_tune(bags, tmp_path, action_token_order=dz_first)
-    ordered = load_checkpoint(result.outputs[0], precision="fp32")
-    assert ordered.model.config.action_token_order == dz_first
-    assert ordered.action_tokenizer.order == tuple(dz_first)
-    # Nothing trained (lr 0), so both checkpoints emit the same tokens; the ordered one reads token k
-    # as dimension dz_first[k], the base as dimension k.
-    image, instruction = step_image(0, 32, 32, seed=0), "move to the parts tray"
-    policies = [
-        VLAPolicy(PolicyConfig(path, precision="fp32"), loaded=load_checkpoint(path, precision="fp32"))
-        for path in (base, result.outputs[0])
-    ]
-    before, after = (policy.predict_action(image, instruction) for policy in policies)
-    assert after.token_ids == before.token_ids
-    assert len(set(before.token_ids[:3])) > 1  # otherwise the order could not show
-    assert np.array_equal(after.extras["normalized_action"][dz_first], before.extras["normalized_action"])
-    # Training labels are in emission order: dz's token first.
-    action = np.array([0.01, -0.02, 0.03, 0.0, 0.0, 0.0, 1.0])
-    _, labels = policies[1].encode_training_example(action, instruction)
-    normalized = policies[1].action_statistics.normalize(action)
-    emitted = policies[1].action_tokenizer.encode(normalized)
-    assert [t for t in labels if t >= 0][:7] == emitted.tolist()
-    plain = ActionTokenizer(vocab_size=policies[1].action_tokenizer.vocab_size).encode(normalized)
-    assert emitted.tolist() == plain[dz_first].tolist()
-    # An adapter cannot carry the base's changed config; an order must fit the bags' actions.
-    with pytest.raises(TrainingError, match="use --mode full"):
-        train(replace(config, out_dir=str(tmp_path / "lora"), mode="lora"))
-    with pytest.raises(TrainingError, match="covers 6 dimensions"):
-        train(replace(config, out_dir=str(tmp_path / "six"), action_token_order=[2, 0, 1, 3, 4, 5]))
-
-
 def test_an_adapter_cannot_change_the_base_image_size(bags, tmp_path):
     spec = replace(PRESETS["tiny"], image_size_px=IMAGE_PX)
     base = make_tiny_checkpoint(tmp_path / "base", spec=spec, seed=1)
     config = _config(
-        bags, tmp_path / "lora", init=None, base=str(base), base_image_size_px=2 * IMAGE_PX, mode="lora"
+        bags, tmp_path / "lora", init=None, base=str(base), image_size_px=2 * IMAGE_PX, mode="lora"
     )
     with pytest.raises(TrainingError, match="use --mode full"):
         train(config)

@@ -4,31 +4,30 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
 from vla_ros.action import Action
+from vla_ros.cli import eval as eval_cli
+from vla_ros.cli import train as cli
 from vla_ros.data.bag import BagReader, read_messages
 from vla_ros.data.dataset import CleaningConfig, load_episodes
-from vla_ros.sim import ExpertConfig, ScriptedExpert, Workcell
-from vla_ros.train import cli
-from vla_ros.train.evaluate_closed_loop import (
+from vla_ros.eval.closed_loop import (
     TaskSuccess,
     evaluate_in_workcell,
-    expert_and_policy,
     expert_factory,
+    format_breakdown,
     format_table,
 )
+from vla_ros.sim import ScriptedExpert, Workcell, workcell_config
 from vla_ros.train.record import (
     ACTION_STEP_TOPIC,
     CAMERA_TOPIC,
     EE_POSE_TOPIC,
     INSTRUCTION_TOPIC,
     SCENE_TOPIC,
-    workcell_config,
 )
 
 torch.set_num_threads(1)
@@ -36,7 +35,9 @@ torch.set_num_threads(1)
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser()
-    cli.register(parser.add_subparsers())
+    subparsers = parser.add_subparsers()
+    cli.register(subparsers)
+    eval_cli.register(subparsers)
     return parser
 
 
@@ -141,6 +142,7 @@ def test_recorded_demos_train_a_policy_that_sim_eval_runs(tmp_path, capsys):
         "--report",
         str(report),
         "--no-progress",
+        "--breakdown",
     )
     assert code == 0
     rows = json.loads(report.read_text())
@@ -149,7 +151,9 @@ def test_recorded_demos_train_a_policy_that_sim_eval_runs(tmp_path, capsys):
         ("trained", "move_to", 1),
         ("untrained", "move_to", 1),
     ]
-    assert "| move_to |" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "| move_to |" in out
+    assert "trained move_to:\n  seed 1000: " in out
 
 
 def test_success_table_has_a_column_per_policy():
@@ -206,6 +210,53 @@ def test_closed_loop_evaluation_reports_how_far_failed_part_episodes_got():
     assert json.loads(json.dumps(idle.to_dict()))["grasped"] == 0
 
 
+def test_sim_eval_breakdown_says_how_far_each_episode_got():
+    """Per episode, in seed order: the expert reaches, grasps and lifts the named part (placing it is
+    its success); a policy that only opens its gripper gets nowhere; a task that names no part has
+    only success and steps."""
+    pick, move = evaluate_in_workcell(
+        expert_factory,
+        "expert",
+        ["pick_place", "move_to"],
+        2,
+        100000,
+        image_size_px=32,
+        render=False,
+        progress=False,
+    )
+    assert [o.seed for o in pick.outcomes] == [100000, 100001]
+    for outcome in pick.outcomes:
+        assert (outcome.success, outcome.reached, outcome.grasped, outcome.lifted) == (True, True, True, True)
+        assert "reached part, grasped, lifted" in outcome.line()
+    assert all(o.reached is None for o in move.outcomes)
+    assert move.outcomes[0].line() == f"seed 100000: success in {move.outcomes[0].steps} steps"
+
+    class Idle:
+        name = "idle"
+
+        def predict_action(self, image, instruction):
+            return Action(vector=np.array([0, 0, 0, 0, 0, 0, 1.0]))
+
+    (idle,) = evaluate_in_workcell(
+        lambda cell: Idle(),
+        "idle",
+        ["pick_place"],
+        2,
+        100000,
+        image_size_px=32,
+        max_steps=3,
+        render=False,
+        progress=False,
+    )
+    assert [(o.success, o.reached, o.grasped, o.lifted) for o in idle.outcomes] == [
+        (False, False, False, False)
+    ] * 2
+    breakdown = format_breakdown([pick, idle])
+    assert breakdown.splitlines()[0] == "expert pick_place:"
+    assert "idle pick_place:\n  seed 100000: failure in 3 steps; did not reach the part" in breakdown
+    assert json.loads(json.dumps(idle.to_dict()))["outcomes"][0]["reached"] is False
+
+
 def test_parts_sets_how_many_parts_a_layout_holds_when_recording_and_evaluating(tmp_path, capsys):
     demos = tmp_path / "one_part"
     argv = ["record-demos", str(demos), "--task", "move_to_part", "--episodes", "3", "--image-size", "32"]
@@ -242,75 +293,3 @@ def test_parts_sets_how_many_parts_a_layout_holds_when_recording_and_evaluating(
         workcell_config(32, (0, 1))
     with pytest.raises(SystemExit, match="N or LOW HIGH"):
         _run(*argv, "--parts", "1", "2", "3")
-
-
-def test_expert_options_of_record_demos_change_the_recorded_labels(tmp_path, capsys):
-    """--per-axis-moves and --close-until-held reach the expert that labels the bags."""
-    from vla_ros.sim.expert import ExpertConfig
-
-    limit, close_steps = ExpertConfig().max_step_m, ExpertConfig().close_steps
-
-    def labels(out, *flags) -> list[np.ndarray]:
-        argv = ["record-demos", str(out), "--task", "pick_place", "--episodes", "2", "--seed-start", "40"]
-        assert _run(*argv, "--image-size", "32", "--no-progress", *flags) == 0
-        assert "2 bag(s) written" in capsys.readouterr().out
-        return [
-            np.array([m.msg.action for m in read_messages(bag, [ACTION_STEP_TOPIC])])
-            for bag in sorted(out.iterdir())
-        ]
-
-    def longest_closed_hold(actions: np.ndarray) -> int:
-        run = best = 0
-        for action in actions:
-            run = run + 1 if (action[6] == 0.0 and not np.any(action[:6])) else 0
-            best = max(best, run)
-        return best
-
-    default = labels(tmp_path / "default")
-    changed = labels(tmp_path / "changed", "--per-axis-moves", "--close-until-held")
-    for plain, new in zip(default, changed, strict=True):
-        assert np.all(np.linalg.norm(plain[:, :3], axis=1) <= limit + 1e-6)
-        assert np.any(np.linalg.norm(new[:, :3], axis=1) > limit + 1e-6)  # two axes at the limit
-        assert np.all(np.abs(new[:, :3]) <= limit + 1e-6)
-        assert longest_closed_hold(plain) == close_steps
-        assert longest_closed_hold(new) < close_steps
-    # --close-lift-mm: while the fingers close the arm rises, so no closed step is a zero motion.
-    lifted = labels(tmp_path / "lifted", "--close-until-held", "--close-lift-mm", "5")
-    for actions in lifted:
-        assert longest_closed_hold(actions) == 0
-        closing = actions[(actions[:, 6] == 0.0) & np.isclose(actions[:, 2], 0.005)]
-        assert len(closing) >= 1 and not np.any(closing[:, [0, 1, 3, 4, 5]])
-    with pytest.raises(SystemExit, match="close-lift-mm"):
-        _run("record-demos", str(tmp_path / "bad"), "--close-lift-mm", "-1")
-
-
-def test_probes_get_the_expert_the_demonstrations_were_recorded_with(tmp_path):
-    """The expert flags parse the same for record-demos and the probes, and expert_and_policy hands
-    the resulting config to the expert it builds."""
-    from vla_ros.model.tiny import PRESETS, make_tiny_checkpoint
-
-    parser = argparse.ArgumentParser()
-    cli.add_expert_arguments(parser)
-    config = cli.expert_config_from_args(
-        parser.parse_args(["--per-axis-moves", "--close-until-held", "--close-lift-mm", "5"]), "probe"
-    )
-    assert (config.per_axis_moves, config.close_until_held, config.close_lift_m) == (True, True, 0.005)
-    assert cli.expert_config_from_args(parser.parse_args([]), "probe") == ExpertConfig()
-    with pytest.raises(SystemExit, match="probe: --close-lift-mm"):
-        cli.expert_config_from_args(parser.parse_args(["--close-lift-mm", "50"]), "probe")
-    gained = cli.expert_config_from_args(parser.parse_args(["--approach-gain", "0.5"]), "probe")
-    assert gained.approach_gain == 0.5
-    with pytest.raises(SystemExit, match="probe: --approach-gain"):
-        cli.expert_config_from_args(parser.parse_args(["--approach-gain", "0"]), "probe")
-
-    model = make_tiny_checkpoint(tmp_path / "tiny", spec=replace(PRESETS["tiny"], image_size_px=32))
-    cell, expert, _ = expert_and_policy(model, image_size_px=32, expert_config=config)
-    try:
-        assert expert.config is config
-    finally:
-        cell.close()
-    cell, expert, _ = expert_and_policy(model, image_size_px=32)
-    try:
-        assert expert.config == ExpertConfig()
-    finally:
-        cell.close()

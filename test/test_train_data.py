@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vla_ros.data.dataset import CleaningConfig, load_episodes
+from vla_ros.data.dataset import CleaningConfig, compute_dataset_statistics, load_episodes
 from vla_ros.data.synthetic import write_demo_bag
 from vla_ros.model.action_tokenizer import ActionStatistics, ActionTokenizer
 from vla_ros.model.modeling_openvla import IGNORE_INDEX
 from vla_ros.model.processing import ImageProcessor, PromptTokenizer
 from vla_ros.model.tiny import write_tokenizer
-from vla_ros.train.bc import ActionTokenDataset, compute_dataset_statistics, random_crop, split_episodes
+from vla_ros.train.data import ActionTokenDataset, random_crop, split_episodes
 
 
 @pytest.fixture(scope="module")

@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from vla_ros.data.dataset import load_episodes
+from vla_ros.data.dataset import compute_dataset_statistics, load_episodes
 from vla_ros.data.synthetic import write_demo_bag
 from vla_ros.model.action_tokenizer import ActionStatistics, ActionTokenizer
 from vla_ros.model.modeling_openvla import IGNORE_INDEX
 from vla_ros.model.processing import ImageProcessor, PromptTokenizer
 from vla_ros.model.tiny import TinySpec, build_tiny_model, write_tokenizer
-from vla_ros.train.bc import ActionTokenDataset, action_token_loss, compute_dataset_statistics
+from vla_ros.train.data import ActionTokenDataset
+from vla_ros.train.objectives import action_token_loss
 
 torch.set_num_threads(1)
 SPEC = TinySpec(image_size_px=28, llm_num_layers=1, vit_depth=2)

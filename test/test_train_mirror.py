@@ -8,20 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from vla_ros.data.dataset import Episode, SyncConfig
+from vla_ros.data.dataset import Episode, SyncConfig, compute_dataset_statistics
 from vla_ros.data.synthetic import write_demo_bag
 from vla_ros.model.action_tokenizer import ActionStatistics, ActionTokenizer
 from vla_ros.model.processing import ImageProcessor, PromptTokenizer
 from vla_ros.model.tiny import write_tokenizer
-from vla_ros.train.bc import (
-    ActionTokenDataset,
-    TrainConfig,
-    compute_dataset_statistics,
-    mirror_action,
-    mirror_episode,
-    mirror_instruction,
-    train,
-)
+from vla_ros.train.config import TrainConfig
+from vla_ros.train.data import ActionTokenDataset, mirror_action, mirror_episode, mirror_instruction
+from vla_ros.train.loop import train
 
 torch.set_num_threads(1)
 

@@ -23,9 +23,11 @@ from vla_ros.data.synthetic import write_demo_bag
 from vla_ros.model.action_tokenizer import ActionStatistics, ActionTokenizer
 from vla_ros.model.processing import ImageProcessor, PromptTokenizer
 from vla_ros.model.tiny import PRESETS, write_tokenizer
-from vla_ros.sim import Workcell
-from vla_ros.train.bc import ActionTokenDataset, TrainingError, mirror_episode, train
-from vla_ros.train.record import record_demonstrations, workcell_config
+from vla_ros.sim import Workcell, workcell_config
+from vla_ros.train.config import TrainingError
+from vla_ros.train.data import ActionTokenDataset, mirror_episode
+from vla_ros.train.loop import train
+from vla_ros.train.record import record_demonstrations
 
 torch.set_num_threads(1)
 KEEP_ALL = CleaningConfig(drop_noop_steps=False, outlier_iqr_k=None, min_steps=1)
@@ -52,7 +54,7 @@ def test_recorded_masks_show_the_named_part_until_it_is_held_then_the_place(reco
     assert len(episodes) == 2
     with Workcell(workcell_config(56)) as cell:
         for seed, episode in enumerate(episodes):
-            masks = episode.target_masks
+            masks = episode.step_data.get("target_mask")
             assert len(masks) == len(episode) and all(m is not None and m.shape == (56, 56) for m in masks)
             # The first frame is the reset layout: its mask is exactly the named part's pixels as the
             # part-label render (a separate segmentation pass) sees them.
@@ -73,16 +75,22 @@ def test_recorded_masks_show_the_named_part_until_it_is_held_then_the_place(reco
 def test_masks_survive_cleaning_and_flip_with_the_mirrored_image(recorded):
     episode = _episodes([recorded / "mtp"])[0]
     kept = episode.subset(np.arange(len(episode)) % 2 == 0)
-    assert [m.sum() for m in kept.target_masks] == [m.sum() for m in episode.target_masks[::2]]
+    assert [m.sum() for m in kept.step_data.get("target_mask")] == [
+        m.sum() for m in episode.step_data.get("target_mask")[::2]
+    ]
     mirrored = mirror_episode(episode)
     for image, mask, flipped_image, flipped_mask in zip(
-        episode.images, episode.target_masks, mirrored.images, mirrored.target_masks, strict=True
+        episode.images,
+        episode.step_data.get("target_mask"),
+        mirrored.images,
+        mirrored.step_data.get("target_mask"),
+        strict=True,
     ):
         np.testing.assert_array_equal(flipped_image, image[:, ::-1])
         np.testing.assert_array_equal(flipped_mask, mask[:, ::-1])
     # Bags read without the mask topic have none at all (not a list of Nones).
     plain = load_episodes([episode.metadata["bag"]], TopicConfig(), cleaning=KEEP_ALL)[0][0]
-    assert plain.target_masks is None
+    assert plain.step_data.get("target_mask") is None
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +108,7 @@ def _dataset(
         images=[np.zeros((32, 32, 3), dtype=np.uint8)] * n,
         actions=np.zeros((n, 7)),
         instruction="move to the red gear",
-        target_masks=masks,
+        step_data={"target_mask": masks},
     )
     stats = ActionStatistics(q01=np.full(7, -1.0), q99=np.ones(7), mask=np.ones(7, dtype=bool))
     return ActionTokenDataset(
@@ -165,25 +173,22 @@ def test_target_attention_needs_masks_and_existing_heads(recorded, tmp_path, tra
         train_config(bags, tmp_path / "c", target_attention_weight=-1.0)
 
 
-def test_the_attention_tap_returns_probabilities_and_restores_the_model():
+def test_the_model_returns_attention_probabilities_under_eager_attention_and_then_restores_it():
     from vla_ros.model.tiny import build_tiny_model
-    from vla_ros.train.bc import LastLayerAttention
+    from vla_ros.train.objectives import eager_attention
 
     model = build_tiny_model(replace(PRESETS["tiny"], image_size_px=28))
     before = model.language_model.config._attn_implementation
     pixels, ids = torch.zeros(2, 6, 28, 28), torch.ones(2, 5, dtype=torch.long)
     expected = model(pixels, ids).logits
-    tap = LastLayerAttention(model)
-    with pytest.raises(TrainingError, match="no attention probabilities"):
-        tap.take()
-    logits = model(pixels, ids).logits
-    weights = tap.take()
+    assert model(pixels, ids).attentions is None  # only when asked for
+    with eager_attention(model):
+        out = model(pixels, ids, output_attentions=True)
+    weights = out.attentions[-1]
+    heads = model.language_model.config.num_attention_heads
     sequence = 1 + model.num_patches + 4  # BOS, the patches, the rest of the prompt
-    assert weights.shape == (2, tap.num_heads, sequence, sequence)
-    torch.testing.assert_close(weights.sum(-1), torch.ones(2, tap.num_heads, sequence))
+    assert weights.shape == (2, heads, sequence, sequence)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(2, heads, sequence))
     assert torch.all(weights.triu(diagonal=1) == 0)  # causal
-    torch.testing.assert_close(logits, expected, atol=1e-5, rtol=1e-4)  # eager gives the same answer
-    tap.close()
+    torch.testing.assert_close(out.logits, expected, atol=1e-5, rtol=1e-4)  # eager gives the same answer
     assert model.language_model.config._attn_implementation == before
-    model(pixels, ids)
-    assert tap._latest == []  # the hook is gone

@@ -13,31 +13,28 @@ import numpy as np
 import pytest
 import torch
 
+from vla_ros.cli.eval import register as register_eval
 from vla_ros.data.bag import BagReader, BagWriter, MissingTopicsError
 from vla_ros.data.dataset import (
     DEFAULT_TARGET_MASK_TOPIC,
     CleaningConfig,
     SyncConfig,
     TopicConfig,
+    compute_dataset_statistics,
     load_episodes,
     read_bag_episodes,
 )
-from vla_ros.eval.cli import register as register_eval
 from vla_ros.image_codec import PackedImage
 from vla_ros.model.action_tokenizer import ActionStatistics, ActionTokenizer
 from vla_ros.model.configuration_openvla import ConfigError, OpenVLAConfig
 from vla_ros.model.processing import ImageProcessor, PromptTokenizer
 from vla_ros.model.tiny import TinySpec, build_tiny_model, write_tokenizer
 from vla_ros.policy.runtime import PolicyConfig, VLAPolicy
-from vla_ros.sim import Workcell, run_episode
-from vla_ros.train.bc import (
-    ActionTokenDataset,
-    TrainingError,
-    compute_dataset_statistics,
-    mirror_episode,
-    train,
-)
-from vla_ros.train.record import WRIST_CAMERA_TOPIC, record_demonstrations, workcell_config
+from vla_ros.sim import Workcell, run_episode, workcell_config
+from vla_ros.train.config import TrainingError
+from vla_ros.train.data import ActionTokenDataset, mirror_episode
+from vla_ros.train.loop import train
+from vla_ros.train.record import WRIST_CAMERA_TOPIC, record_demonstrations
 
 torch.set_num_threads(1)
 KEEP_ALL = CleaningConfig(drop_noop_steps=False, outlier_iqr_k=None, min_steps=1)
@@ -69,26 +66,35 @@ def test_recorded_wrist_frames_go_with_the_scene_frame_of_each_step(recorded):
     episodes = load_episodes(bags, WRIST, SYNC, KEEP_ALL)[0]
     assert len(episodes) == 2
     for seed, episode in enumerate(episodes):
-        assert episode.num_views == 2 and len(episode.extra_images) == len(episode)
+        assert episode.num_views == 2 and len(episode.step_data.get("extra_views")) == len(episode)
         with BagReader(episode.metadata["bag"]) as reader:
             stamps = [m.msg.header.stamp for m in reader.messages([WRIST_CAMERA_TOPIC])]
         assert len(stamps) == len(episode)
         # The first wrist frame is what the wrist camera sees at the reset, and not the scene view.
         with Workcell(workcell_config(56, wrist_camera=True)) as cell:
             cell.reset(seed, "pick_place")
-            np.testing.assert_array_equal(episode.extra_images[0][0], cell.render("wrist"))
-        assert not np.array_equal(episode.extra_images[0][0], episode.images[0])
+            np.testing.assert_array_equal(episode.step_data.get("extra_views")[0][0], cell.render("wrist"))
+        assert not np.array_equal(episode.step_data.get("extra_views")[0][0], episode.images[0])
         # The arm moves, so the wrist view changes along the episode.
-        assert not np.array_equal(episode.extra_images[0][0], episode.extra_images[-1][0])
+        assert not np.array_equal(
+            episode.step_data.get("extra_views")[0][0], episode.step_data.get("extra_views")[-1][0]
+        )
     # Cleaning keeps each step's views together; mirroring flips them with the scene frame.
     episode = episodes[0]
     kept = episode.subset(np.arange(len(episode)) % 3 == 0)
-    assert all(a[0] is b[0] for a, b in zip(kept.extra_images, episode.extra_images[::3], strict=True))
+    assert all(
+        a[0] is b[0]
+        for a, b in zip(
+            kept.step_data.get("extra_views"), episode.step_data.get("extra_views")[::3], strict=True
+        )
+    )
     mirrored = mirror_episode(episode)
-    np.testing.assert_array_equal(mirrored.extra_images[5][0], episode.extra_images[5][0][:, ::-1])
+    np.testing.assert_array_equal(
+        mirrored.step_data.get("extra_views")[5][0], episode.step_data.get("extra_views")[5][0][:, ::-1]
+    )
     # Read with one camera, an episode has no extra views at all.
     plain = load_episodes(bags[:1], TopicConfig(), SYNC, KEEP_ALL)[0][0]
-    assert plain.extra_images is None and plain.num_views == 1
+    assert plain.step_data.get("extra_views") is None and plain.num_views == 1
 
 
 def test_packed_frames_train_on_exactly_the_recorded_pixels(recorded, tmp_path):
@@ -100,15 +106,19 @@ def test_packed_frames_train_on_exactly_the_recorded_pixels(recorded, tmp_path):
     packed = load_episodes(bags, topics, SYNC, KEEP_ALL, pack_images=True)[0]
     assert [len(e) for e in packed] == [len(e) for e in plain]
     for a, b in zip(plain, packed, strict=True):
-        assert any(m is not None for m in a.target_masks)
-        for m, n in zip(a.target_masks, b.target_masks, strict=True):
+        assert any(m is not None for m in a.step_data.get("target_mask"))
+        for m, n in zip(a.step_data.get("target_mask"), b.step_data.get("target_mask"), strict=True):
             assert (m is None and n is None) or np.array_equal(m, n)
         assert all(isinstance(im, PackedImage) for im in b.images)
-        assert all(isinstance(v, PackedImage) for views in b.extra_images for v in views)
+        assert all(isinstance(v, PackedImage) for views in b.step_data.get("extra_views") for v in views)
         for t in range(len(a)):
             np.testing.assert_array_equal(np.asarray(b.images[t]), a.images[t])
-            np.testing.assert_array_equal(np.asarray(b.extra_images[t][0]), a.extra_images[t][0])
-        held = sum(im.nbytes for im in b.images) + sum(v.nbytes for views in b.extra_images for v in views)
+            np.testing.assert_array_equal(
+                np.asarray(b.step_data.get("extra_views")[t][0]), a.step_data.get("extra_views")[t][0]
+            )
+        held = sum(im.nbytes for im in b.images) + sum(
+            v.nbytes for views in b.step_data.get("extra_views") for v in views
+        )
         assert held < sum(im.nbytes for im in a.images) * 2 / 4
     # The training set's inputs (mirroring and random crops included) are the same tensors.
     directory = tmp_path / "tok"
@@ -164,7 +174,7 @@ def test_wrist_frames_pair_by_stamp_and_a_step_without_one_is_skipped(tmp_path):
     skipped = Counter()
     (episode,) = read_bag_episodes(path, WRIST, SYNC, skipped)
     assert [int(im[0, 0, 0]) for im in episode.images] == [0, 1, 3, 4]
-    assert [int(v[0][0, 0, 0]) for v in episode.extra_images] == [10, 11, 13, 14]
+    assert [int(v[0][0, 0, 0]) for v in episode.step_data.get("extra_views")] == [10, 11, 13, 14]
     reason = f"no {WRIST_CAMERA_TOPIC} frame within one control period of the camera frame"
     assert skipped == Counter({reason: 1})
 
@@ -244,10 +254,21 @@ def test_training_on_two_views_gives_a_policy_that_looks_through_the_wrist(
                 topics=WRIST,
                 base=str(SIM_POLICY),
                 init=None,
+                image_size_px=None,
                 mode="lora",
                 max_steps=1,
             )
         )
     # A two-view base read with one camera is refused, not fed one view.
     with pytest.raises(TrainingError, match="2 camera views"):
-        train(train_config(bags, tmp_path / "one", base=str(checkpoint), init=None, mode="full", max_steps=1))
+        train(
+            train_config(
+                bags,
+                tmp_path / "one",
+                base=str(checkpoint),
+                init=None,
+                image_size_px=None,
+                mode="full",
+                max_steps=1,
+            )
+        )

@@ -23,8 +23,7 @@ class Action:
 
     ``vector`` is ``[dx, dy, dz, droll, dpitch, dyaw, gripper]``: metres and radians per control
     period in the policy's frame, gripper in [0, 1] with 1 = open (OpenVLA's data convention).
-    ``token_ids`` are in the order the model generated them, which is ``vector``'s order unless the
-    checkpoint sets ``action_token_order``.
+    ``token_ids`` are the model's action tokens, in ``vector``'s order.
     """
 
     vector: np.ndarray

@@ -35,7 +35,6 @@ from vla_ros.data.bag import (
     IMAGE_TYPE,
     INSTRUCTION_TYPE,
     POSE_STAMPED_TYPE,
-    SCENE_TYPE,
     STRING_TYPE,
     TWIST_STAMPED_TYPE,
     BagReader,
@@ -61,8 +60,9 @@ class DatasetError(ValueError):
 
 # Where record-demos writes the target masks (TopicConfig.target_mask).
 DEFAULT_TARGET_MASK_TOPIC = "/vla/target_mask"
-# Where record-demos writes the scene (TopicConfig.scene).
-DEFAULT_SCENE_TOPIC = "/vla/scene"
+# Keys of Episode.step_data.
+TARGET_MASK = "target_mask"
+EXTRA_VIEWS = "extra_views"
 
 
 @dataclass
@@ -81,12 +81,9 @@ class TopicConfig:
     # Images stamped like the camera's frames, non-zero where the frame shows what the step heads for
     # (simulated recordings write them); None: not read. Steps whose frame has none get no mask.
     target_mask: str | None = None
-    # vla_ros/Scene topic (simulated recordings write one at the start): with it, steps get the offset
-    # from the end effector (read on ``ee_pose``) to what they head for (Episode.target_offsets).
-    scene: str | None = None
     # More cameras (e.g. a wrist camera), for models that look at several views per step: each step
     # gets the newest frame of each stamped at or before its own frame, at most one control period
-    # older (Episode.extra_images); steps without one are skipped and counted.
+    # older (Episode.step_data[EXTRA_VIEWS]); steps without one are skipped and counted.
     extra_cameras: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -174,16 +171,12 @@ class Episode:
     step_instructions: list[str] | None = None
     # Action token ids recorded with each step (ActionStep source), empty tuples when unknown.
     token_ids: list[tuple[int, ...]] | None = None
-    # Per step, which pixels of the image show what the step heads for (HxW bool), or None where
-    # unknown; None for the whole episode when masks were not read (TopicConfig.target_mask).
-    target_masks: list[np.ndarray | None] | None = None
-    # Per step, where what the step heads for lies relative to the end effector (x, y, z in metres,
-    # base frame), or None where unknown; None for the whole episode when no scene was read
-    # (TopicConfig.scene; see target_offsets).
-    target_offsets: list[np.ndarray | None] | None = None
-    # Per step, the frames of TopicConfig.extra_cameras (in that order) that go with ``images[t]``;
-    # None when no extra camera was read.
-    extra_images: list[tuple[np.ndarray | PackedImage, ...]] | None = None
+    # Optional per-step data, one list per key, each entry going with ``images[t]``; a key is present
+    # only when its topics were read:
+    #   TARGET_MASK: which pixels of the image show what the step heads for (HxW bool), or None where
+    #     unknown (TopicConfig.target_mask);
+    #   EXTRA_VIEWS: the frames of TopicConfig.extra_cameras, in that order (a tuple per step).
+    step_data: dict[str, list] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.actions = np.asarray(self.actions, dtype=np.float64).reshape(-1, ACTION_DIM)
@@ -199,17 +192,12 @@ class Episode:
             self.token_ids = [()] * n
         if not (len(self.timestamps_ns) == len(self.step_instructions) == len(self.token_ids) == n):
             raise DatasetError(f"episode {self.episode_id!r}: per-step fields disagree in length")
-        if self.target_masks is not None and len(self.target_masks) != n:
-            raise DatasetError(
-                f"episode {self.episode_id!r} has {len(self.target_masks)} target masks for {n} steps"
-            )
-        if self.target_offsets is not None and len(self.target_offsets) != n:
-            raise DatasetError(
-                f"episode {self.episode_id!r} has {len(self.target_offsets)} target offsets for {n} steps"
-            )
-        if self.extra_images is not None and (
-            len(self.extra_images) != n or len({len(views) for views in self.extra_images}) > 1
-        ):
+        for key, values in self.step_data.items():
+            if len(values) != n:
+                raise DatasetError(
+                    f"episode {self.episode_id!r} has {len(values)} {key} entries for {n} steps"
+                )
+        if len({len(views) for views in self.step_data.get(EXTRA_VIEWS, [])}) > 1:
             raise DatasetError(
                 f"episode {self.episode_id!r}: extra camera frames must be given for each of its {n} steps, "
                 "the same cameras for each"
@@ -218,7 +206,8 @@ class Episode:
     @property
     def num_views(self) -> int:
         """Camera views per step: the main camera's plus the extra cameras'."""
-        return 1 + (len(self.extra_images[0]) if self.extra_images else 0)
+        views = self.step_data.get(EXTRA_VIEWS)
+        return 1 + (len(views[0]) if views else 0)
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -235,9 +224,7 @@ class Episode:
             timestamps_ns=self.timestamps_ns[idx],
             step_instructions=[self.step_instructions[i] for i in idx],
             token_ids=[self.token_ids[i] for i in idx],
-            target_masks=None if self.target_masks is None else [self.target_masks[i] for i in idx],
-            target_offsets=None if self.target_offsets is None else [self.target_offsets[i] for i in idx],
-            extra_images=None if self.extra_images is None else [self.extra_images[i] for i in idx],
+            step_data={key: [values[i] for i in idx] for key, values in self.step_data.items()},
         )
 
 
@@ -290,41 +277,86 @@ class _Frame:
         return self._rgb
 
 
-@dataclass(frozen=True)
-class Goal:
-    """What an instruction names (vla_ros/Instruction's ids) and where the newest scene puts each
-    object and location (id -> x, y, z in the base frame)."""
+class _StepData:
+    """Optional per-step data read from topics of its own (``Episode.step_data[key]``).
 
-    object_id: str
-    target_id: str
-    direction: str
-    positions: dict[str, np.ndarray]
+    A reader registers for its topics; the synchroniser hands it their frames as they come
+    (:meth:`add`). When a step is formed it :meth:`claim`\\ s what goes with that step's camera frame
+    (``None``: the step cannot be formed, and the reader has counted why); when the episode is cut,
+    :meth:`value` turns the claim into the step's entry."""
+
+    key = ""
+    topics: tuple[str, ...] = ()
+
+    def add(self, topic: str, frame: _Frame) -> None:
+        raise NotImplementedError
+
+    def claim(self, frame: _Frame) -> object | None:
+        return frame
+
+    def value(self, claimed: object) -> object:
+        raise NotImplementedError
 
 
-def target_offsets(
-    actions: np.ndarray, ee_positions: Sequence[np.ndarray | None], goals: Sequence[Goal | None]
-) -> list[np.ndarray | None]:
-    """Per step, the position of what the step heads for minus the end effector's (metres).
+class _TargetMasks(_StepData):
+    """Per step, the mask stamped like its camera frame (HxW bool) or None (TopicConfig.target_mask).
+    A target mostly stays put, so masks with the same encoded bytes share one decoded array."""
 
-    A step heads for the instruction's object until the gripper first closes (its action's gripper
-    below 0.5), then for the instruction's target location; with no object, for the location from the
-    start. The scene's positions are taken as fixed, which holds for an object until it is grasped and
-    for a location always; so a grasped object gets no offset after the close, and a push (an
-    instruction with a direction, which moves its object without closing) gets none at all.
-    """
-    out: list[np.ndarray | None] = []
-    closed, previous = False, None
-    for action, ee, goal in zip(actions, ee_positions, goals, strict=True):
-        ids = None if goal is None else (goal.object_id, goal.target_id)
-        if ids != previous:
-            closed, previous = False, ids  # a new instruction starts its own approach
-        name = ""
-        if goal is not None and not goal.direction:
-            name = goal.target_id if closed or not goal.object_id else goal.object_id
-        where = goal.positions.get(name) if goal is not None and name else None
-        out.append(None if where is None or ee is None else np.asarray(where, dtype=np.float64) - ee)
-        closed = closed or bool(action[GRIPPER_INDEX] < 0.5)
-    return out
+    key = TARGET_MASK
+
+    def __init__(self, bag: Path, topic: str) -> None:
+        self.bag = bag
+        self.topics = (topic,)
+        self._by_stamp: dict[int, _Frame] = {}
+        self._by_data: dict[bytes, _Frame] = {}
+        self._decoded: dict[int, np.ndarray] = {}
+
+    def add(self, topic: str, frame: _Frame) -> None:
+        self._by_stamp[frame.header_ns] = self._by_data.setdefault(bytes(frame.msg.data), frame)
+
+    def value(self, frame: _Frame) -> np.ndarray | None:
+        found = self._by_stamp.get(frame.header_ns)
+        if found is None:
+            return None
+        if id(found) not in self._decoded:
+            self._decoded[id(found)] = found.rgb().max(axis=2) > 0
+        mask = self._decoded[id(found)]
+        if mask.shape != frame.shape[:2]:
+            raise DatasetError(
+                f"{self.bag}: the target mask at {frame.header_ns} ns is {mask.shape[1]}x{mask.shape[0]}, "
+                f"its frame {frame.shape[1]}x{frame.shape[0]}"
+            )
+        return mask
+
+
+class _ExtraViews(_StepData):
+    """Per step, each extra camera's newest frame stamped at or before the camera frame, at most one
+    control period older (TopicConfig.extra_cameras); a step without one is skipped and counted."""
+
+    key = EXTRA_VIEWS
+
+    def __init__(self, topics: tuple[str, ...], period_s: float, skipped: Counter, pack: bool) -> None:
+        self.topics = topics
+        self.period_ns = period_s * 1e9
+        self.skipped = skipped
+        self.pack = pack
+        self._recent: dict[str, deque[_Frame]] = {t: deque(maxlen=_FRAME_HISTORY) for t in topics}
+
+    def add(self, topic: str, frame: _Frame) -> None:
+        self._recent[topic].append(frame)
+
+    def claim(self, frame: _Frame) -> tuple[_Frame, ...] | None:
+        found = []
+        for topic, frames in self._recent.items():
+            match = next((f for f in reversed(frames) if f.header_ns <= frame.header_ns), None)
+            if match is None or frame.header_ns - match.header_ns > self.period_ns:
+                self.skipped[f"no {topic} frame within one control period of the camera frame"] += 1
+                return None
+            found.append(match)
+        return tuple(found)
+
+    def value(self, views: tuple[_Frame, ...]) -> tuple[np.ndarray | PackedImage, ...]:
+        return tuple(v.image(self.pack) for v in views)
 
 
 @dataclass
@@ -334,72 +366,37 @@ class _Step:
     action: np.ndarray
     instruction: str
     token_ids: tuple[int, ...] = ()
-    # With TopicConfig.scene: the goal and scene current when the step was added (see target_offsets).
-    goal: Goal | None = None
-    # With TopicConfig.extra_cameras: their frames for this step.
-    views: tuple[_Frame, ...] = ()
+    # What each _StepData reader claimed for this step, by its key.
+    claims: dict[str, object] = field(default_factory=dict)
 
 
 class _EpisodeBuilder:
     """Collects steps of one bag and cuts them into episodes."""
 
     def __init__(
-        self, bag: Path, topics: TopicConfig, sync: SyncConfig, skipped: Counter, pack: bool = False
+        self, bag: Path, topics: TopicConfig, sync: SyncConfig, readers: list[_StepData], pack: bool = False
     ) -> None:
         self.bag = bag
         # Whether episodes hold PackedImage frames (read_bag_episodes' pack_images).
         self.pack = pack
         self.topics = topics
         self.sync = sync
-        self.skipped = skipped
-        # Recent frames of each extra camera (TopicConfig.extra_cameras).
-        self.views: dict[str, deque[_Frame]] = {t: deque(maxlen=_FRAME_HISTORY) for t in topics.extra_cameras}
+        self.readers = readers
         self.episodes: list[Episode] = []
         self.steps: list[_Step] = []
-        # Target masks by the header stamp of the frame they belong to. A target mostly stays put, so
-        # masks with the same encoded bytes share one message and one decoded array.
-        self.masks: dict[int, _Frame] = {}
-        self._mask_by_data: dict[bytes, _Frame] = {}
-        self._decoded: dict[int, np.ndarray] = {}
-        # With TopicConfig.scene: the newest instruction's ids with the newest scene's positions.
-        self.goal: Goal | None = None
-        self._ids: tuple[str, str, str] = ("", "", "")
-        self._positions: dict[str, np.ndarray] | None = None
-        # End-effector positions by header stamp (TopicConfig.scene).
-        self._ee_stamps: list[int] = []
-        self._ee_positions: list[np.ndarray] = []
-
-    def add_mask(self, frame: _Frame) -> None:
-        self.masks[frame.header_ns] = self._mask_by_data.setdefault(bytes(frame.msg.data), frame)
-
-    def add_view(self, topic: str, frame: _Frame) -> None:
-        self.views[topic].append(frame)
-
-    def _views_for(self, frame: _Frame) -> tuple[_Frame, ...] | None:
-        """Each extra camera's newest frame stamped at or before ``frame``, at most one control period
-        older; None (and counted) when a camera has none."""
-        found = []
-        for topic, frames in self.views.items():
-            match = next((f for f in reversed(frames) if f.header_ns <= frame.header_ns), None)
-            if match is None or frame.header_ns - match.header_ns > self.sync.period_s * 1e9:
-                self.skipped[f"no {topic} frame within one control period of the camera frame"] += 1
-                return None
-            found.append(match)
-        return tuple(found)
 
     def add(self, step: _Step) -> None:
-        if self.views:
-            views = self._views_for(step.frame)
-            if views is None:
+        for reader in self.readers:
+            claimed = reader.claim(step.frame)
+            if claimed is None:
                 return
-            step.views = views
+            step.claims[reader.key] = claimed
         if (
             self.sync.split_on_instruction_change
             and self.steps
             and step.instruction != self.steps[-1].instruction
         ):
             self.cut()
-        step.goal = self.goal
         self.steps.append(step)
 
     def cut(self) -> None:
@@ -428,57 +425,9 @@ class _EpisodeBuilder:
                 timestamps_ns=times,
                 step_instructions=instructions,
                 token_ids=[s.token_ids for s in steps],
-                target_masks=[self._mask(s.frame) for s in steps] if self.topics.target_mask else None,
-                target_offsets=self._offsets(steps) if self.topics.scene else None,
-                extra_images=[tuple(v.image(self.pack) for v in s.views) for s in steps]
-                if self.views
-                else None,
+                step_data={r.key: [r.value(s.claims[r.key]) for s in steps] for r in self.readers},
             )
         )
-
-    def set_goal(self, ids: tuple[str, str, str] | None = None, scene: Any = None) -> None:
-        """Take the ids (object, target, direction) of a vla_ros/Instruction, or a vla_ros/Scene."""
-        if ids is not None:
-            self._ids = ids
-        if scene is not None:
-            self._positions = {
-                entry.id: np.array([entry.position.x, entry.position.y, entry.position.z])
-                for entry in [*scene.objects, *scene.locations]
-            }
-        if self._positions is not None:
-            self.goal = Goal(*self._ids, positions=self._positions)
-
-    def add_ee_pose(self, stamp_ns: int, position: np.ndarray) -> None:
-        self._ee_stamps.append(stamp_ns)
-        self._ee_positions.append(position)
-
-    def _offsets(self, steps: list[_Step]) -> list[np.ndarray | None]:
-        """Offsets from the end effector, whose position at a step is the newest one stamped at or
-        before the step's frame and at most one control period older (a recorder stamps the two
-        apart), or unknown."""
-        stamps = np.asarray(self._ee_stamps, dtype=np.int64)
-        order = np.argsort(stamps, kind="stable")
-        stamps = stamps[order]
-        ee: list[np.ndarray | None] = []
-        for s in steps:
-            k = int(np.searchsorted(stamps, s.frame.header_ns, side="right")) - 1
-            fresh = k >= 0 and s.frame.header_ns - stamps[k] <= self.sync.period_s * 1e9
-            ee.append(self._ee_positions[order[k]] if fresh else None)
-        return target_offsets(np.stack([s.action for s in steps]), ee, [s.goal for s in steps])
-
-    def _mask(self, frame: _Frame) -> np.ndarray | None:
-        found = self.masks.get(frame.header_ns)
-        if found is None:
-            return None
-        if id(found) not in self._decoded:
-            self._decoded[id(found)] = found.rgb().max(axis=2) > 0
-        mask = self._decoded[id(found)]
-        if mask.shape != frame.shape[:2]:
-            raise DatasetError(
-                f"{self.bag}: the target mask at {frame.header_ns} ns is {mask.shape[1]}x{mask.shape[0]}, "
-                f"its frame {frame.shape[1]}x{frame.shape[0]}"
-            )
-        return mask
 
 
 def _requirements(topics: TopicConfig, sync: SyncConfig) -> list[TopicRequirement]:
@@ -516,12 +465,6 @@ def _requirements(topics: TopicConfig, sync: SyncConfig) -> list[TopicRequiremen
                 topic, "extra camera", (IMAGE_TYPE, COMPRESSED_IMAGE_TYPE), "--wrist-camera-topic"
             )
         )
-    if topics.scene is not None:
-        reqs.append(TopicRequirement(topics.scene, "scene", (SCENE_TYPE,), "--scene-topic"))
-        if src != "ee_pose":
-            reqs.append(
-                TopicRequirement(topics.ee_pose, "end-effector pose", (POSE_STAMPED_TYPE,), "--ee-pose-topic")
-            )
     return reqs
 
 
@@ -542,179 +485,197 @@ def read_bag_episodes(
     topics = topics or TopicConfig()
     sync = sync or SyncConfig()
     skipped = skipped if skipped is not None else Counter()
-    bag = Path(bag)
-    period_ns = round(sync.period_s * 1e9)
-    twist_timeout_ns = round(
-        (sync.twist_timeout_s if sync.twist_timeout_s is not None else sync.period_s) * 1e9
-    )
-    gap_ns = None if sync.split_gap_s is None else round(sync.split_gap_s * 1e9)
-    max_age_ns = None if sync.image_max_age_s is None else round(sync.image_max_age_s * 1e9)
-    g_open, g_closed = sync.gripper_open_value, sync.gripper_closed_value
+    return _BagSynchroniser(Path(bag), topics, sync, skipped, pack_images).read()
 
-    def unify(action: np.ndarray) -> np.ndarray:
+
+class _BagSynchroniser:
+    """Turns one bag's messages, in recording order, into steps (see the module docstring): the
+    ActionStep source forms a step per message; the sampled sources (twist, ee_pose) tick at the
+    control rate. Optional per-step data comes from the registered :class:`_StepData` readers."""
+
+    def __init__(
+        self, bag: Path, topics: TopicConfig, sync: SyncConfig, skipped: Counter, pack: bool
+    ) -> None:
+        self.bag, self.topics, self.sync, self.skipped = bag, topics, sync, skipped
+        self.period_ns = round(sync.period_s * 1e9)
+        self.twist_timeout_ns = round(
+            (sync.twist_timeout_s if sync.twist_timeout_s is not None else sync.period_s) * 1e9
+        )
+        self.gap_ns = None if sync.split_gap_s is None else round(sync.split_gap_s * 1e9)
+        self.max_age_ns = None if sync.image_max_age_s is None else round(sync.image_max_age_s * 1e9)
+        readers: list[_StepData] = []
+        if topics.target_mask is not None:
+            readers.append(_TargetMasks(bag, topics.target_mask))
+        if topics.extra_cameras:
+            readers.append(_ExtraViews(topics.extra_cameras, sync.period_s, skipped, pack))
+        self.readers = {topic: reader for reader in readers for topic in reader.topics}
+        self.builder = _EpisodeBuilder(bag, topics, sync, readers, pack)
+        self.frames: deque[_Frame] = deque(maxlen=_FRAME_HISTORY)
+        self.instruction: str | None = sync.fixed_instruction
+        g_open, g_closed = sync.gripper_open_value, sync.gripper_closed_value
+        self.gripper_raw = sync.default_gripper * (g_open - g_closed) + g_closed  # the recording's convention
+        self.src = topics.action_source
+        self.src_topic = {
+            "action_step": topics.action_step,
+            "twist": topics.twist,
+            "ee_pose": topics.ee_pose,
+        }[self.src]
+        self.last_src_ns: int | None = None
+        self.latest_src: Any = None  # newest twist or pose message
+        self.next_tick: int | None = None
+        # ee_pose: the step waiting for the next pose, with the pose it started from.
+        self.pending: tuple[_Step, np.ndarray, np.ndarray] | None = None
+        # A recorder that stamps messages on receipt (ros2 bag record does) can log an ActionStep before
+        # the frame it answered, when the two travel on different QoS. Such a step waits, until the next
+        # step or the end of its segment, for the frame its image_stamp names; if that never comes, it
+        # takes what it would have taken on arrival: (step, image stamp, frame on arrival).
+        self.waiting: tuple[_Step, int, _Frame | None] | None = None
+
+    def read(self) -> list[Episode]:
+        topics = self.topics
+        wanted = [topics.camera, self.src_topic]
+        if topics.instruction is not None and self.sync.fixed_instruction is None:
+            wanted.append(topics.instruction)
+        if self.src != "action_step" and topics.gripper is not None:
+            wanted.append(topics.gripper)
+        wanted.extend(self.readers)
+        with BagReader(self.bag) as reader:
+            reader.require(_requirements(topics, self.sync))
+            for item in reader.messages(wanted):
+                # Sampled sources: emit every tick strictly before this message (nearest previous).
+                self._advance_ticks(item.timestamp_ns)
+                self._dispatch(item)
+            self._settle_waiting()
+            if self.last_src_ns is not None:
+                self._advance_ticks(self.last_src_ns + 1)  # no ticks after the action source ends
+        self.builder.cut()
+        return self.builder.episodes
+
+    def _dispatch(self, item: Any) -> None:
+        t, topics = item.timestamp_ns, self.topics
+        if item.topic in self.readers:
+            self.readers[item.topic].add(item.topic, _Frame(t, item.msgtype, item.msg))
+        elif item.topic == topics.camera:
+            self.frames.append(_Frame(t, item.msgtype, item.msg))
+            if self.waiting is not None and self.waiting[1] == self.frames[-1].header_ns:
+                self._settle_waiting(self.frames[-1])
+        elif item.topic == topics.instruction and self.sync.fixed_instruction is None:
+            self.instruction = item.msg.text if item.msgtype == INSTRUCTION_TYPE else item.msg.data
+        elif item.topic == topics.gripper and self.src != "action_step":
+            self.gripper_raw = float(item.msg.position)
+        elif item.topic == self.src_topic:
+            self._settle_waiting()
+            if (
+                self.gap_ns is not None
+                and self.last_src_ns is not None
+                and t - self.last_src_ns > self.gap_ns
+            ):
+                self._stop_ticking()
+                self.builder.cut()
+            self.last_src_ns = t
+            if self.src == "action_step":
+                self._on_action_step(t, item.msg)
+            else:
+                self.latest_src = item.msg
+                if self.next_tick is None:
+                    self.next_tick = t  # first tick at the first sample of a (new) segment
+
+    def _unify(self, action: np.ndarray) -> np.ndarray:
+        """The recording's action in this package's convention (metres, gripper 1 = open in [0, 1])."""
+        g_open, g_closed = self.sync.gripper_open_value, self.sync.gripper_closed_value
         out = np.array(action, dtype=np.float64)
-        out[0:3] *= sync.translation_scale
+        out[0:3] *= self.sync.translation_scale
         out[GRIPPER_INDEX] = np.clip((out[GRIPPER_INDEX] - g_closed) / (g_open - g_closed), 0.0, 1.0)
         return out
 
-    builder = _EpisodeBuilder(bag, topics, sync, skipped, pack_images)
-    frames: deque[_Frame] = deque(maxlen=_FRAME_HISTORY)
-    instruction: str | None = sync.fixed_instruction
-    gripper_raw = sync.default_gripper * (g_open - g_closed) + g_closed  # in the recording's convention
-    src = topics.action_source
-    src_topic = {"action_step": topics.action_step, "twist": topics.twist, "ee_pose": topics.ee_pose}[src]
-    last_src_ns: int | None = None
-    latest_src: Any = None  # newest twist or pose message
-    next_tick: int | None = None
-    pending: tuple[_Step, np.ndarray, np.ndarray] | None = None  # ee_pose: step waiting for the next pose
-
-    def usable(frame: _Frame | None, t_ns: int) -> _Frame | None:
+    def _usable(self, frame: _Frame | None, t_ns: int) -> _Frame | None:
         if frame is None:
-            skipped["no camera frame yet"] += 1
+            self.skipped["no camera frame yet"] += 1
             return None
-        if max_age_ns is not None and t_ns - frame.bag_ns > max_age_ns:
-            skipped["camera frame older than image_max_age_s"] += 1
+        if self.max_age_ns is not None and t_ns - frame.bag_ns > self.max_age_ns:
+            self.skipped["camera frame older than image_max_age_s"] += 1
             return None
         return frame
 
-    def frame_for(t_ns: int) -> _Frame | None:
+    def _newest_frame(self, t_ns: int) -> _Frame | None:
         """The newest frame, for a step that does not name the frame it acted on."""
-        return usable(frames[-1] if frames else None, t_ns)
+        return self._usable(self.frames[-1] if self.frames else None, t_ns)
 
-    # A recorder that stamps messages on receipt (ros2 bag record does) can log an ActionStep before the
-    # frame it answered, when the two travel on different QoS. Such a step waits, until the next step
-    # or the end of its segment, for the frame its image_stamp names; if that never comes, it takes what
-    # it would have taken on arrival.
-    waiting: tuple[_Step, int, _Frame | None] | None = None  # step, image stamp, frame on arrival
-
-    def settle_waiting(arrived: _Frame | None = None) -> None:
-        nonlocal waiting
-        if waiting is None:
+    def _settle_waiting(self, arrived: _Frame | None = None) -> None:
+        if self.waiting is None:
             return
-        step, _, on_arrival = waiting
-        waiting = None
-        step.frame = arrived if arrived is not None else usable(on_arrival, step.t_ns)
+        step, _, on_arrival = self.waiting
+        self.waiting = None
+        step.frame = arrived if arrived is not None else self._usable(on_arrival, step.t_ns)
         if step.frame is not None:
-            builder.add(step)
+            self.builder.add(step)
 
-    def pose_of(msg: Any) -> tuple[np.ndarray, np.ndarray]:
-        p, q = msg.pose.position, msg.pose.orientation
-        return np.array([p.x, p.y, p.z]), np.array([q.x, q.y, q.z, q.w])
-
-    def tick(t_ns: int) -> None:
-        nonlocal pending
+    def _on_action_step(self, t: int, msg: Any) -> None:
+        instruction = self.instruction
+        if instruction is None and self.topics.instruction is None:
+            instruction = msg.instruction or None
         if instruction is None:
-            skipped["no instruction yet"] += 1
+            self.skipped["no instruction yet"] += 1
             return
-        frame = frame_for(t_ns)
+        tokens = tuple(int(x) for x in np.asarray(msg.token_ids).reshape(-1))
+        step = _Step(t, None, self._unify(np.asarray(msg.action)), instruction, tokens)
+        image_ns = stamp_to_ns(msg.image_stamp)
+        if not image_ns:
+            step.frame = self._newest_frame(t)
+        elif (
+            answered := next((f for f in reversed(self.frames) if f.header_ns == image_ns), None)
+        ) is not None:
+            step.frame = self._usable(answered, t)
+        else:
+            self.waiting = (step, image_ns, self.frames[-1] if self.frames else None)
+            return
+        if step.frame is not None:
+            self.builder.add(step)
+
+    def _tick(self, t_ns: int) -> None:
+        """One control tick of a sampled source."""
+        if self.instruction is None:
+            self.skipped["no instruction yet"] += 1
+            return
+        frame = self._newest_frame(t_ns)
         if frame is None:
             return
-        if src == "twist":
-            tw = latest_src.twist
-            fresh = t_ns - last_src_ns < twist_timeout_ns
+        if self.src == "twist":
+            tw = self.latest_src.twist
+            fresh = t_ns - self.last_src_ns < self.twist_timeout_ns
             motion = np.array(
                 [tw.linear.x, tw.linear.y, tw.linear.z, tw.angular.x, tw.angular.y, tw.angular.z]
             )
-            motion = motion * sync.period_s if fresh else np.zeros(6)
-            builder.add(_Step(t_ns, frame, unify(np.append(motion, gripper_raw)), instruction))
-        else:
-            pos, quat = pose_of(latest_src)
-            if pending is not None:
-                step, pos0, quat0 = pending
-                step.action[0:6] = np.concatenate([pos - pos0, rotation_delta(quat0, quat)])
-                step.action = unify(step.action)
-                builder.add(step)
-            pending = (_Step(t_ns, frame, np.append(np.zeros(6), gripper_raw), instruction), pos, quat)
+            motion = motion * self.sync.period_s if fresh else np.zeros(6)
+            self.builder.add(
+                _Step(t_ns, frame, self._unify(np.append(motion, self.gripper_raw)), self.instruction)
+            )
+            return
+        p, q = self.latest_src.pose.position, self.latest_src.pose.orientation
+        pos, quat = np.array([p.x, p.y, p.z]), np.array([q.x, q.y, q.z, q.w])
+        if self.pending is not None:
+            step, pos0, quat0 = self.pending
+            step.action[0:6] = np.concatenate([pos - pos0, rotation_delta(quat0, quat)])
+            step.action = self._unify(step.action)
+            self.builder.add(step)
+        self.pending = (
+            _Step(t_ns, frame, np.append(np.zeros(6), self.gripper_raw), self.instruction),
+            pos,
+            quat,
+        )
 
-    def stop_ticking() -> None:
-        nonlocal next_tick, pending
-        next_tick = None
-        pending = None
+    def _stop_ticking(self) -> None:
+        self.next_tick = None
+        self.pending = None
 
-    def advance_ticks(until_ns: int) -> None:
-        nonlocal next_tick
-        while next_tick is not None and next_tick < until_ns:
-            if gap_ns is not None and next_tick - last_src_ns > gap_ns:
-                stop_ticking()
-                builder.cut()
+    def _advance_ticks(self, until_ns: int) -> None:
+        while self.next_tick is not None and self.next_tick < until_ns:
+            if self.gap_ns is not None and self.next_tick - self.last_src_ns > self.gap_ns:
+                self._stop_ticking()
+                self.builder.cut()
                 return
-            tick(next_tick)
-            next_tick += period_ns
-
-    wanted = [topics.camera, src_topic]
-    if topics.instruction is not None and sync.fixed_instruction is None:
-        wanted.append(topics.instruction)
-    if src != "action_step" and topics.gripper is not None:
-        wanted.append(topics.gripper)
-    if topics.target_mask is not None:
-        wanted.append(topics.target_mask)
-    wanted.extend(topics.extra_cameras)
-    if topics.scene is not None:
-        wanted.append(topics.scene)
-        if topics.ee_pose not in wanted:
-            wanted.append(topics.ee_pose)
-
-    with BagReader(bag) as reader:
-        reader.require(_requirements(topics, sync))
-        for item in reader.messages(wanted):
-            t = item.timestamp_ns
-            # Sampled sources: emit every tick strictly before this message (nearest previous).
-            advance_ticks(t)
-            if topics.scene is not None and item.topic == topics.ee_pose:
-                builder.add_ee_pose(stamp_to_ns(item.msg.header.stamp), pose_of(item.msg)[0])
-            if item.topic == topics.target_mask:
-                builder.add_mask(_Frame(t, item.msgtype, item.msg))
-            elif item.topic in builder.views:
-                builder.add_view(item.topic, _Frame(t, item.msgtype, item.msg))
-            elif item.topic == topics.camera:
-                frames.append(_Frame(t, item.msgtype, item.msg))
-                if waiting is not None and waiting[1] == frames[-1].header_ns:
-                    settle_waiting(frames[-1])
-            elif item.topic == topics.scene:
-                builder.set_goal(scene=item.msg)
-            elif item.topic == topics.instruction and sync.fixed_instruction is None:
-                instruction = item.msg.text if item.msgtype == INSTRUCTION_TYPE else item.msg.data
-                if item.msgtype == INSTRUCTION_TYPE:
-                    builder.set_goal(ids=(item.msg.object_id, item.msg.target_id, item.msg.direction))
-            elif item.topic == topics.gripper and src != "action_step":
-                gripper_raw = float(item.msg.position)
-            elif item.topic == src_topic:
-                settle_waiting()
-                if gap_ns is not None and last_src_ns is not None and t - last_src_ns > gap_ns:
-                    stop_ticking()
-                    builder.cut()
-                last_src_ns = t
-                if src == "action_step":
-                    msg = item.msg
-                    step_instruction = instruction
-                    if step_instruction is None and topics.instruction is None:
-                        step_instruction = msg.instruction or None
-                    if step_instruction is None:
-                        skipped["no instruction yet"] += 1
-                        continue
-                    tokens = tuple(int(x) for x in np.asarray(msg.token_ids).reshape(-1))
-                    step = _Step(t, None, unify(np.asarray(msg.action)), step_instruction, tokens)
-                    image_ns = stamp_to_ns(msg.image_stamp)
-                    if not image_ns:
-                        step.frame = frame_for(t)
-                    elif (
-                        answered := next((f for f in reversed(frames) if f.header_ns == image_ns), None)
-                    ) is not None:
-                        step.frame = usable(answered, t)
-                    else:
-                        waiting = (step, image_ns, frames[-1] if frames else None)
-                        continue
-                    if step.frame is not None:
-                        builder.add(step)
-                else:
-                    latest_src = item.msg
-                    if next_tick is None:
-                        next_tick = t  # first tick at the first sample of a (new) segment
-        settle_waiting()
-        if last_src_ns is not None:
-            advance_ticks(last_src_ns + 1)  # no ticks after the action source ends
-    builder.cut()
-    return builder.episodes
+            self._tick(self.next_tick)
+            self.next_tick += self.period_ns
 
 
 # ----------------------------------------------------------------------------------------------------------

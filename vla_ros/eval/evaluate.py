@@ -18,6 +18,7 @@ import numpy as np
 
 from vla_ros.action import Action, Policy, predict
 from vla_ros.data.dataset import (
+    EXTRA_VIEWS,
     CleaningConfig,
     CleaningReport,
     Episode,
@@ -197,7 +198,7 @@ def evaluate_episodes(
                     start = time.perf_counter()
                     try:
                         # With --wrist-camera-topic, each step's wrist frame too (two-view checkpoints).
-                        extra = ep.extra_images[k] if ep.extra_images else ()
+                        extra = ep.step_data[EXTRA_VIEWS][k] if EXTRA_VIEWS in ep.step_data else ()
                         action = predict(policy, image, instruction, extra)
                     except Exception as exc:
                         raise EvaluationError(

@@ -5,18 +5,11 @@ bin ``k`` (``np.digitize``, 1..256) as token id ``vocab_size - k`` with ``vocab_
 action tokens are the last 256 ids of Llama-2's vocabulary, 31744..31999 (upstream overwrote its
 least used tokens). Decoding maps an id back to one of the 255 bin centres. Both directions are
 here because behaviour cloning needs the encoder and the policy the decoder.
-
-The tokens are emitted in the action's dimension order (dx, dy, dz, ..., gripper), as upstream,
-unless a checkpoint says otherwise (``action_token_order`` in its config). The order matters for
-greedy decoding: each token is chosen given the ones before it, so the first token decides alone.
-In the workcell's pick-and-place the phase (cross sideways, or go straight down) is settled by dz,
-while dx = 0 is shared by every vertical phase; a model that emits dz first chooses the phase on the
-token that tells the phases apart.
+The tokens are emitted in the action's dimension order (dx, dy, dz, ..., gripper), as upstream.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -98,26 +91,8 @@ def select_unnorm_key(norm_stats: dict, unnorm_key: str | None) -> str:
     return unnorm_key
 
 
-def check_token_order(order: Sequence[int] | None) -> tuple[int, ...] | None:
-    """``order`` as a tuple if it is a permutation of 0..n-1 (None stays None: the identity)."""
-    if order is None:
-        return None
-    out = tuple(int(i) for i in order)
-    if sorted(out) != list(range(len(out))) or not out:
-        raise ValueError(
-            f"an action token order must list every action dimension once, 0..n-1, got {list(order)}"
-        )
-    return out
-
-
 class ActionTokenizer:
-    """Normalised actions in [-1, 1] <-> token ids ``vocab_size - n_bins .. vocab_size - 1``.
-
-    ``order``: which action dimension each emitted token holds (token ``k`` holds dimension
-    ``order[k]``); None keeps the dimensions' own order. ``encode`` returns tokens in emission order
-    and ``decode`` takes them in that order and returns the action in dimension order, so callers
-    never see the permutation.
-    """
+    """Normalised actions in [-1, 1] <-> token ids ``vocab_size - n_bins .. vocab_size - 1``."""
 
     def __init__(
         self,
@@ -125,9 +100,7 @@ class ActionTokenizer:
         vocab_size: int = LLAMA2_BASE_VOCAB_SIZE,
         min_action: float = -1.0,
         max_action: float = 1.0,
-        order: Sequence[int] | None = None,
     ) -> None:
-        self.order = check_token_order(order)
         self.n_bins = n_bins
         self.vocab_size = vocab_size
         self.min_action = min_action
@@ -140,29 +113,13 @@ class ActionTokenizer:
         """[lo, hi) of the ids an action can encode to (31744, 32000 for OpenVLA)."""
         return self.vocab_size - self.n_bins, self.vocab_size
 
-    def _check_width(self, array: np.ndarray, what: str) -> None:
-        if self.order is not None and (array.ndim == 0 or array.shape[-1] != len(self.order)):
-            raise ValueError(
-                f"this tokenizer's token order covers {len(self.order)} action dimensions; "
-                f"{what} has shape {array.shape}"
-            )
-
     def encode(self, normalized_action: np.ndarray) -> np.ndarray:
-        """Normalised action(s), last axis the dimensions -> token ids (int64) in emission order."""
+        """Normalised action(s), last axis the dimensions -> token ids (int64)."""
         clipped = np.clip(np.asarray(normalized_action, dtype=np.float64), self.min_action, self.max_action)
-        self._check_width(clipped, "the action")
-        tokens = (self.vocab_size - np.digitize(clipped, self.bins)).astype(np.int64)
-        return tokens if self.order is None else tokens[..., list(self.order)]
+        return (self.vocab_size - np.digitize(clipped, self.bins)).astype(np.int64)
 
     def decode(self, token_ids: np.ndarray) -> np.ndarray:
-        """Token ids in emission order -> normalised action in dimension order (bin centres). Ids
-        outside the action range clip to the ends."""
+        """Token ids -> normalised action (bin centres). Ids outside the action range clip to the ends."""
         token_ids = np.asarray(token_ids, dtype=np.int64)
-        self._check_width(token_ids, "the token ids")
         index = self.vocab_size - token_ids - 1
-        values = self.bin_centers[np.clip(index, 0, self.bin_centers.shape[0] - 1)]
-        if self.order is None:
-            return values
-        out = np.empty_like(values)
-        out[..., list(self.order)] = values
-        return out
+        return self.bin_centers[np.clip(index, 0, self.bin_centers.shape[0] - 1)]

@@ -4,9 +4,7 @@ The official checkpoint's ``config.json`` is the contract: its field names are k
 directory downloaded from the Hugging Face hub loads unchanged and a directory we write loads in
 upstream's code. Two additions, written only when set: ``timm_model_kwargs`` lets small test and
 simulation models reuse the same timm families with reduced depth/width (the official checkpoint does
-not have it and gets the families' own sizes), and ``action_token_order`` records a model trained to
-emit its action tokens in another order (upstream's code does not read it and would decode such a
-model's actions in the wrong dimensions), and ``num_images`` records a model that sees more than one
+not have it and gets the families' own sizes), and ``num_images`` records a model that sees more than one
 camera per step (upstream's code would feed it one image and misread every position after it).
 """
 
@@ -18,8 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from transformers import LlamaConfig
-
-from vla_ros.model.action_tokenizer import check_token_order
 
 OFFICIAL_TIMM_MODEL_IDS = ("vit_large_patch14_reg4_dinov2.lvd142m", "vit_so400m_patch14_siglip_224")
 # Llama-2's 32000 tokens + <PAD>, padded to a multiple of 64 (upstream's `pad_to_multiple_of`).
@@ -65,9 +61,6 @@ class OpenVLAConfig:
     # Not in the official file: per-backbone timm keyword overrides (depth, embed_dim, num_heads, ...)
     # for small models of the same families. Empty dicts mean the families' own sizes.
     timm_model_kwargs: list[dict[str, Any]] = field(default_factory=lambda: [{}, {}])
-    # Not in the official file: which action dimension each generated token holds, when a model was
-    # trained to emit them in another order than (dx, dy, dz, ..., gripper); see ActionTokenizer.
-    action_token_order: list[int] | None = None
     # Not in the official file: camera views per step (scene camera first, then e.g. the wrist
     # camera). Each view goes through the same vision backbone and projector; the LM sees their patch
     # embeddings one view after another, as OpenVLA-OFT feeds a wrist camera.
@@ -92,11 +85,6 @@ class OpenVLAConfig:
             self.timm_model_kwargs = list(self.timm_model_kwargs) + [{}] * (
                 n_backbones - len(self.timm_model_kwargs)
             )
-        try:
-            order = check_token_order(self.action_token_order)
-        except ValueError as exc:
-            raise ConfigError(f"action_token_order: {exc}") from exc
-        self.action_token_order = None if order is None else list(order)
         if isinstance(self.num_images, bool) or not isinstance(self.num_images, int) or self.num_images < 1:
             raise ConfigError(
                 f"num_images must be a whole number >= 1 (camera views), got {self.num_images!r}"
@@ -137,13 +125,11 @@ class OpenVLAConfig:
         """config.json content: official fields first, uninterpreted fields preserved."""
         out = dict(self.extra)
         for f in fields(self):
-            if f.name in ("extra", "timm_model_kwargs", "action_token_order", "num_images"):
+            if f.name in ("extra", "timm_model_kwargs", "num_images"):
                 continue
             out[f.name] = getattr(self, f.name)
         if any(self.timm_model_kwargs):
             out["timm_model_kwargs"] = self.timm_model_kwargs
-        if self.action_token_order is not None:
-            out["action_token_order"] = self.action_token_order
         if self.num_images != 1:
             out["num_images"] = self.num_images
         out["model_type"] = self.model_type
@@ -157,6 +143,12 @@ class OpenVLAConfig:
         model_type = data.get("model_type", "openvla")
         if model_type != "openvla":
             raise ConfigError(f"config.json has model_type={model_type!r}; expected an OpenVLA checkpoint")
+        order = data.get("action_token_order")
+        if order is not None and list(order) != list(range(len(order))):
+            raise ConfigError(
+                f"config.json has action_token_order={order}: the model emits its action tokens in another "
+                "order, which this version no longer decodes (it was an experiment; see git history)"
+            )
         return cls(**kwargs, extra=extra)
 
     @classmethod

@@ -379,7 +379,6 @@ def load_checkpoint(
     action_tokenizer = ActionTokenizer(
         n_bins=config.n_action_bins,
         vocab_size=prompt_tokenizer.base_vocab_size,
-        order=config.action_token_order,
     )
     return LoadedCheckpoint(
         model=model,

@@ -13,7 +13,6 @@ safetensors load without renaming. Upstream stores timm's LayerScale ``gamma`` a
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,60 +24,6 @@ from transformers import LlamaForCausalLM
 from vla_ros.model.configuration_openvla import OpenVLAConfig
 
 IGNORE_INDEX = -100
-
-
-DECODINGS = ("argmax", "median", "smoothed")
-# Width (in bins) of the Gaussian that "smoothed" decoding matches: the training recipe's --bin-smoothing.
-SMOOTHED_DECODING_SIGMA_BINS = 2.0
-
-
-def check_decoding(decoding: str, constrained: bool) -> None:
-    """Refuse an unknown decoding, and median or smoothed decoding over the whole vocabulary (only
-    the action tokens are ordered bins)."""
-    if decoding not in DECODINGS:
-        raise ValueError(f"decoding must be one of {DECODINGS}, got {decoding!r}")
-    if decoding in ("median", "smoothed") and not constrained:
-        raise ValueError(
-            f"{decoding} decoding needs constrain_to_action_tokens (allowed_token_range): only the "
-            "action tokens are ordered bins"
-        )
-
-
-def choose_tokens(
-    logits: torch.Tensor, decoding: str = "argmax", sigma_bins: float = SMOOTHED_DECODING_SIGMA_BINS
-) -> torch.Tensor:
-    """Index chosen from each row of ``logits`` [B, N]: the most likely one ("argmax"); the first
-    index at which the cumulative probability reaches one half ("median"); or the bin whose learnt
-    shape the distribution holds most of ("smoothed"). The last two are meaningful when the N entries
-    are ordered bins (see :meth:`OpenVLAForActionPrediction.generate_action_tokens`).
-
-    Why "smoothed": a model trained with ``--bin-smoothing`` learns each label as a Gaussian of
-    ``sigma_bins`` over its neighbours, cut off and renormalised at the ends of the range. A label in
-    the first or last bin (an action at its clip limit) therefore gets a peak about 1.7 times as high
-    as an equally likely label inside the range, and argmax prefers it. "smoothed" fits each bin's
-    learnt Gaussian to the distribution (least squares: <p, g_b> / <g_b, g_b>) and takes the bin with
-    the largest fitted amount, which for an isolated label is its probability wherever it lies, and
-    then the most likely bin within two sigma of it. It also counts mass spread over neighbouring
-    bins, where argmax sees only the highest single one.
-    """
-    if decoding == "median":
-        cumulative = torch.softmax(logits.float(), dim=-1).cumsum(dim=-1)
-        return (cumulative < 0.5).sum(dim=-1).clamp(max=logits.shape[-1] - 1)
-    if decoding == "smoothed":
-        if not (sigma_bins > 0 and math.isfinite(sigma_bins)):
-            raise ValueError(f"sigma_bins must be a positive number, got {sigma_bins}")
-        probs = torch.softmax(logits.float(), dim=-1)
-        bins = torch.arange(logits.shape[-1], device=logits.device, dtype=torch.float32)
-        learnt = torch.exp(-0.5 * ((bins[None, :] - bins[:, None]) / sigma_bins) ** 2)
-        learnt = learnt / learnt.sum(dim=1, keepdim=True)  # row b: what label b was trained as
-        scores = (probs @ learnt.T) / (learnt * learnt).sum(dim=1)
-        # The fit finds the mode's region but can land a bin inside an edge label; within the region
-        # the most likely bin is the label itself.
-        region = (bins[None, :] - scores.argmax(dim=-1, keepdim=True).float()).abs() <= 2 * sigma_bins
-        return probs.masked_fill(~region, -1.0).argmax(dim=-1)
-    if decoding == "argmax":
-        return logits.argmax(dim=-1)
-    raise ValueError(f"decoding must be one of {DECODINGS}, got {decoding!r}")
 
 
 class LayerScale(nn.Module):
@@ -202,6 +147,12 @@ class OpenVLAOutput:
     logits: torch.Tensor
     loss: torch.Tensor | None = None
     labels: torch.Tensor | None = None
+    # Asked for with forward(output_image_embeddings=True): the projector's patch embeddings,
+    # [B, num_patches, llm_dim] (every view's, one view after another), as the LM receives them.
+    image_embeddings: torch.Tensor | None = None
+    # Asked for with forward(output_attentions=True) under eager attention: each LM layer's attention
+    # probabilities over the multimodal sequence, [B, heads, T, T].
+    attentions: tuple[torch.Tensor, ...] | None = None
 
 
 class OpenVLAForActionPrediction(nn.Module):
@@ -243,31 +194,6 @@ class OpenVLAForActionPrediction(nn.Module):
                 vit.set_input_size(img_size=image_size_px)
         self.config.image_sizes = [image_size_px] * len(self.config.image_sizes)
 
-    def grow_language_model(self, num_new_layers: int) -> None:
-        """Append ``num_new_layers`` decoder layers that start as the identity (their attention output
-        and MLP down projections are zero), so the model's outputs are unchanged until they train.
-
-        For small models trained from scratch that may lack the depth for a task (a lookup keyed by a
-        word, then a readout): depth is added without losing what the model has learnt.
-        """
-        if num_new_layers < 1:
-            raise ValueError(f"num_new_layers must be at least 1, got {num_new_layers}")
-        old = self.language_model
-        n_old = len(old.model.layers)
-        self.config.text_config = {**self.config.text_config, "num_hidden_layers": n_old + num_new_layers}
-        weight = old.model.embed_tokens.weight
-        new = LlamaForCausalLM(self.config.llama_config()).to(device=weight.device, dtype=weight.dtype)
-        missing, unexpected = new.load_state_dict(old.state_dict(), strict=False)
-        fresh = {f"model.layers.{i}." for i in range(n_old, n_old + num_new_layers)}
-        if unexpected or any(not any(name.startswith(f) for f in fresh) for name in missing):
-            raise RuntimeError(f"growing the language model lost weights: {missing} {unexpected}")
-        with torch.no_grad():
-            for layer in new.model.layers[n_old:]:
-                layer.self_attn.o_proj.weight.zero_()
-                layer.mlp.down_proj.weight.zero_()
-        new.train(old.training)
-        self.language_model = new
-
     @property
     def dtype(self) -> torch.dtype:
         return self.projector.fc1.weight.dtype
@@ -300,9 +226,14 @@ class OpenVLAForActionPrediction(nn.Module):
         return embedded.reshape(batch, views * embedded.shape[1], embedded.shape[2])
 
     def embed_multimodal(
-        self, pixel_values: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+        self,
+        pixel_values: torch.Tensor,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        image_embeddings: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """LM input embeddings with the image patches inserted right after BOS, and their mask.
+        """LM input embeddings with the image patches inserted right after BOS, and their mask
+        (``image_embeddings``: :meth:`embed_image`'s output when the caller already has it).
 
         Rows may be right-padded (training batches) or left-padded (prompts of different lengths
         decoded together): a left-padded row's patches go right after its own BOS, behind its padding.
@@ -312,7 +243,9 @@ class OpenVLAForActionPrediction(nn.Module):
             attention_mask = torch.ones_like(input_ids)
         attention_mask = attention_mask.to(self.device)
         text = self.language_model.get_input_embeddings()(input_ids)
-        image = self.embed_image(pixel_values).to(text.dtype)
+        if image_embeddings is None:
+            image_embeddings = self.embed_image(pixel_values)
+        image = image_embeddings.to(text.dtype)
         image_mask = torch.ones(image.shape[:2], dtype=attention_mask.dtype, device=attention_mask.device)
         left_pad = _left_padding(attention_mask)
         if not left_pad.any():
@@ -336,6 +269,8 @@ class OpenVLAForActionPrediction(nn.Module):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        output_image_embeddings: bool = False,
+        output_attentions: bool = False,
     ) -> OpenVLAOutput:
         """Logits of the multimodal sequence, for training with cross-entropy on action tokens.
 
@@ -345,17 +280,37 @@ class OpenVLAForActionPrediction(nn.Module):
         labelled token (the 32064-wide head is most of a small model's cost), ``logits`` is
         [N_labelled, V] in row-major order, ``labels`` the matching targets and ``loss`` their mean
         cross-entropy.
+
+        ``output_image_embeddings`` and ``output_attentions`` (attentions need eager attention) also
+        return what training objectives beyond the action loss read; they change nothing else.
         """
-        embeds, mask = self.embed_multimodal(pixel_values, input_ids, attention_mask)
+        image = self.embed_image(pixel_values) if output_image_embeddings else None
+        embeds, mask = self.embed_multimodal(pixel_values, input_ids, attention_mask, image_embeddings=image)
         if labels is None:
-            return OpenVLAOutput(logits=self.language_model(inputs_embeds=embeds, attention_mask=mask).logits)
+            out = self.language_model(
+                inputs_embeds=embeds, attention_mask=mask, output_attentions=output_attentions
+            )
+            return OpenVLAOutput(
+                logits=out.logits,
+                image_embeddings=image,
+                attentions=out.attentions if output_attentions else None,
+            )
         targets = self.next_token_targets(labels.to(self.device))
-        hidden = self.language_model.model(inputs_embeds=embeds, attention_mask=mask).last_hidden_state
+        lm_out = self.language_model.model(
+            inputs_embeds=embeds, attention_mask=mask, output_attentions=output_attentions
+        )
+        hidden = lm_out.last_hidden_state
         keep = targets != IGNORE_INDEX
         logits = self.language_model.lm_head(hidden[:, :-1][keep]).float()
         targets = targets[keep]
         loss = nn.functional.cross_entropy(logits, targets) if targets.numel() else logits.sum() * 0.0
-        return OpenVLAOutput(logits=logits, loss=loss, labels=targets)
+        return OpenVLAOutput(
+            logits=logits,
+            loss=loss,
+            labels=targets,
+            image_embeddings=image,
+            attentions=lm_out.attentions if output_attentions else None,
+        )
 
     def next_token_targets(self, labels: torch.Tensor) -> torch.Tensor:
         """[B, 1 + num_patches + T - 2]: for each position of the multimodal sequence but the last, the
@@ -382,11 +337,10 @@ class OpenVLAForActionPrediction(nn.Module):
         input_ids: torch.Tensor,
         num_tokens: int,
         allowed_token_range: tuple[int, int] | None = None,
-        decoding: str = "argmax",
         attention_mask: torch.Tensor | None = None,
         on_token: Callable[[int], None] | None = None,
     ) -> torch.Tensor:
-        """KV-cached decoding of ``num_tokens`` tokens; returns [B, num_tokens] ids.
+        """KV-cached greedy decoding of ``num_tokens`` tokens; returns [B, num_tokens] ids.
 
         Prompts of different lengths are decoded together when left-padded, with ``attention_mask``
         0 on the padding: each row then decodes as it would alone (the LM's rotary position encoding
@@ -397,15 +351,7 @@ class OpenVLAForActionPrediction(nn.Module):
         image is part of the first step's input, so it cannot be dropped by a cache bookkeeping bug
         (openvla #346). ``on_token(step)`` is called once each token is chosen (profiling: the first
         call ends the vision encoder and the prefill, each later one a decoding step).
-
-        ``decoding``: "argmax" (greedy, as upstream) or "median": the token at the median of each
-        step's distribution over the allowed range. Action tokens are ordered bins, so the median is
-        a value the model puts half its mass on either side of. Argmax picks the single most likely
-        bin, which with 256 fine bins can be a narrow peak (e.g. "no sideways motion", common in
-        the data) holding 15% of the mass while 75% lies spread over the bins of one direction.
-        "smoothed": argmax after matching the training loss's bin smoothing (see :func:`choose_tokens`).
         """
-        check_decoding(decoding, constrained=allowed_token_range is not None)
         embeds, mask = self.embed_multimodal(pixel_values, input_ids, attention_mask)
         lm = self.language_model
         head = lm.lm_head.weight
@@ -416,7 +362,7 @@ class OpenVLAForActionPrediction(nn.Module):
             out = lm.model(**step_input, attention_mask=mask, past_key_values=cache, use_cache=True)
             cache = out.past_key_values
             logits = nn.functional.linear(out.last_hidden_state[:, -1], head)
-            next_ids = choose_tokens(logits, decoding) + lo
+            next_ids = logits.argmax(dim=-1) + lo
             tokens.append(next_ids)
             if on_token is not None:
                 on_token(step)

@@ -324,7 +324,7 @@ def set_sincos_positions(model: OpenVLAForActionPrediction, add: bool) -> None:
     position embeddings.
 
     Adding them to a trained model's learnt embeddings keeps what it has learnt and makes its
-    backbone say precisely where each patch is (models/README.md, the patch-position probe).
+    backbone say precisely where each patch is (benchmarks/probe_patch_positions.py).
     """
     with torch.no_grad():
         for vit in (model.vision_backbone.featurizer, model.vision_backbone.fused_featurizer):

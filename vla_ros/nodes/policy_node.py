@@ -14,17 +14,15 @@ Conventions of the outputs:
 
 A two-view checkpoint (trained with ``--wrist-camera-topic``; config.json ``num_images: 2``) also
 reads ``wrist/image_raw``. Each scene frame goes to the model with the wrist frame nearest to it in
-time: one stamped at or after it pairs at once, otherwise the scene frame waits for the next wrist
-frame (at most one wrist camera period; two topics arrive in no fixed order) and takes whichever of
-the two is nearer. The pair must be within ``image_max_age_s``; a scene frame without such a wrist
-frame is refused (and counted) when the next scene frame supersedes it, so a dead wrist camera shows on
-diagnostics and the arm gets no command from half an observation.
+time (:class:`~vla_ros.policy.frame_pairing.FramePairer`). The pair must be within
+``image_max_age_s``; a scene frame without such a wrist frame is refused (and counted) when the next
+scene frame supersedes it, so a dead wrist camera shows on diagnostics and the arm gets no command
+from half an observation.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from builtin_interfaces.msg import Time
@@ -51,7 +49,20 @@ from vla_ros.nodes.common import (
     spin_node,
     stamp_to_s,
 )
+from vla_ros.policy.frame_pairing import FramePair, FramePairer, Stamped
 from vla_ros.policy.worker import Frame, InferenceWorker, StepResult
+
+# The parameters that make up the OutputConvention.
+OUTPUT_PARAMETERS = (
+    "control_period_s",
+    "twist_frame_id",
+    "axis_scale",
+    "axis_sign",
+    "axis_map",
+    "gripper_threshold",
+    "gripper_invert",
+    "gripper_max_effort",
+)
 
 
 @dataclass(frozen=True)
@@ -105,12 +116,6 @@ def step_messages(
     return twist, gripper, step
 
 
-def _nearest(stamp_s: float, *frames: Image | None) -> Image | None:
-    """The frame stamped nearest to ``stamp_s`` (None when there is none)."""
-    present = [f for f in frames if f is not None]
-    return min(present, key=lambda f: abs(stamp_to_s(f.header.stamp) - stamp_s), default=None)
-
-
 class PolicyNode(LifecycleNode):
     def __init__(self, policy: Policy | None = None, **kwargs) -> None:
         super().__init__("policy_node", **kwargs)
@@ -120,6 +125,7 @@ class PolicyNode(LifecycleNode):
         self._worker: InferenceWorker | None = None
         self._active = False
         self._last_error = ""
+        self._identity: dict[str, str] = {}
 
         self.twist_pub = self.create_publisher(TwistStamped, "twist_cmd", COMMAND_QOS)
         self.gripper_pub = self.create_publisher(GripperCommand, "gripper_cmd", COMMAND_QOS)
@@ -132,13 +138,13 @@ class PolicyNode(LifecycleNode):
             CompressedImage, "image_raw/compressed", self._on_compressed_image, qos_profile_sensor_data
         )
         self.create_subscription(Image, "wrist/image_raw", self._on_wrist_image, qos_profile_sensor_data)
-        self._wrist: Image | None = None  # newest wrist camera message (decoded only when used)
-        # A scene frame waiting for its wrist frame: (decode, header, stamp_s, wrist frame at arrival).
-        self._waiting: tuple[Callable, object, float, Image | None] | None = None
-        self._pair_lock = threading.Lock()
+        # Scene frames (their decoders and headers) with wrist messages (decoded only when used).
+        self._pairer = FramePairer()
         self.create_subscription(Instruction, "instruction", self._on_instruction, COMMAND_QOS)
         self.create_subscription(String, "instruction_text", self._on_instruction_text, COMMAND_QOS)
         self.create_timer(1.0, self._publish_diagnostics)
+        self._convention = self._output_convention()
+        self.add_post_set_parameters_callback(self._on_parameters_set)
 
         if (
             self.get_parameter("autostart").value
@@ -175,13 +181,6 @@ class PolicyNode(LifecycleNode):
             True,
             "decode only the 256 action tokens (an untrained or confused model cannot emit others)",
         )
-        declare(
-            self,
-            "decoding",
-            "argmax",
-            "argmax (upstream) | median: each action token at the median of its bins | smoothed: "
-            "argmax after matching the training's bin smoothing (both need constrain_to_action_tokens)",
-        )
         declare(self, "control_period_s", 0.2, "time one action step spans; twist = delta / period")
         declare(self, "max_rate_hz", 5.0, "upper bound on inference steps per second")
         declare(self, "image_max_age_s", 0.5, "frames older than this when inference starts are refused")
@@ -197,6 +196,22 @@ class PolicyNode(LifecycleNode):
 
     def _p(self, name: str):
         return self.get_parameter(name).value
+
+    def _output_convention(self) -> OutputConvention:
+        return OutputConvention(
+            control_period_s=float(self._p("control_period_s")),
+            frame_id=self._p("twist_frame_id"),
+            axis_scale=tuple(self._p("axis_scale")),
+            axis_sign=tuple(self._p("axis_sign")),
+            axis_map=tuple(self._p("axis_map")),
+            gripper_threshold=float(self._p("gripper_threshold")),
+            gripper_invert=bool(self._p("gripper_invert")),
+            gripper_max_effort=float(self._p("gripper_max_effort")),
+        )
+
+    def _on_parameters_set(self, parameters) -> None:
+        if any(p.name in OUTPUT_PARAMETERS for p in parameters):
+            self._convention = self._output_convention()
 
     # -- lifecycle ------------------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -222,6 +237,13 @@ class PolicyNode(LifecycleNode):
             )
             self._policy = self._worker = None
             return TransitionCallbackReturn.FAILURE
+        # What every ActionStep says about the policy that made it.
+        self._identity = {
+            "model_id": str(getattr(self._policy, "name", "")),
+            "adapter_id": str(self._p("adapter_dir")),
+            "precision": f"{self._p('precision')}/{self._p('quantization')}",
+            "unnorm_key": str(getattr(self._policy, "unnorm_key", "") or self._p("unnorm_key")),
+        }
         inputs = "image_raw + wrist/image_raw" if views == 2 else "image_raw"
         self.get_logger().info(
             f"policy ready: {getattr(self._policy, 'name', type(self._policy).__name__)} ({inputs})"
@@ -268,7 +290,6 @@ class PolicyNode(LifecycleNode):
             unnorm_key=self._p("unnorm_key") or None,
             center_crop=bool(self._p("center_crop")),
             constrain_to_action_tokens=bool(self._p("constrain_to_action_tokens")),
-            decoding=self._p("decoding"),
             device=device,
         )
         policy = VLAPolicy(config)
@@ -284,7 +305,7 @@ class PolicyNode(LifecycleNode):
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._active = False
-        self._waiting = None
+        self._pairer.clear()
         if self._worker is not None:
             self._worker.stop()
         return super().on_deactivate(state)
@@ -331,57 +352,46 @@ class PolicyNode(LifecycleNode):
         )
 
     def _on_wrist_image(self, msg: Image) -> None:
-        with self._pair_lock:
-            self._wrist = msg
-            waiting, self._waiting = self._waiting, None
-        if waiting is not None:
-            decode, header, stamp_s, before = waiting
-            self._hand_over(decode, header, stamp_s, _nearest(stamp_s, before, msg))
+        for pair in self._pairer.add_wrist(Stamped(msg, stamp_to_s(msg.header.stamp))):
+            self._hand_over(pair)
 
-    def _wrist_for(self, msg: Image | None, stamp_s: float) -> tuple:
-        """The wrist view to go with a scene frame stamped ``stamp_s``, or why there is none."""
-        if msg is None:
+    def _wrist_for(self, pair: FramePair) -> tuple:
+        """The wrist view of a pair, or why there is none."""
+        if pair.wrist is None:
             raise ImageCodecError(
                 "the model looks through a wrist camera too and no frame came on wrist/image_raw yet "
                 "(remap it to the gripper camera's topic)"
             )
-        gap_s = abs(stamp_to_s(msg.header.stamp) - stamp_s)
+        gap_s = abs(pair.wrist.stamp_s - pair.scene.stamp_s)
         if gap_s > float(self._p("image_max_age_s")):
             raise ImageCodecError(
                 f"the nearest wrist camera frame is {gap_s:.3f} s from the scene frame "
                 f"(image_max_age_s={self._p('image_max_age_s')})"
             )
-        return (self._rgb(msg),)
+        return (self._rgb(pair.wrist.item),)
 
     def _submit(self, decode, header) -> None:
         if self._worker is None or not self._active:
             return
-        stamp_s = stamp_to_s(header.stamp)
+        scene = Stamped((decode, header), stamp_to_s(header.stamp))
         if camera_views(self._policy) != 2:
-            self._hand_over(decode, header, stamp_s, None)
+            self._hand_over(FramePair(scene, None))
             return
-        with self._pair_lock:
-            superseded, self._waiting = self._waiting, None
-            wrist = self._wrist
-            paired = wrist is not None and stamp_to_s(wrist.header.stamp) >= stamp_s
-            if not paired:
-                self._waiting = (decode, header, stamp_s, wrist)
-        if superseded is not None:  # its wrist frame never came: the newest there was, or refused
-            self._hand_over(*superseded)
-        if paired:
-            self._hand_over(decode, header, stamp_s, wrist)
+        for pair in self._pairer.add_scene(scene):
+            self._hand_over(pair)
 
-    def _hand_over(self, decode, header, stamp_s: float, wrist: Image | None) -> None:
+    def _hand_over(self, pair: FramePair) -> None:
         worker = self._worker
         if worker is None or not self._active:
             return
+        decode, header = pair.scene.item
         try:
             rgb = decode()
-            extra = self._wrist_for(wrist, stamp_s) if camera_views(self._policy) == 2 else ()
+            extra = self._wrist_for(pair) if camera_views(self._policy) == 2 else ()
         except ImageCodecError as exc:
             worker.report_error(f"refused image: {exc}")
             return
-        worker.submit_frame(Frame(rgb=rgb, stamp_s=stamp_s, frame_id=header.frame_id, extra=extra))
+        worker.submit_frame(Frame(rgb=rgb, stamp_s=pair.scene.stamp_s, frame_id=header.frame_id, extra=extra))
 
     def _on_instruction(self, msg: Instruction) -> None:
         if msg.action == "stop":
@@ -407,23 +417,8 @@ class PolicyNode(LifecycleNode):
     def _publish_step(self, result: StepResult) -> None:
         if not self._active:
             return
-        convention = OutputConvention(
-            control_period_s=float(self._p("control_period_s")),
-            frame_id=self._p("twist_frame_id"),
-            axis_scale=self._p("axis_scale"),
-            axis_sign=self._p("axis_sign"),
-            axis_map=self._p("axis_map"),
-            gripper_threshold=float(self._p("gripper_threshold")),
-            gripper_invert=bool(self._p("gripper_invert")),
-            gripper_max_effort=float(self._p("gripper_max_effort")),
-        )
-        identity = {
-            "model_id": str(getattr(self._policy, "name", "")),
-            "adapter_id": str(self._p("adapter_dir")),
-            "precision": f"{self._p('precision')}/{self._p('quantization')}",
-            "unnorm_key": str(getattr(self._policy, "unnorm_key", "") or self._p("unnorm_key")),
-        }
-        twist, gripper, step = step_messages(result, convention, self.get_clock().now().to_msg(), identity)
+        stamp = self.get_clock().now().to_msg()
+        twist, gripper, step = step_messages(result, self._convention, stamp, self._identity)
         self.twist_pub.publish(twist)
         self.gripper_pub.publish(gripper)
         self.step_pub.publish(step)

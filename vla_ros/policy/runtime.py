@@ -19,7 +19,7 @@ import torch
 from vla_ros.action import Action
 from vla_ros.model import adapters
 from vla_ros.model.loading import LoadedCheckpoint, load_checkpoint
-from vla_ros.model.modeling_openvla import OpenVLAForActionPrediction, OpenVLAOutput, check_decoding
+from vla_ros.model.modeling_openvla import OpenVLAForActionPrediction, OpenVLAOutput
 
 
 @dataclass
@@ -37,8 +37,6 @@ class PolicyConfig:
     unnorm_key: str | None = None
     center_crop: bool = False
     constrain_to_action_tokens: bool = False
-    # "argmax" (upstream) or "median" (needs constrain_to_action_tokens); see generate_action_tokens.
-    decoding: str = "argmax"
 
 
 class VLAPolicy:
@@ -48,7 +46,6 @@ class VLAPolicy:
 
     def __init__(self, config: PolicyConfig, loaded: LoadedCheckpoint | None = None) -> None:
         self.config = config
-        check_decoding(config.decoding, config.constrain_to_action_tokens)  # before loading anything
         self.loaded = loaded or load_checkpoint(
             config.checkpoint_dir,
             precision=config.precision,
@@ -151,7 +148,6 @@ class VLAPolicy:
                 input_ids,
                 self.action_statistics.action_dim,
                 allowed_token_range=allowed,
-                decoding=self.config.decoding,
                 attention_mask=attention_mask,
             )
             .cpu()

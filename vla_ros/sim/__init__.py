@@ -19,7 +19,7 @@ call it from one thread (one executor callback group).
 from vla_ros.sim.expert import ExpertConfig, ScriptedExpert
 from vla_ros.sim.rollout import MAX_EPISODE_STEPS, EpisodeResult, run_episode
 from vla_ros.sim.tasks import TASK_NAMES, SimState, Task, instruction_text
-from vla_ros.sim.workcell import JointStates, Workcell, WorkcellConfig
+from vla_ros.sim.workcell import JointStates, Workcell, WorkcellConfig, workcell_config
 
 __all__ = [
     "MAX_EPISODE_STEPS",
@@ -34,4 +34,5 @@ __all__ = [
     "WorkcellConfig",
     "instruction_text",
     "run_episode",
+    "workcell_config",
 ]

@@ -43,34 +43,6 @@ class ExpertConfig:
     open_steps: int = 2
     # End-effector height while pushing (grasp point; the fingertips are ~1.1 cm lower).
     push_height_m: float = 0.016
-    # Experimental, off by default (models/README.md, "Run Z"): argmax decoding of fine action bins
-    # finds an exact value (a pure drop, a zero) but not a direction spread over many bins.
-    # per_axis_moves clips each axis to the step limit instead of scaling the 3-D vector, so far from
-    # the target every axis moves by exactly +-max_step_m.
-    per_axis_moves: bool = False
-    # close_until_held lifts on the first step the part is held, instead of after close_steps: frames
-    # with the fingers closed on the part then always mean "up", never "hold still".
-    close_until_held: bool = False
-    # close_lift_m > 0 rises this much on each step while the fingers close, instead of holding
-    # still: no frame with closing fingers at grasp height is then labelled "hold still" (run W, a
-    # policy without memory, took that label on the frames after the grasp held). 5 mm keeps every
-    # grasp on held-out layouts; 10 mm already loses some (models/README.md, "Run W").
-    close_lift_m: float = 0.0
-    # approach_gain < 1 makes each step of the cross at hover height (pick_place) and of move_to's
-    # travel cover at most this fraction of the distance left (per axis with per_axis_moves), still
-    # capped at the step limit: far steps stay at the limit and the last few shrink in proportion to
-    # the distance. With the default a cross ends in one step of whatever remains, so per-axis labels
-    # near the part are nearly all at the limit and a policy decoding by argmax overshoots in full
-    # steps (models/README.md, "Run O"); with 0.5 the near-part states get labels of their own size.
-    approach_gain: float = 1.0
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.approach_gain <= 1.0:
-            raise ValueError(f"approach_gain must be in (0, 1], got {self.approach_gain}")
-        if not 0.0 <= self.close_lift_m <= self.max_step_m:
-            raise ValueError(
-                f"close_lift_m must be in [0, max_step_m={self.max_step_m}], got {self.close_lift_m}"
-            )
 
 
 class ScriptedExpert:
@@ -133,7 +105,7 @@ class ScriptedExpert:
             if self._reached(ee, target):
                 self._set_phase("descend")
             else:
-                return self._toward(ee, target, cfg.max_step_m, OPEN, cfg.approach_gain)
+                return self._toward(ee, target, cfg.max_step_m, OPEN)
         if self._phase == "descend":
             target = np.array([part_pos[0], part_pos[1], grasp_z])
             if self._reached(ee, target):
@@ -142,10 +114,8 @@ class ScriptedExpert:
                 return self._toward(ee, target, cfg.contact_step_m, OPEN)
         if self._phase == "close":
             held = cell.holding() == part.id
-            if self._phase_steps < cfg.close_steps and not (cfg.close_until_held and held):
-                closing = self._hold(CLOSED)
-                closing[2] = cfg.close_lift_m
-                return closing
+            if self._phase_steps < cfg.close_steps:
+                return self._hold(CLOSED)
             if held:
                 self._set_phase("lift")
             else:
@@ -241,7 +211,7 @@ class ScriptedExpert:
         ee, _ = cell.ee_pose()
         self._set_phase("move")
         target = np.array([xy[0], xy[1], cfg.move_to_height_m])
-        return self._toward(ee, target, cfg.max_step_m, OPEN, cfg.approach_gain)
+        return self._toward(ee, target, cfg.max_step_m, OPEN)
 
     # ------------------------------------------------------------------ helpers
     def _set_phase(self, phase: str) -> None:
@@ -252,13 +222,9 @@ class ScriptedExpert:
     def _reached(self, ee: np.ndarray, target: np.ndarray, tolerance: float | None = None) -> bool:
         return float(np.linalg.norm(target - ee)) <= (tolerance or self.config.reached_tolerance_m)
 
-    def _toward(
-        self, ee: np.ndarray, target: np.ndarray, max_step_m: float, gripper: float, gain: float = 1.0
-    ) -> np.ndarray:
-        delta = (target - ee) * gain
-        if self.config.per_axis_moves:
-            delta = np.clip(delta, -max_step_m, max_step_m)
-        elif (distance := float(np.linalg.norm(delta))) > max_step_m:
+    def _toward(self, ee: np.ndarray, target: np.ndarray, max_step_m: float, gripper: float) -> np.ndarray:
+        delta = target - ee
+        if (distance := float(np.linalg.norm(delta))) > max_step_m:
             delta = delta * (max_step_m / distance)
         return np.array([*delta, 0.0, 0.0, 0.0, gripper])
 

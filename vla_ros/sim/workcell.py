@@ -747,3 +747,18 @@ def _prism_mesh(outline: np.ndarray, height: float) -> tuple[list[list[float]], 
         indices += [bottom_centre, n + j, n + i]
         indices += [i, n + i, n + j, i, n + j, j]
     return vertices, indices
+
+
+def workcell_config(
+    image_size_px: int, num_parts: tuple[int, int] | None = None, wrist_camera: bool = False
+) -> WorkcellConfig:
+    """The workcell that demonstrations are recorded in and policies evaluated in: evaluate in the
+    one you recorded in (same image size and parts per layout; the wrist camera for a policy that
+    looks through it)."""
+    config = WorkcellConfig(image_width=image_size_px, image_height=image_size_px, wrist_camera=wrist_camera)
+    if num_parts is not None:
+        low, high = num_parts
+        if not 1 <= low <= high:
+            raise ValueError(f"parts per layout must be a range 1 <= low <= high, got {num_parts}")
+        config.num_parts = (low, high)
+    return config

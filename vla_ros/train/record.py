@@ -38,8 +38,7 @@ import numpy as np
 from vla_ros.action import Action, Policy, camera_views, predict
 from vla_ros.data.bag import BagWriter
 from vla_ros.data.dataset import DEFAULT_TARGET_MASK_TOPIC
-from vla_ros.sim import MAX_EPISODE_STEPS, TASK_NAMES, ScriptedExpert, Workcell, WorkcellConfig, run_episode
-from vla_ros.sim.expert import ExpertConfig
+from vla_ros.sim import MAX_EPISODE_STEPS, TASK_NAMES, ScriptedExpert, Workcell, run_episode, workcell_config
 from vla_ros.sim.layout import PART_AREA_MAX_M, PART_AREA_MIN_M
 
 CAMERA_TOPIC = "/camera/image_raw"
@@ -156,7 +155,6 @@ def record_episode(
     learner: Policy | None = None,
     beta: float = 0.0,
     random_start: bool = False,
-    expert_config: ExpertConfig | None = None,
 ) -> tuple[bool, int]:
     """Run the scripted expert (or, with ``learner``, DAgger) on ``seed``/``task`` and write the
     episode to ``bag_path``.
@@ -167,7 +165,7 @@ def record_episode(
     ``random_start`` starts the arm at :func:`random_start_position` instead of home.
     """
     bag_path = Path(bag_path)
-    expert = ScriptedExpert(workcell, expert_config)
+    expert = ScriptedExpert(workcell)
     policy: Policy = expert
     if learner is not None:
         policy = DAggerPolicy(expert, learner, beta, np.random.default_rng([seed, 7]))
@@ -245,21 +243,6 @@ def record_episode(
     return result.success, result.steps
 
 
-def workcell_config(
-    image_size_px: int, num_parts: tuple[int, int] | None = None, wrist_camera: bool = False
-) -> WorkcellConfig:
-    """The workcell that demonstrations are recorded in and policies evaluated in: evaluate in the
-    one you recorded in (same image size and parts per layout; the wrist camera for a policy that
-    looks through it)."""
-    config = WorkcellConfig(image_width=image_size_px, image_height=image_size_px, wrist_camera=wrist_camera)
-    if num_parts is not None:
-        low, high = num_parts
-        if not 1 <= low <= high:
-            raise ValueError(f"parts per layout must be a range 1 <= low <= high, got {num_parts}")
-        config.num_parts = (low, high)
-    return config
-
-
 def record_demonstrations(
     out_dir: str | Path,
     tasks: Sequence[str] = ("pick_place",),
@@ -274,16 +257,14 @@ def record_demonstrations(
     beta: float = 0.0,
     random_start: bool = False,
     num_parts: tuple[int, int] | None = None,
-    expert_config: ExpertConfig | None = None,
     wrist_camera: bool = False,
 ) -> RecordingSummary:
     """Record ``episodes`` expert episodes per task on seeds ``seed_start .. seed_start+episodes-1``
     (DAgger episodes with ``learner_factory``, see the module docstring).
 
-    Evaluate on other seeds (see :mod:`vla_ros.train.evaluate_closed_loop`): a seed is a layout.
+    Evaluate on other seeds (see :mod:`vla_ros.eval.closed_loop`): a seed is a layout.
     ``num_parts`` (inclusive range) changes how many parts a layout holds (default: the workcell's
     2-3); one part is a curriculum step, where finding the part needs no name.
-    ``expert_config`` changes how the scripted expert moves (see :class:`ExpertConfig`).
     ``wrist_camera`` also records the gripper-mounted camera (:data:`WRIST_CAMERA_TOPIC`), for
     policies trained on two views (``vla-ros train --wrist-camera-topic``).
     """
@@ -323,7 +304,6 @@ def record_demonstrations(
                     learner=learner,
                     beta=beta,
                     random_start=random_start,
-                    expert_config=expert_config,
                 )
                 if not ok:
                     summary.failed_seeds[task].append(seed)

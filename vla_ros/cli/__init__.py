@@ -1,4 +1,10 @@
-"""The ``vla-ros`` command: one entry point whose subcommands live next to the code they drive."""
+"""The ``vla-ros`` command: the CLI layer on top of the cores.
+
+One module per command group (``data``, ``eval``, ``model``, ``sim``, ``train``) turns options into the
+cores' configs and calls them; the disambiguation commands come from
+:mod:`vla_ros.disambiguation.cli`. Cores never import from here. ``python -m vla_ros.cli`` is the same
+command (what ``torchrun`` starts for multi-GPU training).
+"""
 
 from __future__ import annotations
 
@@ -10,13 +16,13 @@ from collections.abc import Sequence
 # Each module exposes ``register(subparsers)``; imported lazily so ``--help`` stays fast and a
 # missing optional dependency of one area does not break the others.
 SUBCOMMAND_MODULES: tuple[str, ...] = (
-    "vla_ros.data.cli",
+    "vla_ros.cli.data",
     "vla_ros.disambiguation.cli",
-    "vla_ros.eval.cli",
-    "vla_ros.model.cli",
-    "vla_ros.serving.cli",
-    "vla_ros.sim.cli",
-    "vla_ros.train.cli",
+    "vla_ros.cli.eval",
+    "vla_ros.cli.model",
+    "vla_ros.cli.serve",
+    "vla_ros.cli.sim",
+    "vla_ros.cli.train",
 )
 
 

@@ -121,3 +121,23 @@ def run(args: argparse.Namespace) -> int:
     print(format_report_table(reports))
     print(f"policy: {loop.policy_label}")
     return 0
+
+
+def add_parts_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--parts",
+        type=int,
+        nargs="+",
+        metavar="N",
+        default=None,
+        help="parts per layout: N, or a range LOW HIGH (default 2 3). One part needs no name to be found: "
+        "a curriculum step, and a test of whether a policy can find a part at all",
+    )
+
+
+def parts_range(parts: list[int] | None) -> tuple[int, int] | None:
+    if parts is None:
+        return None
+    if len(parts) > 2:
+        raise SystemExit(f"--parts takes N or LOW HIGH, got {len(parts)} numbers")
+    return (parts[0], parts[-1])

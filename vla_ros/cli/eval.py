@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
 from pathlib import Path
 
 from vla_ros.action import Policy
+from vla_ros.cli.data import add_topic_arguments, sync_from_args, topics_from_args
+from vla_ros.cli.sim import add_parts_argument, parts_range
 from vla_ros.data.bag import BagError
-from vla_ros.data.cli import add_topic_arguments, sync_from_args, topics_from_args
 from vla_ros.data.dataset import CleaningConfig, DatasetError, load_episodes
 from vla_ros.eval.evaluate import (
     KEEP_ALL_STEPS,
@@ -20,6 +22,7 @@ from vla_ros.eval.evaluate import (
     evaluate_episodes,
 )
 from vla_ros.eval.report import format_comparison, write_report
+from vla_ros.sim import MAX_EPISODE_STEPS, TASK_NAMES
 
 QUANTIZATIONS = ("none", "8bit", "4bit")
 # Our CLI names -> the model core's names.
@@ -162,6 +165,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_topic_arguments(p)
     p.set_defaults(func=run_eval_bag)
     register_replay(subparsers)
+    register_sim_eval(subparsers)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -314,3 +318,76 @@ def register_replay(subparsers: argparse._SubParsersAction) -> None:
         "--settle-timeout-s", type=float, default=10.0, help="wait this long for the last inference"
     )
     p.set_defaults(func=run_replay_bag)
+
+
+def register_sim_eval(subparsers: argparse._SubParsersAction) -> None:
+    ev = subparsers.add_parser(
+        "sim-eval",
+        help="closed-loop success rate of a policy in the workcell on held-out layouts, with bounds",
+    )
+    ev.add_argument("--model", type=Path, required=True, help="checkpoint directory (official layout)")
+    ev.add_argument("--adapter", type=Path, default=None, help="LoRA adapter directory on top of --model")
+    ev.add_argument("--task", nargs="+", choices=TASK_NAMES, default=["pick_place"])
+    ev.add_argument("--episodes", type=int, default=20, help="episodes per task")
+    ev.add_argument("--seed-start", type=int, default=100000, help="first seed: keep clear of demo seeds")
+    ev.add_argument("--image-size", type=int, default=224, help="camera size (as recorded)")
+    ev.add_argument("--max-steps", type=int, default=MAX_EPISODE_STEPS)
+    ev.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    ev.add_argument("--unnorm-key", default=None)
+    ev.add_argument("--no-expert", action="store_true", help="skip the scripted-expert bound")
+    ev.add_argument("--no-untrained", action="store_true", help="skip the untrained-model bound")
+    ev.add_argument(
+        "--untrained-episodes", type=int, default=None, help="episodes per task for the untrained bound"
+    )
+    ev.add_argument("--num-threads", type=int, default=None)
+    ev.add_argument("--report", type=Path, default=None, help="write the results as JSON here")
+    ev.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="also print how far each episode got (reached the named part, grasped, lifted; placed is "
+        "success)",
+    )
+    add_parts_argument(ev)
+    ev.add_argument("--no-progress", action="store_true")
+    ev.set_defaults(func=run_sim_eval)
+
+
+def run_sim_eval(args: argparse.Namespace) -> int:
+    import torch
+
+    from vla_ros.eval.closed_loop import (
+        evaluate_in_workcell,
+        expert_factory,
+        format_breakdown,
+        format_table,
+        vla_policy_factory,
+    )
+
+    if args.num_threads:
+        torch.set_num_threads(args.num_threads)
+    common = dict(
+        tasks=args.task,
+        episodes=args.episodes,
+        seed_start=args.seed_start,
+        image_size_px=args.image_size,
+        max_steps=args.max_steps,
+        progress=not args.no_progress,
+        num_parts=parts_range(args.parts),
+    )
+    results = []
+    if not args.no_expert:
+        results += evaluate_in_workcell(expert_factory, "expert", render=False, **common)
+    factory = vla_policy_factory(args.model, args.adapter, args.precision, args.unnorm_key)
+    results += evaluate_in_workcell(factory, "trained", **common)
+    if not args.no_untrained:
+        untrained = vla_policy_factory(args.model, None, args.precision, args.unnorm_key, untrained=True)
+        if args.untrained_episodes is not None:
+            common["episodes"] = args.untrained_episodes
+        results += evaluate_in_workcell(untrained, "untrained", **common)
+    print(format_table(results))
+    if args.breakdown:
+        print("\n" + format_breakdown(results))
+    if args.report:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(json.dumps([r.to_dict() for r in results], indent=2) + "\n")
+    return 0

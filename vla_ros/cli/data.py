@@ -52,13 +52,6 @@ def add_topic_arguments(parser: argparse.ArgumentParser) -> None:
         "writes them on /vla/target_mask; train --target-attention-weight reads that one by default)",
     )
     g.add_argument(
-        "--scene-topic",
-        default=None,
-        help="also read the vla_ros/Scene on this topic and the end-effector pose, for each step's offset to "
-        "what it heads for (record-demos writes /vla/scene; train --target-offset-weight reads that one by "
-        "default)",
-    )
-    g.add_argument(
         "--wrist-camera-topic",
         default=None,
         help="a second camera (e.g. gripper-mounted; record-demos --wrist-camera writes "
@@ -86,7 +79,6 @@ def topics_from_args(args: argparse.Namespace) -> TopicConfig:
         ee_pose=args.ee_pose_topic,
         gripper=args.gripper_topic or None,
         target_mask=args.target_mask_topic or None,
-        scene=args.scene_topic or None,
         extra_cameras=(args.wrist_camera_topic,) if args.wrist_camera_topic else (),
     )
 

@@ -25,8 +25,7 @@ import numpy as np
 import torch
 
 from vla_ros.action import Action, Policy
-from vla_ros.sim import MAX_EPISODE_STEPS, ExpertConfig, ScriptedExpert, Workcell, run_episode
-from vla_ros.train.record import workcell_config
+from vla_ros.sim import MAX_EPISODE_STEPS, ScriptedExpert, Workcell, run_episode, workcell_config
 
 
 @dataclass
@@ -47,6 +46,8 @@ class TaskSuccess:
     lifted: int | None = None
     wrong_part_grasped: int | None = None
     median_closest_xy_cm: float | None = None
+    # How far each episode got, in seed order (see EpisodeOutcome).
+    outcomes: list[EpisodeOutcome] = field(default_factory=list)
 
     @property
     def success_rate(self) -> float:
@@ -68,6 +69,38 @@ class TaskSuccess:
 
 # A held part counts as lifted this far above where it rests.
 LIFTED_M = 0.05
+# The gripper counts as having reached the named part when its grasp point came this close to it in
+# the table plane: a grasp aimed within 2 cm of the part succeeds 95% of the time
+# (benchmarks/probe_grasp_tolerance.py).
+REACHED_XY_M = 0.02
+
+
+@dataclass
+class EpisodeOutcome:
+    """One episode of :func:`evaluate_in_workcell`: whether it succeeded, in how many steps, and for
+    tasks that name a part the stages it reached on the way (reached the part, grasped it, lifted
+    it; placed is success for pick_place), with the closest the grasp point came to the part."""
+
+    seed: int
+    success: bool
+    steps: int
+    reached: bool | None = None
+    grasped: bool | None = None
+    lifted: bool | None = None
+    wrong_part_grasped: bool | None = None
+    closest_xy_cm: float | None = None
+
+    def line(self) -> str:
+        text = f"seed {self.seed}: {'success' if self.success else 'failure'} in {self.steps} steps"
+        if self.reached is None:
+            return text
+        stages = [("reached part", self.reached), ("grasped", self.grasped), ("lifted", self.lifted)]
+        got = [name for name, done in stages if done]
+        extra = "; another part grasped" if self.wrong_part_grasped else ""
+        return (
+            f"{text}; {', '.join(got) if got else 'did not reach the part'} "
+            f"(closest {self.closest_xy_cm:.1f} cm){extra}"
+        )
 
 
 @dataclass
@@ -99,6 +132,25 @@ class EpisodeProgress:
             self.lifted |= bool(part[2] - rest_z >= LIFTED_M)
         elif held is not None:
             self.wrong_part_grasped = True
+
+
+def _outcome(result, seen: EpisodeProgress) -> EpisodeOutcome:
+    outcome = EpisodeOutcome(seed=result.seed, success=result.success, steps=result.steps)
+    if seen.names_part:
+        outcome.reached = seen.closest_xy_m <= REACHED_XY_M
+        outcome.grasped, outcome.lifted = seen.grasped, seen.lifted
+        outcome.wrong_part_grasped = seen.wrong_part_grasped
+        outcome.closest_xy_cm = 100.0 * seen.closest_xy_m
+    return outcome
+
+
+def format_breakdown(results: Sequence[TaskSuccess]) -> str:
+    """One line per episode: how far it got (``vla-ros sim-eval --breakdown``)."""
+    lines = []
+    for r in results:
+        lines.append(f"{r.policy} {r.task}:")
+        lines.extend(f"  {o.line()}" for o in r.outcomes)
+    return "\n".join(lines)
 
 
 PolicyFactory = Callable[[Workcell], Policy]
@@ -146,6 +198,7 @@ def evaluate_in_workcell(
                 successes=sum(o.success for o in outcomes),
                 mean_steps=stats_lib.mean(o.steps for o in outcomes) if outcomes else 0.0,
                 failed_seeds=[o.seed for o in outcomes if not o.success],
+                outcomes=[_outcome(o, p) for o, p in zip(outcomes, progress_of, strict=True)],
             )
             if progress_of and all(p.names_part for p in progress_of):
                 result.grasped = sum(p.grasped for p in progress_of)
@@ -163,7 +216,6 @@ def vla_policy_factory(
     unnorm_key: str | None = None,
     untrained: bool = False,
     seed: int = 0,
-    decoding: str = "argmax",
 ) -> PolicyFactory:
     """A trained checkpoint as a workcell policy: centre crop (it was trained on random crops) and
     decoding restricted to action tokens. ``untrained`` keeps the architecture, tokenizer and
@@ -179,7 +231,6 @@ def vla_policy_factory(
         unnorm_key=unnorm_key,
         center_crop=True,
         constrain_to_action_tokens=True,
-        decoding=decoding,
     )
 
     def make(_: Workcell) -> Policy:
@@ -218,14 +269,11 @@ def expert_and_policy(
     model_dir: str | Path,
     num_parts: int | None = None,
     image_size_px: int = 224,
-    decoding: str = "argmax",
-    expert_config: ExpertConfig | None = None,
 ) -> tuple[Workcell, ScriptedExpert, Policy]:
-    """A workcell (``num_parts`` parts per layout; default 2-3), its scripted expert (moving as
-    ``expert_config`` says; give the options the policy's demonstrations were recorded with), and a
+    """A workcell (``num_parts`` parts per layout; default 2-3), its scripted expert, and a
     checkpoint as a policy in it: for probes that ask both for the next step on the same frame. Close
     the workcell when done."""
     parts = None if num_parts is None else (num_parts, num_parts)
     cell = Workcell(workcell_config(image_size_px, parts, wrist_camera=True))
-    expert = ScriptedExpert(cell, expert_config)
-    return cell, expert, vla_policy_factory(model_dir, decoding=decoding)(cell)
+    expert = ScriptedExpert(cell)
+    return cell, expert, vla_policy_factory(model_dir)(cell)
