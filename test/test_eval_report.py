@@ -93,3 +93,19 @@ def test_a_failing_policy_is_reported_with_episode_and_step(bags):
         EvaluationError, match=r"'broken' failed on episode demo_mcap#0 step 0.*out of memory"
     ):
         evaluate_bags(bags, {"broken": Broken()}, progress=False)
+
+
+def test_batched_evaluation_gives_each_step_the_action_it_gets_alone(bags, tmp_path):
+    from vla_ros.model.tiny import make_tiny_checkpoint
+    from vla_ros.policy.runtime import PolicyConfig, VLAPolicy
+
+    policy = VLAPolicy(
+        PolicyConfig(checkpoint_dir=make_tiny_checkpoint(tmp_path / "tiny", seed=2), precision="fp32")
+    )
+    one = evaluate_bags(bags, {"vla": policy}, progress=False).models["vla"].predictions
+    four = evaluate_bags(bags, {"vla": policy}, progress=False, batch_size=4).models["vla"].predictions
+    assert [p.episode_id for p in one] == [p.episode_id for p in four]
+    for a, b in zip(one, four, strict=True):
+        assert a.predicted_token_ids == b.predicted_token_ids
+        np.testing.assert_array_equal(a.predicted, b.predicted)
+        assert len(b.latencies_s) == len(a.latencies_s) > 4

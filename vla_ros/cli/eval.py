@@ -92,7 +92,9 @@ def run_eval_bag(args: argparse.Namespace) -> int:
                     raise PolicyUnavailableError(
                         f"cannot load model {model_dir} ({quantization}): {type(exc).__name__}: {exc}"
                     ) from exc
-        models = evaluate_episodes(episodes, policies, progress=not args.no_progress, seed=args.seed)
+        models = evaluate_episodes(
+            episodes, policies, progress=not args.no_progress, seed=args.seed, batch_size=args.batch_size
+        )
     except (BagError, DatasetError, EvaluationError, PolicyUnavailableError) as exc:
         print(f"eval-bag: {exc}", file=sys.stderr)
         return 2
@@ -112,6 +114,7 @@ def run_eval_bag(args: argparse.Namespace) -> int:
             "unnorm_key": args.unnorm_key,
             "precision": args.precision,
             "quantization": list(args.quantization),
+            "batch_size": args.batch_size,
         },
     )
     files = write_report(result, args.out)
@@ -158,6 +161,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--clean", action="store_true", help="evaluate on cleaned data (default: every recorded step)"
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=1,
+        help="steps a model decodes together (same actions; faster on a GPU)",
     )
     p.add_argument("--out", type=Path, default=Path("eval_report"), metavar="DIR")
     p.add_argument("--seed", type=int, default=0)

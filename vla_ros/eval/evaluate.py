@@ -10,7 +10,7 @@ import hashlib
 import random
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -171,8 +171,15 @@ def evaluate_episodes(
     seed: int = 0,
     gripper_threshold: float = DEFAULT_GRIPPER_THRESHOLD,
     min_translation_norm_m: float = DEFAULT_MIN_TRANSLATION_NORM_M,
+    batch_size: int = 1,
 ) -> dict[str, ModelEvaluation]:
-    """Run every policy on every step of every episode and compute metrics per policy."""
+    """Run every policy on every step of every episode and compute metrics per policy.
+
+    ``batch_size`` > 1: a policy with ``predict_actions`` (the OpenVLA runtime) decodes that many
+    steps of an episode together, which gives the same actions faster on a GPU; each step's latency is
+    then its share of the batch's time."""
+    if batch_size < 1:
+        raise EvaluationError(f"batch_size must be at least 1, got {batch_size}")
     if not episodes:
         raise EvaluationError("no episodes to evaluate (all bags empty or everything was cleaned away)")
     if not policies:
@@ -194,18 +201,8 @@ def evaluate_episodes(
                 if callable(getattr(policy, "reset", None)):
                     policy.reset()
                 vectors, tokens, latencies = [], [], []
-                for k, (image, instruction) in enumerate(zip(ep.images, ep.step_instructions, strict=True)):
-                    start = time.perf_counter()
-                    try:
-                        # With --wrist-camera-topic, each step's wrist frame too (two-view checkpoints).
-                        extra = ep.step_data[EXTRA_VIEWS][k] if EXTRA_VIEWS in ep.step_data else ()
-                        action = predict(policy, image, instruction, extra)
-                    except Exception as exc:
-                        raise EvaluationError(
-                            f"policy {name!r} failed on episode {ep.episode_id} step {k}: "
-                            f"{type(exc).__name__}: {exc}"
-                        ) from exc
-                    latencies.append(time.perf_counter() - start)
+                for action, latency_s in _episode_actions(name, policy, ep, batch_size):
+                    latencies.append(latency_s)
                     vectors.append(action.vector)
                     tokens.append(tuple(action.token_ids))
                     if bar is not None:
@@ -234,6 +231,33 @@ def evaluate_episodes(
     return results
 
 
+def _episode_actions(
+    name: str, policy: Policy, ep: Episode, batch_size: int
+) -> Iterator[tuple[Action, float]]:
+    """Each step's action, in order, with its share of the time it took."""
+    batched = batch_size > 1 and callable(getattr(policy, "predict_actions", None))
+    chunk = batch_size if batched else 1
+    for first in range(0, len(ep.images), chunk):
+        steps = range(first, min(first + chunk, len(ep.images)))
+        # With --wrist-camera-topic, each step's wrist frame too (two-view checkpoints).
+        extra = [ep.step_data[EXTRA_VIEWS][k] if EXTRA_VIEWS in ep.step_data else () for k in steps]
+        start = time.perf_counter()
+        try:
+            if batched:
+                images = [ep.images[k] for k in steps]
+                actions = policy.predict_actions(images, [ep.step_instructions[k] for k in steps], extra)
+            else:
+                actions = [predict(policy, ep.images[first], ep.step_instructions[first], extra[0])]
+        except Exception as exc:
+            where = f"step {first}" if len(steps) == 1 else f"steps {first}-{steps[-1]}"
+            raise EvaluationError(
+                f"policy {name!r} failed on episode {ep.episode_id} {where}: {type(exc).__name__}: {exc}"
+            ) from exc
+        share_s = (time.perf_counter() - start) / len(actions)
+        for action in actions:
+            yield action, share_s
+
+
 def evaluate_bags(
     bags: Iterable[str | Path],
     policies: Mapping[str, Policy],
@@ -245,6 +269,7 @@ def evaluate_bags(
     seed: int = 0,
     gripper_threshold: float = DEFAULT_GRIPPER_THRESHOLD,
     min_translation_norm_m: float = DEFAULT_MIN_TRANSLATION_NORM_M,
+    batch_size: int = 1,
 ) -> EvalResult:
     """Read episodes from ``bags`` via the dataset layer and evaluate each policy on every step.
 
@@ -262,6 +287,7 @@ def evaluate_bags(
         seed=seed,
         gripper_threshold=gripper_threshold,
         min_translation_norm_m=min_translation_norm_m,
+        batch_size=batch_size,
     )
     settings = {
         "action_source": topics.action_source,
