@@ -146,3 +146,16 @@ def train_config() -> Callable[..., object]:
         return TrainConfig(**base)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def free_port() -> Callable[[], int]:
+    """A factory of TCP ports on 127.0.0.1 that nothing listens on (for servers a test starts)."""
+    import socket
+
+    def pick() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    return pick

@@ -323,19 +323,16 @@ def test_a_two_view_checkpoint_acts_only_on_scene_and_wrist_frames_together(ros,
     assert operator.count(operator.steps) == steps
 
 
-def test_remote_backend_acts_through_a_policy_server_and_stops_when_it_goes_away(ros, tiny_checkpoint):
+def test_remote_backend_acts_through_a_policy_server_and_stops_when_it_goes_away(
+    ros, tiny_checkpoint, free_port
+):
     """A real Ray Serve policy server on this machine; the node loads no model of its own."""
-    import socket
-
     from vla_ros.policy.runtime import PolicyConfig
     from vla_ros.serving.server import build_app, policy_config_dict, start_server, stop_server
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     app = build_app(policy_config_dict(PolicyConfig(checkpoint_dir=tiny_checkpoint, precision="fp32")))
     try:
-        url = start_server(app, port=port, num_cpus=2)
+        url = start_server(app, port=free_port(), num_cpus=2)
         _policy_node(ros, inference_backend="remote", remote_url=url, remote_timeout_s=10.0)
         operator = Operator(ros)
         _ready(ros, operator)

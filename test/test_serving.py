@@ -22,12 +22,6 @@ INSTRUCTIONS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _image(seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (96, 128, 3), dtype=np.uint8)
 
@@ -47,13 +41,13 @@ def local_policy(tiny_checkpoint):
 
 
 @pytest.fixture(scope="module")
-def server(tiny_checkpoint):
+def server(tiny_checkpoint, free_port):
     from vla_ros.policy.runtime import PolicyConfig
     from vla_ros.serving.server import build_app, policy_config_dict, start_server, stop_server
 
     config = policy_config_dict(PolicyConfig(checkpoint_dir=tiny_checkpoint, precision="fp32"))
     app = build_app(config, max_batch_size=8, batch_wait_timeout_s=0.2)
-    url = start_server(app, port=_free_port(), num_cpus=2)
+    url = start_server(app, port=free_port(), num_cpus=2)
     yield url
     stop_server()
 
@@ -125,8 +119,8 @@ def test_a_malformed_payload_gets_a_4xx_and_the_server_keeps_serving(server, bod
     assert status == 200 and len(answer["action"]) == 7
 
 
-def test_client_reports_an_unreachable_server_clearly():
-    client = RemotePolicy(f"http://127.0.0.1:{_free_port()}", timeout_s=2)
+def test_client_reports_an_unreachable_server_clearly(free_port):
+    client = RemotePolicy(f"http://127.0.0.1:{free_port()}", timeout_s=2)
     with pytest.raises(RemotePolicyError, match="unreachable"):
         client.predict_action(_image(0), "go")
     assert client.num_images == 1  # no metadata yet: a single view until the server answers
