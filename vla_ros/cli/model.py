@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vla_ros.model.loading import PRECISIONS, QUANTIZATIONS
+from vla_ros.model.options import PRECISION_NAMES, QUANTIZATIONS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("--image", type=Path, required=True, help="RGB image file (PNG, JPEG)")
     predict.add_argument("--instruction", required=True)
     predict.add_argument("--unnorm-key", default=None, help="dataset statistics to un-normalise with")
-    predict.add_argument("--precision", choices=sorted(PRECISIONS), default="fp32")
+    predict.add_argument("--precision", choices=PRECISION_NAMES, default="fp32")
     predict.add_argument("--quantization", choices=QUANTIZATIONS, default="none")
     predict.add_argument("--adapter", type=Path, default=None, help="LoRA adapter directory")
     predict.add_argument("--center-crop", action="store_true", help="for models trained with random crops")

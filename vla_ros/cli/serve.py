@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from vla_ros.model.loading import PRECISIONS, QUANTIZATIONS
+from vla_ros.model.options import PRECISION_NAMES, QUANTIZATIONS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--model", type=Path, required=True, help="checkpoint directory (official layout)")
     serve.add_argument("--adapter", type=Path, default=None, help="LoRA adapter directory")
     serve.add_argument("--unnorm-key", default=None, help="dataset statistics to un-normalise with")
-    serve.add_argument("--precision", choices=sorted(PRECISIONS), default="bf16")
+    serve.add_argument("--precision", choices=PRECISION_NAMES, default="bf16")
     serve.add_argument("--quantization", choices=QUANTIZATIONS, default="none")
     serve.add_argument("--center-crop", action="store_true", help="for models trained with random crops")
     serve.add_argument("--constrain", action="store_true", help="decode only action tokens")

@@ -12,8 +12,7 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from torch import nn
 
 from vla_ros.model.modeling_openvla import OpenVLAForActionPrediction
-
-DEFAULT_LORA_RANK = 32
+from vla_ros.model.options import DEFAULT_LORA_RANK
 
 
 class AdapterError(RuntimeError):

@@ -31,12 +31,14 @@ from torch import nn
 from vla_ros.model.action_tokenizer import ActionStatistics, ActionTokenizer, select_unnorm_key
 from vla_ros.model.configuration_openvla import OpenVLAConfig
 from vla_ros.model.modeling_openvla import OpenVLAForActionPrediction
+from vla_ros.model.options import PRECISION_NAMES, QUANTIZATIONS
 from vla_ros.model.processing import ImageProcessor, PromptTokenizer
 
 log = logging.getLogger(__name__)
 
-PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-QUANTIZATIONS = ("none", "8bit", "4bit-nf4", "4bit-fp4")
+PRECISIONS: dict[str, torch.dtype] = dict(
+    zip(PRECISION_NAMES, (torch.float32, torch.bfloat16, torch.float16), strict=True)
+)
 SAFETENSORS_INDEX = "model.safetensors.index.json"
 SINGLE_SAFETENSORS = "model.safetensors"
 TOKENIZER_FILES = (

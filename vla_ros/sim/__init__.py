@@ -16,23 +16,29 @@ A node driving it from the controller instead calls ``apply_twist(twist, dt_s)``
 call it from one thread (one executor callback group).
 """
 
-from vla_ros.sim.expert import ExpertConfig, ScriptedExpert
-from vla_ros.sim.rollout import MAX_EPISODE_STEPS, EpisodeResult, run_episode
-from vla_ros.sim.tasks import TASK_NAMES, SimState, Task, instruction_text
-from vla_ros.sim.workcell import JointStates, Workcell, WorkcellConfig, workcell_config
+# Names are imported when first used (PEP 562), so that importing a light part (tasks, layouts) does not
+# load PyBullet: the command line's --help and the text-only commands stay fast and print no banner.
+_EXPORTS = {
+    "ExpertConfig": "vla_ros.sim.expert",
+    "ScriptedExpert": "vla_ros.sim.expert",
+    "EpisodeResult": "vla_ros.sim.rollout",
+    "run_episode": "vla_ros.sim.rollout",
+    "MAX_EPISODE_STEPS": "vla_ros.sim.tasks",
+    "TASK_NAMES": "vla_ros.sim.tasks",
+    "SimState": "vla_ros.sim.tasks",
+    "Task": "vla_ros.sim.tasks",
+    "instruction_text": "vla_ros.sim.tasks",
+    "JointStates": "vla_ros.sim.workcell",
+    "Workcell": "vla_ros.sim.workcell",
+    "WorkcellConfig": "vla_ros.sim.workcell",
+    "workcell_config": "vla_ros.sim.workcell",
+}
+__all__ = sorted(_EXPORTS)
 
-__all__ = [
-    "MAX_EPISODE_STEPS",
-    "TASK_NAMES",
-    "EpisodeResult",
-    "ExpertConfig",
-    "JointStates",
-    "ScriptedExpert",
-    "SimState",
-    "Task",
-    "Workcell",
-    "WorkcellConfig",
-    "instruction_text",
-    "run_episode",
-    "workcell_config",
-]
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'vla_ros.sim' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -13,9 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from vla_ros.action import Action, Policy, camera_views, predict
+from vla_ros.sim.tasks import MAX_EPISODE_STEPS
 from vla_ros.sim.workcell import Workcell
-
-MAX_EPISODE_STEPS = 60
 
 StepCallback = Callable[[int, np.ndarray, Action, Workcell], None]
 

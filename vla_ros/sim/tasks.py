@@ -20,6 +20,7 @@ import numpy as np
 from vla_ros.sim.layout import Layout
 
 TASK_NAMES = ("pick_place", "push", "move_to", "move_to_part")
+MAX_EPISODE_STEPS = 60  # an episode that has not succeeded by then has failed
 
 # Unit vectors in the robot base frame (FORMAT.md directions; up/down make no sense for a push).
 PUSH_DIRECTIONS: dict[str, tuple[float, float]] = {

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from vla_ros.data.dataset import DEFAULT_TARGET_MASK_TOPIC, CleaningConfig, SyncConfig, TopicConfig
-from vla_ros.model.adapters import DEFAULT_LORA_RANK
+from vla_ros.model.options import DEFAULT_LORA_RANK
 
 MODES = ("full", "lora", "qlora")
 
