@@ -46,3 +46,14 @@ def test_disambiguate_resolves_without_torch_or_the_simulator(tmp_path):
     )
     loaded = _loaded_after(code)
     assert not any(loaded.values()), loaded
+
+
+def test_loading_the_model_core_prints_no_library_notice():
+    run = subprocess.run(
+        [sys.executable, "-c", "import vla_ros.policy.runtime, bitsandbytes"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "kernels-community" not in run.stderr + run.stdout
