@@ -360,3 +360,28 @@ def test_remote_backend_acts_through_a_policy_server_and_stops_when_it_goes_away
         operator.frame()
         time.sleep(0.1)
     assert operator.count(operator.twists) == count, "the node kept publishing without a server"
+
+
+def test_a_refused_instruction_shows_on_diagnostics_until_a_good_one_arrives(ros, tiny_checkpoint) -> None:
+    node = _policy_node(ros, model_dir=str(tiny_checkpoint))
+    operator = Operator(ros)
+    _ready(ros, operator)
+    operator.frame(encoding="mono8")  # an older error, which must not mask the refusal below
+    assert ros.wait_for(lambda: node._worker.stats().errors >= 1, timeout_s=5.0)
+    errors = node._worker.stats().errors
+
+    def latest_policy_status() -> dict[str, str]:
+        with operator.lock:
+            reports = [s for d in operator.diagnostics for s in d.status if s.name.endswith("policy")]
+        return {v.key: v.value for v in reports[-1].values} if reports else {}
+
+    operator.say("x" * 10_000)
+    assert ros.wait_for(
+        lambda: "refused instruction" in latest_policy_status().get("last_error", ""), timeout_s=5.0
+    )
+    status = latest_policy_status()
+    assert "limit is 512" in status["refused_input"]
+    assert int(status["errors"]) > errors, "a refusal counts as an error"
+
+    operator.say("pick up the red gear")
+    assert ros.wait_for(lambda: latest_policy_status().get("refused_input", "x") == "", timeout_s=5.0)

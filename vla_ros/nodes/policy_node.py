@@ -125,6 +125,7 @@ class PolicyNode(LifecycleNode):
         self._worker: InferenceWorker | None = None
         self._active = False
         self._last_error = ""
+        self._refusal = ""  # why the last instruction was refused; cleared by the next accepted one
         self._identity: dict[str, str] = {}
 
         self.twist_pub = self.create_publisher(TwistStamped, "twist_cmd", COMMAND_QOS)
@@ -406,8 +407,13 @@ class PolicyNode(LifecycleNode):
         if text is not None:
             try:
                 text = sanitize_text(text, int(self._p("max_instruction_chars")))
+                self._refusal = ""
             except ValueError as exc:
-                self._report_error(f"refused instruction: {exc}")
+                self._refusal = f"refused instruction: {exc}"
+                if self._worker is not None:
+                    self._worker.report_error(self._refusal)  # counted; logged through _report_error
+                else:
+                    self._report_error(self._refusal)
                 text = None
         if self._worker is not None:
             self._worker.set_instruction(text)
@@ -445,9 +451,10 @@ class PolicyNode(LifecycleNode):
                 "frames_dropped": stats.frames_dropped,
                 "frames_refused_stale": stats.frames_refused_stale,
                 "errors": stats.errors,
-                "last_error": stats.last_error or self._last_error,
+                "refused_input": self._refusal,
+                "last_error": self._refusal or stats.last_error or self._last_error,
             }
-            level = WARN if (stats.errors or stats.frames_refused_stale) else OK
+            level = WARN if (self._refusal or stats.errors or stats.frames_refused_stale) else OK
             message = "acting" if self._active and worker.instruction else "idle"
         self.diag_pub.publish(diagnostic_array(self, "policy", level, message, values))
 
