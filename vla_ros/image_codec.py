@@ -8,8 +8,11 @@ Plain numpy in and out: callers pass the message's fields, never the message.
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
+
+from vla_ros.errors import UserInputError
 
 SUPPORTED_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8")
 SUPPORTED_COMPRESSED_FORMATS = ("jpeg", "png")
@@ -22,7 +25,7 @@ _CHANNELS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4}
 _RGB_ORDER = {"rgb8": (0, 1, 2), "bgr8": (2, 1, 0), "rgba8": (0, 1, 2), "bgra8": (2, 1, 0)}
 
 
-class ImageCodecError(ValueError):
+class ImageCodecError(UserInputError, ValueError):
     """An image message could not be turned into an RGB array."""
 
 
@@ -144,7 +147,7 @@ def decode_compressed(
         with Image.open(io.BytesIO(raw), formats=[codec]) as img:
             width, height = img.size
             _check_pixel_count(height, width, max_pixels)
-            rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
+            rgb = _pil_to_rgb(img)
     except Image.DecompressionBombError as exc:
         raise ImageTooLarge(f"{codec} image is too large to decode safely: {exc}") from exc
     except UnidentifiedImageError as exc:
@@ -152,6 +155,49 @@ def decode_compressed(
     except (OSError, SyntaxError) as exc:  # PIL reports truncated or corrupt streams this way
         raise MalformedImage(f"{codec} image could not be decoded: {exc}") from exc
     return np.ascontiguousarray(rgb)
+
+
+# A camera image must cover at least one 14 px ViT patch; a smaller file is almost surely not a frame.
+MIN_IMAGE_SIDE_PX = 14
+
+
+def read_image_file(
+    path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, min_side_px: int = MIN_IMAGE_SIDE_PX
+) -> np.ndarray:
+    """An image file (PNG, JPEG, ...) as an HxWx3 uint8 RGB array. Its size is checked from the header
+    before the pixels are decoded, so an enormous file is refused without using the memory."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise MalformedImage(f"{path} is not an image file (it does not exist or is a directory)")
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+            _check_pixel_count(height, width, max_pixels)
+            if min(width, height) < min_side_px:
+                raise MalformedImage(
+                    f"{path} is {width}x{height} pixels; a camera image needs at least {min_side_px} "
+                    "pixels on each side"
+                )
+            return np.ascontiguousarray(_pil_to_rgb(img))
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLarge(f"{path} is too large to decode safely: {exc}") from exc
+    except UnidentifiedImageError as exc:
+        raise MalformedImage(f"{path} is not an image file PIL can read") from exc
+    except (OSError, SyntaxError) as exc:
+        raise MalformedImage(f"{path} could not be decoded: {exc}") from exc
+
+
+def _pil_to_rgb(img) -> np.ndarray:
+    """A PIL image as 8-bit RGB. 16-bit grey (PNG depth 16) is scaled down to 8 bits, not clipped:
+    PIL's own conversion clips every value above 255 to white."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        grey = np.asarray(img).astype(np.int64)
+        if grey.min() < 0 or grey.max() > 65535:
+            raise MalformedImage(f"{img.mode} image values span {grey.min()}..{grey.max()}, not 16-bit")
+        return np.repeat((grey >> 8).astype(np.uint8)[..., None], 3, axis=2)
+    return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 
 def encode_compressed(rgb: np.ndarray, codec: str = "png", compress_level: int | None = None) -> bytes:

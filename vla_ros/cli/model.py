@@ -6,8 +6,6 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
 from vla_ros.model.options import PRECISION_NAMES, QUANTIZATIONS
 
 
@@ -51,12 +49,11 @@ def _make_tiny_model(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from PIL import Image
-
     from vla_ros.action import ACTION_NAMES
+    from vla_ros.image_codec import read_image_file
     from vla_ros.policy.runtime import PolicyConfig, VLAPolicy
 
-    image = np.asarray(Image.open(args.image).convert("RGB"))
+    image = read_image_file(args.image)
     policy = VLAPolicy(
         PolicyConfig(
             checkpoint_dir=args.model,

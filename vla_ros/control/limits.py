@@ -14,10 +14,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vla_ros.errors import UserInputError
+
 AxisLimit = float | Sequence[float]
 
 
-class SafetyConfigError(ValueError):
+class SafetyConfigError(UserInputError, ValueError):
     """A safety limit is missing, non-finite, non-positive or inconsistent with another one."""
 
 

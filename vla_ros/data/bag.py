@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from vla_ros.errors import UserInputError
 from vla_ros.image_codec import encode_compressed, rgb_to_image_fields
 from vla_ros.scene_fields import location_fields, object_fields
 
@@ -37,7 +38,7 @@ STORAGE_FORMATS = ("mcap", "sqlite3")
 MSG_DIR_ENV = "VLA_ROS_MSG_DIR"
 
 
-class BagError(Exception):
+class BagError(UserInputError):
     """A bag cannot be used as asked."""
 
 

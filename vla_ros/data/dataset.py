@@ -41,6 +41,7 @@ from vla_ros.data.bag import (
     TopicRequirement,
     stamp_to_ns,
 )
+from vla_ros.errors import UserInputError
 from vla_ros.geometry import rotation_vector_between
 from vla_ros.image_codec import PackedImage, decode_compressed, image_to_rgb
 
@@ -50,7 +51,7 @@ GRIPPER_INDEX = 6
 _FRAME_HISTORY = 64
 
 
-class DatasetError(ValueError):
+class DatasetError(UserInputError, ValueError):
     """The recordings cannot be turned into a dataset as configured."""
 
 

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vla_ros.errors import UserInputError
+
 LLAMA2_BASE_VOCAB_SIZE = 32000
 
 
-class UnnormKeyError(KeyError):
+class UnnormKeyError(UserInputError, KeyError):
     """The requested dataset has no statistics in this checkpoint."""
 
     def __str__(self) -> str:  # KeyError quotes its message otherwise

@@ -11,11 +11,12 @@ from pathlib import Path
 from peft import LoraConfig, PeftModel, get_peft_model
 from torch import nn
 
+from vla_ros.errors import UserInputError
 from vla_ros.model.modeling_openvla import OpenVLAForActionPrediction
 from vla_ros.model.options import DEFAULT_LORA_RANK
 
 
-class AdapterError(RuntimeError):
+class AdapterError(UserInputError, RuntimeError):
     pass
 
 

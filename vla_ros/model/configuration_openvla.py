@@ -17,13 +17,31 @@ from typing import Any
 
 from transformers import LlamaConfig
 
+from vla_ros.errors import UserInputError
+
 OFFICIAL_TIMM_MODEL_IDS = ("vit_large_patch14_reg4_dinov2.lvd142m", "vit_so400m_patch14_siglip_224")
 # Llama-2's 32000 tokens + <PAD>, padded to a multiple of 64 (upstream's `pad_to_multiple_of`).
 OFFICIAL_VOCAB_SIZE = 32064
 
 
-class ConfigError(ValueError):
+class ConfigError(UserInputError, ValueError):
     """config.json is missing a field or has one whose value cannot describe an OpenVLA model."""
+
+
+# Prismatic's vision backbone families (the prefix of vision_backbone_id) and whether each is fused
+# (two towers, 6-channel input). OpenVLA uses dinosiglip-vit-so-224px.
+VISION_BACKBONE_FAMILIES = {
+    "dinosiglip-": True,
+    "dinoclip-": True,
+    "dinov2-": False,
+    "siglip-": False,
+    "clip-": False,
+    "in1k-": False,
+}
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass
@@ -72,6 +90,20 @@ class OpenVLAConfig:
 
     def __post_init__(self) -> None:
         n_backbones = 2 if self.use_fused_vision_backbone else 1
+        self._check_types()
+        family = next((f for f in VISION_BACKBONE_FAMILIES if self.vision_backbone_id.startswith(f)), None)
+        if family is None:
+            raise ConfigError(
+                f"vision_backbone_id {self.vision_backbone_id!r} is not a vision backbone this model knows "
+                f"(families: {', '.join(VISION_BACKBONE_FAMILIES)}); OpenVLA checkpoints use "
+                "'dinosiglip-vit-so-224px'"
+            )
+        if VISION_BACKBONE_FAMILIES[family] != self.use_fused_vision_backbone:
+            raise ConfigError(
+                f"vision_backbone_id {self.vision_backbone_id!r} "
+                f"{'is' if VISION_BACKBONE_FAMILIES[family] else 'is not'} a fused backbone but "
+                f"use_fused_vision_backbone is {self.use_fused_vision_backbone}"
+            )
         if len(self.timm_model_ids) != n_backbones:
             raise ConfigError(
                 f"use_fused_vision_backbone={self.use_fused_vision_backbone} needs {n_backbones} "
@@ -98,6 +130,34 @@ class OpenVLAConfig:
                 f"image_resize_strategy {self.image_resize_strategy!r} is not supported; OpenVLA checkpoints "
                 "use 'resize-naive'"
             )
+
+    def _check_types(self) -> None:
+        """Field types and ranges, so a hand-edited config.json fails here, naming the field, rather
+        than deep inside the model build."""
+        checks = {
+            "vision_backbone_id": (isinstance(self.vision_backbone_id, str), "a string"),
+            "use_fused_vision_backbone": (isinstance(self.use_fused_vision_backbone, bool), "true or false"),
+            "n_action_bins": (_whole(self.n_action_bins) and self.n_action_bins >= 2, "a whole number >= 2"),
+            "llm_max_length": (
+                _whole(self.llm_max_length) and self.llm_max_length >= 1,
+                "a whole number >= 1",
+            ),
+            "image_sizes": (
+                isinstance(self.image_sizes, list)
+                and len(self.image_sizes) > 0
+                and all(_whole(s) and s >= 14 for s in self.image_sizes),
+                "a list of whole numbers >= 14 (pixels)",
+            ),
+            "timm_model_ids": (
+                isinstance(self.timm_model_ids, list)
+                and all(isinstance(t, str) for t in self.timm_model_ids),
+                "a list of timm model names",
+            ),
+            "text_config": (isinstance(self.text_config, dict), "an object of Llama settings"),
+        }
+        for name, (ok, expected) in checks.items():
+            if not ok:
+                raise ConfigError(f"config.json field {name} must be {expected}, got {getattr(self, name)!r}")
 
     @property
     def image_size_px(self) -> int:

@@ -24,10 +24,11 @@ from pathlib import Path
 
 import torch
 from accelerate import init_empty_weights
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from vla_ros.errors import UserInputError
 from vla_ros.model.action_tokenizer import ActionStatistics, ActionTokenizer, select_unnorm_key
 from vla_ros.model.configuration_openvla import OpenVLAConfig
 from vla_ros.model.modeling_openvla import OpenVLAForActionPrediction
@@ -52,7 +53,7 @@ _FLOAT_DTYPES = {"F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.floa
 _DTYPE_NAMES = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserInputError, RuntimeError):
     """A checkpoint directory cannot be loaded as OpenVLA; the message names the offending part."""
 
 
@@ -135,14 +136,20 @@ def read_weight_headers(directory: Path) -> dict[str, TensorHeader]:
     """Names, shapes and dtypes of all tensors, from the safetensors headers only (no data read)."""
     headers: dict[str, TensorHeader] = {}
     for path in weight_files(directory):
-        with safe_open(str(path), framework="pt") as f:
-            for name in f.keys():  # noqa: SIM118 (safe_open has no __iter__)
-                sl = f.get_slice(name)
-                if name in headers:
-                    raise WeightMismatchError(
-                        f"tensor {name} appears in both {headers[name].file.name} and {path.name}"
-                    )
-                headers[name] = TensorHeader(tuple(sl.get_shape()), sl.get_dtype(), path)
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                for name in f.keys():  # noqa: SIM118 (safe_open has no __iter__)
+                    sl = f.get_slice(name)
+                    if name in headers:
+                        raise WeightMismatchError(
+                            f"tensor {name} appears in both {headers[name].file.name} and {path.name}"
+                        )
+                    headers[name] = TensorHeader(tuple(sl.get_shape()), sl.get_dtype(), path)
+        except (SafetensorError, OSError) as exc:
+            raise CheckpointError(
+                f"{path} is not a readable safetensors file ({exc}): it is truncated or corrupt; "
+                "download or copy it again"
+            ) from exc
     return headers
 
 
@@ -332,6 +339,11 @@ def load_checkpoint(
     layers, and to the vision backbone / projector when asked.
     """
     directory = Path(directory)
+    if directory.is_file():
+        raise MissingCheckpointFileError(
+            f"{directory} is a file; a checkpoint is a directory (config.json, tokenizer.json, "
+            "preprocessor_config.json, model.safetensors or sharded safetensors with their index)"
+        )
     if not directory.is_dir():
         raise MissingCheckpointFileError(f"checkpoint directory {directory} does not exist")
     if precision not in PRECISIONS:

@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 from tokenizers import Tokenizer
 
+from vla_ros.errors import UserInputError
 from vla_ros.model.modeling_openvla import IGNORE_INDEX
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -32,7 +33,7 @@ CENTER_CROP_AREA_FRACTION = 0.9
 _PIL_FILTERS = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR}
 
 
-class ImageFormatError(ValueError):
+class ImageFormatError(UserInputError, ValueError):
     """The camera image is not an HxWx3 uint8 RGB array."""
 
 

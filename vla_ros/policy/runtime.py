@@ -17,9 +17,14 @@ import numpy as np
 import torch
 
 from vla_ros.action import Action
+from vla_ros.errors import UserInputError
 from vla_ros.model import adapters
 from vla_ros.model.loading import LoadedCheckpoint, load_checkpoint
 from vla_ros.model.modeling_openvla import OpenVLAForActionPrediction, OpenVLAOutput
+
+
+class InstructionError(UserInputError, ValueError):
+    """An instruction the model cannot act on (empty, or longer than its context)."""
 
 
 @dataclass
@@ -107,8 +112,24 @@ class VLAPolicy:
         pixel_values = torch.cat(
             [self.image_processor(v, center_crop_image=self.config.center_crop) for v in views]
         )[None]
-        input_ids = torch.tensor([self.prompt_tokenizer.encode_prompt(instruction)], dtype=torch.long)
+        input_ids = torch.tensor([self._prompt_ids(instruction)], dtype=torch.long)
         return pixel_values, input_ids
+
+    def _prompt_ids(self, instruction: str) -> list[int]:
+        """The prompt's token ids, refusing an instruction the model cannot act on: an empty one, or one
+        too long to fit the language model's context next to the image patches and the action."""
+        if not isinstance(instruction, str) or not instruction.strip():
+            raise InstructionError("the instruction is empty: say what the robot should do")
+        ids = self.prompt_tokenizer.encode_prompt(instruction)
+        model = self.core_model
+        limit = model.config.llm_max_length - model.num_patches - self.action_statistics.action_dim
+        if len(ids) > limit:
+            raise InstructionError(
+                f"the instruction is {len(ids)} tokens with the prompt; this model takes at most {limit} "
+                f"(its {model.config.llm_max_length}-token context holds {model.num_patches} image patches "
+                "and the action too)"
+            )
+        return ids
 
     def predict_action(
         self, image: np.ndarray, instruction: str, extra_images: Sequence[np.ndarray] = ()

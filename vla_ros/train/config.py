@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from vla_ros.data.dataset import DEFAULT_TARGET_MASK_TOPIC, CleaningConfig, SyncConfig, TopicConfig
+from vla_ros.errors import UserInputError
 from vla_ros.model.options import DEFAULT_LORA_RANK
 
 MODES = ("full", "lora", "qlora")
 
 
-class TrainingError(RuntimeError):
+class TrainingError(UserInputError, RuntimeError):
     """Training cannot start or continue as configured; the message says what to change."""
 
 
