@@ -25,6 +25,7 @@ from vla_ros.disambiguation.text import (
     damerau_distance,
     detect_language,
     english_words,
+    is_cjk,
     normalise_english,
     split_runs,
 )
@@ -60,6 +61,14 @@ _DESCRIBE_BY_POSITION = (
     ("y", "min", "on the right"),
     ("distance", "min", "nearest to the robot"),
     ("distance", "max", "farthest from the robot"),
+)
+# "go to the press and wait there" asks for the move and then a pause at the place: not a stop.
+# Only after something else was asked ("wait there!" alone still stops).
+_STOP_EXCEPTION_EN = re.compile(
+    r"(?<=[a-z0-9])\s*,?\s+(?:and\s+|then\s+)+wait\s+(?:there|here|at it|for me)\b"
+)
+_STOP_EXCEPTION_ZH = re.compile(
+    r"(?<=[\u4e00-\u9fff])[，,]?(?:然后|并且|并)(?:在那里|在那儿|在那|在这里|在这)?等着"
 )
 _THREAD = re.compile(r"^m(\d{1,2})(?:x(\d+(?:\.\d+)?))?$")
 
@@ -155,6 +164,10 @@ class _NP:
     near_order: str = "min"
     locatives: list[_NP] = field(default_factory=list)
     sides: list[str] = field(default_factory=list)
+    excluded: list[_NP] = field(default_factory=list)  # "not the steel one", "except the 12 mm one"
+    ordinal: tuple[int, str] | None = None  # (index, side): "the second from the left"; -1 = last
+    between: list[_NP] = field(default_factory=list)  # "between the two boards", "between A and B"
+    side_of: tuple[str, _NP] | None = None  # ("left", landmark): "left of the housing"
 
     def has_mod(self, tag: str) -> bool:
         return any(t == tag for t, _ in self.mods)
@@ -252,8 +265,158 @@ def _name_tokens(text: str) -> set[str]:
 
 
 def _entity_tokens(entity: SceneObject | SceneLocation) -> set[str]:
+    """Words that name an entity: its name, id and every text attribute (part number, SKU, thread,
+    defect...), so "PCB-1077", "the 6205 bearing" or "the swollen cell" need no lexicon entry."""
     tokens = _name_tokens(entity.name) | _name_tokens(entity.id)
+    for key, value in entity.attributes.items():
+        if not _NUMERIC_KEY.search(key):
+            tokens |= set(english_words(str(value)))
+            tokens |= _name_tokens(str(value))
     return tokens | {t[:-1] for t in tokens if len(t) > 3 and t.endswith("s") and not t.endswith("ss")}
+
+
+_NUMERIC_KEY = re.compile(r"_(?:mm|cm|m|g|kg|ml|l|n|nm|deg|v|mah|wh)$")
+_UNIT_SCALE = {"mm": 1.0, "cm": 10.0, "m": 1000.0, "g": 1.0, "kg": 1000.0, "ml": 1.0, "l": 1000.0}
+
+
+def numeric_attribute(item: SceneObject | SceneLocation, attribute: str) -> float | None:
+    """The value of ``length_mm``-style attribute, or of a family ``mass_*`` in any unit."""
+    values = dict(item.attributes)
+    if getattr(item, "length_mm", None) is not None:
+        values["length_mm"] = str(item.length_mm)
+    if attribute.endswith("_*"):
+        prefix = attribute[:-1]
+        keys = [k for k in values if k.startswith(prefix)]
+    else:
+        keys = [attribute] if attribute in values else []
+    for key in keys:
+        try:
+            number = float(values[key])
+        except ValueError:
+            continue
+        return number * _UNIT_SCALE.get(key.rsplit("_", 1)[-1], 1.0)
+    return None
+
+
+_CORRECTION_EN = re.compile(
+    r"\s*[,;.]\s*(?:no+|nope|actually|sorry|i mean|i meant|or rather|rather|make that|correction)\b\s*[,;]?\s*"
+)
+_CORRECTION_ZH = re.compile(
+    r"\s*[，,；;。]?\s*(?:不对|不是不是|错了|说错了|哦不|我是说|应该是|更正)\s*[，,；;]?\s*"
+)
+_ORDINALS = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4,
+             "fifth": 5, "5th": 5, "last": -1}  # fmt: skip
+_ORDINAL_EN = re.compile(
+    r"\b(first|1st|second|2nd|third|3rd|fourth|4th|fifth|5th|last)\b((?:\s+[a-z0-9]+){0,3}?)\s+(?:counting\s+)?"
+    r"from\s+(?:the\s+)?(left|right|front|back)(?:\s+(?:side|end))?\b"
+)
+_ORDINAL_ZH = re.compile(r"从?(左|右|前|后)(?:边|侧|面)?(?:开始)?(?:数|起)(?:的)?第(\d+)(?:个|根|块|只)?")
+_NOT_EN = re.compile(
+    r"\s*,?\s*\b(?:(?:that|which)\s+(?:is|are)\s+not|but\s+not|not|except(?:\s+for)?|other\s+than|apart\s+from|"
+    r"besides|but)\s+(?!to\b|into\b|onto\b|in\b|on\b)(.+?)(?=\s+(?:to|into|onto|in|on|on to|in to)\s+|\s*[,;.!?]|$)"
+)
+_NOT_ZH = re.compile(r"除了(.+?)(?:以外|之外)?(?:的|[，,])")
+_BETWEEN_EN = re.compile(r"\s*\b(?:in\s+)?between\s+(.+?)(?=\s+(?:to|into|onto|in|on)\s+|\s*[,;.!?]|$)")
+_BETWEEN_ZH = re.compile(r"(?:在)?([^在把]+?)(?:和|与|跟)(.+?)(?:之间|中间)的")
+_SIDE_OF_EN = re.compile(
+    r"\s*\b(?:(?:that|which)\s+(?:is|are)\s+|just\s+)?(?:to\s+the\s+)?(left|right)\s+of\s+(.+?)"
+    r"(?=\s+(?:to|into|onto|in|on)\s+|\s*[,;.!?]|$)"
+)
+
+
+def _split_correction(text: str) -> tuple[str, str]:
+    """ "put the blue tray, no, the grey one" -> ("put the blue tray", "the grey one"): the repair wins."""
+    english = normalise_english(text)
+    match = _CORRECTION_EN.search(english) if english == text.lower() or not is_cjk(text) else None
+    if match and match.end() < len(english):
+        return english[: match.start()], english[match.end() :]
+    match = _CORRECTION_ZH.search(text)
+    if match and match.start() > 0 and match.end() < len(text):
+        return text[: match.start()], text[match.end() :]
+    return text, ""
+
+
+def _referring_clauses(text: str) -> tuple[str, list[tuple[str, object, str]]]:
+    """Cut referring clauses out of the text: [(kind, value, phrase)] for :meth:`_parse_text`."""
+    clauses: list[tuple[str, object, str]] = []
+    if is_cjk(text):
+        match = _ORDINAL_ZH.search(text)
+        if match:
+            side = {"左": "left", "右": "right", "前": "front", "后": "back"}[match.group(1)]
+            clauses.append(("ordinal", (int(match.group(2)), side), ""))
+            text = text[: match.start()] + text[match.end() :]
+        match = _NOT_ZH.search(text)
+        if match:
+            clauses.append(("not", None, match.group(1)))
+            text = text[: match.start()] + text[match.end() :]
+        match = _BETWEEN_ZH.search(text)
+        if match:
+            clauses.append(("between", None, match.group(1) + "和" + match.group(2)))
+            text = text[: match.start()] + text[match.end() :]
+        return text, clauses
+    text = normalise_english(text)
+    match = _ORDINAL_EN.search(text)
+    if match:
+        side = match.group(3)
+        clauses.append(("ordinal", (_ORDINALS[match.group(1)], side), ""))
+        text = text[: match.start()] + match.group(2) + text[match.end() :]
+    match = _SIDE_OF_EN.search(text)
+    if match:
+        clauses.append(("side_of", match.group(1), match.group(2)))
+        text = text[: match.start()] + text[match.end() :]
+    match = _BETWEEN_EN.search(text)
+    if match:
+        clauses.append(("between", None, match.group(1)))
+        text = text[: match.start()] + text[match.end() :]
+    if not re.match(r"\s*(?:do\s+not|don't|dont|never|not\s+now)\b", text):
+        match = _NOT_EN.search(text)
+        if match and re.search(r"[a-z]", text[: match.start()]):
+            clauses.append(("not", None, match.group(1)))
+            text = text[: match.start()] + text[match.end() :]
+    return text, clauses
+
+
+def _is_between(item: SceneObject, points: list[tuple[float, float, float]]) -> bool:
+    """Whether the item lies between two of the points (projection inside the segment, near the line)."""
+    for i, a in enumerate(points):
+        for b in points[i + 1 :]:
+            ax, ay, bx, by = a[0], a[1], b[0], b[1]
+            length2 = (bx - ax) ** 2 + (by - ay) ** 2
+            if length2 < 1e-6:
+                continue
+            t = ((item.position[0] - ax) * (bx - ax) + (item.position[1] - ay) * (by - ay)) / length2
+            off = abs((item.position[0] - ax) * (by - ay) - (item.position[1] - ay) * (bx - ax)) / math.sqrt(
+                length2
+            )
+            if 0.1 < t < 0.9 and off < 0.6 * math.sqrt(length2):
+                return True
+    return False
+
+
+def _has_quantity(item: SceneObject, quantity: str) -> bool:
+    """Whether "12 mm" / "46 g" (or a bare "20", read as mm) is one of the item's measures."""
+    number, _, unit = quantity.partition(" ")
+    unit = unit or "mm"
+    wanted = float(number) * _UNIT_SCALE.get(unit, 1.0)
+    family = {"mm": "mm", "cm": "mm", "m": "mm", "g": "g", "kg": "g", "ml": "ml", "l": "ml"}.get(unit, unit)
+    values = dict(item.attributes)
+    if getattr(item, "length_mm", None) is not None:
+        values["length_mm"] = str(item.length_mm)
+    for key in values:
+        unit_key = key.rsplit("_", 1)[-1]
+        if {"mm": "mm", "cm": "mm", "m": "mm", "g": "g", "kg": "g", "ml": "ml", "l": "ml"}.get(
+            unit_key
+        ) != family:
+            continue
+        value = numeric_attribute(item, key)
+        if value is not None and abs(value - wanted) < 0.5:
+            return True
+    return any(t.endswith("x" + number) for t in _entity_tokens(item)) or number in _name_tokens(item.name)
+
+
+def _defect(item: SceneObject) -> bool:
+    value = str(item.attributes.get("defect", "")).strip().lower()
+    return value not in ("", "none", "no", "false", "0", "ok")
 
 
 def _xy_distance(a: Sequence[float], b: Sequence[float]) -> float:
@@ -328,7 +491,9 @@ class InstructionResolver:
     # ------------------------------------------------------------------ top level
     def _resolve(self, text: str, scene: Scene, history: tuple[str, ...]) -> Resolution:
         raw = text if isinstance(text, str) else str(text)
-        cleaned, had_control = clean_text(raw[: 40 * max(self.vocab.max_chars, 100)])
+        # The whole input is cleaned and scanned for stop words: a stop after 12,000 characters of
+        # chatter must still stop, so nothing is cut off before the safety scan.
+        cleaned, had_control = clean_text(raw)
         lang = detect_language(cleaned)
         if not cleaned or not re.search(r"[\w\u4e00-\u9fff]", cleaned):
             return self._clarify_plain(cleaned, lang, "no instruction was given", "没有收到指令")
@@ -356,8 +521,7 @@ class InstructionResolver:
         return result
 
     def _resolve_parsed(self, cleaned: str, scene: Scene, turns: list[_Turn], lang: str) -> Resolution:
-        tokens = self._tokenize(cleaned, scene)
-        parse = self._parse(tokens, scene)
+        parse = self._parse_text(cleaned, scene)
         if parse.person_target:
             return self._reject(
                 cleaned, lang, "aiming at or handing things to people", "不能把物体对准人或递给人"
@@ -375,10 +539,12 @@ class InstructionResolver:
 
     # ------------------------------------------------------------------ safety and stop
     def _is_stop(self, cleaned: str) -> bool:
-        english = normalise_english(cleaned)
+        """Any stop phrase anywhere stops, except where it ends a move ("...and wait there")."""
+        english = _STOP_EXCEPTION_EN.sub(" ", normalise_english(cleaned))
         if any(p.search(english) for p in self._stop_en):
             return True
-        return any(phrase in cleaned for phrase in self.vocab.lists["stop"]["zh"])
+        chinese = _STOP_EXCEPTION_ZH.sub("", cleaned)
+        return any(phrase in chinese for phrase in self.vocab.lists["stop"]["zh"])
 
     def _is_home(self, cleaned: str) -> bool:
         english = normalise_english(cleaned)
@@ -411,6 +577,9 @@ class InstructionResolver:
                 words[word].append((tag, value))
 
         for obj in scene.objects:
+            for w in _entity_tokens(obj) - _name_tokens(obj.id):
+                if not w.isdigit() and len(w) > 1 and w not in self.lex.en_words:
+                    add(w, "NAME", w)
             if obj.category:
                 add(obj.category, "CAT", obj.category)
             if obj.color:
@@ -496,8 +665,8 @@ class InstructionResolver:
                     tags.append(("LENGTH", thread.group(2)))
                 out.append(Token(word, word, tags))
             elif re.fullmatch(r"\d+(?:\.\d+)?", word):
-                if i < len(words) and words[i] == "mm":
-                    out.append(Token(word + " mm", word, [("LENGTH", word)]))
+                if i < len(words) and words[i] in _UNIT_SCALE:
+                    out.append(Token(f"{word} {words[i]}", word, [("LENGTH", f"{word} {words[i]}")]))
                     i += 1
                 else:
                     out.append(Token(word, word, [("NUM", word)]))
@@ -613,7 +782,7 @@ class InstructionResolver:
                 and cur.head is not None
                 and nxt is not None
                 and (nxt.tag in ("DET", "SELF", "PERSON") or nxt.tag in _HEADS)
-                and self._superlatives.get(value, {}).get("attribute") == "distance"
+                and self._superlatives.get(value, {}).get("attribute") == ("distance",)
             ):
                 close()
                 items.append(Token(tok.text, tok.original, [("REL", value)]))
@@ -679,7 +848,7 @@ class InstructionResolver:
                 and isinstance(nxt_item, _NP)
                 and nxt_item.mods
                 and nxt_item.mods[0][0] == "SUPER"
-                and self._superlatives.get(nxt_item.mods[0][1], {}).get("attribute") == "distance"
+                and self._superlatives.get(nxt_item.mods[0][1], {}).get("attribute") == ("distance",)
             ):
                 entry = self._superlatives[nxt_item.mods[0][1]]
                 nxt_item.near, nxt_item.near_order = item, entry["order"]
@@ -720,6 +889,99 @@ class InstructionResolver:
             out.append(item)
             i += 1
         return out
+
+    def _parse_text(self, cleaned: str, scene: Scene) -> _Parse:
+        """Parse one instruction, with its self-correction and referring clauses applied.
+
+        Clauses that the word-level grammar cannot attach ("that isn't steel", "the second from the
+        left", "between the two boards", "left of the housing", "..., no, the red one") are cut out of
+        the text first, parsed as phrases of their own, and attached to the object phrase."""
+        head, repair = _split_correction(cleaned)
+        head, clauses = _referring_clauses(head)
+        parse = self._parse(self._tokenize(head, scene), scene)
+        if repair:
+            fix = self._parse(self._tokenize(repair, scene), scene)
+            if fix.targets:
+                parse.targets = fix.targets
+            elif fix.objects and fix.objects[0].kind in ("object", "name"):
+                old = parse.objects[0] if parse.objects else None
+                new = fix.objects[0]
+                if (
+                    old is not None
+                    and new.head in (None, "GENERIC")
+                    and old.head not in (None, "GENERIC", "PRON")
+                ):
+                    new.head, new.head_value, new.head_word = old.head, old.head_value, old.head_word
+                parse.objects = [new, *parse.objects[1:]]
+            if fix.directions:
+                parse.directions = fix.directions
+        if parse.objects:
+            np = parse.objects[0]
+            for kind, value, phrase in clauses:
+                if kind == "ordinal":
+                    np.ordinal = value
+                    continue
+                nps = [
+                    n for n in self._parse(self._tokenize(phrase, scene), scene).objects if n.kind != "empty"
+                ]
+                nps += [
+                    n for n in self._parse(self._tokenize(phrase, scene), scene).targets if n.kind != "empty"
+                ]
+                if kind == "not":
+                    np.excluded.extend(nps)
+                elif kind == "between" and nps:
+                    np.between.extend(nps)
+                elif kind == "side_of" and nps:
+                    np.side_of = (value, nps[0])
+        return parse
+
+    def _apply_clauses(self, np: _NP, objs: list, scene: Scene, turns: Sequence[_Turn]) -> list:
+        """Narrow candidates by the clauses of :meth:`_parse_text`; ties stay so the caller asks."""
+        for ex in np.excluded:
+            if ex.head is None and np.head is not None:
+                ex.head, ex.head_value = np.head, np.head_value
+            drop = set(self._match_objects(ex, scene, turns, "pick")[0])
+            objs = [o for o in objs if o.id not in drop]
+        if np.side_of is not None and objs:
+            side, landmark = np.side_of
+            refs = [scene.entity(i) for i in self._match_objects(landmark, scene, turns, "pick")[0]]
+            refs = refs or [scene.entity(i) for i in self._match_locations(landmark, scene, turns)]
+            if len(refs) != 1 or refs[0] is None:
+                return []
+            ref = refs[0]
+            axis, sign = {"left": (1, 1), "right": (1, -1), "front": (0, 1), "behind": (0, -1)}[side]
+            objs = [
+                o for o in objs
+                if o.id != ref.id and sign * (o.position[axis] - ref.position[axis]) > self.vocab.side_margin_m / 2
+            ]  # fmt: skip
+            if len(objs) > 1:
+                objs = self._nearest_points(objs, [ref.position])
+        if np.between and objs:
+            ref_ids: list[str] = []
+            for ref_np in np.between:
+                ids = self._match_objects(ref_np, scene, turns, "pick")[0] or self._match_locations(
+                    ref_np, scene, turns
+                )
+                ref_ids.extend(i for i in ids if i not in ref_ids)
+            points = {i: scene.entity(i).position for i in ref_ids if scene.entity(i) is not None}
+            objs = [o for o in objs if _is_between(o, [p for i, p in points.items() if i != o.id])]
+        if np.ordinal is not None and objs:
+            index, side = np.ordinal
+            axis, reverse = {"left": (1, True), "right": (1, False), "front": (0, True), "back": (0, False)}[
+                side
+            ]
+            ordered = sorted(objs, key=lambda o: o.position[axis], reverse=reverse)
+            if abs(index) > len(ordered):
+                return []
+            chosen = ordered[index - 1 if index > 0 else index]
+            gap = [o for o in ordered if abs(o.position[axis] - chosen.position[axis]) < 0.02]
+            objs = gap
+        return objs
+
+    def _nearest_points(self, objs: list, points: list) -> list:
+        dist = {o.id: min(_xy_distance(o.position, pt) for pt in points) for o in objs}
+        best = min(dist.values())
+        return [o for o in objs if dist[o.id] - best < self.vocab.near_margin_m]
 
     def _parse(self, tokens: list[Token], scene: Scene | None = None) -> _Parse:
         items = self._chunk(tokens)
@@ -775,11 +1037,18 @@ class InstructionResolver:
             for mark in np.mod_values("MARK"):
                 p.markers.add(mark)
             kind = np.kind
+            if kind == "unknown" and prep is None and not np.has_mod("DET"):
+                # A bare word the cell does not know ("uh", "yo", shop slang) is skipped: it lowers
+                # confidence but never ends the parse. After "the" or a preposition it names a thing.
+                p.unknown_words.append(np.text)
+                continue
             names = np.mod_values("NAME")
             place_words = (
                 names and all(n in loc_words for n in names) and not any(n in obj_words for n in names)
             )
-            if kind == "object" and np.head in ("KIND", "CAT") and place_words:
+            if (kind == "object" and np.head in ("KIND", "CAT") and place_words) or (
+                kind == "name" and place_words
+            ):
                 kind = "location"  # "the tool board": a noun compound naming a place, not a tool
             if pending_rel and kind != "side":
                 pending_rel = False
@@ -791,7 +1060,7 @@ class InstructionResolver:
                     owner.near = np
                     entry = self._superlatives.get(str(pending_rel), {})
                     owner.near_order = (
-                        entry.get("order", "min") if entry.get("attribute") == "distance" else "min"
+                        entry.get("order", "min") if entry.get("attribute") == ("distance",) else "min"
                     )
                     prep = None
                     continue
@@ -879,7 +1148,7 @@ class InstructionResolver:
                 continue
             lang = detect_language(cleaned)
             try:
-                parse = self._parse(self._tokenize(cleaned, scene), scene)
+                parse = self._parse_text(cleaned, scene)
                 draft = self._draft(parse, scene, turns, lang, cleaned)
             except Exception:
                 continue
@@ -1106,6 +1375,9 @@ class InstructionResolver:
                 return (), f"no {np.text} on {loc_np.text}"
         if np.near is not None:
             objs = self._nearest_to(np.near, objs, scene, turns, np.near_order)
+        objs = self._apply_clauses(np, objs, scene, turns)
+        if not objs:
+            return (), f"no {np.text or 'object'} fits"
         objs = self._spatial_select(np, objs)
         return tuple(o.id for o in objs), ""
 
@@ -1134,12 +1406,11 @@ class InstructionResolver:
                     or any(t == value or t.startswith(value + "x") for t in _entity_tokens(o))
                 ]
             elif tag == "LENGTH":
-                items = [
-                    o
-                    for o in items
-                    if (getattr(o, "length_mm", None) is not None and abs(o.length_mm - float(value)) < 0.5)
-                    or any(t.endswith("x" + value) for t in _entity_tokens(o))
-                ]
+                items = [o for o in items if _has_quantity(o, value)]
+            elif tag == "ROLE" and value == "reject":
+                # "the defective one", "the bad cell": objects flagged with a defect, when any are.
+                flagged = [o for o in items if _defect(o)]
+                items = flagged or items
             elif tag == "LABEL":
                 items = [o for o in items if value.lower() in _entity_tokens(o)]
             elif tag == "SIZE":
@@ -1147,7 +1418,10 @@ class InstructionResolver:
                 if exact or value not in (size_order[0], size_order[-1]):
                     items = exact
                 else:
-                    items = self._extreme(items, "size", "max" if value == size_order[-1] else "min")
+                    # "the big reel" among reels without a size: the largest dimension decides.
+                    entry = self._superlatives["largest" if value == size_order[-1] else "smallest"]
+                    attribute = self._superlative_attribute(entry, items) or "size"
+                    items = self._extreme(items, attribute, entry["order"])
             elif tag == "NAME":
                 named = [o for o in items if value in _entity_tokens(o)]
                 if named or value not in _ZH_NAME_DIRECTIONS:
@@ -1175,22 +1449,7 @@ class InstructionResolver:
 
     def _extreme(self, items: list, attribute: str, order: str, margin: float | None = None) -> list:
         """The item(s) with the extreme value; ties (within ``margin``) all stay, so the caller asks."""
-        size_order = self.vocab.size_order
-
-        def key(o) -> float | None:
-            if attribute == "size":
-                return float(size_order.index(o.size)) if getattr(o, "size", "") in size_order else None
-            if attribute == "length_mm":
-                return getattr(o, "length_mm", None)
-            if attribute == "x":
-                return o.position[0]
-            if attribute == "y":
-                return o.position[1]
-            if attribute == "distance":
-                return math.hypot(o.position[0], o.position[1])
-            return None
-
-        valued = [(key(o), o) for o in items]
+        valued = [(self._value(o, attribute), o) for o in items]
         valued = [(k, o) for k, o in valued if k is not None]
         if not valued:
             return list(items)
@@ -1199,6 +1458,29 @@ class InstructionResolver:
         tol = margin if margin is not None else 1e-9
         return [o for k, o in valued if best - sign * k < tol]
 
+    def _value(self, item: SceneObject | SceneLocation, attribute: str) -> float | None:
+        """A number to order candidates by: size rank, position, or a numeric scene attribute.
+
+        ``mass_*`` reads whichever unit the scene used (mass_g, mass_kg), converted to one scale, so a
+        superlative word needs no per-cell list of attribute names."""
+        if attribute == "size":
+            size = getattr(item, "size", "")
+            return float(self.vocab.size_order.index(size)) if size in self.vocab.size_order else None
+        if attribute in ("x", "y"):
+            return item.position[0 if attribute == "x" else 1]
+        if attribute == "distance":
+            return math.hypot(item.position[0], item.position[1])
+        return numeric_attribute(item, attribute)
+
+    def _superlative_attribute(self, entry: dict, items: list) -> str | None:
+        """The first attribute of a superlative's preference list that the candidates carry."""
+        for attribute in entry["attribute"]:
+            if attribute in ("x", "y", "distance"):
+                return attribute
+            if sum(self._value(o, attribute) is not None for o in items) >= 2:
+                return attribute
+        return None
+
     def _spatial_select(self, np: _NP, items: list) -> list:
         margin_side = self.vocab.side_margin_m
         margin_near = self.vocab.near_margin_m
@@ -1206,7 +1488,9 @@ class InstructionResolver:
             entry = self._superlatives.get(name)
             if entry is None or not items:
                 continue
-            attribute = entry["attribute"]
+            attribute = self._superlative_attribute(entry, items)
+            if attribute is None:
+                continue
             margin = (
                 margin_side if attribute in ("x", "y") else margin_near if attribute == "distance" else None
             )
@@ -1527,7 +1811,7 @@ class InstructionResolver:
         if pending.pending is None:
             return self.resolve(answer_text, scene)
         pc = pending.pending
-        cleaned, _ = clean_text(str(answer_text)[: 40 * self.vocab.max_chars])
+        cleaned, _ = clean_text(str(answer_text))
         lang = pending.language
         if not cleaned:
             return pending

@@ -48,7 +48,23 @@ LIST_SECTIONS: dict[str, str] = {
     "fillers": "FILLER",
     "negations": "NEG",
 }
-SUPERLATIVE_ATTRIBUTES = frozenset({"size", "length_mm", "x", "y", "distance"})
+# Position and size order are built in; any numeric scene attribute is named with its unit
+# (``length_mm``, ``mass_g``) or as a family with any unit (``mass_*``, ``diameter_*``).
+SUPERLATIVE_ATTRIBUTES = frozenset({"size", "x", "y", "distance"})
+_NUMERIC_ATTRIBUTE = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*_(?:\*|mm|cm|m|g|kg|ml|l|n|nm|deg|v|mah|wh)$")
+
+
+def _superlative_attributes(value: Any) -> tuple[str, ...] | None:
+    """An attribute or a preference list of them (first one the candidates carry wins); None if invalid."""
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not names:
+        return None
+    out = tuple(str(n).strip().lower() for n in names)
+    if all(n in SUPERLATIVE_ATTRIBUTES or _NUMERIC_ATTRIBUTE.match(n) for n in out):
+        return out
+    return None
+
+
 LANGUAGES = ("en", "zh")
 _SCALAR_SECTIONS = {
     "limits": {"max_chars": int, "max_history_turns": int},
@@ -193,15 +209,14 @@ class Vocabulary:
                     lang: _phrases(entry.get(lang), f"{where}.{lang}") for lang in LANGUAGES
                 }
                 if section == "superlatives":
-                    if entry.get("attribute") not in SUPERLATIVE_ATTRIBUTES or entry.get("order") not in (
-                        "min",
-                        "max",
-                    ):
+                    attributes = _superlative_attributes(entry.get("attribute"))
+                    if attributes is None or entry.get("order") not in ("min", "max"):
                         raise VocabularyError(
-                            f"{where} needs attribute (one of {', '.join(sorted(SUPERLATIVE_ATTRIBUTES))}) "
-                            "and order (min or max)"
+                            f"{where} needs attribute (one of {', '.join(sorted(SUPERLATIVE_ATTRIBUTES))}, "
+                            "or a numeric attribute with its unit such as length_mm or mass_*, or a list "
+                            "of those) and order (min or max)"
                         )
-                    parsed["attribute"], parsed["order"] = entry["attribute"], entry["order"]
+                    parsed["attribute"], parsed["order"] = attributes, entry["order"]
                 if section == "ordinals":
                     index = entry.get("index")
                     if not isinstance(index, int) or isinstance(index, bool) or index < 1:
