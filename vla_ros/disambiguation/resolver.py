@@ -12,10 +12,15 @@ Public API: :class:`InstructionResolver` (``resolve``, ``answer``), :class:`Reso
 
 from __future__ import annotations
 
+import functools
+import logging
 import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+
+import cn2an
+from pypinyin import lazy_pinyin
 
 from vla_ros.disambiguation.scene import Scene, SceneLocation, SceneObject
 from vla_ros.disambiguation.text import (
@@ -255,6 +260,12 @@ class _Lexicon:
                     entries.append((tag, value))
         self.zh.setdefault("的", []).insert(0, ("DE", "的"))
         self.zh.setdefault("把", []).insert(0, ("BA", "把"))
+        # Pinyin of the content nouns, for homophone typos; jieba learns every phrase as a word.
+        self.zh_pinyin: dict[tuple[str, ...], list[tuple[str, list[tuple[str, str]]]]] = {}
+        for phrase, tags in self.zh.items():
+            if len(phrase) >= 2 and any(t in _CONTENT_TAGS for t, _ in tags):
+                self.zh_pinyin.setdefault(tuple(lazy_pinyin(phrase)), []).append((phrase, tags))
+        _add_jieba_words(self.zh)
         self.en_max = max((len(k) for k in self.en), default=1)
         self.zh_max = max((len(k) for k in self.zh), default=1)
         self.en_words = {k[0]: v for k, v in self.en.items() if len(k) == 1}
@@ -273,6 +284,49 @@ def _entity_tokens(entity: SceneObject | SceneLocation) -> set[str]:
             tokens |= set(english_words(str(value)))
             tokens |= _name_tokens(str(value))
     return tokens | {t[:-1] for t in tokens if len(t) > 3 and t.endswith("s") and not t.endswith("ss")}
+
+
+_CONTENT_TAGS = frozenset({"CAT", "KIND", "LOCCAT", "ROLE", "COLOR", "MATERIAL", "NAME"})
+_ZH_NUMERAL = re.compile(
+    r"第([零〇一二两三四五六七八九十百]+)|([零〇一二两三四五六七八九十百]+)(?=号|毫米|厘米|公斤|千克|克)"
+)
+_ZH_UNITS = ((re.compile(r"(\d)\s*毫米"), r"\1 mm "), (re.compile(r"(\d)\s*厘米"), r"\1 cm "),
+             (re.compile(r"(\d)\s*(?:公斤|千克)"), r"\1 kg "),
+             (re.compile(r"(\d)\s*克"), r"\1 g "))  # fmt: skip
+
+
+@functools.lru_cache(maxsize=1)
+def _jieba():
+    """jieba, imported once and quiet (it logs "Building prefix dict" on first use)."""
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    logging.getLogger("jieba").setLevel(logging.WARNING)
+    return jieba
+
+
+def _add_jieba_words(words: Iterable[str]) -> None:
+    jieba = _jieba()
+    for word in words:
+        if len(word) >= 2:
+            jieba.add_word(word, freq=100000)
+
+
+def normalise_chinese_numbers(text: str) -> str:
+    """第二个 -> 第2个, 三号 -> 3号, 12毫米 -> 12 mm (cn2an reads the numerals)."""
+
+    def arabic(match: re.Match) -> str:
+        numeral = match.group(1) or match.group(2)
+        try:
+            value = str(int(cn2an.cn2an(numeral, "smart")))
+        except (ValueError, KeyError):
+            return match.group(0)
+        return f"第{value}" if match.group(1) else value
+
+    text = _ZH_NUMERAL.sub(arabic, text)
+    for pattern, repl in _ZH_UNITS:
+        text = pattern.sub(repl, text)
+    return text
 
 
 _NUMERIC_KEY = re.compile(r"_(?:mm|cm|m|g|kg|ml|l|n|nm|deg|v|mah|wh)$")
@@ -299,7 +353,8 @@ def numeric_attribute(item: SceneObject | SceneLocation, attribute: str) -> floa
 
 
 _CORRECTION_EN = re.compile(
-    r"\s*[,;.]\s*(?:no+|nope|actually|sorry|i mean|i meant|or rather|rather|make that|correction)\b\s*[,;]?\s*"
+    r"\s*[,;.]\s*(?:no+|nope|actually|sorry|i mean|i meant|or rather|rather|make that|correction)"
+    r"\b\s*[,;]?\s*"
 )
 _CORRECTION_ZH = re.compile(
     r"\s*[，,；;。]?\s*(?:不对|不是不是|错了|说错了|哦不|我是说|应该是|更正)\s*[，,；;]?\s*"
@@ -313,7 +368,8 @@ _ORDINAL_EN = re.compile(
 _ORDINAL_ZH = re.compile(r"从?(左|右|前|后)(?:边|侧|面)?(?:开始)?(?:数|起)(?:的)?第(\d+)(?:个|根|块|只)?")
 _NOT_EN = re.compile(
     r"\s*,?\s*\b(?:(?:that|which)\s+(?:is|are)\s+not|but\s+not|not|except(?:\s+for)?|other\s+than|apart\s+from|"
-    r"besides|but)\s+(?!to\b|into\b|onto\b|in\b|on\b)(.+?)(?=\s+(?:to|into|onto|in|on|on to|in to)\s+|\s*[,;.!?]|$)"
+    r"besides|but)\s+(?!to\b|into\b|onto\b|in\b|on\b)"
+    r"(.+?)(?=\s+(?:to|into|onto|in|on|on to|in to)\s+|\s*[,;.!?]|$)"
 )
 _NOT_ZH = re.compile(r"除了(.+?)(?:以外|之外)?(?:的|[，,])")
 _BETWEEN_EN = re.compile(r"\s*\b(?:in\s+)?between\s+(.+?)(?=\s+(?:to|into|onto|in|on)\s+|\s*[,;.!?]|$)")
@@ -611,6 +667,24 @@ class InstructionResolver:
         return tokens
 
     def _zh_tokens(self, run: str) -> list[Token]:
+        """Chinese words: jieba segments (lexicon and scene words are in its dictionary), each segment
+        is read longest-lexicon-phrase first, and a segment still unknown is matched by its pinyin
+        (homophone typos such as 电圈 for 垫圈)."""
+        out: list[Token] = []
+        for segment in _jieba().lcut(run, HMM=False):
+            for token in self._zh_segment(segment):
+                if (
+                    out
+                    and token.tags == [("UNKNOWN", token.text)]
+                    and out[-1].tags == [("UNKNOWN", out[-1].text)]
+                ):
+                    merged = out[-1].text + token.text
+                    out[-1] = Token(merged, merged, [("UNKNOWN", merged)], cjk=True)
+                else:
+                    out.append(token)
+        return [self._zh_homophone(t) if t.tags == [("UNKNOWN", t.text)] else t for t in out]
+
+    def _zh_segment(self, run: str) -> list[Token]:
         out: list[Token] = []
         i = 0
         while i < len(run):
@@ -628,6 +702,16 @@ class InstructionResolver:
                     out.append(Token(run[i], run[i], [("UNKNOWN", run[i])], cjk=True))
                 i += 1
         return out
+
+    def _zh_homophone(self, token: Token) -> Token:
+        """An unknown Chinese word that sounds exactly like one lexicon noun is read as that noun."""
+        if len(token.text) < 2:
+            return token
+        readings = self.lex.zh_pinyin.get(tuple(lazy_pinyin(token.text)), [])
+        if len({tuple(t) for _, t in readings}) != 1:
+            return token
+        word, tags = readings[0]
+        return Token(token.text, token.text, list(tags), corrected=word, cjk=True)
 
     def _en_tokens(self, run: str, scene_words: dict, zh_context: bool) -> list[Token]:
         words = english_words(run)
@@ -896,6 +980,11 @@ class InstructionResolver:
         Clauses that the word-level grammar cannot attach ("that isn't steel", "the second from the
         left", "between the two boards", "left of the housing", "..., no, the red one") are cut out of
         the text first, parsed as phrases of their own, and attached to the object phrase."""
+        if is_cjk(cleaned):
+            cleaned = normalise_chinese_numbers(cleaned)
+            _add_jieba_words(
+                w for e in (*scene.objects, *scene.locations) for w in (e.name, e.category) if is_cjk(w)
+            )
         head, repair = _split_correction(cleaned)
         head, clauses = _referring_clauses(head)
         parse = self._parse(self._tokenize(head, scene), scene)
@@ -952,7 +1041,8 @@ class InstructionResolver:
             axis, sign = {"left": (1, 1), "right": (1, -1), "front": (0, 1), "behind": (0, -1)}[side]
             objs = [
                 o for o in objs
-                if o.id != ref.id and sign * (o.position[axis] - ref.position[axis]) > self.vocab.side_margin_m / 2
+                if o.id != ref.id
+                and sign * (o.position[axis] - ref.position[axis]) > self.vocab.side_margin_m / 2
             ]  # fmt: skip
             if len(objs) > 1:
                 objs = self._nearest_points(objs, [ref.position])
@@ -1119,7 +1209,7 @@ class InstructionResolver:
 
     def _place_targets(self, p: _Parse, mentions: list[tuple[_NP, str | None, bool, int, int]]) -> None:
         """Pick the place the object goes to; other places describe where an object is now."""
-        placing = any(v in ("put", "move", "take", "go", "put_away", "scrap") for v in p.verbs)
+        placing = any(v in ("put", "move", "take", "go", "put_away", "scrap", "ship") for v in p.verbs)
         target_idx = None
         for i, (_np, prep, relcl, _idx, _n) in enumerate(mentions):
             if relcl:
@@ -1221,7 +1311,7 @@ class InstructionResolver:
 
         if "push" in verbs:
             intent = "push"
-        elif any(v in ("put", "put_away", "scrap") for v in verbs):
+        elif any(v in ("put", "put_away", "scrap", "ship") for v in verbs):
             intent = "put"
         elif "move" in verbs:
             intent = "put"
@@ -1240,6 +1330,8 @@ class InstructionResolver:
             default_target = "scrap"
         elif "put_away" in verbs:
             default_target = "put_away"
+        elif "ship" in verbs:
+            default_target = "ship"
 
         draft = Draft(intent=intent, confidence=conf)
         # --- object
@@ -1328,7 +1420,11 @@ class InstructionResolver:
                 return (scene.holding,), "held object"
             return (), f"nothing to refer to with '{np.text}'"
         if np.head == "CAT":
-            objs = _prefer_named([o for o in objs if self._is_category(o, np.head_value or "")], np.head_word)
+            by_category = [o for o in objs if self._is_category(o, np.head_value or "")]
+            # A lexicon noun the scene uses in a name but not as the category ("the cover") still names it.
+            objs = _prefer_named(
+                by_category or [o for o in objs if np.head_word in _entity_tokens(o)], np.head_word
+            )
         elif np.head == "KIND":
             objs = [o for o in objs if o.kind == np.head_value]
         elif np.head is None and np.kind == "unknown":
@@ -1576,6 +1672,8 @@ class InstructionResolver:
 
     def _default_targets(self, rule: str, obj: SceneObject | None, scene: Scene) -> tuple[str, ...]:
         """Where "scrap it" and "put it away" send an object: role reject / the place that accepts it."""
+        if rule == "ship":
+            return tuple(loc.id for loc in scene.locations if loc.role == "output")
         if rule == "scrap":
             words = self._role_words.get("reject", {"reject"})
             return tuple(
@@ -1658,29 +1756,18 @@ class InstructionResolver:
         direction: str | None,
         scene: Scene,
     ) -> str:
-        """The explicit English sentence OpenVLA is prompted with, e.g. "pick up the red gear and place
-        it in the reject bin"."""
+        """The explicit English sentence OpenVLA is prompted with, worded by the vocabulary's
+        ``instructions`` templates (default: "pick up the red gear and place it in the reject bin")."""
         obj = self._describe(scene.object(object_id), scene) if object_id else "the object"
         loc = scene.location(target_id) if target_id else None
-        where = ""
-        if loc is not None:
-            prep = "in" if loc.category in _IN_CATEGORIES else "on"
-            where = f"{prep} the {loc.name}"
-        if action == "pick_place":
-            return f"pick up {obj} and place it {where}"
-        if action == "pick":
-            return f"pick up {obj}"
-        if action == "place":
-            return f"place {obj} {where}"
-        if action == "push":
-            return f"push {obj} {_EN_DIRECTION.get(direction or '', direction or '')}".strip()
-        if action == "move_to":
-            return f"move to the {loc.name}" if loc is not None else "move to the target"
-        if action == "home":
-            return "return to the home position"
-        if action == "stop":
-            return "stop"
-        return ""
+        template = self.vocab.instructions.get(action, "")
+        text = template.format(
+            object=obj,
+            target=f"the {loc.name}" if loc is not None else "the target",
+            preposition="in" if loc is not None and loc.category in _IN_CATEGORIES else "on",
+            direction=_EN_DIRECTION.get(direction or "", direction or ""),
+        )
+        return re.sub(r"\s+", " ", text).strip()
 
     def _describe(self, obj: SceneObject | None, scene: Scene) -> str:
         """Name an object so that it is unique in the scene (adds size, length or side when needed)."""
@@ -1739,7 +1826,7 @@ class InstructionResolver:
             reason = "several places fit"
         elif slot == "target":
             words = draft.target_words
-            if words in ("put_away", "scrap"):
+            if words in ("put_away", "scrap", "ship"):
                 q = (
                     "没有找到合适的存放位置，请问放到哪里？"
                     if zh
