@@ -22,12 +22,17 @@ from dataclasses import dataclass, field, replace
 import cn2an
 from pypinyin import lazy_pinyin
 
+from vla_ros.disambiguation.grounding import (
+    Requirement,
+    rank_candidates,
+    typo_distance,
+    unexplained_word_support,
+)
 from vla_ros.disambiguation.scene import Scene, SceneLocation, SceneObject
 from vla_ros.disambiguation.text import (
     CLAUSE_BREAKS,
     Token,
     clean_text,
-    damerau_distance,
     detect_language,
     english_words,
     is_cjk,
@@ -192,7 +197,7 @@ class _NP:
             return "location"
         if self.head in ("SELF", "PERSON"):
             return self.head.lower()
-        content = [t for t, _ in self.mods if t not in ("DET", "DE", "FILLER")]
+        content = [t for t, _ in self.mods if t not in ("DET", "DE", "FILLER", "ALSO")]
         if content and all(t == "DIR" for t in content):
             return "side"
         if any(
@@ -275,14 +280,31 @@ def _name_tokens(text: str) -> set[str]:
     return set(re.findall(r"[a-z0-9]+", text.lower().replace("_", " ")))
 
 
+def _scene_phrases(scene: Scene) -> dict[str, tuple[str, str]]:
+    """Multi-word categories of the scene ("junction box" -> CAT, "tool crib" -> LOCCAT)."""
+    phrases: dict[str, tuple[str, str]] = {}
+    for loc in scene.locations:
+        if loc.category and " " in loc.category.strip():
+            phrases[" ".join(english_words(loc.category))] = ("LOCCAT", loc.category)
+    for obj in scene.objects:
+        if obj.category and " " in obj.category.strip():
+            phrases[" ".join(english_words(obj.category))] = ("CAT", obj.category)
+    return phrases
+
+
+def _compact_tokens(text: str) -> set[str]:
+    """ "CR-50" -> cr50, "hi-lok pin" -> hilok: the spellings an operator runs together or splits."""
+    return {re.sub(r"[^a-z0-9]", "", w) for w in text.lower().split() if re.search(r"[^a-z0-9]", w)} - {""}
+
+
 def _entity_tokens(entity: SceneObject | SceneLocation) -> set[str]:
     """Words that name an entity: its name, id and every text attribute (part number, SKU, thread,
     defect...), so "PCB-1077", "the 6205 bearing" or "the swollen cell" need no lexicon entry."""
-    tokens = _name_tokens(entity.name) | _name_tokens(entity.id)
+    tokens = _name_tokens(entity.name) | _name_tokens(entity.id) | _compact_tokens(entity.name)
     for key, value in entity.attributes.items():
         if not _NUMERIC_KEY.search(key):
             tokens |= set(english_words(str(value)))
-            tokens |= _name_tokens(str(value))
+            tokens |= _name_tokens(str(value)) | _compact_tokens(str(value))
     return tokens | {t[:-1] for t in tokens if len(t) > 3 and t.endswith("s") and not t.endswith("ss")}
 
 
@@ -468,6 +490,26 @@ def _has_quantity(item: SceneObject, quantity: str) -> bool:
         if value is not None and abs(value - wanted) < 0.5:
             return True
     return any(t.endswith("x" + number) for t in _entity_tokens(item)) or number in _name_tokens(item.name)
+
+
+def _descriptor_tokens(item: SceneObject) -> set[str]:
+    """Every word that describes an object: name, id, text attributes, category, colour, material."""
+    words = set(_entity_tokens(item))
+    for value in (item.category, item.color, item.material, item.kind):
+        if value:
+            words |= _name_tokens(value)
+    return words
+
+
+def _carries_label(item: SceneObject, label: str, tokens: set[str]) -> bool:
+    """ "tray 1", "the 34 ring" (name 34T), "the 175 crank" (length 175 mm): a label or bare number."""
+    if label in tokens:
+        return True
+    if label.isdigit():
+        if any(t.startswith(label) and t[len(label) :].isalpha() for t in tokens):
+            return True
+        return _has_quantity(item, label)
+    return False
 
 
 def _defect(item: SceneObject) -> bool:
@@ -657,12 +699,14 @@ class InstructionResolver:
 
     def _tokenize(self, cleaned: str, scene: Scene) -> list[Token]:
         scene_words = self._scene_words(scene)
+        scene_phrases = _scene_phrases(scene)
         tokens: list[Token] = []
         for cjk, run in split_runs(cleaned):
             if cjk:
                 tokens.extend(self._zh_tokens(run))
             else:
-                tokens.extend(self._en_tokens(run, scene_words, zh_context=detect_language(cleaned) == "zh"))
+                zh_context = detect_language(cleaned) == "zh"
+                tokens.extend(self._en_tokens(run, scene_words, scene_phrases, zh_context))
         self._choose_readings(tokens)
         return tokens
 
@@ -713,7 +757,7 @@ class InstructionResolver:
         word, tags = readings[0]
         return Token(token.text, token.text, list(tags), corrected=word, cjk=True)
 
-    def _en_tokens(self, run: str, scene_words: dict, zh_context: bool) -> list[Token]:
+    def _en_tokens(self, run: str, scene_words: dict, scene_phrases: dict, zh_context: bool) -> list[Token]:
         words = english_words(run)
         out: list[Token] = []
         i = 0
@@ -726,6 +770,12 @@ class InstructionResolver:
             if zh_context and (len(word) == 1 and word.isalnum()):
                 out.append(Token(word, word, [("LABEL", word)]))
                 i += 1
+                continue
+            scene_unit = self._scene_unit(words, i, scene_words, scene_phrases)
+            if scene_unit is not None:
+                length, token = scene_unit
+                out.append(token)
+                i += length
                 continue
             matched = False
             for length in range(min(self.lex.en_max, len(words) - i), 0, -1):
@@ -764,6 +814,25 @@ class InstructionResolver:
                 out.append(self._correct(word, scene_words))
         return out
 
+    def _scene_unit(
+        self, words: list[str], i: int, scene_words: dict, scene_phrases: dict
+    ) -> tuple[int, Token] | None:
+        """A scene word the operator split or spaced ("MC4" read as mc + 4, "CR 50", "hi-lok") or a
+        multi-word scene category ("junction box", "hex key"): the scene's reading wins over the
+        reading of its pieces, so the lexicon never has to know a cell's part names."""
+        for length in (3, 2):
+            piece = words[i : i + length]
+            if len(piece) < length:
+                continue
+            phrase = " ".join(piece)
+            if phrase in scene_phrases:
+                tag, value = scene_phrases[phrase]
+                return length, Token(phrase, phrase, [(tag, value)])
+            joined = "".join(w for w in piece if w != "-")
+            if any(t == "NAME" for t, _ in scene_words.get(joined, ())):
+                return length, Token(joined, phrase, list(scene_words[joined]))
+        return None
+
     def _correct(self, word: str, scene_words: dict) -> Token:
         """Typo tolerance: map an unknown word to the closest known word when that is unambiguous."""
         v = self.vocab
@@ -780,7 +849,7 @@ class InstructionResolver:
                 continue
             if len(word) <= 4 and cand[0] != word[0]:
                 continue
-            d = damerau_distance(word, cand, limit)
+            d = typo_distance(word, cand)
             # Typos matter on content words; a function word wins only when clearly closer.
             if tags and tags[0][0] in ("FILLER", "DET", "CONJ"):
                 d += 0.25
@@ -852,6 +921,8 @@ class InstructionResolver:
                         tag, value = "PRON", tok.text
             if tag == "NUM":
                 tag = "LABEL"
+            if tag in ("SELF", "PERSON") and cur is not None and cur.head is not None and tok.has("NAME"):
+                tag, value = "NAME", tok.text  # "the crank arm": a scene name word, not the robot's arm
             np_mark = value in ("other", "remaining", "previous") or (
                 value == "same" and nxt is not None and nxt.tag in _HEADS
             )
@@ -905,8 +976,10 @@ class InstructionResolver:
                 else:
                     cur.mods.append((tag, value))
                     for extra, extra_value in tok.tags[1:]:
-                        if extra == "NAME" and tag != "DIR":
-                            cur.mods.append(("NAME", extra_value))
+                        if extra == "NAME" and tag != "NAME":
+                            # Also a word of some name ("small" in "small parts tray", "rear" in "rear
+                            # wheel"): evidence for the things so named, never a requirement.
+                            cur.mods.append(("ALSO", extra_value))
                     last_was_head = False
                 continue
             close()
@@ -1419,29 +1492,13 @@ class InstructionResolver:
             if scene.holding:
                 return (scene.holding,), "held object"
             return (), f"nothing to refer to with '{np.text}'"
-        if np.head == "CAT":
-            by_category = [o for o in objs if self._is_category(o, np.head_value or "")]
-            # A lexicon noun the scene uses in a name but not as the category ("the cover") still names it.
-            objs = _prefer_named(
-                by_category or [o for o in objs if np.head_word in _entity_tokens(o)], np.head_word
-            )
-        elif np.head == "KIND":
-            objs = [o for o in objs if o.kind == np.head_value]
-        elif np.head is None and np.kind == "unknown":
-            return (), f"no '{np.text}' in the cell"
-        elif np.head is None and np.kind == "name":
-            names = np.mod_values("NAME")
-            named = [o for o in objs if all(n in _entity_tokens(o) for n in names)]
-            if not named:
-                return (), f"no '{np.text}' in the cell"
-            objs = named
         if (inherit or {"other", "remaining", "same"} & marks) and np.head in (None, "GENERIC") and last:
             ref = scene.object(last)
             if ref is not None:
                 same_category = [o for o in objs if o.category == ref.category]
                 if inherit and not marks:
                     # "the small one too": prefer the earlier object's category when it fits.
-                    narrowed = self._filter_attributes(np, same_category, scene)
+                    narrowed = self._ground(np, same_category)
                     objs = same_category if narrowed else objs
                 else:
                     objs = same_category
@@ -1458,7 +1515,7 @@ class InstructionResolver:
                     break
         if not objs:
             return (), f"no {np.text or 'object'} fits"
-        objs = self._filter_attributes(np, objs, scene)
+        objs = self._ground(np, objs)
         if not objs:
             return (), f"no {np.text} in the cell"
         for loc_np in np.locatives:
@@ -1483,46 +1540,104 @@ class InstructionResolver:
         words = self._category_words.get(category, {category})
         return obj.category in words
 
-    def _filter_attributes(self, np: _NP, items: list, scene: Scene) -> list:
-        size_order = self.vocab.size_order
+    def _ground(self, np: _NP, items: list) -> list:
+        """The objects a phrase's words pick out, by scoring every candidate (see ``grounding``).
+
+        Understood words (head noun, colour, material, thread, quantity, label, a scene name word)
+        must each be carried by the candidate; unexplained words only add evidence where they
+        resemble a candidate's words. Relations, superlatives and negation narrow the result later."""
+        if not items:
+            return []
+        tokens = {o.id: _descriptor_tokens(o) for o in items}
+        requirements: list[Requirement] = []
+        evidence = dict.fromkeys(tokens, 0.0)
+        unexplained = False
+
+        def require(word: str, support: dict[str, float]) -> None:
+            requirements.append(Requirement(word, {i: v for i, v in support.items() if v > 0}))
+
+        if np.head == "CAT":
+            value, word = np.head_value or "", np.head_word
+            # The category decides; a name that merely contains the noun ("gear rack") fits less well,
+            # and among things of the category the one whose name says the noun fits best.
+            support = {
+                o.id: (1.0 if self._is_category(o, value) else 0.6 if word in tokens[o.id] else 0.0)
+                + (0.5 if word in tokens[o.id] else 0.0)
+                for o in items
+            }
+            if not any(support.values()):
+                # A lexicon noun the scene words differently ("cable" for a "lead"): close words count.
+                support = {o.id: unexplained_word_support(word, tokens[o.id]) for o in items}
+            require(word, support)
+        elif np.head == "KIND":
+            require(np.head_value or "", {o.id: float(o.kind == np.head_value) for o in items})
+        size_words: list[str] = []
         for tag, value in np.mods:
-            if not items:
-                break
-            if tag == "COLOR":
-                items = [o for o in items if getattr(o, "color", "") == value or value in _entity_tokens(o)]
-            elif tag == "MATERIAL":
-                items = [
-                    o for o in items if getattr(o, "material", "") == value or value in _entity_tokens(o)
-                ]
+            if tag in ("COLOR", "MATERIAL"):
+                key = tag.lower()
+                require(
+                    value,
+                    {o.id: float(getattr(o, key, "") == value or value in tokens[o.id]) for o in items},
+                )
             elif tag == "THREAD":
-                items = [
-                    o
-                    for o in items
-                    if str(o.attributes.get("thread", "")).lower() == value
-                    or any(t == value or t.startswith(value + "x") for t in _entity_tokens(o))
-                ]
+                require(
+                    value,
+                    {
+                        o.id: float(
+                            str(o.attributes.get("thread", "")).lower() == value
+                            or any(t == value or t.startswith(value + "x") for t in tokens[o.id])
+                        )
+                        for o in items
+                    },
+                )
             elif tag == "LENGTH":
-                items = [o for o in items if _has_quantity(o, value)]
-            elif tag == "ROLE" and value == "reject":
-                # "the defective one", "the bad cell": objects flagged with a defect, when any are.
-                flagged = [o for o in items if _defect(o)]
-                items = flagged or items
+                require(value, {o.id: float(_has_quantity(o, value)) for o in items})
             elif tag == "LABEL":
-                items = [o for o in items if value.lower() in _entity_tokens(o)]
-            elif tag == "SIZE":
-                exact = [o for o in items if getattr(o, "size", "") == value]
-                if exact or value not in (size_order[0], size_order[-1]):
-                    items = exact
-                else:
-                    # "the big reel" among reels without a size: the largest dimension decides.
-                    entry = self._superlatives["largest" if value == size_order[-1] else "smallest"]
-                    attribute = self._superlative_attribute(entry, items) or "size"
-                    items = self._extreme(items, attribute, entry["order"])
+                require(value, {o.id: float(_carries_label(o, value.lower(), tokens[o.id])) for o in items})
             elif tag == "NAME":
-                named = [o for o in items if value in _entity_tokens(o)]
-                if named or value not in _ZH_NAME_DIRECTIONS:
-                    items = named
-        return items
+                support = {o.id: float(value in tokens[o.id]) for o in items}
+                if any(support.values()) or value not in _ZH_NAME_DIRECTIONS:
+                    require(value, support)
+            elif tag == "ROLE" and value in ("reject", "output"):
+                # "the defective one", "the bad cell": objects flagged with a defect, when any are;
+                # "the good one", "the finished casting": the others.
+                flagged = {o.id: float(_defect(o) == (value == "reject")) for o in items}
+                if any(_defect(o) for o in items):
+                    require(value, flagged)
+            elif tag == "ALSO":
+                for o in items:
+                    evidence[o.id] += 0.5 * float(value in tokens[o.id])
+            elif tag in ("CAT", "KIND"):
+                # The first noun of a compound ("pump housing casting") describes; it does not veto.
+                for o in items:
+                    if value in tokens[o.id] or o.category == value or o.kind == value:
+                        evidence[o.id] += 1.0
+            elif tag == "SIZE":
+                size_words.append(value)
+            elif tag == "UNKNOWN":
+                unexplained = True
+                for o in items:
+                    evidence[o.id] += unexplained_word_support(value, tokens[o.id])
+        needs_evidence = unexplained and not requirements
+        ranked = rank_candidates(items, lambda o: o.id, requirements, evidence)
+        if needs_evidence:
+            # Nothing understood names the thing: only what an unexplained word resembles can be meant.
+            ranked = [o for o in ranked if evidence[o.id] > 0.0]
+        for value in size_words:
+            ranked = self._select_size(ranked, value)
+        return ranked
+
+    def _select_size(self, items: list, value: str) -> list:
+        """ "small"/"large": the size attribute when the scene gives one, else the extreme dimension."""
+        if not items:
+            return items
+        size_order = self.vocab.size_order
+        exact = [o for o in items if getattr(o, "size", "") == value]
+        if exact or value not in (size_order[0], size_order[-1]):
+            return exact
+        entry = self._superlatives["largest" if value == size_order[-1] else "smallest"]
+        attribute = self._superlative_attribute(entry, items) or "size"
+        return self._extreme(items, attribute, entry["order"])
 
     def _nearest_to(
         self, ref_np: _NP, objs: list, scene: Scene, turns: Sequence[_Turn], order: str = "min"
@@ -1656,6 +1771,9 @@ class InstructionResolver:
                 if mod in _ZH_NAME_DIRECTIONS:
                     continue  # handled as a direction below
                 locs = [loc for loc in locs if mod in _entity_tokens(loc)]
+            elif tag == "ALSO":
+                named = [loc for loc in locs if mod in _entity_tokens(loc)]
+                locs = named or locs
             elif tag in ("LABEL",):
                 locs = [loc for loc in locs if mod.lower() in _entity_tokens(loc)]
             elif tag in ("COLOR", "MATERIAL", "SIZE"):
@@ -1973,11 +2091,7 @@ class InstructionResolver:
             return ()
         if slot == "object":
             items = [scene.object(c) for c in pool if scene.object(c) is not None]
-            if np.head == "CAT":
-                items = [o for o in items if self._is_category(o, np.head_value or "")]
-            elif np.head == "KIND":
-                items = [o for o in items if o.kind == np.head_value]
-            items = self._filter_attributes(np, items, scene)
+            items = self._ground(np, items)
             if np.near is not None:
                 items = self._nearest_to(np.near, items, scene, [])
             items = self._spatial_select(np, items)
