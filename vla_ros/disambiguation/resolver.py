@@ -1164,6 +1164,7 @@ class InstructionResolver:
         verb_index: int | None = None
         ba = False
         last_conj = False
+        verbs_at_object = 0
         for idx, item in enumerate(items):
             if isinstance(item, Token):
                 tag = item.tag
@@ -1259,8 +1260,20 @@ class InstructionResolver:
                     p.objects.append(np)
                 elif ba and p.objects and p.objects[-1].head == "PRON" and np.head != "PRON":
                     p.objects[-1] = np
+                elif (
+                    p.objects
+                    and np.head in (None, "GENERIC")
+                    and prep is None
+                    and not last_conj
+                    and len(p.verbs) == verbs_at_object
+                    and p.objects[-1].head not in (None, "PRON")
+                ):
+                    # "the reel with sku RES-10K", "the bottle, the big one I mean": a headless phrase
+                    # right after an object phrase says more about that object.
+                    _refine(p.objects[-1], np)
                 else:
                     p.objects.append(np)
+                    verbs_at_object = len(p.verbs)
             prep = None
             relcl = False
             last_conj = False
@@ -1299,8 +1312,12 @@ class InstructionResolver:
             elif p.objects:
                 owner = p.objects[max(0, n_objects - 1)]
                 owner.locatives.append(np)
-            elif prep in (None, "locative", "from"):
-                p.targets.append(np) if not p.verbs else None
+            elif p.verbs and np.head in ("CAT", "KIND"):
+                # "move the charger cable to the tester": a noun phrase that is not the place is the
+                # thing to move, even when its words also name a place; never dropped silently.
+                p.objects.append(np)
+            elif prep in (None, "locative", "from") and not p.verbs:
+                p.targets.append(np)
 
     # ------------------------------------------------------------------ history
     def _history_turns(self, history: Sequence[str], scene: Scene) -> list[_Turn]:
@@ -1458,10 +1475,20 @@ class InstructionResolver:
                 "之前没有可以重复的指令，请问要做什么？",
             )  # fmt: skip
         base = template.draft
-        if not p.objects and not ({"other", "remaining"} & p.markers):
+        # "again, but to the other tray", "same, into bin B": a new place replaces the old one.
+        target_marks = {v for np in p.targets for t, v in np.mods if t == "MARK"}
+        object_marks = {v for np in p.objects for t, v in np.mods if t == "MARK"}
+        if p.targets and base.intent == "put":
+            target_np = p.targets[-1]
+            targets = self._match_locations(target_np, scene, turns)
+            if "other" in target_marks and template.target_id:
+                targets = tuple(t for t in targets if t != template.target_id)
+            base = replace(base, targets=targets, target_words=target_np.text, default_target=None)
+        loose_marks = (p.markers & {"other", "remaining"}) - (target_marks - object_marks)
+        if not p.objects and not loose_marks:
             return replace(base, confidence=base.confidence * 0.9 * conf)
         np = p.objects[0] if p.objects else _NP(head="GENERIC", head_value="one")
-        for mark in p.markers & {"other", "remaining"}:
+        for mark in loose_marks:
             if ("MARK", mark) not in np.mods:
                 np.mods.append(("MARK", mark))
         cands, note = self._match_objects(np, scene, turns, base.intent, inherit=template.object_id)
@@ -2105,6 +2132,16 @@ class InstructionResolver:
 
 
 _ZH_NAME_DIRECTIONS = frozenset({"left", "right"})
+
+
+def _refine(np: _NP, extra: _NP) -> None:
+    """Add a restating phrase's modifiers and relations to the phrase it restates."""
+    np.mods.extend((t, v) for t, v in extra.mods if t not in ("DET", "DE"))
+    np.words.extend(extra.words)
+    np.sides.extend(extra.sides)
+    np.locatives.extend(extra.locatives)
+    if extra.near is not None and np.near is None:
+        np.near, np.near_order = extra.near, extra.near_order
 
 
 def _prefer_named(items: list, word: str) -> list:
