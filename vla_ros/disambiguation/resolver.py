@@ -292,6 +292,34 @@ def _scene_phrases(scene: Scene) -> dict[str, tuple[str, str]]:
     return phrases
 
 
+def _zh_scene_words(scene: Scene) -> dict[str, list[tuple[str, str]]]:
+    """Chinese words the scene itself brings (names, categories and text attributes written in
+    Chinese), with the reading each gives: no lexicon entry is needed for them."""
+    words: dict[str, list[tuple[str, str]]] = {}
+
+    def add(word: str, tag: str, value: str) -> None:
+        if len(word) >= 2 and (tag, value) not in words.setdefault(word, []):
+            words[word].append((tag, value))
+
+    for obj in scene.objects:
+        if is_cjk(obj.category):
+            add(obj.category, "CAT", obj.category)
+        for word in _cjk_tokens(obj.name) | {w for v in obj.attributes.values() for w in _cjk_tokens(str(v))}:
+            add(word, "NAME", word)
+    for loc in scene.locations:
+        if is_cjk(loc.category):
+            add(loc.category, "LOCCAT", loc.category)
+        for word in _cjk_tokens(loc.name):
+            add(word, "NAME", word)
+    return {w: tags for w, tags in words.items() if tags}
+
+
+def _cjk_tokens(text: str) -> set[str]:
+    """The Chinese runs of a name and their jieba words of two characters or more."""
+    runs = {run for cjk, run in split_runs(text) if cjk}
+    return runs | {w for run in runs for w in _jieba().lcut(run, HMM=False) if len(w) >= 2}
+
+
 def _compact_tokens(text: str) -> set[str]:
     """ "CR-50" -> cr50, "hi-lok pin" -> hilok: the spellings an operator runs together or splits."""
     return {re.sub(r"[^a-z0-9]", "", w) for w in text.lower().split() if re.search(r"[^a-z0-9]", w)} - {""}
@@ -301,6 +329,7 @@ def _entity_tokens(entity: SceneObject | SceneLocation) -> set[str]:
     """Words that name an entity: its name, id and every text attribute (part number, SKU, thread,
     defect...), so "PCB-1077", "the 6205 bearing" or "the swollen cell" need no lexicon entry."""
     tokens = _name_tokens(entity.name) | _name_tokens(entity.id) | _compact_tokens(entity.name)
+    tokens |= _cjk_tokens(entity.name) | _cjk_tokens(entity.category)
     for key, value in entity.attributes.items():
         if not _NUMERIC_KEY.search(key):
             tokens |= set(english_words(str(value)))
@@ -310,9 +339,10 @@ def _entity_tokens(entity: SceneObject | SceneLocation) -> set[str]:
 
 _CONTENT_TAGS = frozenset({"CAT", "KIND", "LOCCAT", "ROLE", "COLOR", "MATERIAL", "NAME"})
 _ZH_NUMERAL = re.compile(
-    r"第([零〇一二两三四五六七八九十百]+)|([零〇一二两三四五六七八九十百]+)(?=号|毫米|厘米|公斤|千克|克)"
+    r"第([零〇一二两三四五六七八九十百]+)|([零〇一二两三四五六七八九十百]+)(?=号|毫米|厘米|毫升|升|公斤|千克|克)"
 )
 _ZH_UNITS = ((re.compile(r"(\d)\s*毫米"), r"\1 mm "), (re.compile(r"(\d)\s*厘米"), r"\1 cm "),
+             (re.compile(r"(\d)\s*毫升"), r"\1 ml "), (re.compile(r"(\d)\s*升"), r"\1 l "),
              (re.compile(r"(\d)\s*(?:公斤|千克)"), r"\1 kg "),
              (re.compile(r"(\d)\s*克"), r"\1 g "))  # fmt: skip
 
@@ -700,22 +730,28 @@ class InstructionResolver:
     def _tokenize(self, cleaned: str, scene: Scene) -> list[Token]:
         scene_words = self._scene_words(scene)
         scene_phrases = _scene_phrases(scene)
+        zh_scene = _zh_scene_words(scene) if is_cjk(cleaned) else {}
         tokens: list[Token] = []
         for cjk, run in split_runs(cleaned):
             if cjk:
-                tokens.extend(self._zh_tokens(run))
+                tokens.extend(self._zh_tokens(run, zh_scene))
             else:
                 zh_context = detect_language(cleaned) == "zh"
                 tokens.extend(self._en_tokens(run, scene_words, scene_phrases, zh_context))
         self._choose_readings(tokens)
         return tokens
 
-    def _zh_tokens(self, run: str) -> list[Token]:
-        """Chinese words: jieba segments (lexicon and scene words are in its dictionary), each segment
-        is read longest-lexicon-phrase first, and a segment still unknown is matched by its pinyin
-        (homophone typos such as 电圈 for 垫圈)."""
+    def _zh_tokens(self, run: str, zh_scene: dict[str, list[tuple[str, str]]]) -> list[Token]:
+        """Chinese words: jieba segments (lexicon and scene words are in its dictionary). A segment
+        that is a Chinese word of the scene (a name or category) is read as that whole word, so names
+        sharing a character (齿轮 / 齿条) are never confused; other segments are read
+        longest-lexicon-phrase first, and a segment still unknown is matched by its pinyin against the
+        lexicon and the scene's words (homophone typos such as 电圈 for 垫圈)."""
         out: list[Token] = []
         for segment in _jieba().lcut(run, HMM=False):
+            if segment in zh_scene:
+                out.append(Token(segment, segment, list(zh_scene[segment]), cjk=True))
+                continue
             for token in self._zh_segment(segment):
                 if (
                     out
@@ -726,7 +762,7 @@ class InstructionResolver:
                     out[-1] = Token(merged, merged, [("UNKNOWN", merged)], cjk=True)
                 else:
                     out.append(token)
-        return [self._zh_homophone(t) if t.tags == [("UNKNOWN", t.text)] else t for t in out]
+        return [self._zh_homophone(t, zh_scene) if t.tags == [("UNKNOWN", t.text)] else t for t in out]
 
     def _zh_segment(self, run: str) -> list[Token]:
         out: list[Token] = []
@@ -747,11 +783,14 @@ class InstructionResolver:
                 i += 1
         return out
 
-    def _zh_homophone(self, token: Token) -> Token:
-        """An unknown Chinese word that sounds exactly like one lexicon noun is read as that noun."""
+    def _zh_homophone(self, token: Token, zh_scene: dict[str, list[tuple[str, str]]]) -> Token:
+        """An unknown Chinese word that sounds exactly like one lexicon noun or one Chinese word of the
+        scene (pypinyin, tones ignored) is read as that word; several that sound alike stay unknown."""
         if len(token.text) < 2:
             return token
-        readings = self.lex.zh_pinyin.get(tuple(lazy_pinyin(token.text)), [])
+        sound = tuple(lazy_pinyin(token.text))
+        readings = list(self.lex.zh_pinyin.get(sound, []))
+        readings += [(w, t) for w, t in zh_scene.items() if len(w) >= 2 and tuple(lazy_pinyin(w)) == sound]
         if len({tuple(t) for _, t in readings}) != 1:
             return token
         word, tags = readings[0]
@@ -1214,6 +1253,8 @@ class InstructionResolver:
                 kind == "name" and place_words
             ):
                 kind = "location"  # "the tool board": a noun compound naming a place, not a tool
+            if ba and not p.objects and prep is None and kind == "location":
+                kind = "object"  # 把 marks the object, whatever its noun also names: 把周转箱放到...
             if pending_rel and kind != "side":
                 pending_rel = False
                 if kind == "person":
@@ -1583,7 +1624,7 @@ class InstructionResolver:
         def require(word: str, support: dict[str, float]) -> None:
             requirements.append(Requirement(word, {i: v for i, v in support.items() if v > 0}))
 
-        if np.head == "CAT":
+        if np.head in ("CAT", "LOCCAT"):
             value, word = np.head_value or "", np.head_word
             # The category decides; a name that merely contains the noun ("gear rack") fits less well,
             # and among things of the category the one whose name says the noun fits best.
