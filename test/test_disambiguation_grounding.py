@@ -40,7 +40,8 @@ BENCH = Scene.from_dict(
         "locations": [
             {"id": "stand", "name": "repair stand", "category": "fixture", "position": [0.75, 0.0, 0]},
             {"id": "tray", "name": "small parts tray", "category": "tray", "position": [0.25, 0.45, 0]},
-            {"id": "scrap", "name": "scrap bin", "category": "bin", "role": "reject", "position": [0.6, 0.5, 0]},
+            {"id": "scrap", "name": "scrap bin", "category": "bin", "role": "reject",
+             "position": [0.6, 0.5, 0]},
             {"id": "tester", "name": "tester", "category": "station", "role": "inspection",
              "position": [0.8, 0.4, 0]},
         ],
@@ -103,18 +104,26 @@ def test_unexplained_words_give_evidence_by_resemblance() -> None:
 ZH_CELL = Scene.from_dict(
     {
         "objects": [
-            {"id": "gear_1", "name": "齿轮", "kind": "part", "category": "齿轮", "position": [0.5, 0.2, 0.01]},
-            {"id": "rack_1", "name": "齿条", "kind": "part", "category": "齿条", "position": [0.5, -0.2, 0.01]},
-            {"id": "pad_1", "name": "缓冲垫", "kind": "part", "category": "缓冲垫", "position": [0.3, 0.0, 0.01]},
+            {"id": "gear_1", "name": "齿轮", "kind": "part", "category": "齿轮",
+             "position": [0.5, 0.2, 0.01]},
+            {"id": "rack_1", "name": "齿条", "kind": "part", "category": "齿条",
+             "position": [0.5, -0.2, 0.01]},
+            {"id": "pad_1", "name": "缓冲垫", "kind": "part", "category": "缓冲垫",
+             "position": [0.3, 0.0, 0.01]},
         ],
         "locations": [{"id": "tray_1", "name": "1号托盘", "category": "tray", "position": [0.7, 0.0, 0]}],
     }
-)
+)  # fmt: skip
 
 
 @pytest.mark.parametrize(
     ("text", "object_id"),
-    [("拿起齿条", "rack_1"), ("拿起齿轮", "gear_1"), ("把缓冲垫放到1号托盘", "pad_1"), ("拿起缓冲电", "pad_1")],
+    [
+        ("拿起齿条", "rack_1"),
+        ("拿起齿轮", "gear_1"),
+        ("把缓冲垫放到1号托盘", "pad_1"),
+        ("拿起缓冲电", "pad_1"),
+    ],
 )
 def test_chinese_scene_names_are_words_of_their_own(resolver, text, object_id) -> None:
     """Names sharing a character are not confused; a scene word needs no lexicon entry; a homophone
