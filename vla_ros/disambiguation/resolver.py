@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 import cn2an
 from pypinyin import lazy_pinyin
 
+from vla_ros.disambiguation.dialogue import DialogueState
 from vla_ros.disambiguation.grounding import (
     Requirement,
     rank_candidates,
@@ -110,7 +111,7 @@ class PendingCommand:
     draft: Draft
     slot: str  # "object", "target", "direction" or "action"
     candidates: tuple[str, ...]
-    history: tuple[str, ...] = ()
+    history: DialogueState | tuple[str, ...] = ()
     raw_text: str = ""
 
 
@@ -136,6 +137,7 @@ class Resolution:
     language: str = "en"
     raw_text: str = ""
     pending: PendingCommand | None = None
+    corrects_previous: bool = False  # "no, the other one": this command replaces the last one
 
     @property
     def forwarded(self) -> bool:
@@ -408,6 +410,10 @@ _CORRECTION_EN = re.compile(
     r"\s*[,;.]\s*(?:no+|nope|actually|sorry|i mean|i meant|or rather|rather|make that|correction)"
     r"\b\s*[,;]?\s*"
 )
+# An instruction that opens by taking back the previous command: "no, the other one", "不对，是蓝色的".
+_CORRECTION_START = re.compile(
+    r"\s*(?:no+\b|nope\b|wrong\b|actually\b|sorry\b|i mean\b|不对|不是|错了|我是说)", re.IGNORECASE
+)
 _CORRECTION_ZH = re.compile(
     r"\s*[，,；;。]?\s*(?:不对|不是不是|错了|说错了|哦不|我是说|应该是|更正)\s*[，,；;]?\s*"
 )
@@ -589,15 +595,22 @@ class InstructionResolver:
         self,
         text: str,
         scene: Scene,
-        history: Sequence[str] = (),
+        history: Sequence[str] | DialogueState = (),
         holding: str | None = None,
     ) -> Resolution:
-        """Resolve one instruction. ``holding`` overrides ``scene.holding`` when given."""
+        """Resolve one instruction. ``history`` is the dialogue so far: a :class:`DialogueState`
+        (the node's), or earlier sentences, oldest first (the benchmark's), from which a state is
+        built by resolving each in turn. ``holding`` overrides ``scene.holding`` when given."""
         if holding is not None and holding != scene.holding and scene.object(holding) is not None:
             scene = replace(scene, holding=holding)
-        history = tuple(str(h) for h in (history or ()) if isinstance(h, str) or h is not None)
         try:
-            return self._resolve(text, scene, history)
+            if isinstance(history, DialogueState):
+                state = history
+            else:
+                texts = [str(h) for h in (history or ()) if h is not None]
+                limit = self.vocab.max_history_turns
+                state = DialogueState.from_history(texts[-limit:] if limit else [], scene, self, limit)
+            return self._resolve(text, scene, state)
         except Exception as exc:
             cleaned, _ = clean_text(str(text)[: 4 * self.vocab.max_chars])
             return self._clarify_plain(
@@ -617,7 +630,7 @@ class InstructionResolver:
             )
 
     # ------------------------------------------------------------------ top level
-    def _resolve(self, text: str, scene: Scene, history: tuple[str, ...]) -> Resolution:
+    def _resolve(self, text: str, scene: Scene, state: DialogueState) -> Resolution:
         raw = text if isinstance(text, str) else str(text)
         # The whole input is cleaned and scanned for stop words: a stop after 12,000 characters of
         # chatter must still stop, so nothing is cut off before the safety scan.
@@ -640,12 +653,14 @@ class InstructionResolver:
             return refusal
         if self._is_home(cleaned):
             return self._resolved(Draft(intent="home"), scene, lang, cleaned)
-        turns = self._history_turns(history[-self.vocab.max_history_turns :], scene)
+        turns = self._dialogue_turns(state, scene)
         result = self._resolve_parsed(cleaned, scene, turns, lang)
+        if turns and result.status == "resolved" and _CORRECTION_START.match(cleaned):
+            result = replace(result, corrects_previous=True)
         if had_control and result.status == "resolved":
             result = replace(result, confidence=result.confidence * 0.9)
         if result.pending is not None:
-            result = replace(result, pending=replace(result.pending, history=history, raw_text=cleaned))
+            result = replace(result, pending=replace(result.pending, history=state, raw_text=cleaned))
         return result
 
     def _resolve_parsed(self, cleaned: str, scene: Scene, turns: list[_Turn], lang: str) -> Resolution:
@@ -1361,32 +1376,22 @@ class InstructionResolver:
                 p.targets.append(np)
 
     # ------------------------------------------------------------------ history
-    def _history_turns(self, history: Sequence[str], scene: Scene) -> list[_Turn]:
+    def _dialogue_turns(self, state: DialogueState, scene: Scene) -> list[_Turn]:
+        """The remembered turns as the grammar uses them: each forwarded command becomes the draft
+        it was (so "again" repeats it and "the other one" knows what to avoid), for the objects
+        and places still in the scene."""
         turns: list[_Turn] = []
-        for text in history:
-            cleaned, _ = clean_text(str(text)[: self.vocab.max_chars])
-            if not cleaned or self._is_stop(cleaned) or self._is_home(cleaned):
-                continue
-            lang = detect_language(cleaned)
-            try:
-                parse = self._parse_text(cleaned, scene)
-                draft = self._draft(parse, scene, turns, lang, cleaned)
-            except Exception:
-                continue
-            if isinstance(draft, Resolution):
-                turns.append(_Turn(cleaned, None, None, (), None))
-                continue
-            objects = draft.objects or ()
-            targets = draft.targets or ()
-            turns.append(
-                _Turn(
-                    text=cleaned,
-                    draft=draft,
-                    object_id=objects[0] if len(objects) == 1 else None,
-                    mentioned=tuple(objects),
-                    target_id=targets[0] if len(targets) == 1 else None,
-                )
+        for turn in state.turns():
+            obj = turn.object_id if turn.object_id and scene.object(turn.object_id) else None
+            target = turn.target_id if turn.target_id and scene.location(turn.target_id) else None
+            intent = {"pick_place": "put", "place": "put"}.get(turn.action, turn.action)
+            draft = Draft(
+                intent=intent,
+                objects=(obj,) if obj else None,
+                targets=(target,) if target else None,
+                direction=turn.direction,
             )
+            turns.append(_Turn(turn.text, draft, obj, (obj,) if obj else (), target))
         return turns
 
     def _last_object(self, turns: Sequence[_Turn]) -> str | None:
