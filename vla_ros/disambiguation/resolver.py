@@ -1007,7 +1007,7 @@ class InstructionResolver:
             if tag in _NP_TAGS:
                 is_head = tag in _HEADS
                 name_ended = cur is not None and cur.head is None and last_was_name
-                if name_ended and tag not in ("NAME", "LABEL") and not is_head:
+                if name_ended and tag not in ("NAME", "LABEL", "UNKNOWN", "ROLE") and not is_head:
                     close()  # "the cover forward": a name ends the phrase like a noun does
                 if cur is not None and cur.head is not None:
                     compound = is_head and last_was_head and tag != "PRON"
@@ -1255,7 +1255,7 @@ class InstructionResolver:
             for mark in np.mod_values("MARK"):
                 p.markers.add(mark)
             kind = np.kind
-            if kind == "unknown" and prep is None and not np.has_mod("DET"):
+            if kind == "unknown" and prep is None and not np.has_mod("DET") and not (ba and not p.objects):
                 # A bare word the cell does not know ("uh", "yo", shop slang) is skipped: it lowers
                 # confidence but never ends the parse. After "the" or a preposition it names a thing.
                 p.unknown_words.append(np.text)
@@ -1696,6 +1696,15 @@ class InstructionResolver:
         if needs_evidence:
             # Nothing understood names the thing: only what an unexplained word resembles can be meant.
             ranked = [o for o in ranked if evidence[o.id] > 0.0]
+        head = _head_word(np)
+        # "the brake line" where only brake calipers, rotors and pads are: the noun that says what the
+        # thing is names nothing here, and the other words pick no one kind of thing.
+        if (
+            head is not None
+            and len({o.category for o in ranked}) > 1
+            and not any(unexplained_word_support(head, tokens[o.id]) for o in items)
+        ):
+            return []
         for value in size_words:
             ranked = self._select_size(ranked, value)
         return ranked
@@ -2178,6 +2187,16 @@ class InstructionResolver:
 
 
 _ZH_NAME_DIRECTIONS = frozenset({"left", "right"})
+
+
+def _head_word(np: _NP) -> str | None:
+    """The unexplained word in head position (last word of a phrase without a known noun), if any."""
+    if np.head is not None or not np.mods:
+        return None
+    content = [(t, v) for t, v in np.mods if t not in ("DET", "DE", "FILLER", "ALSO", "MARK")]
+    if content and content[-1][0] == "UNKNOWN":
+        return content[-1][1]
+    return None
 
 
 def _refine(np: _NP, extra: _NP) -> None:
