@@ -130,3 +130,46 @@ def test_chinese_scene_names_are_words_of_their_own(resolver, text, object_id) -
     typo of a scene word (缓冲电 for 缓冲垫) is read by its pinyin."""
     res = resolver.resolve(text, ZH_CELL)
     assert (res.status, res.object_id) == ("resolved", object_id)
+
+
+WHEELS = Scene.from_dict(
+    {
+        "objects": [
+            {"id": "front", "name": "front wheel", "kind": "part", "category": "wheel",
+             "position": [0.55, 0.3, 0.02]},
+            {"id": "rear", "name": "rear wheel", "kind": "part", "category": "wheel",
+             "position": [0.55, -0.3, 0.02]},
+            {"id": "rotor_1", "name": "brake rotor", "kind": "part", "category": "rotor", "defect": "warped",
+             "position": [0.4, 0.05, 0.02]},
+            {"id": "rotor_2", "name": "brake rotor", "kind": "part", "category": "rotor", "defect": "none",
+             "position": [0.6, 0.05, 0.02]},
+        ],
+        "locations": [
+            {"id": "hold", "name": "hold bin", "category": "bin", "role": "reject",
+             "position": [0.25, 0.45, 0]},
+            {"id": "jig", "name": "hub jig", "category": "fixture", "position": [0.75, 0.0, 0]},
+        ],
+    }
+)  # fmt: skip
+
+
+def test_a_direction_word_names_what_the_scene_calls_front_or_rear(resolver) -> None:
+    assert resolver.resolve("把后轮往右推一下", WHEELS).object_id == "rear"
+    assert resolver.resolve("pick up the front wheel", WHEELS).object_id == "front"
+
+
+def test_an_unreadable_description_of_a_part_being_rejected_means_its_defect(resolver) -> None:
+    """变形 (warped) is not in the lexicon; sent to the reject bin, it picks the flagged rotor.
+    To an ordinary place, or said without a describing word, the question stays."""
+    res = resolver.resolve("把变形的刹车盘放进隔离箱", WHEELS)
+    assert (res.status, res.object_id, res.target_id) == ("resolved", "rotor_1", "hold")
+    assert resolver.resolve("把变形的刹车盘放到夹具上", WHEELS).status == "clarify"
+    assert resolver.resolve("put the rotor in the hold bin", WHEELS).status == "clarify"
+
+
+def test_homophones_match_any_reading_of_a_character(resolver) -> None:
+    """pypinyin reads 垫圈 as dian juan; 电圈 (dian quan) still sounds like it, 圈 being both."""
+    from vla_ros.disambiguation.resolver import sounds_alike
+
+    assert sounds_alike("电圈", "垫圈")
+    assert not sounds_alike("齿轮", "齿条")

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 import cn2an
-from pypinyin import lazy_pinyin
+from pypinyin import Style, pinyin
 
 from vla_ros.disambiguation.dialogue import DialogueState
 from vla_ros.disambiguation.grounding import (
@@ -102,6 +102,7 @@ class Draft:
     direction: str | None = None
     confidence: float = 1.0
     object_note: str = ""
+    object_described: bool = False  # the object phrase holds a describing word nobody explains
 
 
 @dataclass(frozen=True)
@@ -267,11 +268,11 @@ class _Lexicon:
                     entries.append((tag, value))
         self.zh.setdefault("的", []).insert(0, ("DE", "的"))
         self.zh.setdefault("把", []).insert(0, ("BA", "把"))
-        # Pinyin of the content nouns, for homophone typos; jieba learns every phrase as a word.
-        self.zh_pinyin: dict[tuple[str, ...], list[tuple[str, list[tuple[str, str]]]]] = {}
+        # Content nouns by length, for homophone typos (电圈 for 垫圈); jieba learns every phrase.
+        self.zh_nouns: dict[int, list[tuple[str, list[tuple[str, str]]]]] = {}
         for phrase, tags in self.zh.items():
             if len(phrase) >= 2 and any(t in _CONTENT_TAGS for t, _ in tags):
-                self.zh_pinyin.setdefault(tuple(lazy_pinyin(phrase)), []).append((phrase, tags))
+                self.zh_nouns.setdefault(len(phrase), []).append((phrase, tags))
         _add_jieba_words(self.zh)
         self.en_max = max((len(k) for k in self.en), default=1)
         self.zh_max = max((len(k) for k in self.zh), default=1)
@@ -347,6 +348,22 @@ _ZH_UNITS = ((re.compile(r"(\d)\s*毫米"), r"\1 mm "), (re.compile(r"(\d)\s*厘
              (re.compile(r"(\d)\s*毫升"), r"\1 ml "), (re.compile(r"(\d)\s*升"), r"\1 l "),
              (re.compile(r"(\d)\s*(?:公斤|千克)"), r"\1 kg "),
              (re.compile(r"(\d)\s*克"), r"\1 g "))  # fmt: skip
+
+
+@functools.lru_cache(maxsize=8192)
+def _char_sounds(char: str) -> frozenset[str]:
+    """Every toneless reading of one character (pypinyin, heteronyms included: 圈 is quan and juan)."""
+    return frozenset(pinyin(char, style=Style.NORMAL, heteronym=True)[0])
+
+
+def sounds_alike(a: str, b: str) -> bool:
+    """Two different Chinese words of one length whose characters can be read alike, one by one:
+    what a speech recogniser or a pinyin keyboard confuses (电圈 / 垫圈)."""
+    return (
+        len(a) == len(b)
+        and a != b
+        and all(_char_sounds(x) & _char_sounds(y) for x, y in zip(a, b, strict=True))
+    )
 
 
 @functools.lru_cache(maxsize=1)
@@ -803,9 +820,10 @@ class InstructionResolver:
         scene (pypinyin, tones ignored) is read as that word; several that sound alike stay unknown."""
         if len(token.text) < 2:
             return token
-        sound = tuple(lazy_pinyin(token.text))
-        readings = list(self.lex.zh_pinyin.get(sound, []))
-        readings += [(w, t) for w, t in zh_scene.items() if len(w) >= 2 and tuple(lazy_pinyin(w)) == sound]
+        readings = [
+            (w, t) for w, t in self.lex.zh_nouns.get(len(token.text), []) if sounds_alike(token.text, w)
+        ]
+        readings += [(w, t) for w, t in zh_scene.items() if sounds_alike(token.text, w)]
         if len({tuple(t) for _, t in readings}) != 1:
             return token
         word, tags = readings[0]
@@ -1479,7 +1497,13 @@ class InstructionResolver:
                     draft = replace(draft, confidence=draft.confidence * 0.9)
                 if np.head == "PRON" or np.has_mod("MARK"):
                     draft = replace(draft, confidence=draft.confidence * 0.9)
-                draft = replace(draft, objects=cands, object_words=np.text, object_note=note)
+                draft = replace(
+                    draft,
+                    objects=cands,
+                    object_words=np.text,
+                    object_note=note,
+                    object_described=np.has_mod("UNKNOWN"),
+                )
             elif intent == "put" and scene.holding:
                 draft = replace(draft, objects=(scene.holding,), object_words="it")
             else:
@@ -1791,7 +1815,9 @@ class InstructionResolver:
         for direction in list(np.mod_values("DIR")) + np.sides:
             if not items:
                 break
-            named = [o for o in items if direction in _entity_tokens(o)]
+            named = [
+                o for o in items if _DIRECTION_NAME_WORDS.get(direction, {direction}) & _entity_tokens(o)
+            ]
             if named:
                 items = named
                 continue
@@ -1901,6 +1927,12 @@ class InstructionResolver:
             return self._ask(draft, "object", (), scene, lang, raw)
         if needs_target and draft.targets is not None and not draft.targets and draft.default_target is None:
             return self._ask(draft, "target", (), scene, lang, raw)
+        if needs_object and len(objects) > 1 and draft.object_described and self._to_reject(draft, scene):
+            # "把变形的刹车盘放进隔离箱": a word we cannot read describes the part being rejected; when
+            # the defect flags set some candidates apart, that word is most likely their defect.
+            flagged = tuple(o for o in objects if (obj := scene.object(o)) is not None and _defect(obj))
+            objects = flagged if 0 < len(flagged) < len(objects) else objects
+            draft = replace(draft, objects=objects)
         if needs_object and len(objects) > 1:
             return self._ask(draft, "object", objects, scene, lang, raw)
         if needs_target and draft.targets is None and draft.default_target:
@@ -1916,6 +1948,13 @@ class InstructionResolver:
         if intent == "push" and draft.direction is None:
             return self._ask(draft, "direction", (), scene, lang, raw)
         return self._resolved(draft, scene, lang, raw)
+
+    def _to_reject(self, draft: Draft, scene: Scene) -> bool:
+        """Whether the command sends its object to the reject place ("scrap it", "into the NG bin")."""
+        if draft.default_target == "scrap":
+            return True
+        targets = [scene.location(t) for t in draft.targets or ()]
+        return bool(targets) and all(t is not None and t.role == "reject" for t in targets)
 
     def _resolved(self, draft: Draft, scene: Scene, lang: str, raw: str) -> Resolution:
         intent = draft.intent
@@ -2187,6 +2226,15 @@ class InstructionResolver:
 
 
 _ZH_NAME_DIRECTIONS = frozenset({"left", "right"})
+# Words of English names that a direction word (from either language) names: 后轮 is the "rear wheel".
+_DIRECTION_NAME_WORDS = {
+    "left": {"left"},
+    "right": {"right"},
+    "forward": {"front", "forward", "fore"},
+    "backward": {"rear", "back", "aft"},
+    "up": {"top", "upper"},
+    "down": {"bottom", "lower"},
+}
 
 
 def _head_word(np: _NP) -> str | None:
