@@ -295,6 +295,8 @@ class ClosedLoop:
 
     def _make_disambiguation(self) -> Node:
         params = load_node_parameters(find_config_file("disambiguation_node.yaml"), "disambiguation_node")
+        # The workcell's own instruction wording (config/sim.yaml -> disambiguation_sim.yaml).
+        params.update(load_node_parameters(find_config_file(SIM_CONFIG), "disambiguation_node"))
         return self._add(DisambiguationNode, "disambiguation_node", params)
 
     def _spin(self) -> None:
