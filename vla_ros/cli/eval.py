@@ -175,6 +175,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_eval_bag)
     register_replay(subparsers)
     register_sim_eval(subparsers)
+    from vla_ros.cli.study import register_study
+
+    register_study(subparsers)
 
 
 # ----------------------------------------------------------------------------------------------------------
