@@ -292,7 +292,8 @@ def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float,
     denom = 1.0 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # The bound at 0 or n is exactly 0 or 1; rounding would otherwise leave 0.9999999999999999.
+    return (0.0 if successes == 0 else centre - half, 1.0 if successes == n else centre + half)
 
 
 def _group(episodes: Sequence[StudyEpisode]) -> dict:
