@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from vla_ros.cli.model import add_center_crop_argument
 from vla_ros.sim import MAX_EPISODE_STEPS
 
 # Our CLI names -> the model core's names (as eval-bag's --quantization).
@@ -59,16 +60,7 @@ def register_study(subparsers: argparse._SubParsersAction) -> None:
         help="vocabulary overlays for the resolver (default: the workcell's own forwarded wording)",
     )
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
-    crop = p.add_mutually_exclusive_group()
-    crop.add_argument(
-        "--center-crop",
-        dest="center_crop",
-        action="store_const",
-        const=True,
-        default=None,
-        help="centre-crop frames (default: as the checkpoint's config.json records)",
-    )
-    crop.add_argument("--no-center-crop", dest="center_crop", action="store_const", const=False)
+    add_center_crop_argument(p)
     p.add_argument("--max-steps", type=int, default=MAX_EPISODE_STEPS)
     p.add_argument("--no-reuse", action="store_true", help="run every episode, even identical rollouts")
     p.add_argument("--num-threads", type=int, default=None)

@@ -72,7 +72,8 @@ class ClosedLoopOptions:
     model_dir: str = ""
     device: str = "cpu"
     precision: str = "fp32"
-    center_crop: bool = False  # true for checkpoints trained with random-crop augmentation
+    center_crop: bool | None = None  # None: as the checkpoint's config.json records
+    quantization: str = "none"  # none | 8bit | 4bit (bitsandbytes NF4) for policy "model"
     real_time_factor: float = 1.0
     max_steps: int = 90
     keep_frames: bool = True
@@ -256,11 +257,11 @@ class ClosedLoop:
                     model_dir=str(options.model_dir),
                     device=options.device,
                     precision=options.precision,
-                    center_crop=options.center_crop,
+                    center_crop="auto" if options.center_crop is None else bool(options.center_crop),
+                    quantization=options.quantization,
                 )
-                self.policy_label = (
-                    f"OpenVLA checkpoint {options.model_dir} ({options.precision}, {options.device})"
-                )
+                precision = options.precision if options.quantization == "none" else options.quantization
+                self.policy_label = f"OpenVLA checkpoint {options.model_dir} ({precision}, {options.device})"
             self.policy = self._add(PolicyNode, "policy_node", policy_params, policy=injected)
             if self.policy._worker is None:
                 raise ClosedLoopError(f"policy_node failed to configure: {self.policy._last_error}")
