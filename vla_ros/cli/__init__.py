@@ -17,6 +17,7 @@ from collections.abc import Sequence
 # missing optional dependency of one area does not break the others.
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "vla_ros.cli.data",
+    "vla_ros.cli.demo",
     "vla_ros.disambiguation.cli",
     "vla_ros.cli.eval",
     "vla_ros.cli.model",
