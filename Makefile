@@ -39,12 +39,14 @@ lint: venv
 test: build lint
 	$(RUN) pytest -q $(PYTEST_ARGS)
 
-# The closed loop end to end in the embedded workcell (every stage a ROS node, sim time), leaving the
-# episode's rosbag2 and a GIF of the camera under artifacts/demo/. The policy is the scripted expert
-# until a trained checkpoint exists: `vla-ros sim --policy model --model DIR` runs a checkpoint instead.
+# The product's main job end to end in the embedded workcell (every stage a ROS node, sim time): vague
+# operator words (English, Chinese, one needing a clarification) -> disambiguation node -> the OpenVLA
+# policy node with models/sim_policy at 4-bit -> controller -> sim, leaving each episode's rosbag2, a
+# captioned picture strip and a GIF under artifacts/demo/. `vla-ros demo --policy expert` runs the
+# scripted expert instead.
 demo: build
 	rm -rf artifacts/demo
-	$(RUN) vla-ros sim --task pick_place --episodes 1 --policy expert --record artifacts/demo --gif artifacts/demo/episode.gif
+	$(RUN) vla-ros demo --model models/sim_policy --quantization 4bit --out artifacts/demo
 
 clean:
 	rm -rf build install log

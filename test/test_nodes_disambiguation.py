@@ -319,6 +319,21 @@ def test_hostile_input_is_refused_and_the_node_keeps_working(cell) -> None:
     assert values["bad_scenes"] == "1" and values["scene_objects"] == "5"
 
 
+def test_the_input_length_limit_never_hides_a_stop_word(cell) -> None:
+    """max_input_chars refuses long inputs, but the stop scan reads the whole text first: a stop
+    after 12,000 characters stops, on either topic; without one, the long input is refused."""
+    chatter = "put the blue gear in the left bin " + "and keep it tidy " * 800
+    assert len(chatter) > 12_000
+    cell.say(chatter + "stop")
+    assert cell.next_instruction(0).action == "stop"
+    cell.answer(chatter + "急停")
+    assert cell.next_instruction(1).action == "stop"
+    assert cell.ros.wait_for(lambda: cell.estops == [True, True])
+    cell.say(chatter)
+    assert "too long" in cell.next_feedback(0)
+    assert len(cell.instructions) == 2
+
+
 def test_static_scene_file_serves_a_fixed_cell_without_a_scene_topic(ros) -> None:
     _node(ros, static_scene_file=str(EXAMPLE_SCENE))
     operator = Operator(ros)

@@ -19,6 +19,7 @@ from vla_ros.errors import UserInputError
 # missing optional dependency of one area does not break the others.
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "vla_ros.cli.data",
+    "vla_ros.cli.demo",
     "vla_ros.disambiguation.cli",
     "vla_ros.cli.eval",
     "vla_ros.cli.model",

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from vla_ros.action import Policy
 from vla_ros.cli.data import add_topic_arguments, sync_from_args, topics_from_args
+from vla_ros.cli.model import add_center_crop_argument
 from vla_ros.cli.sim import add_parts_argument, parts_range
 from vla_ros.data.bag import BagError
 from vla_ros.data.dataset import CleaningConfig, DatasetError, load_episodes
@@ -53,6 +54,7 @@ def load_policy(args: argparse.Namespace, model_dir: str | Path, quantization: s
         device=args.device,
         adapter_dir=args.adapter,
         unnorm_key=args.unnorm_key,
+        center_crop=args.center_crop,
     )
     return runtime.VLAPolicy(config)
 
@@ -169,12 +171,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="steps a model decodes together (same actions; faster on a GPU)",
     )
     p.add_argument("--out", type=Path, default=Path("eval_report"), metavar="DIR")
+    add_center_crop_argument(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
     add_topic_arguments(p)
     p.set_defaults(func=run_eval_bag)
     register_replay(subparsers)
     register_sim_eval(subparsers)
+    from vla_ros.cli.study import register_study
+
+    register_study(subparsers)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -343,6 +349,7 @@ def register_sim_eval(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--max-steps", type=int, default=MAX_EPISODE_STEPS)
     ev.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     ev.add_argument("--unnorm-key", default=None)
+    add_center_crop_argument(ev)
     ev.add_argument("--no-expert", action="store_true", help="skip the scripted-expert bound")
     ev.add_argument("--no-untrained", action="store_true", help="skip the untrained-model bound")
     ev.add_argument(
@@ -386,10 +393,14 @@ def run_sim_eval(args: argparse.Namespace) -> int:
     results = []
     if not args.no_expert:
         results += evaluate_in_workcell(expert_factory, "expert", render=False, **common)
-    factory = vla_policy_factory(args.model, args.adapter, args.precision, args.unnorm_key)
+    factory = vla_policy_factory(
+        args.model, args.adapter, args.precision, args.unnorm_key, center_crop=args.center_crop
+    )
     results += evaluate_in_workcell(factory, "trained", **common)
     if not args.no_untrained:
-        untrained = vla_policy_factory(args.model, None, args.precision, args.unnorm_key, untrained=True)
+        untrained = vla_policy_factory(
+            args.model, None, args.precision, args.unnorm_key, untrained=True, center_crop=args.center_crop
+        )
         if args.untrained_episodes is not None:
             common["episodes"] = args.untrained_episodes
         results += evaluate_in_workcell(untrained, "untrained", **common)

@@ -29,10 +29,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("--precision", choices=PRECISION_NAMES, default="fp32")
     predict.add_argument("--quantization", choices=QUANTIZATIONS, default="none")
     predict.add_argument("--adapter", type=Path, default=None, help="LoRA adapter directory")
-    predict.add_argument("--center-crop", action="store_true", help="for models trained with random crops")
+    add_center_crop_argument(predict)
     predict.add_argument("--constrain", action="store_true", help="decode only action tokens")
     predict.add_argument("--device", default="cpu")
     predict.set_defaults(func=_predict)
+
+
+def add_center_crop_argument(p: argparse.ArgumentParser) -> None:
+    """--center-crop / --no-center-crop; neither means as the checkpoint's config.json records (a model
+    trained on random crops is centre-cropped, an upstream checkpoint is not)."""
+    crop = p.add_mutually_exclusive_group()
+    crop.add_argument(
+        "--center-crop",
+        dest="center_crop",
+        action="store_const",
+        const=True,
+        default=None,
+        help="centre-crop frames (default: as the checkpoint's config.json records)",
+    )
+    crop.add_argument(
+        "--no-center-crop", dest="center_crop", action="store_const", const=False, help="never crop"
+    )
 
 
 def _make_tiny_model(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
+from vla_ros.cli.model import add_center_crop_argument
 from vla_ros.model.options import PRECISION_NAMES, QUANTIZATIONS
 
 
@@ -24,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--unnorm-key", default=None, help="dataset statistics to un-normalise with")
     serve.add_argument("--precision", choices=PRECISION_NAMES, default="bf16")
     serve.add_argument("--quantization", choices=QUANTIZATIONS, default="none")
-    serve.add_argument("--center-crop", action="store_true", help="for models trained with random crops")
+    add_center_crop_argument(serve)
     serve.add_argument("--constrain", action="store_true", help="decode only action tokens")
     serve.add_argument("--device", default="auto", help="auto (cuda when a replica has a GPU), cpu, cuda")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from vla_ros.cli.model import add_center_crop_argument
 from vla_ros.sim.tasks import TASK_NAMES
 
 STORAGES = ("mcap", "sqlite3")
@@ -33,10 +34,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sim.add_argument("--device", default="cpu", help="device for --policy model (cpu, cuda)")
     sim.add_argument("--precision", default="fp32", help="precision for --policy model (fp32, bf16, fp16)")
     sim.add_argument(
-        "--center-crop",
-        action="store_true",
-        help="centre-crop camera frames (checkpoints trained with random crops, e.g. models/sim_policy)",
+        "--quantization",
+        choices=("none", "8bit", "4bit"),
+        default="none",
+        help="run --policy model quantized with bitsandbytes (4bit = NF4)",
     )
+    add_center_crop_argument(sim)
     sim.add_argument(
         "--operator-text",
         default=None,
@@ -91,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         precision=args.precision,
         center_crop=args.center_crop,
+        quantization=args.quantization,
         real_time_factor=args.real_time_factor,
         max_steps=args.max_steps,
         keep_frames=args.gif is not None or args.record is not None,

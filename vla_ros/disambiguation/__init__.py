@@ -3,6 +3,7 @@
 No ROS imports here; the node adapts messages to these classes.
 """
 
+from vla_ros.disambiguation.dialogue import DialogueState, DialogueTurn, PendingQuestion
 from vla_ros.disambiguation.resolver import ACTIONS, Draft, InstructionResolver, PendingCommand, Resolution
 from vla_ros.disambiguation.scene import Scene, SceneFormatError, SceneLocation, SceneObject
 from vla_ros.disambiguation.vocabulary import (
@@ -14,9 +15,12 @@ from vla_ros.disambiguation.vocabulary import (
 
 __all__ = [
     "ACTIONS",
+    "DialogueState",
+    "DialogueTurn",
     "Draft",
     "InstructionResolver",
     "PendingCommand",
+    "PendingQuestion",
     "Resolution",
     "Scene",
     "SceneFormatError",

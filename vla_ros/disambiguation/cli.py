@@ -1,6 +1,7 @@
 """``vla-ros`` subcommands of the disambiguation area.
 
-- ``disambiguate-eval FILE.jsonl [--json OUT.json] [--baseline raw]``: benchmark metrics (FORMAT.md).
+- ``disambiguate-eval FILE.jsonl [--json OUT.json] [--baseline raw]``: benchmark metrics
+  (format: docs/disambiguation_format.md).
 - ``disambiguate TEXT --scene SCENE.(json|yaml) [--history ...] [--answer ...]``: resolve one instruction,
   handy for integrators checking their vocabulary against their cell.
 """
@@ -88,7 +89,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``disambiguate-eval`` and ``disambiguate`` to the ``vla-ros`` command."""
     ev = subparsers.add_parser(
         "disambiguate-eval",
-        help="score the instruction resolver on a benchmark JSONL (shared/disambiguation/FORMAT.md)",
+        help="score the resolver on a benchmark JSONL (format: docs/disambiguation_format.md)",
         description="Accuracy, clarification precision/recall/F1, wrong-command rate, per language and "
         "category, latency p50/p95.",
     )
@@ -108,9 +109,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     one = subparsers.add_parser("disambiguate", help="resolve one operator instruction against a scene file")
     one.add_argument("text", help="the operator's words")
-    one.add_argument(
-        "--scene", required=True, help="scene as JSON/YAML (FORMAT.md layout, or a benchmark case)"
-    )
+    one.add_argument("--scene", required=True, help="scene as JSON/YAML (see docs/disambiguation_format.md)")
     one.add_argument("--history", action="append", help="an earlier instruction (repeat, oldest first)")
     one.add_argument("--answer", help="reply to the clarification question, if one is asked")
     _add_vocabulary_args(one)

@@ -12,19 +12,31 @@ Public API: :class:`InstructionResolver` (``resolve``, ``answer``), :class:`Reso
 
 from __future__ import annotations
 
+import functools
+import logging
 import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
+import cn2an
+from pypinyin import Style, pinyin
+
+from vla_ros.disambiguation.dialogue import DialogueState
+from vla_ros.disambiguation.grounding import (
+    Requirement,
+    rank_candidates,
+    typo_distance,
+    unexplained_word_support,
+)
 from vla_ros.disambiguation.scene import Scene, SceneLocation, SceneObject
 from vla_ros.disambiguation.text import (
     CLAUSE_BREAKS,
     Token,
     clean_text,
-    damerau_distance,
     detect_language,
     english_words,
+    is_cjk,
     normalise_english,
     split_runs,
 )
@@ -61,6 +73,14 @@ _DESCRIBE_BY_POSITION = (
     ("distance", "min", "nearest to the robot"),
     ("distance", "max", "farthest from the robot"),
 )
+# "go to the press and wait there" asks for the move and then a pause at the place: not a stop.
+# Only after something else was asked ("wait there!" alone still stops).
+_STOP_EXCEPTION_EN = re.compile(
+    r"(?<=[a-z0-9])\s*,?\s+(?:and\s+|then\s+)+wait\s+(?:there|here|at it|for me)\b"
+)
+_STOP_EXCEPTION_ZH = re.compile(
+    r"(?<=[\u4e00-\u9fff])[，,]?(?:然后|并且|并)(?:在那里|在那儿|在那|在这里|在这)?等着"
+)
 _THREAD = re.compile(r"^m(\d{1,2})(?:x(\d+(?:\.\d+)?))?$")
 
 
@@ -82,6 +102,7 @@ class Draft:
     direction: str | None = None
     confidence: float = 1.0
     object_note: str = ""
+    object_described: bool = False  # the object phrase holds a describing word nobody explains
 
 
 @dataclass(frozen=True)
@@ -91,7 +112,7 @@ class PendingCommand:
     draft: Draft
     slot: str  # "object", "target", "direction" or "action"
     candidates: tuple[str, ...]
-    history: tuple[str, ...] = ()
+    history: DialogueState | tuple[str, ...] = ()
     raw_text: str = ""
 
 
@@ -117,6 +138,7 @@ class Resolution:
     language: str = "en"
     raw_text: str = ""
     pending: PendingCommand | None = None
+    corrects_previous: bool = False  # "no, the other one": this command replaces the last one
 
     @property
     def forwarded(self) -> bool:
@@ -155,6 +177,10 @@ class _NP:
     near_order: str = "min"
     locatives: list[_NP] = field(default_factory=list)
     sides: list[str] = field(default_factory=list)
+    excluded: list[_NP] = field(default_factory=list)  # "not the steel one", "except the 12 mm one"
+    ordinal: tuple[int, str] | None = None  # (index, side): "the second from the left"; -1 = last
+    between: list[_NP] = field(default_factory=list)  # "between the two boards", "between A and B"
+    side_of: tuple[str, _NP] | None = None  # ("left", landmark): "left of the housing"
 
     def has_mod(self, tag: str) -> bool:
         return any(t == tag for t, _ in self.mods)
@@ -174,7 +200,7 @@ class _NP:
             return "location"
         if self.head in ("SELF", "PERSON"):
             return self.head.lower()
-        content = [t for t, _ in self.mods if t not in ("DET", "DE", "FILLER")]
+        content = [t for t, _ in self.mods if t not in ("DET", "DE", "FILLER", "ALSO")]
         if content and all(t == "DIR" for t in content):
             return "side"
         if any(
@@ -242,6 +268,12 @@ class _Lexicon:
                     entries.append((tag, value))
         self.zh.setdefault("的", []).insert(0, ("DE", "的"))
         self.zh.setdefault("把", []).insert(0, ("BA", "把"))
+        # Content nouns by length, for homophone typos (电圈 for 垫圈); jieba learns every phrase.
+        self.zh_nouns: dict[int, list[tuple[str, list[tuple[str, str]]]]] = {}
+        for phrase, tags in self.zh.items():
+            if len(phrase) >= 2 and any(t in _CONTENT_TAGS for t, _ in tags):
+                self.zh_nouns.setdefault(len(phrase), []).append((phrase, tags))
+        _add_jieba_words(self.zh)
         self.en_max = max((len(k) for k in self.en), default=1)
         self.zh_max = max((len(k) for k in self.zh), default=1)
         self.en_words = {k[0]: v for k, v in self.en.items() if len(k) == 1}
@@ -251,9 +283,291 @@ def _name_tokens(text: str) -> set[str]:
     return set(re.findall(r"[a-z0-9]+", text.lower().replace("_", " ")))
 
 
+def _scene_phrases(scene: Scene) -> dict[str, tuple[str, str]]:
+    """Multi-word categories of the scene ("junction box" -> CAT, "tool crib" -> LOCCAT)."""
+    phrases: dict[str, tuple[str, str]] = {}
+    for loc in scene.locations:
+        if loc.category and " " in loc.category.strip():
+            phrases[" ".join(english_words(loc.category))] = ("LOCCAT", loc.category)
+    for obj in scene.objects:
+        if obj.category and " " in obj.category.strip():
+            phrases[" ".join(english_words(obj.category))] = ("CAT", obj.category)
+    return phrases
+
+
+def _zh_scene_words(scene: Scene) -> dict[str, list[tuple[str, str]]]:
+    """Chinese words the scene itself brings (names, categories and text attributes written in
+    Chinese), with the reading each gives: no lexicon entry is needed for them."""
+    words: dict[str, list[tuple[str, str]]] = {}
+
+    def add(word: str, tag: str, value: str) -> None:
+        if len(word) >= 2 and (tag, value) not in words.setdefault(word, []):
+            words[word].append((tag, value))
+
+    for obj in scene.objects:
+        if is_cjk(obj.category):
+            add(obj.category, "CAT", obj.category)
+        for word in _cjk_tokens(obj.name) | {w for v in obj.attributes.values() for w in _cjk_tokens(str(v))}:
+            add(word, "NAME", word)
+    for loc in scene.locations:
+        if is_cjk(loc.category):
+            add(loc.category, "LOCCAT", loc.category)
+        for word in _cjk_tokens(loc.name):
+            add(word, "NAME", word)
+    return {w: tags for w, tags in words.items() if tags}
+
+
+def _cjk_tokens(text: str) -> set[str]:
+    """The Chinese runs of a name and their jieba words of two characters or more."""
+    runs = {run for cjk, run in split_runs(text) if cjk}
+    return runs | {w for run in runs for w in _jieba().lcut(run, HMM=False) if len(w) >= 2}
+
+
+def _compact_tokens(text: str) -> set[str]:
+    """ "CR-50" -> cr50, "hi-lok pin" -> hilok: the spellings an operator runs together or splits."""
+    return {re.sub(r"[^a-z0-9]", "", w) for w in text.lower().split() if re.search(r"[^a-z0-9]", w)} - {""}
+
+
 def _entity_tokens(entity: SceneObject | SceneLocation) -> set[str]:
-    tokens = _name_tokens(entity.name) | _name_tokens(entity.id)
+    """Words that name an entity: its name, id and every text attribute (part number, SKU, thread,
+    defect...), so "PCB-1077", "the 6205 bearing" or "the swollen cell" need no lexicon entry."""
+    tokens = _name_tokens(entity.name) | _name_tokens(entity.id) | _compact_tokens(entity.name)
+    tokens |= _cjk_tokens(entity.name) | _cjk_tokens(entity.category)
+    for key, value in entity.attributes.items():
+        if not _NUMERIC_KEY.search(key):
+            tokens |= set(english_words(str(value)))
+            tokens |= _name_tokens(str(value)) | _compact_tokens(str(value))
     return tokens | {t[:-1] for t in tokens if len(t) > 3 and t.endswith("s") and not t.endswith("ss")}
+
+
+_CONTENT_TAGS = frozenset({"CAT", "KIND", "LOCCAT", "ROLE", "COLOR", "MATERIAL", "NAME"})
+_ZH_NUMERAL = re.compile(
+    r"第([零〇一二两三四五六七八九十百]+)|([零〇一二两三四五六七八九十百]+)(?=号|毫米|厘米|毫升|升|公斤|千克|克)"
+)
+_ZH_UNITS = ((re.compile(r"(\d)\s*毫米"), r"\1 mm "), (re.compile(r"(\d)\s*厘米"), r"\1 cm "),
+             (re.compile(r"(\d)\s*毫升"), r"\1 ml "), (re.compile(r"(\d)\s*升"), r"\1 l "),
+             (re.compile(r"(\d)\s*(?:公斤|千克)"), r"\1 kg "),
+             (re.compile(r"(\d)\s*克"), r"\1 g "))  # fmt: skip
+
+
+@functools.lru_cache(maxsize=8192)
+def _char_sounds(char: str) -> frozenset[str]:
+    """Every toneless reading of one character (pypinyin, heteronyms included: 圈 is quan and juan)."""
+    return frozenset(pinyin(char, style=Style.NORMAL, heteronym=True)[0])
+
+
+def sounds_alike(a: str, b: str) -> bool:
+    """Two different Chinese words of one length whose characters can be read alike, one by one:
+    what a speech recogniser or a pinyin keyboard confuses (电圈 / 垫圈)."""
+    return (
+        len(a) == len(b)
+        and a != b
+        and all(_char_sounds(x) & _char_sounds(y) for x, y in zip(a, b, strict=True))
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _jieba():
+    """jieba, imported once and quiet (it logs "Building prefix dict" on first use)."""
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    logging.getLogger("jieba").setLevel(logging.WARNING)
+    return jieba
+
+
+def _add_jieba_words(words: Iterable[str]) -> None:
+    jieba = _jieba()
+    for word in words:
+        if len(word) >= 2:
+            jieba.add_word(word, freq=100000)
+
+
+def normalise_chinese_numbers(text: str) -> str:
+    """第二个 -> 第2个, 三号 -> 3号, 12毫米 -> 12 mm (cn2an reads the numerals)."""
+
+    def arabic(match: re.Match) -> str:
+        numeral = match.group(1) or match.group(2)
+        try:
+            value = str(int(cn2an.cn2an(numeral, "smart")))
+        except (ValueError, KeyError):
+            return match.group(0)
+        return f"第{value}" if match.group(1) else value
+
+    text = _ZH_NUMERAL.sub(arabic, text)
+    for pattern, repl in _ZH_UNITS:
+        text = pattern.sub(repl, text)
+    return text
+
+
+_NUMERIC_KEY = re.compile(r"_(?:mm|cm|m|g|kg|ml|l|n|nm|deg|v|mah|wh)$")
+_UNIT_SCALE = {"mm": 1.0, "cm": 10.0, "m": 1000.0, "g": 1.0, "kg": 1000.0, "ml": 1.0, "l": 1000.0}
+
+
+def numeric_attribute(item: SceneObject | SceneLocation, attribute: str) -> float | None:
+    """The value of ``length_mm``-style attribute, or of a family ``mass_*`` in any unit."""
+    values = dict(item.attributes)
+    if getattr(item, "length_mm", None) is not None:
+        values["length_mm"] = str(item.length_mm)
+    if attribute.endswith("_*"):
+        prefix = attribute[:-1]
+        keys = [k for k in values if k.startswith(prefix)]
+    else:
+        keys = [attribute] if attribute in values else []
+    for key in keys:
+        try:
+            number = float(values[key])
+        except ValueError:
+            continue
+        return number * _UNIT_SCALE.get(key.rsplit("_", 1)[-1], 1.0)
+    return None
+
+
+_CORRECTION_EN = re.compile(
+    r"\s*[,;.]\s*(?:no+|nope|actually|sorry|i mean|i meant|or rather|rather|make that|correction)"
+    r"\b\s*[,;]?\s*"
+)
+# An instruction that opens by taking back the previous command: "no, the other one", "不对，是蓝色的".
+_CORRECTION_START = re.compile(
+    r"\s*(?:no+\b|nope\b|wrong\b|actually\b|sorry\b|i mean\b|不对|不是|错了|我是说)", re.IGNORECASE
+)
+_CORRECTION_ZH = re.compile(
+    r"\s*[，,；;。]?\s*(?:不对|不是不是|错了|说错了|哦不|我是说|应该是|更正)\s*[，,；;]?\s*"
+)
+_ORDINALS = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4,
+             "fifth": 5, "5th": 5, "last": -1}  # fmt: skip
+_ORDINAL_EN = re.compile(
+    r"\b(first|1st|second|2nd|third|3rd|fourth|4th|fifth|5th|last)\b((?:\s+[a-z0-9]+){0,3}?)\s+(?:counting\s+)?"
+    r"from\s+(?:the\s+)?(left|right|front|back)(?:\s+(?:side|end))?\b"
+)
+_ORDINAL_ZH = re.compile(r"从?(左|右|前|后)(?:边|侧|面)?(?:开始)?(?:数|起)(?:的)?第(\d+)(?:个|根|块|只)?")
+_NOT_EN = re.compile(
+    r"\s*,?\s*\b(?:(?:that|which)\s+(?:is|are)\s+not|but\s+not|not|except(?:\s+for)?|other\s+than|apart\s+from|"
+    r"besides|but)\s+(?!to\b|into\b|onto\b|in\b|on\b)"
+    r"(.+?)(?=\s+(?:to|into|onto|in|on|on to|in to)\s+|\s*[,;.!?]|$)"
+)
+_NOT_ZH = re.compile(r"除了(.+?)(?:以外|之外)?(?:的|[，,])")
+_BETWEEN_EN = re.compile(r"\s*\b(?:in\s+)?between\s+(.+?)(?=\s+(?:to|into|onto|in|on)\s+|\s*[,;.!?]|$)")
+_BETWEEN_ZH = re.compile(r"(?:在)?([^在把]+?)(?:和|与|跟)(.+?)(?:之间|中间)的")
+_SIDE_OF_EN = re.compile(
+    r"\s*\b(?:(?:that|which)\s+(?:is|are)\s+|just\s+)?(?:to\s+the\s+)?(left|right)\s+of\s+(.+?)"
+    r"(?=\s+(?:to|into|onto|in|on)\s+|\s*[,;.!?]|$)"
+)
+
+
+def _split_correction(text: str) -> tuple[str, str]:
+    """ "put the blue tray, no, the grey one" -> ("put the blue tray", "the grey one"): the repair wins."""
+    english = normalise_english(text)
+    match = _CORRECTION_EN.search(english) if english == text.lower() or not is_cjk(text) else None
+    if match and match.end() < len(english):
+        return english[: match.start()], english[match.end() :]
+    match = _CORRECTION_ZH.search(text)
+    if match and match.start() > 0 and match.end() < len(text):
+        return text[: match.start()], text[match.end() :]
+    return text, ""
+
+
+def _referring_clauses(text: str) -> tuple[str, list[tuple[str, object, str]]]:
+    """Cut referring clauses out of the text: [(kind, value, phrase)] for :meth:`_parse_text`."""
+    clauses: list[tuple[str, object, str]] = []
+    if is_cjk(text):
+        match = _ORDINAL_ZH.search(text)
+        if match:
+            side = {"左": "left", "右": "right", "前": "front", "后": "back"}[match.group(1)]
+            clauses.append(("ordinal", (int(match.group(2)), side), ""))
+            text = text[: match.start()] + text[match.end() :]
+        match = _NOT_ZH.search(text)
+        if match:
+            clauses.append(("not", None, match.group(1)))
+            text = text[: match.start()] + text[match.end() :]
+        match = _BETWEEN_ZH.search(text)
+        if match:
+            clauses.append(("between", None, match.group(1) + "和" + match.group(2)))
+            text = text[: match.start()] + text[match.end() :]
+        return text, clauses
+    text = normalise_english(text)
+    match = _ORDINAL_EN.search(text)
+    if match:
+        side = match.group(3)
+        clauses.append(("ordinal", (_ORDINALS[match.group(1)], side), ""))
+        text = text[: match.start()] + match.group(2) + text[match.end() :]
+    match = _SIDE_OF_EN.search(text)
+    if match:
+        clauses.append(("side_of", match.group(1), match.group(2)))
+        text = text[: match.start()] + text[match.end() :]
+    match = _BETWEEN_EN.search(text)
+    if match:
+        clauses.append(("between", None, match.group(1)))
+        text = text[: match.start()] + text[match.end() :]
+    if not re.match(r"\s*(?:do\s+not|don't|dont|never|not\s+now)\b", text):
+        match = _NOT_EN.search(text)
+        if match and re.search(r"[a-z]", text[: match.start()]):
+            clauses.append(("not", None, match.group(1)))
+            text = text[: match.start()] + text[match.end() :]
+    return text, clauses
+
+
+def _is_between(item: SceneObject, points: list[tuple[float, float, float]]) -> bool:
+    """Whether the item lies between two of the points (projection inside the segment, near the line)."""
+    for i, a in enumerate(points):
+        for b in points[i + 1 :]:
+            ax, ay, bx, by = a[0], a[1], b[0], b[1]
+            length2 = (bx - ax) ** 2 + (by - ay) ** 2
+            if length2 < 1e-6:
+                continue
+            t = ((item.position[0] - ax) * (bx - ax) + (item.position[1] - ay) * (by - ay)) / length2
+            off = abs((item.position[0] - ax) * (by - ay) - (item.position[1] - ay) * (bx - ax)) / math.sqrt(
+                length2
+            )
+            if 0.1 < t < 0.9 and off < 0.6 * math.sqrt(length2):
+                return True
+    return False
+
+
+def _has_quantity(item: SceneObject, quantity: str) -> bool:
+    """Whether "12 mm" / "46 g" (or a bare "20", read as mm) is one of the item's measures."""
+    number, _, unit = quantity.partition(" ")
+    unit = unit or "mm"
+    wanted = float(number) * _UNIT_SCALE.get(unit, 1.0)
+    family = {"mm": "mm", "cm": "mm", "m": "mm", "g": "g", "kg": "g", "ml": "ml", "l": "ml"}.get(unit, unit)
+    values = dict(item.attributes)
+    if getattr(item, "length_mm", None) is not None:
+        values["length_mm"] = str(item.length_mm)
+    for key in values:
+        unit_key = key.rsplit("_", 1)[-1]
+        if {"mm": "mm", "cm": "mm", "m": "mm", "g": "g", "kg": "g", "ml": "ml", "l": "ml"}.get(
+            unit_key
+        ) != family:
+            continue
+        value = numeric_attribute(item, key)
+        if value is not None and abs(value - wanted) < 0.5:
+            return True
+    return any(t.endswith("x" + number) for t in _entity_tokens(item)) or number in _name_tokens(item.name)
+
+
+def _descriptor_tokens(item: SceneObject) -> set[str]:
+    """Every word that describes an object: name, id, text attributes, category, colour, material."""
+    words = set(_entity_tokens(item))
+    for value in (item.category, item.color, item.material, item.kind):
+        if value:
+            words |= _name_tokens(value)
+    return words
+
+
+def _carries_label(item: SceneObject, label: str, tokens: set[str]) -> bool:
+    """ "tray 1", "the 34 ring" (name 34T), "the 175 crank" (length 175 mm): a label or bare number."""
+    if label in tokens:
+        return True
+    if label.isdigit():
+        if any(t.startswith(label) and t[len(label) :].isalpha() for t in tokens):
+            return True
+        return _has_quantity(item, label)
+    return False
+
+
+def _defect(item: SceneObject) -> bool:
+    value = str(item.attributes.get("defect", "")).strip().lower()
+    return value not in ("", "none", "no", "false", "0", "ok")
 
 
 def _xy_distance(a: Sequence[float], b: Sequence[float]) -> float:
@@ -298,15 +612,22 @@ class InstructionResolver:
         self,
         text: str,
         scene: Scene,
-        history: Sequence[str] = (),
+        history: Sequence[str] | DialogueState = (),
         holding: str | None = None,
     ) -> Resolution:
-        """Resolve one instruction. ``holding`` overrides ``scene.holding`` when given."""
+        """Resolve one instruction. ``history`` is the dialogue so far: a :class:`DialogueState`
+        (the node's), or earlier sentences, oldest first (the benchmark's), from which a state is
+        built by resolving each in turn. ``holding`` overrides ``scene.holding`` when given."""
         if holding is not None and holding != scene.holding and scene.object(holding) is not None:
             scene = replace(scene, holding=holding)
-        history = tuple(str(h) for h in (history or ()) if isinstance(h, str) or h is not None)
         try:
-            return self._resolve(text, scene, history)
+            if isinstance(history, DialogueState):
+                state = history
+            else:
+                texts = [str(h) for h in (history or ()) if h is not None]
+                limit = self.vocab.max_history_turns
+                state = DialogueState.from_history(texts[-limit:] if limit else [], scene, self, limit)
+            return self._resolve(text, scene, state)
         except Exception as exc:
             cleaned, _ = clean_text(str(text)[: 4 * self.vocab.max_chars])
             return self._clarify_plain(
@@ -326,9 +647,11 @@ class InstructionResolver:
             )
 
     # ------------------------------------------------------------------ top level
-    def _resolve(self, text: str, scene: Scene, history: tuple[str, ...]) -> Resolution:
+    def _resolve(self, text: str, scene: Scene, state: DialogueState) -> Resolution:
         raw = text if isinstance(text, str) else str(text)
-        cleaned, had_control = clean_text(raw[: 40 * max(self.vocab.max_chars, 100)])
+        # The whole input is cleaned and scanned for stop words: a stop after 12,000 characters of
+        # chatter must still stop, so nothing is cut off before the safety scan.
+        cleaned, had_control = clean_text(raw)
         lang = detect_language(cleaned)
         if not cleaned or not re.search(r"[\w\u4e00-\u9fff]", cleaned):
             return self._clarify_plain(cleaned, lang, "no instruction was given", "没有收到指令")
@@ -347,17 +670,18 @@ class InstructionResolver:
             return refusal
         if self._is_home(cleaned):
             return self._resolved(Draft(intent="home"), scene, lang, cleaned)
-        turns = self._history_turns(history[-self.vocab.max_history_turns :], scene)
+        turns = self._dialogue_turns(state, scene)
         result = self._resolve_parsed(cleaned, scene, turns, lang)
+        if turns and result.status == "resolved" and _CORRECTION_START.match(cleaned):
+            result = replace(result, corrects_previous=True)
         if had_control and result.status == "resolved":
             result = replace(result, confidence=result.confidence * 0.9)
         if result.pending is not None:
-            result = replace(result, pending=replace(result.pending, history=history, raw_text=cleaned))
+            result = replace(result, pending=replace(result.pending, history=state, raw_text=cleaned))
         return result
 
     def _resolve_parsed(self, cleaned: str, scene: Scene, turns: list[_Turn], lang: str) -> Resolution:
-        tokens = self._tokenize(cleaned, scene)
-        parse = self._parse(tokens, scene)
+        parse = self._parse_text(cleaned, scene)
         if parse.person_target:
             return self._reject(
                 cleaned, lang, "aiming at or handing things to people", "不能把物体对准人或递给人"
@@ -375,10 +699,12 @@ class InstructionResolver:
 
     # ------------------------------------------------------------------ safety and stop
     def _is_stop(self, cleaned: str) -> bool:
-        english = normalise_english(cleaned)
+        """Any stop phrase anywhere stops, except where it ends a move ("...and wait there")."""
+        english = _STOP_EXCEPTION_EN.sub(" ", normalise_english(cleaned))
         if any(p.search(english) for p in self._stop_en):
             return True
-        return any(phrase in cleaned for phrase in self.vocab.lists["stop"]["zh"])
+        chinese = _STOP_EXCEPTION_ZH.sub("", cleaned)
+        return any(phrase in chinese for phrase in self.vocab.lists["stop"]["zh"])
 
     def _is_home(self, cleaned: str) -> bool:
         english = normalise_english(cleaned)
@@ -411,6 +737,9 @@ class InstructionResolver:
                 words[word].append((tag, value))
 
         for obj in scene.objects:
+            for w in _entity_tokens(obj) - _name_tokens(obj.id):
+                if not w.isdigit() and len(w) > 1 and w not in self.lex.en_words:
+                    add(w, "NAME", w)
             if obj.category:
                 add(obj.category, "CAT", obj.category)
             if obj.color:
@@ -432,16 +761,42 @@ class InstructionResolver:
 
     def _tokenize(self, cleaned: str, scene: Scene) -> list[Token]:
         scene_words = self._scene_words(scene)
+        scene_phrases = _scene_phrases(scene)
+        zh_scene = _zh_scene_words(scene) if is_cjk(cleaned) else {}
         tokens: list[Token] = []
         for cjk, run in split_runs(cleaned):
             if cjk:
-                tokens.extend(self._zh_tokens(run))
+                tokens.extend(self._zh_tokens(run, zh_scene))
             else:
-                tokens.extend(self._en_tokens(run, scene_words, zh_context=detect_language(cleaned) == "zh"))
+                zh_context = detect_language(cleaned) == "zh"
+                tokens.extend(self._en_tokens(run, scene_words, scene_phrases, zh_context))
         self._choose_readings(tokens)
         return tokens
 
-    def _zh_tokens(self, run: str) -> list[Token]:
+    def _zh_tokens(self, run: str, zh_scene: dict[str, list[tuple[str, str]]]) -> list[Token]:
+        """Chinese words: jieba segments (lexicon and scene words are in its dictionary). A segment
+        that is a Chinese word of the scene (a name or category) is read as that whole word, so names
+        sharing a character (齿轮 / 齿条) are never confused; other segments are read
+        longest-lexicon-phrase first, and a segment still unknown is matched by its pinyin against the
+        lexicon and the scene's words (homophone typos such as 电圈 for 垫圈)."""
+        out: list[Token] = []
+        for segment in _jieba().lcut(run, HMM=False):
+            if segment in zh_scene:
+                out.append(Token(segment, segment, list(zh_scene[segment]), cjk=True))
+                continue
+            for token in self._zh_segment(segment):
+                if (
+                    out
+                    and token.tags == [("UNKNOWN", token.text)]
+                    and out[-1].tags == [("UNKNOWN", out[-1].text)]
+                ):
+                    merged = out[-1].text + token.text
+                    out[-1] = Token(merged, merged, [("UNKNOWN", merged)], cjk=True)
+                else:
+                    out.append(token)
+        return [self._zh_homophone(t, zh_scene) if t.tags == [("UNKNOWN", t.text)] else t for t in out]
+
+    def _zh_segment(self, run: str) -> list[Token]:
         out: list[Token] = []
         i = 0
         while i < len(run):
@@ -460,7 +815,21 @@ class InstructionResolver:
                 i += 1
         return out
 
-    def _en_tokens(self, run: str, scene_words: dict, zh_context: bool) -> list[Token]:
+    def _zh_homophone(self, token: Token, zh_scene: dict[str, list[tuple[str, str]]]) -> Token:
+        """An unknown Chinese word that sounds exactly like one lexicon noun or one Chinese word of the
+        scene (pypinyin, tones ignored) is read as that word; several that sound alike stay unknown."""
+        if len(token.text) < 2:
+            return token
+        readings = [
+            (w, t) for w, t in self.lex.zh_nouns.get(len(token.text), []) if sounds_alike(token.text, w)
+        ]
+        readings += [(w, t) for w, t in zh_scene.items() if sounds_alike(token.text, w)]
+        if len({tuple(t) for _, t in readings}) != 1:
+            return token
+        word, tags = readings[0]
+        return Token(token.text, token.text, list(tags), corrected=word, cjk=True)
+
+    def _en_tokens(self, run: str, scene_words: dict, scene_phrases: dict, zh_context: bool) -> list[Token]:
         words = english_words(run)
         out: list[Token] = []
         i = 0
@@ -473,6 +842,12 @@ class InstructionResolver:
             if zh_context and (len(word) == 1 and word.isalnum()):
                 out.append(Token(word, word, [("LABEL", word)]))
                 i += 1
+                continue
+            scene_unit = self._scene_unit(words, i, scene_words, scene_phrases)
+            if scene_unit is not None:
+                length, token = scene_unit
+                out.append(token)
+                i += length
                 continue
             matched = False
             for length in range(min(self.lex.en_max, len(words) - i), 0, -1):
@@ -496,8 +871,8 @@ class InstructionResolver:
                     tags.append(("LENGTH", thread.group(2)))
                 out.append(Token(word, word, tags))
             elif re.fullmatch(r"\d+(?:\.\d+)?", word):
-                if i < len(words) and words[i] == "mm":
-                    out.append(Token(word + " mm", word, [("LENGTH", word)]))
+                if i < len(words) and words[i] in _UNIT_SCALE:
+                    out.append(Token(f"{word} {words[i]}", word, [("LENGTH", f"{word} {words[i]}")]))
                     i += 1
                 else:
                     out.append(Token(word, word, [("NUM", word)]))
@@ -510,6 +885,25 @@ class InstructionResolver:
             else:
                 out.append(self._correct(word, scene_words))
         return out
+
+    def _scene_unit(
+        self, words: list[str], i: int, scene_words: dict, scene_phrases: dict
+    ) -> tuple[int, Token] | None:
+        """A scene word the operator split or spaced ("MC4" read as mc + 4, "CR 50", "hi-lok") or a
+        multi-word scene category ("junction box", "hex key"): the scene's reading wins over the
+        reading of its pieces, so the lexicon never has to know a cell's part names."""
+        for length in (3, 2):
+            piece = words[i : i + length]
+            if len(piece) < length:
+                continue
+            phrase = " ".join(piece)
+            if phrase in scene_phrases:
+                tag, value = scene_phrases[phrase]
+                return length, Token(phrase, phrase, [(tag, value)])
+            joined = "".join(w for w in piece if w != "-")
+            if any(t == "NAME" for t, _ in scene_words.get(joined, ())):
+                return length, Token(joined, phrase, list(scene_words[joined]))
+        return None
 
     def _correct(self, word: str, scene_words: dict) -> Token:
         """Typo tolerance: map an unknown word to the closest known word when that is unambiguous."""
@@ -527,7 +921,7 @@ class InstructionResolver:
                 continue
             if len(word) <= 4 and cand[0] != word[0]:
                 continue
-            d = damerau_distance(word, cand, limit)
+            d = typo_distance(word, cand)
             # Typos matter on content words; a function word wins only when clearly closer.
             if tags and tags[0][0] in ("FILLER", "DET", "CONJ"):
                 d += 0.25
@@ -599,6 +993,8 @@ class InstructionResolver:
                         tag, value = "PRON", tok.text
             if tag == "NUM":
                 tag = "LABEL"
+            if tag in ("SELF", "PERSON") and cur is not None and cur.head is not None and tok.has("NAME"):
+                tag, value = "NAME", tok.text  # "the crank arm": a scene name word, not the robot's arm
             np_mark = value in ("other", "remaining", "previous") or (
                 value == "same" and nxt is not None and nxt.tag in _HEADS
             )
@@ -613,7 +1009,7 @@ class InstructionResolver:
                 and cur.head is not None
                 and nxt is not None
                 and (nxt.tag in ("DET", "SELF", "PERSON") or nxt.tag in _HEADS)
-                and self._superlatives.get(value, {}).get("attribute") == "distance"
+                and self._superlatives.get(value, {}).get("attribute") == ("distance",)
             ):
                 close()
                 items.append(Token(tok.text, tok.original, [("REL", value)]))
@@ -629,7 +1025,7 @@ class InstructionResolver:
             if tag in _NP_TAGS:
                 is_head = tag in _HEADS
                 name_ended = cur is not None and cur.head is None and last_was_name
-                if name_ended and tag not in ("NAME", "LABEL") and not is_head:
+                if name_ended and tag not in ("NAME", "LABEL", "UNKNOWN", "ROLE") and not is_head:
                     close()  # "the cover forward": a name ends the phrase like a noun does
                 if cur is not None and cur.head is not None:
                     compound = is_head and last_was_head and tag != "PRON"
@@ -652,8 +1048,10 @@ class InstructionResolver:
                 else:
                     cur.mods.append((tag, value))
                     for extra, extra_value in tok.tags[1:]:
-                        if extra == "NAME" and tag != "DIR":
-                            cur.mods.append(("NAME", extra_value))
+                        if extra == "NAME" and tag != "NAME":
+                            # Also a word of some name ("small" in "small parts tray", "rear" in "rear
+                            # wheel"): evidence for the things so named, never a requirement.
+                            cur.mods.append(("ALSO", extra_value))
                     last_was_head = False
                 continue
             close()
@@ -679,7 +1077,7 @@ class InstructionResolver:
                 and isinstance(nxt_item, _NP)
                 and nxt_item.mods
                 and nxt_item.mods[0][0] == "SUPER"
-                and self._superlatives.get(nxt_item.mods[0][1], {}).get("attribute") == "distance"
+                and self._superlatives.get(nxt_item.mods[0][1], {}).get("attribute") == ("distance",)
             ):
                 entry = self._superlatives[nxt_item.mods[0][1]]
                 nxt_item.near, nxt_item.near_order = item, entry["order"]
@@ -721,6 +1119,105 @@ class InstructionResolver:
             i += 1
         return out
 
+    def _parse_text(self, cleaned: str, scene: Scene) -> _Parse:
+        """Parse one instruction, with its self-correction and referring clauses applied.
+
+        Clauses that the word-level grammar cannot attach ("that isn't steel", "the second from the
+        left", "between the two boards", "left of the housing", "..., no, the red one") are cut out of
+        the text first, parsed as phrases of their own, and attached to the object phrase."""
+        if is_cjk(cleaned):
+            cleaned = normalise_chinese_numbers(cleaned)
+            _add_jieba_words(
+                w for e in (*scene.objects, *scene.locations) for w in (e.name, e.category) if is_cjk(w)
+            )
+        head, repair = _split_correction(cleaned)
+        head, clauses = _referring_clauses(head)
+        parse = self._parse(self._tokenize(head, scene), scene)
+        if repair:
+            fix = self._parse(self._tokenize(repair, scene), scene)
+            if fix.targets:
+                parse.targets = fix.targets
+            elif fix.objects and fix.objects[0].kind in ("object", "name"):
+                old = parse.objects[0] if parse.objects else None
+                new = fix.objects[0]
+                if (
+                    old is not None
+                    and new.head in (None, "GENERIC")
+                    and old.head not in (None, "GENERIC", "PRON")
+                ):
+                    new.head, new.head_value, new.head_word = old.head, old.head_value, old.head_word
+                parse.objects = [new, *parse.objects[1:]]
+            if fix.directions:
+                parse.directions = fix.directions
+        if parse.objects:
+            np = parse.objects[0]
+            for kind, value, phrase in clauses:
+                if kind == "ordinal":
+                    np.ordinal = value
+                    continue
+                nps = [
+                    n for n in self._parse(self._tokenize(phrase, scene), scene).objects if n.kind != "empty"
+                ]
+                nps += [
+                    n for n in self._parse(self._tokenize(phrase, scene), scene).targets if n.kind != "empty"
+                ]
+                if kind == "not":
+                    np.excluded.extend(nps)
+                elif kind == "between" and nps:
+                    np.between.extend(nps)
+                elif kind == "side_of" and nps:
+                    np.side_of = (value, nps[0])
+        return parse
+
+    def _apply_clauses(self, np: _NP, objs: list, scene: Scene, turns: Sequence[_Turn]) -> list:
+        """Narrow candidates by the clauses of :meth:`_parse_text`; ties stay so the caller asks."""
+        for ex in np.excluded:
+            if ex.head is None and np.head is not None:
+                ex.head, ex.head_value = np.head, np.head_value
+            drop = set(self._match_objects(ex, scene, turns, "pick")[0])
+            objs = [o for o in objs if o.id not in drop]
+        if np.side_of is not None and objs:
+            side, landmark = np.side_of
+            refs = [scene.entity(i) for i in self._match_objects(landmark, scene, turns, "pick")[0]]
+            refs = refs or [scene.entity(i) for i in self._match_locations(landmark, scene, turns)]
+            if len(refs) != 1 or refs[0] is None:
+                return []
+            ref = refs[0]
+            axis, sign = {"left": (1, 1), "right": (1, -1), "front": (0, 1), "behind": (0, -1)}[side]
+            objs = [
+                o for o in objs
+                if o.id != ref.id
+                and sign * (o.position[axis] - ref.position[axis]) > self.vocab.side_margin_m / 2
+            ]  # fmt: skip
+            if len(objs) > 1:
+                objs = self._nearest_points(objs, [ref.position])
+        if np.between and objs:
+            ref_ids: list[str] = []
+            for ref_np in np.between:
+                ids = self._match_objects(ref_np, scene, turns, "pick")[0] or self._match_locations(
+                    ref_np, scene, turns
+                )
+                ref_ids.extend(i for i in ids if i not in ref_ids)
+            points = {i: scene.entity(i).position for i in ref_ids if scene.entity(i) is not None}
+            objs = [o for o in objs if _is_between(o, [p for i, p in points.items() if i != o.id])]
+        if np.ordinal is not None and objs:
+            index, side = np.ordinal
+            axis, reverse = {"left": (1, True), "right": (1, False), "front": (0, True), "back": (0, False)}[
+                side
+            ]
+            ordered = sorted(objs, key=lambda o: o.position[axis], reverse=reverse)
+            if abs(index) > len(ordered):
+                return []
+            chosen = ordered[index - 1 if index > 0 else index]
+            gap = [o for o in ordered if abs(o.position[axis] - chosen.position[axis]) < 0.02]
+            objs = gap
+        return objs
+
+    def _nearest_points(self, objs: list, points: list) -> list:
+        dist = {o.id: min(_xy_distance(o.position, pt) for pt in points) for o in objs}
+        best = min(dist.values())
+        return [o for o in objs if dist[o.id] - best < self.vocab.near_margin_m]
+
     def _parse(self, tokens: list[Token], scene: Scene | None = None) -> _Parse:
         items = self._chunk(tokens)
         p = _Parse()
@@ -739,6 +1236,7 @@ class InstructionResolver:
         verb_index: int | None = None
         ba = False
         last_conj = False
+        verbs_at_object = 0
         for idx, item in enumerate(items):
             if isinstance(item, Token):
                 tag = item.tag
@@ -775,12 +1273,21 @@ class InstructionResolver:
             for mark in np.mod_values("MARK"):
                 p.markers.add(mark)
             kind = np.kind
+            if kind == "unknown" and prep is None and not np.has_mod("DET") and not (ba and not p.objects):
+                # A bare word the cell does not know ("uh", "yo", shop slang) is skipped: it lowers
+                # confidence but never ends the parse. After "the" or a preposition it names a thing.
+                p.unknown_words.append(np.text)
+                continue
             names = np.mod_values("NAME")
             place_words = (
                 names and all(n in loc_words for n in names) and not any(n in obj_words for n in names)
             )
-            if kind == "object" and np.head in ("KIND", "CAT") and place_words:
+            if (kind == "object" and np.head in ("KIND", "CAT") and place_words) or (
+                kind == "name" and place_words
+            ):
                 kind = "location"  # "the tool board": a noun compound naming a place, not a tool
+            if ba and not p.objects and prep is None and kind == "location":
+                kind = "object"  # 把 marks the object, whatever its noun also names: 把周转箱放到...
             if pending_rel and kind != "side":
                 pending_rel = False
                 if kind == "person":
@@ -791,7 +1298,7 @@ class InstructionResolver:
                     owner.near = np
                     entry = self._superlatives.get(str(pending_rel), {})
                     owner.near_order = (
-                        entry.get("order", "min") if entry.get("attribute") == "distance" else "min"
+                        entry.get("order", "min") if entry.get("attribute") == ("distance",) else "min"
                     )
                     prep = None
                     continue
@@ -827,8 +1334,20 @@ class InstructionResolver:
                     p.objects.append(np)
                 elif ba and p.objects and p.objects[-1].head == "PRON" and np.head != "PRON":
                     p.objects[-1] = np
+                elif (
+                    p.objects
+                    and np.head in (None, "GENERIC")
+                    and prep is None
+                    and not last_conj
+                    and len(p.verbs) == verbs_at_object
+                    and p.objects[-1].head not in (None, "PRON")
+                ):
+                    # "the reel with sku RES-10K", "the bottle, the big one I mean": a headless phrase
+                    # right after an object phrase says more about that object.
+                    _refine(p.objects[-1], np)
                 else:
                     p.objects.append(np)
+                    verbs_at_object = len(p.verbs)
             prep = None
             relcl = False
             last_conj = False
@@ -850,7 +1369,7 @@ class InstructionResolver:
 
     def _place_targets(self, p: _Parse, mentions: list[tuple[_NP, str | None, bool, int, int]]) -> None:
         """Pick the place the object goes to; other places describe where an object is now."""
-        placing = any(v in ("put", "move", "take", "go", "put_away", "scrap") for v in p.verbs)
+        placing = any(v in ("put", "move", "take", "go", "put_away", "scrap", "ship") for v in p.verbs)
         target_idx = None
         for i, (_np, prep, relcl, _idx, _n) in enumerate(mentions):
             if relcl:
@@ -867,36 +1386,30 @@ class InstructionResolver:
             elif p.objects:
                 owner = p.objects[max(0, n_objects - 1)]
                 owner.locatives.append(np)
-            elif prep in (None, "locative", "from"):
-                p.targets.append(np) if not p.verbs else None
+            elif p.verbs and np.head in ("CAT", "KIND"):
+                # "move the charger cable to the tester": a noun phrase that is not the place is the
+                # thing to move, even when its words also name a place; never dropped silently.
+                p.objects.append(np)
+            elif prep in (None, "locative", "from") and not p.verbs:
+                p.targets.append(np)
 
     # ------------------------------------------------------------------ history
-    def _history_turns(self, history: Sequence[str], scene: Scene) -> list[_Turn]:
+    def _dialogue_turns(self, state: DialogueState, scene: Scene) -> list[_Turn]:
+        """The remembered turns as the grammar uses them: each forwarded command becomes the draft
+        it was (so "again" repeats it and "the other one" knows what to avoid), for the objects
+        and places still in the scene."""
         turns: list[_Turn] = []
-        for text in history:
-            cleaned, _ = clean_text(str(text)[: self.vocab.max_chars])
-            if not cleaned or self._is_stop(cleaned) or self._is_home(cleaned):
-                continue
-            lang = detect_language(cleaned)
-            try:
-                parse = self._parse(self._tokenize(cleaned, scene), scene)
-                draft = self._draft(parse, scene, turns, lang, cleaned)
-            except Exception:
-                continue
-            if isinstance(draft, Resolution):
-                turns.append(_Turn(cleaned, None, None, (), None))
-                continue
-            objects = draft.objects or ()
-            targets = draft.targets or ()
-            turns.append(
-                _Turn(
-                    text=cleaned,
-                    draft=draft,
-                    object_id=objects[0] if len(objects) == 1 else None,
-                    mentioned=tuple(objects),
-                    target_id=targets[0] if len(targets) == 1 else None,
-                )
+        for turn in state.turns():
+            obj = turn.object_id if turn.object_id and scene.object(turn.object_id) else None
+            target = turn.target_id if turn.target_id and scene.location(turn.target_id) else None
+            intent = {"pick_place": "put", "place": "put"}.get(turn.action, turn.action)
+            draft = Draft(
+                intent=intent,
+                objects=(obj,) if obj else None,
+                targets=(target,) if target else None,
+                direction=turn.direction,
             )
+            turns.append(_Turn(turn.text, draft, obj, (obj,) if obj else (), target))
         return turns
 
     def _last_object(self, turns: Sequence[_Turn]) -> str | None:
@@ -952,7 +1465,7 @@ class InstructionResolver:
 
         if "push" in verbs:
             intent = "push"
-        elif any(v in ("put", "put_away", "scrap") for v in verbs):
+        elif any(v in ("put", "put_away", "scrap", "ship") for v in verbs):
             intent = "put"
         elif "move" in verbs:
             intent = "put"
@@ -971,6 +1484,8 @@ class InstructionResolver:
             default_target = "scrap"
         elif "put_away" in verbs:
             default_target = "put_away"
+        elif "ship" in verbs:
+            default_target = "ship"
 
         draft = Draft(intent=intent, confidence=conf)
         # --- object
@@ -982,7 +1497,13 @@ class InstructionResolver:
                     draft = replace(draft, confidence=draft.confidence * 0.9)
                 if np.head == "PRON" or np.has_mod("MARK"):
                     draft = replace(draft, confidence=draft.confidence * 0.9)
-                draft = replace(draft, objects=cands, object_words=np.text, object_note=note)
+                draft = replace(
+                    draft,
+                    objects=cands,
+                    object_words=np.text,
+                    object_note=note,
+                    object_described=np.has_mod("UNKNOWN"),
+                )
             elif intent == "put" and scene.holding:
                 draft = replace(draft, objects=(scene.holding,), object_words="it")
             else:
@@ -1024,10 +1545,20 @@ class InstructionResolver:
                 "之前没有可以重复的指令，请问要做什么？",
             )  # fmt: skip
         base = template.draft
-        if not p.objects and not ({"other", "remaining"} & p.markers):
+        # "again, but to the other tray", "same, into bin B": a new place replaces the old one.
+        target_marks = {v for np in p.targets for t, v in np.mods if t == "MARK"}
+        object_marks = {v for np in p.objects for t, v in np.mods if t == "MARK"}
+        if p.targets and base.intent == "put":
+            target_np = p.targets[-1]
+            targets = self._match_locations(target_np, scene, turns)
+            if "other" in target_marks and template.target_id:
+                targets = tuple(t for t in targets if t != template.target_id)
+            base = replace(base, targets=targets, target_words=target_np.text, default_target=None)
+        loose_marks = (p.markers & {"other", "remaining"}) - (target_marks - object_marks)
+        if not p.objects and not loose_marks:
             return replace(base, confidence=base.confidence * 0.9 * conf)
         np = p.objects[0] if p.objects else _NP(head="GENERIC", head_value="one")
-        for mark in p.markers & {"other", "remaining"}:
+        for mark in loose_marks:
             if ("MARK", mark) not in np.mods:
                 np.mods.append(("MARK", mark))
         cands, note = self._match_objects(np, scene, turns, base.intent, inherit=template.object_id)
@@ -1058,25 +1589,13 @@ class InstructionResolver:
             if scene.holding:
                 return (scene.holding,), "held object"
             return (), f"nothing to refer to with '{np.text}'"
-        if np.head == "CAT":
-            objs = _prefer_named([o for o in objs if self._is_category(o, np.head_value or "")], np.head_word)
-        elif np.head == "KIND":
-            objs = [o for o in objs if o.kind == np.head_value]
-        elif np.head is None and np.kind == "unknown":
-            return (), f"no '{np.text}' in the cell"
-        elif np.head is None and np.kind == "name":
-            names = np.mod_values("NAME")
-            named = [o for o in objs if all(n in _entity_tokens(o) for n in names)]
-            if not named:
-                return (), f"no '{np.text}' in the cell"
-            objs = named
         if (inherit or {"other", "remaining", "same"} & marks) and np.head in (None, "GENERIC") and last:
             ref = scene.object(last)
             if ref is not None:
                 same_category = [o for o in objs if o.category == ref.category]
                 if inherit and not marks:
                     # "the small one too": prefer the earlier object's category when it fits.
-                    narrowed = self._filter_attributes(np, same_category, scene)
+                    narrowed = self._ground(np, same_category)
                     objs = same_category if narrowed else objs
                 else:
                     objs = same_category
@@ -1093,7 +1612,7 @@ class InstructionResolver:
                     break
         if not objs:
             return (), f"no {np.text or 'object'} fits"
-        objs = self._filter_attributes(np, objs, scene)
+        objs = self._ground(np, objs)
         if not objs:
             return (), f"no {np.text} in the cell"
         for loc_np in np.locatives:
@@ -1106,6 +1625,9 @@ class InstructionResolver:
                 return (), f"no {np.text} on {loc_np.text}"
         if np.near is not None:
             objs = self._nearest_to(np.near, objs, scene, turns, np.near_order)
+        objs = self._apply_clauses(np, objs, scene, turns)
+        if not objs:
+            return (), f"no {np.text or 'object'} fits"
         objs = self._spatial_select(np, objs)
         return tuple(o.id for o in objs), ""
 
@@ -1115,44 +1637,113 @@ class InstructionResolver:
         words = self._category_words.get(category, {category})
         return obj.category in words
 
-    def _filter_attributes(self, np: _NP, items: list, scene: Scene) -> list:
-        size_order = self.vocab.size_order
+    def _ground(self, np: _NP, items: list) -> list:
+        """The objects a phrase's words pick out, by scoring every candidate (see ``grounding``).
+
+        Understood words (head noun, colour, material, thread, quantity, label, a scene name word)
+        must each be carried by the candidate; unexplained words only add evidence where they
+        resemble a candidate's words. Relations, superlatives and negation narrow the result later."""
+        if not items:
+            return []
+        tokens = {o.id: _descriptor_tokens(o) for o in items}
+        requirements: list[Requirement] = []
+        evidence = dict.fromkeys(tokens, 0.0)
+        unexplained = False
+
+        def require(word: str, support: dict[str, float]) -> None:
+            requirements.append(Requirement(word, {i: v for i, v in support.items() if v > 0}))
+
+        if np.head in ("CAT", "LOCCAT"):
+            value, word = np.head_value or "", np.head_word
+            # The category decides; a name that merely contains the noun ("gear rack") fits less well,
+            # and among things of the category the one whose name says the noun fits best.
+            support = {
+                o.id: (1.0 if self._is_category(o, value) else 0.6 if word in tokens[o.id] else 0.0)
+                + (0.5 if word in tokens[o.id] else 0.0)
+                for o in items
+            }
+            if not any(support.values()):
+                # A lexicon noun the scene words differently ("cable" for a "lead"): close words count.
+                support = {o.id: unexplained_word_support(word, tokens[o.id]) for o in items}
+            require(word, support)
+        elif np.head == "KIND":
+            require(np.head_value or "", {o.id: float(o.kind == np.head_value) for o in items})
+        size_words: list[str] = []
         for tag, value in np.mods:
-            if not items:
-                break
-            if tag == "COLOR":
-                items = [o for o in items if getattr(o, "color", "") == value or value in _entity_tokens(o)]
-            elif tag == "MATERIAL":
-                items = [
-                    o for o in items if getattr(o, "material", "") == value or value in _entity_tokens(o)
-                ]
+            if tag in ("COLOR", "MATERIAL"):
+                key = tag.lower()
+                require(
+                    value,
+                    {o.id: float(getattr(o, key, "") == value or value in tokens[o.id]) for o in items},
+                )
             elif tag == "THREAD":
-                items = [
-                    o
-                    for o in items
-                    if str(o.attributes.get("thread", "")).lower() == value
-                    or any(t == value or t.startswith(value + "x") for t in _entity_tokens(o))
-                ]
+                require(
+                    value,
+                    {
+                        o.id: float(
+                            str(o.attributes.get("thread", "")).lower() == value
+                            or any(t == value or t.startswith(value + "x") for t in tokens[o.id])
+                        )
+                        for o in items
+                    },
+                )
             elif tag == "LENGTH":
-                items = [
-                    o
-                    for o in items
-                    if (getattr(o, "length_mm", None) is not None and abs(o.length_mm - float(value)) < 0.5)
-                    or any(t.endswith("x" + value) for t in _entity_tokens(o))
-                ]
+                require(value, {o.id: float(_has_quantity(o, value)) for o in items})
             elif tag == "LABEL":
-                items = [o for o in items if value.lower() in _entity_tokens(o)]
-            elif tag == "SIZE":
-                exact = [o for o in items if getattr(o, "size", "") == value]
-                if exact or value not in (size_order[0], size_order[-1]):
-                    items = exact
-                else:
-                    items = self._extreme(items, "size", "max" if value == size_order[-1] else "min")
+                require(value, {o.id: float(_carries_label(o, value.lower(), tokens[o.id])) for o in items})
             elif tag == "NAME":
-                named = [o for o in items if value in _entity_tokens(o)]
-                if named or value not in _ZH_NAME_DIRECTIONS:
-                    items = named
-        return items
+                support = {o.id: float(value in tokens[o.id]) for o in items}
+                if any(support.values()) or value not in _ZH_NAME_DIRECTIONS:
+                    require(value, support)
+            elif tag == "ROLE" and value in ("reject", "output"):
+                # "the defective one", "the bad cell": objects flagged with a defect, when any are;
+                # "the good one", "the finished casting": the others.
+                flagged = {o.id: float(_defect(o) == (value == "reject")) for o in items}
+                if any(_defect(o) for o in items):
+                    require(value, flagged)
+            elif tag == "ALSO":
+                for o in items:
+                    evidence[o.id] += 0.5 * float(value in tokens[o.id])
+            elif tag in ("CAT", "KIND"):
+                # The first noun of a compound ("pump housing casting") describes; it does not veto.
+                for o in items:
+                    if value in tokens[o.id] or o.category == value or o.kind == value:
+                        evidence[o.id] += 1.0
+            elif tag == "SIZE":
+                size_words.append(value)
+            elif tag == "UNKNOWN":
+                unexplained = True
+                for o in items:
+                    evidence[o.id] += unexplained_word_support(value, tokens[o.id])
+        needs_evidence = unexplained and not requirements
+        ranked = rank_candidates(items, lambda o: o.id, requirements, evidence)
+        if needs_evidence:
+            # Nothing understood names the thing: only what an unexplained word resembles can be meant.
+            ranked = [o for o in ranked if evidence[o.id] > 0.0]
+        head = _head_word(np)
+        # "the brake line" where only brake calipers, rotors and pads are: the noun that says what the
+        # thing is names nothing here, and the other words pick no one kind of thing.
+        if (
+            head is not None
+            and len({o.category for o in ranked}) > 1
+            and not any(unexplained_word_support(head, tokens[o.id]) for o in items)
+        ):
+            return []
+        for value in size_words:
+            ranked = self._select_size(ranked, value)
+        return ranked
+
+    def _select_size(self, items: list, value: str) -> list:
+        """ "small"/"large": the size attribute when the scene gives one, else the extreme dimension."""
+        if not items:
+            return items
+        size_order = self.vocab.size_order
+        exact = [o for o in items if getattr(o, "size", "") == value]
+        if exact or value not in (size_order[0], size_order[-1]):
+            return exact
+        entry = self._superlatives["largest" if value == size_order[-1] else "smallest"]
+        attribute = self._superlative_attribute(entry, items) or "size"
+        return self._extreme(items, attribute, entry["order"])
 
     def _nearest_to(
         self, ref_np: _NP, objs: list, scene: Scene, turns: Sequence[_Turn], order: str = "min"
@@ -1175,22 +1766,7 @@ class InstructionResolver:
 
     def _extreme(self, items: list, attribute: str, order: str, margin: float | None = None) -> list:
         """The item(s) with the extreme value; ties (within ``margin``) all stay, so the caller asks."""
-        size_order = self.vocab.size_order
-
-        def key(o) -> float | None:
-            if attribute == "size":
-                return float(size_order.index(o.size)) if getattr(o, "size", "") in size_order else None
-            if attribute == "length_mm":
-                return getattr(o, "length_mm", None)
-            if attribute == "x":
-                return o.position[0]
-            if attribute == "y":
-                return o.position[1]
-            if attribute == "distance":
-                return math.hypot(o.position[0], o.position[1])
-            return None
-
-        valued = [(key(o), o) for o in items]
+        valued = [(self._value(o, attribute), o) for o in items]
         valued = [(k, o) for k, o in valued if k is not None]
         if not valued:
             return list(items)
@@ -1199,6 +1775,29 @@ class InstructionResolver:
         tol = margin if margin is not None else 1e-9
         return [o for k, o in valued if best - sign * k < tol]
 
+    def _value(self, item: SceneObject | SceneLocation, attribute: str) -> float | None:
+        """A number to order candidates by: size rank, position, or a numeric scene attribute.
+
+        ``mass_*`` reads whichever unit the scene used (mass_g, mass_kg), converted to one scale, so a
+        superlative word needs no per-cell list of attribute names."""
+        if attribute == "size":
+            size = getattr(item, "size", "")
+            return float(self.vocab.size_order.index(size)) if size in self.vocab.size_order else None
+        if attribute in ("x", "y"):
+            return item.position[0 if attribute == "x" else 1]
+        if attribute == "distance":
+            return math.hypot(item.position[0], item.position[1])
+        return numeric_attribute(item, attribute)
+
+    def _superlative_attribute(self, entry: dict, items: list) -> str | None:
+        """The first attribute of a superlative's preference list that the candidates carry."""
+        for attribute in entry["attribute"]:
+            if attribute in ("x", "y", "distance"):
+                return attribute
+            if sum(self._value(o, attribute) is not None for o in items) >= 2:
+                return attribute
+        return None
+
     def _spatial_select(self, np: _NP, items: list) -> list:
         margin_side = self.vocab.side_margin_m
         margin_near = self.vocab.near_margin_m
@@ -1206,7 +1805,9 @@ class InstructionResolver:
             entry = self._superlatives.get(name)
             if entry is None or not items:
                 continue
-            attribute = entry["attribute"]
+            attribute = self._superlative_attribute(entry, items)
+            if attribute is None:
+                continue
             margin = (
                 margin_side if attribute in ("x", "y") else margin_near if attribute == "distance" else None
             )
@@ -1214,7 +1815,9 @@ class InstructionResolver:
         for direction in list(np.mod_values("DIR")) + np.sides:
             if not items:
                 break
-            named = [o for o in items if direction in _entity_tokens(o)]
+            named = [
+                o for o in items if _DIRECTION_NAME_WORDS.get(direction, {direction}) & _entity_tokens(o)
+            ]
             if named:
                 items = named
                 continue
@@ -1276,6 +1879,9 @@ class InstructionResolver:
                 if mod in _ZH_NAME_DIRECTIONS:
                     continue  # handled as a direction below
                 locs = [loc for loc in locs if mod in _entity_tokens(loc)]
+            elif tag == "ALSO":
+                named = [loc for loc in locs if mod in _entity_tokens(loc)]
+                locs = named or locs
             elif tag in ("LABEL",):
                 locs = [loc for loc in locs if mod.lower() in _entity_tokens(loc)]
             elif tag in ("COLOR", "MATERIAL", "SIZE"):
@@ -1292,6 +1898,8 @@ class InstructionResolver:
 
     def _default_targets(self, rule: str, obj: SceneObject | None, scene: Scene) -> tuple[str, ...]:
         """Where "scrap it" and "put it away" send an object: role reject / the place that accepts it."""
+        if rule == "ship":
+            return tuple(loc.id for loc in scene.locations if loc.role == "output")
         if rule == "scrap":
             words = self._role_words.get("reject", {"reject"})
             return tuple(
@@ -1319,6 +1927,12 @@ class InstructionResolver:
             return self._ask(draft, "object", (), scene, lang, raw)
         if needs_target and draft.targets is not None and not draft.targets and draft.default_target is None:
             return self._ask(draft, "target", (), scene, lang, raw)
+        if needs_object and len(objects) > 1 and draft.object_described and self._to_reject(draft, scene):
+            # "把变形的刹车盘放进隔离箱": a word we cannot read describes the part being rejected; when
+            # the defect flags set some candidates apart, that word is most likely their defect.
+            flagged = tuple(o for o in objects if (obj := scene.object(o)) is not None and _defect(obj))
+            objects = flagged if 0 < len(flagged) < len(objects) else objects
+            draft = replace(draft, objects=objects)
         if needs_object and len(objects) > 1:
             return self._ask(draft, "object", objects, scene, lang, raw)
         if needs_target and draft.targets is None and draft.default_target:
@@ -1334,6 +1948,13 @@ class InstructionResolver:
         if intent == "push" and draft.direction is None:
             return self._ask(draft, "direction", (), scene, lang, raw)
         return self._resolved(draft, scene, lang, raw)
+
+    def _to_reject(self, draft: Draft, scene: Scene) -> bool:
+        """Whether the command sends its object to the reject place ("scrap it", "into the NG bin")."""
+        if draft.default_target == "scrap":
+            return True
+        targets = [scene.location(t) for t in draft.targets or ()]
+        return bool(targets) and all(t is not None and t.role == "reject" for t in targets)
 
     def _resolved(self, draft: Draft, scene: Scene, lang: str, raw: str) -> Resolution:
         intent = draft.intent
@@ -1374,29 +1995,18 @@ class InstructionResolver:
         direction: str | None,
         scene: Scene,
     ) -> str:
-        """The explicit English sentence OpenVLA is prompted with, e.g. "pick up the red gear and place
-        it in the reject bin"."""
+        """The explicit English sentence OpenVLA is prompted with, worded by the vocabulary's
+        ``instructions`` templates (default: "pick up the red gear and place it in the reject bin")."""
         obj = self._describe(scene.object(object_id), scene) if object_id else "the object"
         loc = scene.location(target_id) if target_id else None
-        where = ""
-        if loc is not None:
-            prep = "in" if loc.category in _IN_CATEGORIES else "on"
-            where = f"{prep} the {loc.name}"
-        if action == "pick_place":
-            return f"pick up {obj} and place it {where}"
-        if action == "pick":
-            return f"pick up {obj}"
-        if action == "place":
-            return f"place {obj} {where}"
-        if action == "push":
-            return f"push {obj} {_EN_DIRECTION.get(direction or '', direction or '')}".strip()
-        if action == "move_to":
-            return f"move to the {loc.name}" if loc is not None else "move to the target"
-        if action == "home":
-            return "return to the home position"
-        if action == "stop":
-            return "stop"
-        return ""
+        template = self.vocab.instructions.get(action, "")
+        text = template.format(
+            object=obj,
+            target=f"the {loc.name}" if loc is not None else "the target",
+            preposition="in" if loc is not None and loc.category in _IN_CATEGORIES else "on",
+            direction=_EN_DIRECTION.get(direction or "", direction or ""),
+        )
+        return re.sub(r"\s+", " ", text).strip()
 
     def _describe(self, obj: SceneObject | None, scene: Scene) -> str:
         """Name an object so that it is unique in the scene (adds size, length or side when needed)."""
@@ -1455,7 +2065,7 @@ class InstructionResolver:
             reason = "several places fit"
         elif slot == "target":
             words = draft.target_words
-            if words in ("put_away", "scrap"):
+            if words in ("put_away", "scrap", "ship"):
                 q = (
                     "没有找到合适的存放位置，请问放到哪里？"
                     if zh
@@ -1527,7 +2137,7 @@ class InstructionResolver:
         if pending.pending is None:
             return self.resolve(answer_text, scene)
         pc = pending.pending
-        cleaned, _ = clean_text(str(answer_text)[: 40 * self.vocab.max_chars])
+        cleaned, _ = clean_text(str(answer_text))
         lang = pending.language
         if not cleaned:
             return pending
@@ -1602,11 +2212,7 @@ class InstructionResolver:
             return ()
         if slot == "object":
             items = [scene.object(c) for c in pool if scene.object(c) is not None]
-            if np.head == "CAT":
-                items = [o for o in items if self._is_category(o, np.head_value or "")]
-            elif np.head == "KIND":
-                items = [o for o in items if o.kind == np.head_value]
-            items = self._filter_attributes(np, items, scene)
+            items = self._ground(np, items)
             if np.near is not None:
                 items = self._nearest_to(np.near, items, scene, [])
             items = self._spatial_select(np, items)
@@ -1620,6 +2226,35 @@ class InstructionResolver:
 
 
 _ZH_NAME_DIRECTIONS = frozenset({"left", "right"})
+# Words of English names that a direction word (from either language) names: 后轮 is the "rear wheel".
+_DIRECTION_NAME_WORDS = {
+    "left": {"left"},
+    "right": {"right"},
+    "forward": {"front", "forward", "fore"},
+    "backward": {"rear", "back", "aft"},
+    "up": {"top", "upper"},
+    "down": {"bottom", "lower"},
+}
+
+
+def _head_word(np: _NP) -> str | None:
+    """The unexplained word in head position (last word of a phrase without a known noun), if any."""
+    if np.head is not None or not np.mods:
+        return None
+    content = [(t, v) for t, v in np.mods if t not in ("DET", "DE", "FILLER", "ALSO", "MARK")]
+    if content and content[-1][0] == "UNKNOWN":
+        return content[-1][1]
+    return None
+
+
+def _refine(np: _NP, extra: _NP) -> None:
+    """Add a restating phrase's modifiers and relations to the phrase it restates."""
+    np.mods.extend((t, v) for t, v in extra.mods if t not in ("DET", "DE"))
+    np.words.extend(extra.words)
+    np.sides.extend(extra.sides)
+    np.locatives.extend(extra.locatives)
+    if extra.near is not None and np.near is None:
+        np.near, np.near_order = extra.near, extra.near_order
 
 
 def _prefer_named(items: list, word: str) -> list:

@@ -93,24 +93,3 @@ class Token:
     @property
     def tag(self) -> str:
         return self.tags[0][0] if self.tags else "UNKNOWN"
-
-
-def damerau_distance(a: str, b: str, limit: float = 3.0) -> float:
-    """Weighted optimal-string-alignment distance: missing, extra and swapped letters cost 0.8,
-    wrong letters 1.0, because operators drop and swap letters more often than they mistype them."""
-    if abs(len(a) - len(b)) * 0.8 > limit:
-        return limit + 1.0
-    indel, sub = 0.8, 1.0
-    prev2: list[float] = []
-    prev = [j * indel for j in range(len(b) + 1)]
-    for i in range(1, len(a) + 1):
-        cur = [i * indel] + [0.0] * len(b)
-        for j in range(1, len(b) + 1):
-            cost = 0.0 if a[i - 1] == b[j - 1] else sub
-            cur[j] = min(prev[j] + indel, cur[j - 1] + indel, prev[j - 1] + cost)
-            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1] and a[i - 1] != a[i - 2]:
-                cur[j] = min(cur[j], prev2[j - 2] + 0.8)
-        prev2, prev = prev, cur
-        if min(cur) > limit:
-            return limit + 1.0
-    return prev[len(b)]

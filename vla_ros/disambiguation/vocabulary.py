@@ -19,7 +19,10 @@ import yaml
 
 # Lexicon tag of each concept section, and the concept names each section may use (None = any).
 CONCEPT_SECTIONS: dict[str, tuple[str, frozenset[str] | None]] = {
-    "actions": ("VERB", frozenset({"pick", "put", "move", "take", "push", "go", "put_away", "scrap"})),
+    "actions": (
+        "VERB",
+        frozenset({"pick", "put", "move", "take", "push", "go", "put_away", "scrap", "ship"}),
+    ),
     "object_categories": ("CAT", None),
     "object_kinds": ("KIND", None),
     "location_categories": ("LOCCAT", None),
@@ -48,7 +51,23 @@ LIST_SECTIONS: dict[str, str] = {
     "fillers": "FILLER",
     "negations": "NEG",
 }
-SUPERLATIVE_ATTRIBUTES = frozenset({"size", "length_mm", "x", "y", "distance"})
+# Position and size order are built in; any numeric scene attribute is named with its unit
+# (``length_mm``, ``mass_g``) or as a family with any unit (``mass_*``, ``diameter_*``).
+SUPERLATIVE_ATTRIBUTES = frozenset({"size", "x", "y", "distance"})
+_NUMERIC_ATTRIBUTE = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*_(?:\*|mm|cm|m|g|kg|ml|l|n|nm|deg|v|mah|wh)$")
+
+
+def _superlative_attributes(value: Any) -> tuple[str, ...] | None:
+    """An attribute or a preference list of them (first one the candidates carry wins); None if invalid."""
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not names:
+        return None
+    out = tuple(str(n).strip().lower() for n in names)
+    if all(n in SUPERLATIVE_ATTRIBUTES or _NUMERIC_ATTRIBUTE.match(n) for n in out):
+        return out
+    return None
+
+
 LANGUAGES = ("en", "zh")
 _SCALAR_SECTIONS = {
     "limits": {"max_chars": int, "max_history_turns": int},
@@ -67,8 +86,44 @@ KNOWN_SECTIONS = (
     | {
         "version",
         "unsafe",
+        "instructions",
     }
 )
+
+
+# Placeholders: {object} ("the red gear"), {target} ("the left bin"), {preposition} (in/on, by the
+# place's category), {direction} ("to the left", "forward").
+DEFAULT_INSTRUCTIONS: dict[str, str] = {
+    "pick_place": "pick up {object} and place it {preposition} {target}",
+    "pick": "pick up {object}",
+    "place": "place {object} {preposition} {target}",
+    "push": "push {object} {direction}",
+    "move_to": "move to {target}",
+    "home": "return to the home position",
+    "stop": "stop",
+}
+_PLACEHOLDERS = frozenset({"object", "target", "preposition", "direction"})
+
+
+def _instructions(body: Any, source: str) -> dict[str, str]:
+    if not isinstance(body, Mapping):
+        raise VocabularyError(
+            f"{source}: instructions must map actions to templates like 'put {{object}} ...'"
+        )
+    out = dict(DEFAULT_INSTRUCTIONS)
+    for action, template in body.items():
+        if action not in DEFAULT_INSTRUCTIONS:
+            raise VocabularyError(
+                f"{source}: instructions.{action} is not an action; use {', '.join(DEFAULT_INSTRUCTIONS)}"
+            )
+        names = set(re.findall(r"{(\w*)}", str(template)))
+        if not isinstance(template, str) or names - _PLACEHOLDERS:
+            raise VocabularyError(
+                f"{source}: instructions.{action} may only use {{object}}, {{target}}, {{preposition}}, "
+                f"{{direction}}; got {template!r}"
+            )
+        out[action] = template
+    return out
 
 
 class VocabularyError(ValueError):
@@ -155,6 +210,8 @@ class Vocabulary:
     typo_min_word_length: int = 3
     typo_max_distance_short: float = 1.0
     typo_max_distance_long: float = 2.0
+    # How the forwarded command is worded, per action: it must match the deployed policy's training data.
+    instructions: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_INSTRUCTIONS))
     sources: tuple[str, ...] = ()
     _lexicon_cache: dict = field(default_factory=dict, compare=False, repr=False)
 
@@ -193,15 +250,14 @@ class Vocabulary:
                     lang: _phrases(entry.get(lang), f"{where}.{lang}") for lang in LANGUAGES
                 }
                 if section == "superlatives":
-                    if entry.get("attribute") not in SUPERLATIVE_ATTRIBUTES or entry.get("order") not in (
-                        "min",
-                        "max",
-                    ):
+                    attributes = _superlative_attributes(entry.get("attribute"))
+                    if attributes is None or entry.get("order") not in ("min", "max"):
                         raise VocabularyError(
-                            f"{where} needs attribute (one of {', '.join(sorted(SUPERLATIVE_ATTRIBUTES))}) "
-                            "and order (min or max)"
+                            f"{where} needs attribute (one of {', '.join(sorted(SUPERLATIVE_ATTRIBUTES))}, "
+                            "or a numeric attribute with its unit such as length_mm or mass_*, or a list "
+                            "of those) and order (min or max)"
                         )
-                    parsed["attribute"], parsed["order"] = entry["attribute"], entry["order"]
+                    parsed["attribute"], parsed["order"] = attributes, entry["order"]
                 if section == "ordinals":
                     index = entry.get("index")
                     if not isinstance(index, int) or isinstance(index, bool) or index < 1:
@@ -273,7 +329,14 @@ class Vocabulary:
                         f"{source}: {section}.{key} must be a positive number, got {value!r}"
                     )
                 scalars[key if section != "typo" else f"typo_{key}"] = kind(value)
-        return cls(concepts=concepts, lists=lists, unsafe=tuple(unsafe), sources=(source,), **scalars)
+        return cls(
+            concepts=concepts,
+            lists=lists,
+            unsafe=tuple(unsafe),
+            instructions=_instructions(data.get("instructions") or {}, source),
+            sources=(source,),
+            **scalars,
+        )
 
     def phrases(self, section: str, name: str | None = None, lang: str = "en") -> tuple[str, ...]:
         if section in LIST_SECTIONS:
@@ -304,7 +367,11 @@ def load_vocabulary(
 ) -> Vocabulary:
     """Load and merge vocabulary files: ``paths`` (default: the shipped file), then ``extra_paths``."""
     files = [Path(p) for p in (paths if paths is not None else [default_vocabulary_path()])]
-    files += [Path(p) for p in extra_paths]
+    # A bare file name ("disambiguation_sim.yaml") is one shipped next to the default vocabulary.
+    files += [
+        Path(p) if Path(p).is_absolute() or Path(p).is_file() else default_vocabulary_path().parent / p
+        for p in extra_paths
+    ]
     if not files:
         raise VocabularyError("no vocabulary file given: pass config/disambiguation.yaml")
     merged: dict[str, Any] = {}

@@ -216,10 +216,11 @@ def vla_policy_factory(
     unnorm_key: str | None = None,
     untrained: bool = False,
     seed: int = 0,
+    center_crop: bool | None = None,
 ) -> PolicyFactory:
-    """A trained checkpoint as a workcell policy: centre crop (it was trained on random crops) and
-    decoding restricted to action tokens. ``untrained`` keeps the architecture, tokenizer and
-    statistics but re-draws every weight at random (the lower bound)."""
+    """A trained checkpoint as a workcell policy: frames cropped as its config.json records (or as
+    ``center_crop`` says) and decoding restricted to action tokens. ``untrained`` keeps the
+    architecture, tokenizer and statistics but re-draws every weight at random (the lower bound)."""
     from vla_ros.model.loading import load_checkpoint
     from vla_ros.model.modeling_openvla import OpenVLAForActionPrediction
     from vla_ros.policy.runtime import PolicyConfig, VLAPolicy
@@ -229,7 +230,7 @@ def vla_policy_factory(
         precision=precision,
         adapter_dir=None if untrained else adapter_dir,
         unnorm_key=unnorm_key,
-        center_crop=True,
+        center_crop=center_crop,
         constrain_to_action_tokens=True,
     )
 

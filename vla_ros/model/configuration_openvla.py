@@ -4,8 +4,10 @@ The official checkpoint's ``config.json`` is the contract: its field names are k
 directory downloaded from the Hugging Face hub loads unchanged and a directory we write loads in
 upstream's code. Two additions, written only when set: ``timm_model_kwargs`` lets small test and
 simulation models reuse the same timm families with reduced depth/width (the official checkpoint does
-not have it and gets the families' own sizes), and ``num_images`` records a model that sees more than one
-camera per step (upstream's code would feed it one image and misread every position after it).
+not have it and gets the families' own sizes), ``num_images`` records a model that sees more than one
+camera per step (upstream's code would feed it one image and misread every position after it), and
+``center_crop`` records that the model was trained on random crops, so that every entry point
+centre-crops its frames without being told (a plain upstream checkpoint has no field: no crop).
 """
 
 from __future__ import annotations
@@ -83,6 +85,9 @@ class OpenVLAConfig:
     # camera). Each view goes through the same vision backbone and projector; the LM sees their patch
     # embeddings one view after another, as OpenVLA-OFT feeds a wrist camera.
     num_images: int = 1
+    # Not in the official file: the model was trained on random crops (``vla-ros train``'s default), so
+    # inference must centre-crop. Preprocessing belongs to the checkpoint, not to each entry point.
+    center_crop: bool = False
     # Fields of config.json we do not interpret (auto_map, architectures, ...), kept for round trips.
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -121,6 +126,8 @@ class OpenVLAConfig:
             raise ConfigError(
                 f"num_images must be a whole number >= 1 (camera views), got {self.num_images!r}"
             )
+        if not isinstance(self.center_crop, bool):
+            raise ConfigError(f"center_crop must be true or false, got {self.center_crop!r}")
         if len(set(self.image_sizes)) != 1:
             raise ConfigError(
                 f"both backbones must see the same image size, got image_sizes={self.image_sizes}"
@@ -185,13 +192,15 @@ class OpenVLAConfig:
         """config.json content: official fields first, uninterpreted fields preserved."""
         out = dict(self.extra)
         for f in fields(self):
-            if f.name in ("extra", "timm_model_kwargs", "num_images"):
+            if f.name in ("extra", "timm_model_kwargs", "num_images", "center_crop"):
                 continue
             out[f.name] = getattr(self, f.name)
         if any(self.timm_model_kwargs):
             out["timm_model_kwargs"] = self.timm_model_kwargs
         if self.num_images != 1:
             out["num_images"] = self.num_images
+        if self.center_crop:
+            out["center_crop"] = True
         out["model_type"] = self.model_type
         return json.loads(json.dumps(out))  # deep copy, JSON types only
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,9 @@ from vla_ros.nodes.disambiguation_node import DisambiguationNode
 from vla_ros.nodes.episode_recorder import EpisodeRecorder, Recording
 from vla_ros.nodes.policy_node import PolicyNode
 from vla_ros.nodes.sim_node import SimNode
-from vla_ros.sim import ScriptedExpert
+from vla_ros.sim import ScriptedExpert, Task
 from vla_ros.sim.closed_loop import EpisodeReport
+from vla_ros.sim.layout import Layout
 from vla_ros.srv import ResetEpisode
 
 # The topic layout of launch/vla.launch.py (and so the data tools' default topics): the vla_ros nodes in
@@ -66,13 +68,29 @@ class ClosedLoopError(RuntimeError):
     """The loop could not run an episode (a node did not answer, a reset failed)."""
 
 
+# What the operator says, decided once the sim has laid out the episode (the demo words its request
+# from the layout it sees), and how the operator answers a clarification question.
+OperatorWords = Callable[[Task, Layout], str]
+OperatorAnswer = Callable[[str], str]
+# Questions an operator answers per episode before the loop gives up on the request.
+MAX_ANSWERS = 2
+
+
+@dataclass
+class Dialogue:
+    """What was said in one episode before the policy acted: questions asked and the answers given."""
+
+    turns: list[str] = field(default_factory=list)
+
+
 @dataclass
 class ClosedLoopOptions:
     policy: str = "expert"  # expert | model
     model_dir: str = ""
     device: str = "cpu"
     precision: str = "fp32"
-    center_crop: bool = False  # true for checkpoints trained with random-crop augmentation
+    center_crop: bool | None = None  # None: as the checkpoint's config.json records
+    quantization: str = "none"  # none | 8bit | 4bit (bitsandbytes NF4) for policy "model"
     real_time_factor: float = 1.0
     max_steps: int = 90
     keep_frames: bool = True
@@ -150,6 +168,7 @@ class LoopDriver(Node):
         self.step_stamps_s: list[float] = []
         self.scene_stamp_s = -1.0
         self.operator_pub = self.create_publisher(String, "operator_text", COMMAND_QOS)
+        self.answer_pub = self.create_publisher(String, "clarification_answer", COMMAND_QOS)
         self.twist_pub = self.create_publisher(TwistStamped, "twist_cmd", COMMAND_QOS)
         self.create_subscription(Instruction, "instruction", self._on_instruction, COMMAND_QOS)
         self.create_subscription(Clarification, "clarification", self._on_clarification, COMMAND_QOS)
@@ -185,6 +204,9 @@ class LoopDriver(Node):
 
     def say(self, text: str) -> None:
         self.operator_pub.publish(String(data=text))
+
+    def answer(self, text: str) -> None:
+        self.answer_pub.publish(String(data=text))
 
     def hold(self, frame_id: str) -> None:
         """A zero twist, so the controller stops now instead of after its command timeout."""
@@ -256,11 +278,11 @@ class ClosedLoop:
                     model_dir=str(options.model_dir),
                     device=options.device,
                     precision=options.precision,
-                    center_crop=options.center_crop,
+                    center_crop="auto" if options.center_crop is None else bool(options.center_crop),
+                    quantization=options.quantization,
                 )
-                self.policy_label = (
-                    f"OpenVLA checkpoint {options.model_dir} ({options.precision}, {options.device})"
-                )
+                precision = options.precision if options.quantization == "none" else options.quantization
+                self.policy_label = f"OpenVLA checkpoint {options.model_dir} ({precision}, {options.device})"
             self.policy = self._add(PolicyNode, "policy_node", policy_params, policy=injected)
             if self.policy._worker is None:
                 raise ClosedLoopError(f"policy_node failed to configure: {self.policy._last_error}")
@@ -295,6 +317,8 @@ class ClosedLoop:
 
     def _make_disambiguation(self) -> Node:
         params = load_node_parameters(find_config_file("disambiguation_node.yaml"), "disambiguation_node")
+        # The workcell's own instruction wording (config/sim.yaml -> disambiguation_sim.yaml).
+        params.update(load_node_parameters(find_config_file(SIM_CONFIG), "disambiguation_node"))
         return self._add(DisambiguationNode, "disambiguation_node", params)
 
     def _spin(self) -> None:
@@ -340,12 +364,17 @@ class ClosedLoop:
         episode: int,
         seed: int,
         task: str | None = None,
-        operator_text: str | None = None,
+        operator_text: str | OperatorWords | None = None,
         bag_path: Path | None = None,
         storage: str = "mcap",
+        answer: OperatorAnswer | None = None,
+        dialogue: Dialogue | None = None,
     ) -> tuple[EpisodeReport, Recording]:
-        """Reset the sim to ``seed``/``task``, say ``operator_text`` (default: the sim's own instruction),
-        and let the loop act until the sim reports success or ``max_steps`` policy steps pass."""
+        """Reset the sim to ``seed``/``task``, say ``operator_text`` (default: the sim's own instruction;
+        a callable words it from the episode's task and layout), answer each clarification question the
+        disambiguation node asks with ``answer`` (up to MAX_ANSWERS; without it a question ends the
+        episode), and let the loop act until the sim reports success or ``max_steps`` policy steps pass.
+        ``dialogue`` collects the questions and answers."""
         driver, options = self.driver, self.options
         wall_start = time.perf_counter()
         reset_s = now_s(driver)
@@ -357,15 +386,29 @@ class ClosedLoop:
         task_name = self.sim.workcell.task.name
         self.recorder.start(since_s=reset_s, path=bag_path, storage=storage)
         try:
-            text = operator_text or response.instruction
+            if callable(operator_text):
+                text = operator_text(self.sim.workcell.task, self.sim.workcell.layout)
+            else:
+                text = operator_text or response.instruction
             n_instructions, n_clarifications = len(driver.instructions), len(driver.clarifications)
             driver.say(text)
-            answered = driver.wait(
-                lambda: (
-                    len(driver.instructions) > n_instructions or len(driver.clarifications) > n_clarifications
-                ),
-                timeout_s=10.0,
-            )
+            for answers in range(MAX_ANSWERS + 1):
+                answered = driver.wait(
+                    lambda n=n_clarifications: (
+                        len(driver.instructions) > n_instructions or len(driver.clarifications) > n
+                    ),
+                    timeout_s=10.0,
+                )
+                asked = driver.clarifications[n_clarifications:]
+                if len(driver.instructions) > n_instructions or not asked or answer is None:
+                    break
+                if answers == MAX_ANSWERS:
+                    break
+                reply = answer(asked[-1].question)
+                if dialogue is not None:
+                    dialogue.turns += [asked[-1].question, reply]
+                n_clarifications = len(driver.clarifications)
+                driver.answer(reply)
             forwarded = driver.instructions[n_instructions:]
             resolution = "resolved" if forwarded else ("clarify" if answered else "timeout")
             instruction = forwarded[0].text if forwarded else ""

@@ -24,9 +24,10 @@ Dialogue rules:
   nothing is forwarded and the operator is told.
 - A new instruction while a question is pending replaces the question: the operator has moved on, and
   an answer meant for the old question must not complete a command nobody is waiting for any more.
-- History: the canonical sentences of the last ``history_length`` forwarded commands (not stop or
-  home). They name objects unambiguously, so "put it in the bin" later refers to what was done,
-  not to how it was first phrased.
+- Dialogue state (:class:`vla_ros.disambiguation.DialogueState`, ROS-free, given this node's clock):
+  what the last ``history_length`` forwarded commands (not stop or home) acted on, by id, so "put it
+  in the bin" later refers to what was done, not to how it was first phrased; the held object; the
+  pending question; corrections ("no, the other one" replaces the last command).
 - Inputs longer than ``max_input_chars`` are refused, but stop words in them still stop the arm.
   Control characters are removed by the core. Whatever arrives, the node answers and keeps running.
 """
@@ -34,8 +35,6 @@ Dialogue rules:
 from __future__ import annotations
 
 import uuid
-from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +46,7 @@ from rclpy.parameter import Parameter
 from std_msgs.msg import Bool, String
 
 from vla_ros.disambiguation import (
+    DialogueState,
     InstructionResolver,
     Resolution,
     Scene,
@@ -70,7 +70,6 @@ from vla_ros.nodes.common import (
 from vla_ros.nodes.scene_convert import scene_msg_to_dict
 
 # Actions whose canonical sentence is worth remembering for "it", "again", "the other one".
-_HISTORY_ACTIONS = frozenset({"pick_place", "pick", "place", "push", "move_to"})
 # Diagnostics stay WARN this long after an internal error or a refused scene message.
 _RECENT_ERROR_S = 60.0
 
@@ -99,15 +98,6 @@ def load_static_scene(path: str | Path) -> Scene:
         return Scene.from_dict(data)
     except SceneFormatError as exc:
         raise StaticSceneError(f"static_scene_file {path}: {exc}") from exc
-
-
-@dataclass
-class _Pending:
-    """The question waiting for an answer."""
-
-    request_id: str
-    resolution: Resolution
-    deadline_s: float
 
 
 class DisambiguationNode(Node):
@@ -152,8 +142,9 @@ class DisambiguationNode(Node):
         self._scene = load_static_scene(static_scene_file) if static_scene_file else Scene()
         self._scene_source = f"static file {static_scene_file}" if static_scene_file else "none yet"
         self._scene_stamp_s: float | None = None
-        self._history: deque[str] = deque(maxlen=self.history_length)
-        self._pending: _Pending | None = None
+        self._dialogue = DialogueState(
+            max_turns=self.history_length, clarification_timeout_s=self.clarification_timeout_s
+        )
         self._counts = dict.fromkeys(
             ("resolved", "clarify", "reject", "stop", "timeouts", "refused_inputs", "errors", "bad_scenes"), 0
         )
@@ -212,23 +203,22 @@ class DisambiguationNode(Node):
             return
         if self._ignore_if_empty(text):
             return
-        result = self.resolver.resolve(text, self._scene, tuple(self._history), holding=self._scene.holding)
-        if result.action != "stop" and self._pending is not None:
-            self.get_logger().info(
-                f"question {self._pending.request_id} dropped: a new instruction replaces it"
-            )
-            self._pending = None
+        self._dialogue.set_time(now_s(self))
+        result = self.resolver.resolve(text, self._scene, self._dialogue, holding=self._scene.holding)
+        if result.action != "stop" and self._dialogue.pending is not None:
+            dropped = self._dialogue.clear_pending()
+            self.get_logger().info(f"question {dropped.request_id} dropped: a new instruction replaces it")
         self._act_on(result, request_id="")
 
     def _handle_answer(self, text: str) -> None:
-        pending = self._pending
+        pending = self._dialogue.pending
         if len(text) > self.max_input_chars:
             self._refuse_long(text)
             return
         if self._ignore_if_empty(text):
             return
         if pending is None:
-            result = self.resolver.resolve(text, self._scene, tuple(self._history))
+            result = self.resolver.resolve(text, self._scene, self._dialogue)
             if result.action == "stop":
                 self._act_on(result, request_id="")
                 return
@@ -247,17 +237,15 @@ class DisambiguationNode(Node):
         if result.status == "resolved" and result.action == "stop":
             self._stop(result, request_id)
         elif result.status == "resolved":
-            self._pending = None
+            self._dialogue.record(result, now_s(self), request_id)
             self._counts["resolved"] += 1
             self._publish_instruction(result, request_id)
-            if result.action in _HISTORY_ACTIONS and result.instruction:
-                self._history.append(result.instruction)
             self.get_logger().info(f"forwarded: {result.instruction!r} (from {result.raw_text!r})")
         elif result.status == "clarify":
             self._counts["clarify"] += 1
             self._ask(result, request_id or self._new_request_id())
         else:
-            self._pending = None
+            self._dialogue.record(result, now_s(self), request_id)
             self._counts["reject"] += 1
             self._note(f"refused {result.raw_text[:80]!r}: {result.reason}", warn=True)
             self._feedback(result.reason)  # the core words refusals in the operator's language
@@ -266,12 +254,12 @@ class DisambiguationNode(Node):
         """Stop bypasses the dialogue: e-stop first, then tell the policy, then forget the question."""
         self.estop_pub.publish(Bool(data=True))
         self._publish_instruction(result, request_id)
-        self._pending = None
+        self._dialogue.record(result, now_s(self), request_id)
         self._counts["stop"] += 1
         self._note(f"STOP from {result.raw_text[:80]!r}: e-stop published", error=True)
 
     def _ask(self, result: Resolution, request_id: str) -> None:
-        self._pending = _Pending(request_id, result, now_s(self) + self.clarification_timeout_s)
+        self._dialogue.record(result, now_s(self), request_id)
         msg = Clarification()
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.request_id = request_id
@@ -286,10 +274,9 @@ class DisambiguationNode(Node):
         self.get_logger().info(f"asking ({request_id}): {result.question}")
 
     def _expire_pending(self) -> None:
-        pending = self._pending
-        if pending is None or now_s(self) < pending.deadline_s:
+        pending = self._dialogue.expire(now_s(self))
+        if pending is None:
             return
-        self._pending = None
         self._counts["timeouts"] += 1
         self._note(
             f"question {pending.request_id} unanswered for {self.clarification_timeout_s:g} s: dropped"
@@ -375,8 +362,8 @@ class DisambiguationNode(Node):
             level, message = OK, "ready"
         values = {
             **self._counts,
-            "pending_request_id": self._pending.request_id if self._pending else "",
-            "history_length": len(self._history),
+            "pending_request_id": self._dialogue.pending.request_id if self._dialogue.pending else "",
+            "history_length": len(self._dialogue.turns()),
             "scene_source": self._scene_source,
             "scene_age_s": scene_age_s,
             "scene_objects": len(self._scene.objects),

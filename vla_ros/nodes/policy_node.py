@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import TwistStamped
+from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
@@ -174,7 +175,16 @@ class PolicyNode(LifecycleNode):
         declare(self, "precision", "bf16", "fp32 | bf16 | fp16")
         declare(self, "quantization", "none", "none | 8bit | 4bit | 4bit-fp4 (bitsandbytes)")
         declare(self, "unnorm_key", "", "dataset statistics key (empty: the only one)")
-        declare(self, "center_crop", True, "centre-crop images (models trained with random crops)")
+        # Preprocessing belongs to the checkpoint: "auto" centre-crops exactly the models whose
+        # config.json records training on random crops; true/false override it.
+        self.declare_parameter(
+            "center_crop",
+            "auto",
+            ParameterDescriptor(
+                description="centre-crop images: auto (as config.json records) | true | false",
+                dynamic_typing=True,
+            ),
+        )
         declare(self, "device", "auto", "auto | cpu | cuda")
         declare(
             self,
@@ -289,7 +299,7 @@ class PolicyNode(LifecycleNode):
             precision=self._p("precision"),
             quantization=quantization,
             unnorm_key=self._p("unnorm_key") or None,
-            center_crop=bool(self._p("center_crop")),
+            center_crop=center_crop_setting(self._p("center_crop")),
             constrain_to_action_tokens=bool(self._p("constrain_to_action_tokens")),
             device=device,
         )
@@ -457,6 +467,18 @@ class PolicyNode(LifecycleNode):
             level = WARN if (self._refusal or stats.errors or stats.frames_refused_stale) else OK
             message = "acting" if self._active and worker.instruction else "idle"
         self.diag_pub.publish(diagnostic_array(self, "policy", level, message, values))
+
+
+def center_crop_setting(value: object) -> bool | None:
+    """The ``center_crop`` parameter as PolicyConfig takes it: None ("auto") follows the checkpoint."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("auto", ""):
+        return None
+    if text in ("true", "false"):
+        return text == "true"
+    raise ValueError(f"center_crop must be auto, true or false, got {value!r}")
 
 
 def main(args=None) -> int:

@@ -29,7 +29,11 @@ class InstructionError(UserInputError, ValueError):
 
 @dataclass
 class PolicyConfig:
-    """How to run a checkpoint. ``quantization``: none, 8bit, 4bit-nf4, 4bit-fp4."""
+    """How to run a checkpoint. ``quantization``: none, 8bit, 4bit-nf4, 4bit-fp4.
+
+    ``center_crop``: None uses what the checkpoint's config.json records (a model trained on random
+    crops is centre-cropped at inference; an upstream checkpoint is not); True/False overrides it.
+    """
 
     checkpoint_dir: str | Path
     precision: str = "bf16"
@@ -40,7 +44,7 @@ class PolicyConfig:
     adapter_dir: str | Path | None = None
     merge_adapter: bool = False
     unnorm_key: str | None = None
-    center_crop: bool = False
+    center_crop: bool | None = None
     constrain_to_action_tokens: bool = False
 
 
@@ -60,6 +64,10 @@ class VLAPolicy:
             device=config.device,
         )
         self.image_processor = self.loaded.image_processor
+        # What config.json records unless the caller says otherwise (see PolicyConfig).
+        self.center_crop = (
+            self.loaded.config.center_crop if config.center_crop is None else config.center_crop
+        )
         self.prompt_tokenizer = self.loaded.prompt_tokenizer
         self.action_tokenizer = self.loaded.action_tokenizer
         unnorm_key = config.unnorm_key
@@ -110,7 +118,7 @@ class VLAPolicy:
                 + (" and the wrist camera's as extra_images" if self.num_images > 1 else " alone")
             )
         pixel_values = torch.cat(
-            [self.image_processor(v, center_crop_image=self.config.center_crop) for v in views]
+            [self.image_processor(v, center_crop_image=self.center_crop) for v in views]
         )[None]
         input_ids = torch.tensor([self._prompt_ids(instruction)], dtype=torch.long)
         return pixel_values, input_ids
@@ -231,3 +239,12 @@ def _adapter_statistics(adapter_dir: str | Path | None) -> dict:
         return {}
     path = Path(adapter_dir) / "dataset_statistics.json"
     return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def recorded_center_crop(checkpoint_dir: str | Path) -> bool:
+    """Whether a checkpoint's config.json says it was trained on random crops (centre-crop at inference);
+    False for a plain upstream checkpoint, which has no such field."""
+    path = Path(checkpoint_dir) / "config.json"
+    if not path.is_file():
+        return False
+    return bool(json.loads(path.read_text()).get("center_crop", False))

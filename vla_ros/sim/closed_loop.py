@@ -81,3 +81,23 @@ def save_pictures(frames: Sequence[np.ndarray], path: str | Path, fps: float = 1
     else:
         Image.fromarray(picture_strip(frames)).save(path)
     return path
+
+
+def captioned_strip(frames: Sequence[np.ndarray], caption: str, max_frames: int = 6) -> np.ndarray:
+    """A picture strip with ``caption`` above it and each frame's step number under it, so the picture
+    says on its own what was asked and when each view was seen (HxWx3 uint8)."""
+    from PIL import Image, ImageDraw
+
+    if not frames:
+        raise ValueError("no camera frames to draw: did the camera publish during the episode?")
+    picks = np.unique(np.linspace(0, len(frames) - 1, min(max_frames, len(frames))).round().astype(int))
+    height, width = frames[0].shape[:2]
+    gap, band = 4, 22
+    canvas = Image.new("RGB", (len(picks) * (width + gap) - gap, height + 2 * band), "white")
+    draw = ImageDraw.Draw(canvas)
+    draw.text((4, 5), caption, fill="black")
+    for i, index in enumerate(picks):
+        x = i * (width + gap)
+        canvas.paste(Image.fromarray(np.asarray(frames[index], dtype=np.uint8)), (x, band))
+        draw.text((x + 4, band + height + 5), f"frame {index + 1}/{len(frames)}", fill="black")
+    return np.asarray(canvas)

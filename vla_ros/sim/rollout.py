@@ -39,11 +39,15 @@ def run_episode(
     render: bool = True,
     on_step: StepCallback | None = None,
     start_ee_m: np.ndarray | None = None,
+    instruction: str | None = None,
 ) -> EpisodeResult:
     """Reset to ``seed``/``task`` and step ``policy`` until the task succeeds or ``max_steps`` pass.
 
     ``start_ee_m`` starts the arm there instead of home (gripper down), e.g. for demonstrations in
     which the arm's position does not give away the way to the target.
+
+    ``instruction`` replaces the task's own canonical words as the policy's prompt (the study gives
+    the policy an operator's raw words or what the resolver forwarded); success is still the task's.
 
     ``render=False`` hands the policy an empty image (for privileged policies such as the expert when
     no frames are needed); ``on_step(step, image, action, workcell)`` sees each step before it is
@@ -59,7 +63,8 @@ def run_episode(
             "(a two-view policy needs WorkcellConfig(wrist_camera=True))"
         )
     wall_start = time.perf_counter()
-    instruction = workcell.reset(seed, task)
+    canonical = workcell.reset(seed, task)
+    instruction = canonical if instruction is None else instruction
     if start_ee_m is not None:
         workcell.place_ee(start_ee_m)
     sim_start = workcell.sim_time_s

@@ -129,6 +129,9 @@ def export_model(config: TrainConfig, bundle: ModelBundle, norm_stats: dict) -> 
     dtype = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}[config.save_dtype]
     model = bundle.model
     if config.mode == "full":
+        # Training saw 90%-area crops (random, or centred with --no-random-crop): the checkpoint records
+        # it, so every entry point centre-crops this model without being told (PolicyConfig.center_crop).
+        core_model(model).config.center_crop = True
         path = save_checkpoint(
             core_model(model),
             config.checkpoint_dir,

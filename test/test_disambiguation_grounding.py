@@ -1,0 +1,175 @@
+"""Issue 28, item 2: phrases are grounded by scoring every candidate, not by understanding every word.
+
+Scenes here are of this file's own (a bicycle bench, a rivet kit, a Chinese-named gear cell); the
+development cases of test/data/disambiguation_devcases2.jsonl score the same behaviour at large.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from vla_ros.disambiguation import InstructionResolver, Scene
+from vla_ros.disambiguation.grounding import typo_distance, unexplained_word_support
+
+
+@pytest.fixture(scope="module")
+def resolver() -> InstructionResolver:
+    return InstructionResolver()
+
+
+BENCH = Scene.from_dict(
+    {
+        "objects": [
+            {"id": "ring_50", "name": "50T chainring", "kind": "part", "category": "chainring",
+             "part_number": "CR-50", "diameter_mm": 210, "position": [0.40, 0.10, 0.01]},
+            {"id": "ring_34", "name": "34T chainring", "kind": "part", "category": "chainring",
+             "part_number": "CR-34", "diameter_mm": 145, "position": [0.42, -0.05, 0.01]},
+            {"id": "crank_l", "name": "left crank arm", "kind": "part", "category": "crank",
+             "length_mm": 172.5, "position": [0.30, 0.20, 0.01]},
+            {"id": "crank_r", "name": "right crank arm", "kind": "part", "category": "crank",
+             "length_mm": 175, "position": [0.30, -0.20, 0.01]},
+            {"id": "cable_a", "name": "MC4 cable", "kind": "part", "category": "cable", "length_mm": 900,
+             "position": [0.65, 0.35, 0.01]},
+            {"id": "cable_b", "name": "MC4 cable", "kind": "part", "category": "cable", "length_mm": 300,
+             "position": [0.65, -0.35, 0.01]},
+            {"id": "jbox_1", "name": "junction box", "kind": "part", "category": "junction box",
+             "defect": "bent pin", "position": [0.5, -0.2, 0.02]},
+            {"id": "jbox_2", "name": "junction box", "kind": "part", "category": "junction box",
+             "defect": "none", "position": [0.5, 0.25, 0.02]},
+        ],
+        "locations": [
+            {"id": "stand", "name": "repair stand", "category": "fixture", "position": [0.75, 0.0, 0]},
+            {"id": "tray", "name": "small parts tray", "category": "tray", "position": [0.25, 0.45, 0]},
+            {"id": "scrap", "name": "scrap bin", "category": "bin", "role": "reject",
+             "position": [0.6, 0.5, 0]},
+            {"id": "tester", "name": "tester", "category": "station", "role": "inspection",
+             "position": [0.8, 0.4, 0]},
+        ],
+    }
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("the 34 tooth ring onto the repair stand", ("pick_place", "ring_34", "stand")),  # jargon + number
+        ("uh pick up the 175 crank real quick", ("pick", "crank_r", None)),  # bare number = a length
+        ("put the longer crank arm in the tray", ("pick_place", "crank_r", "tray")),  # 'arm' is a name
+        ("grab the 900 mm MC4 cable", ("pick", "cable_a", None)),  # 'MC4' stays one scene word
+        ("scrap the bad junction box", ("pick_place", "jbox_1", "scrap")),  # multi-word category
+        ("put the good junction box on the stand", ("pick_place", "jbox_2", "stand")),  # not defective
+        ("grab the cable with the 300 mm length", ("pick", "cable_b", None)),  # a phrase that refines
+    ],
+)
+def test_words_the_scene_explains_decide_without_a_question(resolver, text, expected) -> None:
+    res = resolver.resolve(text, BENCH)
+    assert (res.status, res.action, res.object_id, res.target_id) == ("resolved", *expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "candidates"),
+    [
+        ("grab the MC4 cable", {"cable_a", "cable_b"}),  # both carry every word: ask with both
+        ("pick up the crank", {"crank_l", "crank_r"}),
+        ("pick up the saddle", set()),  # a head noun nothing in the cell carries
+        ("pick up the 6206 chainring", set()),  # a number no chainring carries
+        ("grab the steel crank", set()),  # an understood modifier no crank carries
+    ],
+)
+def test_ties_and_absent_things_are_asked(resolver, text, candidates) -> None:
+    res = resolver.resolve(text, BENCH)
+    assert res.status == "clarify"
+    assert set(res.candidates) == candidates
+
+
+def test_a_word_nobody_explains_never_blocks(resolver) -> None:
+    res = resolver.resolve("yo grab the wibbly 50T chainring", BENCH)
+    assert (res.status, res.object_id) == ("resolved", "ring_50")
+
+
+def test_an_absent_object_is_never_replaced_by_a_move_of_the_arm(resolver) -> None:
+    """'move the charger cable to the tester' names no object here: ask, never drive to the tester."""
+    res = resolver.resolve("move the charger cable to the tester", BENCH)
+    assert res.status == "clarify"
+
+
+def test_unexplained_words_give_evidence_by_resemblance() -> None:
+    assert unexplained_word_support("ti", {"titanium", "rivet"}) > 0  # abbreviation
+    assert unexplained_word_support("porous", {"porosity"}) > 0  # shared stem
+    assert unexplained_word_support("ring", {"chainring"}) > 0  # end of a compound
+    assert unexplained_word_support("pls", {"chainring", "crank"}) == 0
+    assert typo_distance("brakcet", "bracket") == pytest.approx(0.8)  # a swap is cheap
+
+
+ZH_CELL = Scene.from_dict(
+    {
+        "objects": [
+            {"id": "gear_1", "name": "齿轮", "kind": "part", "category": "齿轮",
+             "position": [0.5, 0.2, 0.01]},
+            {"id": "rack_1", "name": "齿条", "kind": "part", "category": "齿条",
+             "position": [0.5, -0.2, 0.01]},
+            {"id": "pad_1", "name": "缓冲垫", "kind": "part", "category": "缓冲垫",
+             "position": [0.3, 0.0, 0.01]},
+        ],
+        "locations": [{"id": "tray_1", "name": "1号托盘", "category": "tray", "position": [0.7, 0.0, 0]}],
+    }
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "object_id"),
+    [
+        ("拿起齿条", "rack_1"),
+        ("拿起齿轮", "gear_1"),
+        ("把缓冲垫放到1号托盘", "pad_1"),
+        ("拿起缓冲电", "pad_1"),
+    ],
+)
+def test_chinese_scene_names_are_words_of_their_own(resolver, text, object_id) -> None:
+    """Names sharing a character are not confused; a scene word needs no lexicon entry; a homophone
+    typo of a scene word (缓冲电 for 缓冲垫) is read by its pinyin."""
+    res = resolver.resolve(text, ZH_CELL)
+    assert (res.status, res.object_id) == ("resolved", object_id)
+
+
+WHEELS = Scene.from_dict(
+    {
+        "objects": [
+            {"id": "front", "name": "front wheel", "kind": "part", "category": "wheel",
+             "position": [0.55, 0.3, 0.02]},
+            {"id": "rear", "name": "rear wheel", "kind": "part", "category": "wheel",
+             "position": [0.55, -0.3, 0.02]},
+            {"id": "rotor_1", "name": "brake rotor", "kind": "part", "category": "rotor", "defect": "warped",
+             "position": [0.4, 0.05, 0.02]},
+            {"id": "rotor_2", "name": "brake rotor", "kind": "part", "category": "rotor", "defect": "none",
+             "position": [0.6, 0.05, 0.02]},
+        ],
+        "locations": [
+            {"id": "hold", "name": "hold bin", "category": "bin", "role": "reject",
+             "position": [0.25, 0.45, 0]},
+            {"id": "jig", "name": "hub jig", "category": "fixture", "position": [0.75, 0.0, 0]},
+        ],
+    }
+)  # fmt: skip
+
+
+def test_a_direction_word_names_what_the_scene_calls_front_or_rear(resolver) -> None:
+    assert resolver.resolve("把后轮往右推一下", WHEELS).object_id == "rear"
+    assert resolver.resolve("pick up the front wheel", WHEELS).object_id == "front"
+
+
+def test_an_unreadable_description_of_a_part_being_rejected_means_its_defect(resolver) -> None:
+    """变形 (warped) is not in the lexicon; sent to the reject bin, it picks the flagged rotor.
+    To an ordinary place, or said without a describing word, the question stays."""
+    res = resolver.resolve("把变形的刹车盘放进隔离箱", WHEELS)
+    assert (res.status, res.object_id, res.target_id) == ("resolved", "rotor_1", "hold")
+    assert resolver.resolve("把变形的刹车盘放到夹具上", WHEELS).status == "clarify"
+    assert resolver.resolve("put the rotor in the hold bin", WHEELS).status == "clarify"
+
+
+def test_homophones_match_any_reading_of_a_character(resolver) -> None:
+    """pypinyin reads 垫圈 as dian juan; 电圈 (dian quan) still sounds like it, 圈 being both."""
+    from vla_ros.disambiguation.resolver import sounds_alike
+
+    assert sounds_alike("电圈", "垫圈")
+    assert not sounds_alike("齿轮", "齿条")
