@@ -32,11 +32,15 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from vla_ros.sim import MAX_EPISODE_STEPS, ScriptedExpert, Task, Workcell, run_episode, workcell_config
 from vla_ros.sim.layout import Layout, LocationSpec, PartSpec
+from vla_ros.sim.tasks import MAX_EPISODE_STEPS, Task
+
+if TYPE_CHECKING:  # the simulator (PyBullet) loads when a study runs, not when the CLI is built
+    from vla_ros.sim.workcell import Workcell
 
 STUDY_TASKS = ("move_to", "move_to_part")
 REQUEST_KINDS = ("canonical", "synonym", "attribute", "relative", "chinese", "typo", "history", "ambiguous")
@@ -392,6 +396,8 @@ class Study:
         )
 
     def _policy(self, condition: Condition, cell: Workcell):
+        from vla_ros.sim import ScriptedExpert
+
         key = "expert" if condition.words == "expert" else condition.quantization
         if key not in self._policies:
             self._policies[key] = ScriptedExpert(cell) if key == "expert" else self._load_policy(key)
@@ -413,6 +419,8 @@ class Study:
         return resolve_with_operator(self.resolver, request, scene)
 
     def _episode(self, cell: Workcell, condition: Condition, task: str, seed: int, request, canonical, scene):
+        from vla_ros.sim import run_episode
+
         understood = self._understand(condition, request, canonical, scene)
         start = time.perf_counter()
         success, ended, steps, reused = False, "", 0, False
@@ -476,6 +484,8 @@ class Study:
             bar = tqdm(total=total, desc="study", unit="episode")
         started = time.perf_counter()
         interrupted = False
+        from vla_ros.sim import Workcell, workcell_config
+
         with Workcell(workcell_config(224, None)) as cell, log_path.open("a", encoding="utf-8") as log:
             try:
                 for task, seed in self.plan():
