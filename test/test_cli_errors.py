@@ -48,7 +48,7 @@ def files(tmp_path_factory):
 CASES = [
     ("model", "one_pixel.png", "go", [], "1x1 pixels; a camera image needs at least 14"),
     ("model", "ok.png", "   ", [], "instruction is empty"),
-    ("model", "ok.png", "go " * 3000, [], r"tokens with the prompt; this model takes at most \d+"),
+    ("model", "ok.png", "go " * 3000, [], r"tokens with the prompt; this model reads at most 512"),
     ("model", "garbage.png", "go", [], "garbage.png is not an image file"),
     ("model", "missing.png", "go", [], "missing.png is not an image file"),
     ("weights.pt", "ok.png", "go", [], "weights.pt is a file; a checkpoint is a directory"),

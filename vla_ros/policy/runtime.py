@@ -125,17 +125,16 @@ class VLAPolicy:
 
     def _prompt_ids(self, instruction: str) -> list[int]:
         """The prompt's token ids, refusing an instruction the model cannot act on: an empty one, or one
-        too long to fit the language model's context next to the image patches and the action."""
+        longer than the text the model reads (config.json ``llm_max_length``, upstream's tokenizer limit;
+        the image patches and the action come on top of it)."""
         if not isinstance(instruction, str) or not instruction.strip():
             raise InstructionError("the instruction is empty: say what the robot should do")
         ids = self.prompt_tokenizer.encode_prompt(instruction)
-        model = self.core_model
-        limit = model.config.llm_max_length - model.num_patches - self.action_statistics.action_dim
+        limit = self.core_model.config.llm_max_length
         if len(ids) > limit:
             raise InstructionError(
-                f"the instruction is {len(ids)} tokens with the prompt; this model takes at most {limit} "
-                f"(its {model.config.llm_max_length}-token context holds {model.num_patches} image patches "
-                "and the action too)"
+                f"the instruction is {len(ids)} tokens with the prompt; this model reads at most {limit} "
+                "(config.json llm_max_length)"
             )
         return ids
 
