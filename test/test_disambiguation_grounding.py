@@ -173,3 +173,57 @@ def test_homophones_match_any_reading_of_a_character(resolver) -> None:
 
     assert sounds_alike("电圈", "垫圈")
     assert not sounds_alike("齿轮", "齿条")
+
+
+LAB = Scene.from_dict(
+    {
+        "objects": [
+            {"id": "tips_s", "name": "200 ul tip box", "kind": "part", "category": "tip box",
+             "position": [0.35, 0.3, 0.03]},
+            {"id": "tips_l", "name": "1000 ul tip box", "kind": "part", "category": "tip box",
+             "position": [0.35, -0.25, 0.03]},
+            {"id": "plate_c", "name": "96-well plate", "kind": "part", "category": "plate", "color": "clear",
+             "position": [0.5, 0.2, 0.02]},
+            {"id": "plate_k", "name": "384-well plate", "kind": "part", "category": "plate", "color": "black",
+             "position": [0.5, -0.05, 0.02]},
+            {"id": "pipette", "name": "pipette", "kind": "tool", "category": "pipette",
+             "position": [0.25, 0.0, 0.02]},
+        ],
+        "locations": [
+            {"id": "reader", "name": "plate reader", "category": "machine", "position": [0.8, 0.2, 0]},
+            {"id": "deck_1", "name": "deck position 1", "category": "deck", "position": [0.7, -0.1, 0]},
+            {"id": "deck_2", "name": "deck position 2", "category": "deck", "position": [0.7, -0.35, 0]},
+            {"id": "board", "name": "tool board", "category": "rack", "accepts": ["tool"],
+             "position": [0.2, 0.5, 0]},
+        ],
+    }
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("grab the tip box farthest from the reader", ("pick", "tips_l", None, None)),
+        ("grab the tip box closest to the reader", ("pick", "tips_s", None, None)),
+        ("black plate to deck position 2", ("pick_place", "plate_k", "deck_2", None)),  # 'position' a name
+        ("put the pipette back", ("pick_place", "pipette", "board", None)),  # put back = put away
+        ("shove the pipette toward the reader", ("push", "pipette", None, "forward")),
+    ],
+)
+def test_relations_defaults_and_directions_from_the_words(resolver, text, expected) -> None:
+    res = resolver.resolve(text, LAB)
+    assert (res.status, res.action, res.object_id, res.target_id, res.direction) == ("resolved", *expected)
+
+
+def test_between_the_other_two_uses_the_candidates_themselves(resolver) -> None:
+    pins = Scene.from_dict({"objects": [
+        {"id": f"pin_{i}", "name": "dowel pin", "kind": "part", "category": "pin", "position": [0.5, y, 0.01]}
+        for i, y in enumerate((0.3, 0.1, -0.1))
+    ]})  # fmt: skip
+    assert resolver.resolve("pick up the pin between the other two", pins).object_id == "pin_1"
+    assert resolver.resolve("pick the pin between the other two pins", pins).object_id == "pin_1"
+
+
+@pytest.mark.parametrize("text", ["what time is it", "where is lunch", "how are you doing"])
+def test_questions_without_a_task_are_refused(resolver, text) -> None:
+    assert resolver.resolve(text, LAB).status == "reject"

@@ -81,6 +81,10 @@ _STOP_EXCEPTION_EN = re.compile(
 _STOP_EXCEPTION_ZH = re.compile(
     r"(?<=[\u4e00-\u9fff])[，,]?(?:然后|并且|并)(?:在那里|在那儿|在那|在这里|在这)?等着"
 )
+# A question with no action in it ("what time is it", "where's lunch"): talk, not a task.
+_WH_QUESTION = re.compile(
+    r"\s*(?:what|who|why|how|when|where)(?:'s|\s+(?:is|are|was|do|does|did|time))\b", re.I
+)
 _THREAD = re.compile(r"^m(\d{1,2})(?:x(\d+(?:\.\d+)?))?$")
 
 
@@ -944,6 +948,15 @@ class InstructionResolver:
         for i, tok in enumerate(tokens):
             nxt = tokens[i + 1] if i + 1 < len(tokens) else None
             prev = tokens[i - 1] if i > 0 else None
+            if (
+                tok.has("VERB")
+                and tok.has("NAME")
+                and prev is not None
+                and prev.tag in ("CAT", "LOCCAT", "KIND")
+            ):
+                # "deck position 2": after a noun, a scene name word is part of the name, not a verb.
+                tok.tags.sort(key=lambda tv: tv[0] != "NAME")
+                continue
             if tok.has("VERB") and (tok.has("ROLE") or tok.has("CAT")):
                 other = "ROLE" if tok.has("ROLE") else "CAT"
                 as_noun = (nxt is not None and (nxt.has("LOCCAT") or nxt.tag in ("LOCCAT", "NAME"))) or (
@@ -951,8 +964,6 @@ class InstructionResolver:
                 )
                 if as_noun:
                     tok.tags.sort(key=lambda tv, o=other: tv[0] != o)
-            if tok.tag == "DIR" and tok.has("NAME") and nxt is not None and nxt.tag in ("LOCCAT",):
-                pass  # stays a direction modifier; matched against names first
         for tok in tokens:
             tok.tags = tok.tags[:1] + [t for t in tok.tags[1:] if t[0] in ("NAME", "NUMWORD")]
 
@@ -1008,7 +1019,11 @@ class InstructionResolver:
                 and cur is not None
                 and cur.head is not None
                 and nxt is not None
-                and (nxt.tag in ("DET", "SELF", "PERSON") or nxt.tag in _HEADS)
+                and (
+                    nxt.tag in ("DET", "SELF", "PERSON")
+                    or nxt.tag in _HEADS
+                    or (nxt.tag == "PREP" and nxt.value("PREP") in ("from", "target"))
+                )
                 and self._superlatives.get(value, {}).get("attribute") == ("distance",)
             ):
                 close()
@@ -1193,6 +1208,10 @@ class InstructionResolver:
                 objs = self._nearest_points(objs, [ref.position])
         if np.between and objs:
             ref_ids: list[str] = []
+            if any(("MARK", "other") in ref.mods for ref in np.between):
+                # "the pin between the other two": the references are the other candidates themselves.
+                points = [o.position for o in objs]
+                return [o for o in objs if _is_between(o, [pt for pt in points if pt != o.position])]
             for ref_np in np.between:
                 ids = self._match_objects(ref_np, scene, turns, "pick")[0] or self._match_locations(
                     ref_np, scene, turns
@@ -1289,14 +1308,14 @@ class InstructionResolver:
             if ba and not p.objects and prep is None and kind == "location":
                 kind = "object"  # 把 marks the object, whatever its noun also names: 把周转箱放到...
             if pending_rel and kind != "side":
-                pending_rel = False
+                relation, pending_rel = str(pending_rel), False
                 if kind == "person":
                     p.person_reference = True
                     continue
                 owner = p.objects[-1] if p.objects else (p.targets[-1] if p.targets else None)
                 if owner is not None:
                     owner.near = np
-                    entry = self._superlatives.get(str(pending_rel), {})
+                    entry = self._superlatives.get(relation, {})
                     owner.near_order = (
                         entry.get("order", "min") if entry.get("attribute") == ("distance",) else "min"
                     )
@@ -1374,7 +1393,7 @@ class InstructionResolver:
         for i, (_np, prep, relcl, _idx, _n) in enumerate(mentions):
             if relcl:
                 continue
-            if prep == "target" or (prep == "toward" and placing):
+            if prep == "target" or (prep == "toward" and (placing or "push" in p.verbs)):
                 target_idx = i
         if target_idx is None and (placing or not p.verbs):
             for i, (_np, prep, relcl, _idx, _n) in enumerate(mentions):
@@ -1386,7 +1405,10 @@ class InstructionResolver:
             elif p.objects:
                 owner = p.objects[max(0, n_objects - 1)]
                 owner.locatives.append(np)
-            elif p.verbs and np.head in ("CAT", "KIND"):
+            elif p.verbs and (
+                np.head in ("CAT", "KIND")
+                or (np.head == "LOCCAT" and target_idx is not None and i < target_idx)
+            ):
                 # "move the charger cable to the tester": a noun phrase that is not the place is the
                 # thing to move, even when its words also name a place; never dropped silently.
                 p.objects.append(np)
@@ -1426,6 +1448,8 @@ class InstructionResolver:
         conf = 0.9 if p.corrected else 1.0
         ellipsis = not verbs and (p.markers & {"again", "same", "too", "other", "remaining"})
         known_nps = [np for np in p.objects + p.targets if np.kind not in ("unknown", "empty")]
+        if not verbs and _WH_QUESTION.match(cleaned):
+            return self._reject(cleaned, lang, "not a task for the robot arm", "这不是机械臂的任务")
         if not verbs and (p.objects or p.targets) and not known_nps and not p.markers:
             return self._reject(cleaned, lang, "not a task for the robot arm", "这不是机械臂的任务")
         if not verbs and p.objects and not p.targets and not p.target_objects and not p.directions:
@@ -1487,6 +1511,15 @@ class InstructionResolver:
         elif "ship" in verbs:
             default_target = "ship"
 
+        if (
+            intent == "put"
+            and default_target is None
+            and not p.targets
+            and not p.target_objects
+            and p.directions == ["backward"]
+            and re.search(r"\bback\b", cleaned.lower())
+        ):
+            default_target, p.directions = "put_away", []  # "put the torque wrench back"
         draft = Draft(intent=intent, confidence=conf)
         # --- object
         if intent in ("put", "pick", "push"):
@@ -1526,8 +1559,29 @@ class InstructionResolver:
             if len(dirs) == 1:
                 draft = replace(draft, direction=dirs[0])
             elif p.targets:
-                draft = replace(draft, direction=None, target_words=p.targets[-1].text)
+                toward = self._direction_toward(draft.objects or (), p.targets[-1], scene, turns)
+                draft = replace(draft, direction=toward, target_words=p.targets[-1].text)
         return draft
+
+    def _direction_toward(
+        self, objects: Sequence[str], place_np: _NP, scene: Scene, turns: Sequence[_Turn]
+    ) -> str | None:
+        """ "push it toward the conveyor": the robot-frame direction from the object to the place,
+        along the axis that carries most of the way (None when either is not unique)."""
+        places = self._match_locations(place_np, scene, turns)
+        obj = scene.object(objects[0]) if len(objects) == 1 else None
+        place = scene.location(places[0]) if len(places) == 1 else None
+        if obj is None or place is None:
+            return None
+        dx, dy = place.position[0] - obj.position[0], place.position[1] - obj.position[1]
+        if (
+            max(abs(dx), abs(dy)) < self.vocab.side_margin_m
+            or abs(abs(dx) - abs(dy)) < self.vocab.side_margin_m
+        ):
+            return None  # already there, or diagonal: ask which way
+        if abs(dx) > abs(dy):
+            return "forward" if dx > 0 else "backward"
+        return "left" if dy > 0 else "right"
 
     def _ellipsis(
         self, p: _Parse, scene: Scene, turns: list[_Turn], lang: str, cleaned: str, conf: float
