@@ -24,6 +24,7 @@ from pypinyin import Style, pinyin
 
 from vla_ros.disambiguation.dialogue import DialogueState
 from vla_ros.disambiguation.grounding import (
+    EVIDENCE_MARGIN,
     Requirement,
     rank_candidates,
     typo_distance,
@@ -1913,18 +1914,25 @@ class InstructionResolver:
         elif head == "PRON":
             last_targets = [t.target_id for t in reversed(turns) if t.target_id]
             return (last_targets[0],) if last_targets else ()
-        elif head is None and np.kind == "unknown":
-            return ()
         locs = _prefer_named(locs, np.head_word)
         marks = set(np.mod_values("MARK"))
         if marks & {"same", "previous"}:
             for turn in reversed(turns):
                 if turn.target_id and any(loc.id == turn.target_id for loc in locs):
                     return (turn.target_id,)
+        # As for objects: understood words filter, unexplained words only add evidence ("2号位": the
+        # label decides, 位 is not needed; "the calibration rig": 'calibration' names nothing here).
+        evidence = {loc.id: 0.0 for loc in locs}
+        understood = head is not None
         for tag, mod in np.mods:
             if not locs:
                 break
-            if tag == "ROLE":
+            understood = understood or tag not in ("UNKNOWN", "DET", "DE", "FILLER", "ALSO", "MARK")
+            if tag == "UNKNOWN":
+                for loc in locs:
+                    words = _entity_tokens(loc) | _name_tokens(loc.category) | {loc.role}
+                    evidence[loc.id] += unexplained_word_support(mod, words)
+            elif tag == "ROLE":
                 words = self._role_words.get(mod, {mod})
                 locs = [loc for loc in locs if loc.role == mod or words & _entity_tokens(loc)]
             elif tag in ("KIND", "CAT"):
@@ -1947,6 +1955,12 @@ class InstructionResolver:
                 ]
         if locs and np.head is None and not np.mods and np.kind == "empty":
             return ()
+        if locs and any(tag == "UNKNOWN" for tag, _ in np.mods):
+            best = max(evidence[loc.id] for loc in locs)
+            if best > 0.0:
+                locs = [loc for loc in locs if best - evidence[loc.id] < EVIDENCE_MARGIN]
+            elif not understood:
+                return ()  # nothing in the phrase names any place of the cell
         locs = self._spatial_select(np, locs)
         return tuple(loc.id for loc in locs)
 
