@@ -1,13 +1,25 @@
 """From an operator's words to one explicit command, a question, or a refusal.
 
-The resolver is deterministic: a lexicon from ``config/disambiguation.yaml`` tags the words (English
-on words, Chinese on characters), a small grammar shared by both languages finds the verb, the
-object phrase, the place phrase, a direction and spatial relations, and every phrase is matched
-against the scene by attributes and positions. When more than one thing fits, or nothing fits, it
-asks instead of guessing: acting on a wrong guess is the costly error on a real cell. Stop words are
-checked before anything else, and unsafe or off-task requests are refused.
+The resolver is deterministic and takes its nouns from the scene:
 
-Public API: :class:`InstructionResolver` (``resolve``, ``answer``), :class:`Resolution`.
+1. Safety first, on the whole input: stop words anywhere (however long the text) stop; home;
+   unsafe or off-task requests are refused even when they name an object of the cell.
+2. Words are tagged: the lexicon (``config/disambiguation.yaml``) holds what scenes do not (actions,
+   relations, quantifiers, pronouns, roles, safety words, a bilingual bridge for common nouns); the
+   scene adds its own names, categories and text attributes at run time (multi-word categories and
+   run-together spellings such as "MC4" as units; Chinese names as whole jieba words). Typos are
+   matched with rapidfuzz, Chinese homophones with pypinyin, Chinese numerals with cn2an. A word
+   nobody knows is kept as *unexplained*: it never ends the parse.
+3. A small grammar shared by both languages finds the verb, the object phrase, the place phrase, a
+   direction, and referring clauses (ordinals, between, left of a landmark, negation, corrections).
+4. Each phrase is grounded by scoring every candidate (:mod:`.grounding`): understood words must be
+   carried, unexplained words add evidence by resemblance, relations, superlatives and negation
+   re-rank or filter, and only a clear winner is chosen; ties are asked with exactly the tied ids,
+   and a phrase whose understood words fit nothing is asked with ``[]``.
+5. Pronouns, ellipsis and corrections read the :class:`~.dialogue.DialogueState`.
+
+Acting on a wrong guess is the costly error on a real cell, so whenever the words do not decide it
+asks. Public API: :class:`InstructionResolver` (``resolve``, ``answer``), :class:`Resolution`.
 """
 
 from __future__ import annotations
