@@ -227,3 +227,37 @@ def test_between_the_other_two_uses_the_candidates_themselves(resolver) -> None:
 @pytest.mark.parametrize("text", ["what time is it", "where is lunch", "how are you doing"])
 def test_questions_without_a_task_are_refused(resolver, text) -> None:
     assert resolver.resolve(text, LAB).status == "reject"
+
+
+PUMP = Scene.from_dict(
+    {
+        "objects": [
+            {"id": "imp_c", "name": "steel impeller", "kind": "part", "category": "impeller",
+             "defect": "cracked vane", "position": [0.45, -0.2, 0.03]},
+            {"id": "imp_b", "name": "bronze impeller", "kind": "part", "category": "impeller",
+             "material": "bronze", "position": [0.45, 0.3, 0.03]},
+            {"id": "kit", "name": "seal kit", "kind": "part", "category": "seal", "sku": "MS-35",
+             "position": [0.3, 0.35, 0.02]},
+            {"id": "last", "name": "shoe last", "kind": "part", "category": "last",
+             "position": [0.3, -0.35, 0.04]},
+        ],
+        "locations": [
+            {"id": "bin_2", "name": "bin 2", "category": "bin", "position": [0.7, -0.45, 0]},
+            {"id": "ng", "name": "NG bin", "category": "bin", "role": "reject", "position": [0.2, 0.5, 0]},
+        ],
+    }
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # what 'goes' is the object, never the arm (this was a move_to of the arm to the NG bin)
+        ("the cracked impeller needs to go in the NG bin", ("pick_place", "imp_c", "ng", None)),
+        ("MS-35 -> bin 2", ("pick_place", "kit", "bin_2", None)),
+        ("push the shoe last to the right a bit", ("push", "last", None, "right")),  # a name, not 'last one'
+    ],
+)
+def test_names_arrows_and_what_goes(resolver, text, expected) -> None:
+    res = resolver.resolve(text, PUMP)
+    assert (res.status, res.action, res.object_id, res.target_id, res.direction) == ("resolved", *expected)

@@ -25,6 +25,7 @@ asks. Public API: :class:`InstructionResolver` (``resolve``, ``answer``), :class
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import math
 import re
@@ -69,6 +70,8 @@ _NP_TAGS = frozenset(
     {"DET", "COLOR", "SIZE", "MATERIAL", "THREAD", "LENGTH", "LABEL", "NUM", "DIR", "SUPER", "NAME",
      "UNKNOWN", "DE", "MARK", "CAT", "KIND", "GENERIC", "LOCCAT", "ROLE", "SELF", "PERSON", "PRON", "ORD"}
 )  # fmt: skip
+# Readings that would end a noun phrase; a scene name word read so inside a name is read as the name.
+_PHRASE_BREAKING = frozenset({"VERB", "SELF", "PERSON", "MARK", "PRON", "GENERIC", "ORD", "NEG", "HOME"})
 _HEADS = frozenset({"CAT", "KIND", "GENERIC", "LOCCAT", "SELF", "PERSON", "PRON"})
 _IN_CATEGORIES = frozenset({"bin", "box", "crate", "container", "tote", "bucket"})
 _ZH_DIRECTION = {"left": "左", "right": "右", "forward": "前", "backward": "后", "up": "上", "down": "下"}
@@ -98,6 +101,7 @@ _STOP_EXCEPTION_ZH = re.compile(
 _WH_QUESTION = re.compile(
     r"\s*(?:what|who|why|how|when|where)(?:'s|\s+(?:is|are|was|do|does|did|time))\b", re.I
 )
+_ARROW = re.compile(r"\s*(?:->|=>|→|⇒|⟶)\s*")
 _THREAD = re.compile(r"^m(\d{1,2})(?:x(\d+(?:\.\d+)?))?$")
 
 
@@ -226,12 +230,10 @@ class _NP:
             return "object"
         if any(t == "ROLE" for t in content):
             return "location"
-        if any(t == "NAME" for t in content):
+        if any(t in ("NAME", "LABEL", "NUM") for t in content):
             return "name"
         if any(t == "UNKNOWN" for t in content):
             return "unknown"
-        if any(t in ("LABEL", "NUM") for t in content):
-            return "name"
         return "empty"
 
 
@@ -338,6 +340,15 @@ def _cjk_tokens(text: str) -> set[str]:
     """The Chinese runs of a name and their jieba words of two characters or more."""
     runs = {run for cjk, run in split_runs(text) if cjk}
     return runs | {w for run in runs for w in _jieba().lcut(run, HMM=False) if len(w) >= 2}
+
+
+def _name_bigrams(scene: Scene) -> set[tuple[str, str]]:
+    """Pairs of consecutive words in the scene's English names ("crank", "arm")."""
+    pairs: set[tuple[str, str]] = set()
+    for entity in (*scene.objects, *scene.locations):
+        words = english_words(entity.name)
+        pairs |= set(itertools.pairwise(words))
+    return pairs
 
 
 def _compact_tokens(text: str) -> set[str]:
@@ -787,7 +798,7 @@ class InstructionResolver:
             else:
                 zh_context = detect_language(cleaned) == "zh"
                 tokens.extend(self._en_tokens(run, scene_words, scene_phrases, zh_context))
-        self._choose_readings(tokens)
+        self._choose_readings(tokens, _name_bigrams(scene))
         return tokens
 
     def _zh_tokens(self, run: str, zh_scene: dict[str, list[tuple[str, str]]]) -> list[Token]:
@@ -954,20 +965,23 @@ class InstructionResolver:
         cand, tags = winners[0]
         return Token(word, word, list(tags), corrected=cand)
 
-    def _choose_readings(self, tokens: list[Token]) -> None:
-        """Keep one reading per token, by priority, then fix the known ambiguous cases by context."""
+    def _choose_readings(self, tokens: list[Token], name_bigrams: set[tuple[str, str]]) -> None:
+        """Keep one reading per token, by priority, then fix the known ambiguous cases by context.
+
+        Two words that follow each other in a scene name are read as that name, whatever else the
+        second means in the lexicon: "crank arm" is no robot arm, "shoe last" no "last one", "deck
+        position 2" no verb."""
         for tok in tokens:
             tok.tags.sort(key=lambda tv: _TAG_PRIORITY.index(tv[0]) if tv[0] in _TAG_PRIORITY else 99)
         for i, tok in enumerate(tokens):
             nxt = tokens[i + 1] if i + 1 < len(tokens) else None
             prev = tokens[i - 1] if i > 0 else None
             if (
-                tok.has("VERB")
+                prev is not None
+                and tok.tag in _PHRASE_BREAKING
                 and tok.has("NAME")
-                and prev is not None
-                and prev.tag in ("CAT", "LOCCAT", "KIND")
+                and (prev.text, tok.text) in name_bigrams
             ):
-                # "deck position 2": after a noun, a scene name word is part of the name, not a verb.
                 tok.tags.sort(key=lambda tv: tv[0] != "NAME")
                 continue
             if tok.has("VERB") and (tok.has("ROLE") or tok.has("CAT")):
@@ -1017,8 +1031,6 @@ class InstructionResolver:
                         tag, value = "PRON", tok.text
             if tag == "NUM":
                 tag = "LABEL"
-            if tag in ("SELF", "PERSON") and cur is not None and cur.head is not None and tok.has("NAME"):
-                tag, value = "NAME", tok.text  # "the crank arm": a scene name word, not the robot's arm
             np_mark = value in ("other", "remaining", "previous") or (
                 value == "same" and nxt is not None and nxt.tag in _HEADS
             )
@@ -1158,6 +1170,7 @@ class InstructionResolver:
             _add_jieba_words(
                 w for e in (*scene.objects, *scene.locations) for w in (e.name, e.category) if is_cjk(w)
             )
+        cleaned = _ARROW.sub(" to ", cleaned)  # "MS-35 -> bin 2"
         head, repair = _split_correction(cleaned)
         head, clauses = _referring_clauses(head)
         parse = self._parse(self._tokenize(head, scene), scene)
@@ -1305,7 +1318,11 @@ class InstructionResolver:
             for mark in np.mod_values("MARK"):
                 p.markers.add(mark)
             kind = np.kind
-            if kind == "unknown" and prep is None and not np.has_mod("DET") and not (ba and not p.objects):
+            after_verb = idx > 0 and isinstance(items[idx - 1], Token) and items[idx - 1].tag == "VERB"
+            keep = (
+                ba or after_verb
+            ) and not p.objects  # 拿起鞋底: the word right after the verb is the object
+            if kind == "unknown" and prep is None and not np.has_mod("DET") and not keep:
                 # A bare word the cell does not know ("uh", "yo", shop slang) is skipped: it lowers
                 # confidence but never ends the parse. After "the" or a preposition it names a thing.
                 p.unknown_words.append(np.text)
@@ -1513,7 +1530,8 @@ class InstructionResolver:
         elif "take" in verbs or "pick" in verbs:
             intent = "put" if (p.targets or p.target_objects) else "pick"
         elif "go" in verbs:
-            intent = "move_to"
+            # "the cracked impeller needs to go in the NG bin": what goes is the object, not the arm.
+            intent = "put" if p.objects and not p.self_object else "move_to"
         else:
             intent = "pick"
         default_target = None
