@@ -261,3 +261,47 @@ PUMP = Scene.from_dict(
 def test_names_arrows_and_what_goes(resolver, text, expected) -> None:
     res = resolver.resolve(text, PUMP)
     assert (res.status, res.action, res.object_id, res.target_id, res.direction) == ("resolved", *expected)
+
+
+MOTOR = Scene.from_dict(
+    {
+        "objects": [
+            {"id": "stator_1", "name": "stator", "kind": "part", "category": "stator", "mass_kg": 3.1,
+             "position": [0.45, 0.3, 0.05]},
+            {"id": "stator_2", "name": "stator", "kind": "part", "category": "stator", "mass_kg": 2.4,
+             "defect": "damaged winding", "position": [0.45, 0.0, 0.05]},
+        ],
+        "locations": [
+            {"id": "press", "name": "bearing press", "category": "machine", "position": [0.8, 0.2, 0]},
+            {"id": "tray_a", "name": "tray A", "category": "tray", "position": [0.75, -0.3, 0]},
+            {"id": "scrap", "name": "scrap bin", "category": "bin", "role": "reject",
+             "position": [0.2, 0.5, 0]},
+        ],
+    }
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("把重一点的定子放到压机上", ("pick_place", "stator_1", "press")),  # 压机: 压力机 shortened
+        ("坏的定子扔了", ("pick_place", "stator_2", "scrap")),  # thrown away, not thrown at someone
+        ("把坏掉的那个报废", ("pick_place", "stator_2", "scrap")),  # the sentence ends on its verb
+        ("除了坏的那个，把定子放到A托盘", ("pick_place", "stator_1", "tray_a")),  # exception to the comma
+    ],
+)
+def test_colloquial_chinese(resolver, text, expected) -> None:
+    res = resolver.resolve(text, MOTOR)
+    assert (res.status, res.action, res.object_id, res.target_id) == ("resolved", *expected)
+
+
+def test_chinese_abbreviations_keep_first_and_last_character() -> None:
+    from vla_ros.disambiguation.resolver import is_abbreviation
+
+    assert is_abbreviation("压机", "压力机") and is_abbreviation("质检", "质量检测")
+    assert not is_abbreviation("压机", "注塑机") and not is_abbreviation("齿条", "齿轮")
+
+
+@pytest.mark.parametrize("text", ["别碰那个", "don't touch that"])
+def test_dont_touch_stops(resolver, text) -> None:
+    assert resolver.resolve(text, MOTOR).action == "stop"

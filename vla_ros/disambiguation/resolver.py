@@ -394,6 +394,15 @@ def sounds_alike(a: str, b: str) -> bool:
     )
 
 
+def is_abbreviation(short: str, word: str) -> bool:
+    """Whether ``short`` is ``word`` with inner characters dropped: same first and last character,
+    the rest in order (压机 of 压力机); two characters at least, and shorter than the word."""
+    if len(short) < 2 or len(short) >= len(word) or short[0] != word[0] or short[-1] != word[-1]:
+        return False
+    rest = iter(word[1:-1])
+    return all(ch in rest for ch in short[1:-1])
+
+
 @functools.lru_cache(maxsize=1)
 def _jieba():
     """jieba, imported once and quiet (it logs "Building prefix dict" on first use)."""
@@ -474,7 +483,8 @@ _NOT_EN = re.compile(
     r"besides|but)\s+(?!to\b|into\b|onto\b|in\b|on\b)"
     r"(.+?)(?=\s+(?:to|into|onto|in|on|on to|in to)\s+|\s*[,;.!?]|$)"
 )
-_NOT_ZH = re.compile(r"除了(.+?)(?:以外|之外)?(?:的|[，,])")
+# "除了坏的那个，把定子…": the exception runs to the comma when there is one, else to the first 的.
+_NOT_ZH = re.compile(r"除了([^，,]+?)(?:以外|之外)?[，,]|除了(.+?)(?:以外|之外)?的")
 _BETWEEN_EN = re.compile(r"\s*\b(?:in\s+)?between\s+(.+?)(?=\s+(?:to|into|onto|in|on)\s+|\s*[,;.!?]|$)")
 _BETWEEN_ZH = re.compile(r"(?:在)?([^在把]+?)(?:和|与|跟)(.+?)(?:之间|中间)的")
 _SIDE_OF_EN = re.compile(
@@ -506,7 +516,7 @@ def _referring_clauses(text: str) -> tuple[str, list[tuple[str, object, str]]]:
             text = text[: match.start()] + text[match.end() :]
         match = _NOT_ZH.search(text)
         if match:
-            clauses.append(("not", None, match.group(1)))
+            clauses.append(("not", None, match.group(1) or match.group(2)))
             text = text[: match.start()] + text[match.end() :]
         match = _BETWEEN_ZH.search(text)
         if match:
@@ -852,6 +862,12 @@ class InstructionResolver:
             (w, t) for w, t in self.lex.zh_nouns.get(len(token.text), []) if sounds_alike(token.text, w)
         ]
         readings += [(w, t) for w, t in zh_scene.items() if sounds_alike(token.text, w)]
+        if not readings:
+            # Chinese shortens words by dropping inner characters (压力机 -> 压机, 质量检测 -> 质检).
+            longer = [
+                (w, t) for n, nouns in self.lex.zh_nouns.items() if n > len(token.text) for w, t in nouns
+            ]
+            readings = [(w, t) for w, t in [*longer, *zh_scene.items()] if is_abbreviation(token.text, w)]
         if len({tuple(t) for _, t in readings}) != 1:
             return token
         word, tags = readings[0]
@@ -989,6 +1005,8 @@ class InstructionResolver:
                 as_noun = (nxt is not None and (nxt.has("LOCCAT") or nxt.tag in ("LOCCAT", "NAME"))) or (
                     prev is not None and prev.tag in ("DET", "PREP", "COLOR", "SIZE")
                 )
+                if tok.cjk and (nxt is None or nxt.tag == "PUNCT"):
+                    as_noun = False  # Chinese ends on its verb: 把坏掉的那个报废
                 if as_noun:
                     tok.tags.sort(key=lambda tv, o=other: tv[0] != o)
         for tok in tokens:
