@@ -863,7 +863,7 @@ class InstructionResolver:
         ]
         readings += [(w, t) for w, t in zh_scene.items() if sounds_alike(token.text, w)]
         if not readings:
-            # Chinese shortens words by dropping inner characters (压力机 -> 压机, 质量检测 -> 质检).
+            # Chinese shortens words by dropping inner characters (压力机 -> 压机).
             longer = [
                 (w, t) for n, nouns in self.lex.zh_nouns.items() if n > len(token.text) for w, t in nouns
             ]
