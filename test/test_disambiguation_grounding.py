@@ -305,3 +305,18 @@ def test_chinese_abbreviations_keep_first_and_last_character() -> None:
 @pytest.mark.parametrize("text", ["别碰那个", "don't touch that"])
 def test_dont_touch_stops(resolver, text) -> None:
     assert resolver.resolve(text, MOTOR).action == "stop"
+
+
+def test_typos_are_not_corrected_into_things_the_cell_lacks(resolver) -> None:
+    """'capper' is one letter from 'copper', but nothing here is copper: it resembles the capping
+    station instead, by the scene's own words."""
+    cell = Scene.from_dict({
+        "objects": [{"id": "b", "name": "dropper bottle", "kind": "part", "category": "bottle",
+                     "color": "amber", "position": [0.45, 0.0, 0.04]}],
+        "locations": [{"id": "capper", "name": "capping station", "category": "station",
+                       "position": [0.8, 0.2, 0]},
+                      {"id": "filler", "name": "filling station", "category": "station",
+                       "position": [0.8, -0.2, 0]}],
+    })  # fmt: skip
+    res = resolver.resolve("amber one to the capper", cell)
+    assert (res.status, res.object_id, res.target_id) == ("resolved", "b", "capper")

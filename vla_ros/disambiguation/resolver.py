@@ -949,6 +949,15 @@ class InstructionResolver:
                 return length, Token(joined, phrase, list(scene_words[joined]))
         return None
 
+    def _describes_nothing_here(self, tags: Sequence[tuple[str, str]], present: set[str]) -> bool:
+        """Whether every reading of a lexicon word describes a kind of thing the scene lacks."""
+        describing = ("COLOR", "MATERIAL", "CAT", "LOCCAT")
+        if not tags or any(tag not in describing for tag, _ in tags):
+            return False
+        return not any(
+            value in present or present & self._category_words.get(value, set()) for _, value in tags
+        )
+
     def _correct(self, word: str, scene_words: dict) -> Token:
         """Typo tolerance: map an unknown word to the closest known word when that is unambiguous."""
         v = self.vocab
@@ -956,7 +965,12 @@ class InstructionResolver:
             return Token(word, word, [("UNKNOWN", word)])
         limit = v.typo_max_distance_short if len(word) <= 7 else v.typo_max_distance_long
         best: list[tuple[float, str, list]] = []
-        pool: dict[str, list] = {w: list(t) for w, t in self.lex.en_words.items()}
+        # A word that only describes things (a colour, material, category) is a typo target only when
+        # the cell has such a thing: "capper" is no "copper" in a cell without copper.
+        present = {value for tags in scene_words.values() for _, value in tags}
+        pool: dict[str, list] = {
+            w: list(t) for w, t in self.lex.en_words.items() if not self._describes_nothing_here(t, present)
+        }
         for w, t in scene_words.items():
             pool.setdefault(w, [])
             pool[w] += [x for x in t if x not in pool[w]]
