@@ -173,3 +173,150 @@ def test_homophones_match_any_reading_of_a_character(resolver) -> None:
 
     assert sounds_alike("电圈", "垫圈")
     assert not sounds_alike("齿轮", "齿条")
+
+
+LAB = Scene.from_dict(
+    {
+        "objects": [
+            {"id": "tips_s", "name": "200 ul tip box", "kind": "part", "category": "tip box",
+             "position": [0.35, 0.3, 0.03]},
+            {"id": "tips_l", "name": "1000 ul tip box", "kind": "part", "category": "tip box",
+             "position": [0.35, -0.25, 0.03]},
+            {"id": "plate_c", "name": "96-well plate", "kind": "part", "category": "plate", "color": "clear",
+             "position": [0.5, 0.2, 0.02]},
+            {"id": "plate_k", "name": "384-well plate", "kind": "part", "category": "plate", "color": "black",
+             "position": [0.5, -0.05, 0.02]},
+            {"id": "pipette", "name": "pipette", "kind": "tool", "category": "pipette",
+             "position": [0.25, 0.0, 0.02]},
+        ],
+        "locations": [
+            {"id": "reader", "name": "plate reader", "category": "machine", "position": [0.8, 0.2, 0]},
+            {"id": "deck_1", "name": "deck position 1", "category": "deck", "position": [0.7, -0.1, 0]},
+            {"id": "deck_2", "name": "deck position 2", "category": "deck", "position": [0.7, -0.35, 0]},
+            {"id": "board", "name": "tool board", "category": "rack", "accepts": ["tool"],
+             "position": [0.2, 0.5, 0]},
+        ],
+    }
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("grab the tip box farthest from the reader", ("pick", "tips_l", None, None)),
+        ("grab the tip box closest to the reader", ("pick", "tips_s", None, None)),
+        ("black plate to deck position 2", ("pick_place", "plate_k", "deck_2", None)),  # 'position' a name
+        ("put the pipette back", ("pick_place", "pipette", "board", None)),  # put back = put away
+        ("shove the pipette toward the reader", ("push", "pipette", None, "forward")),
+    ],
+)
+def test_relations_defaults_and_directions_from_the_words(resolver, text, expected) -> None:
+    res = resolver.resolve(text, LAB)
+    assert (res.status, res.action, res.object_id, res.target_id, res.direction) == ("resolved", *expected)
+
+
+def test_between_the_other_two_uses_the_candidates_themselves(resolver) -> None:
+    pins = Scene.from_dict({"objects": [
+        {"id": f"pin_{i}", "name": "dowel pin", "kind": "part", "category": "pin", "position": [0.5, y, 0.01]}
+        for i, y in enumerate((0.3, 0.1, -0.1))
+    ]})  # fmt: skip
+    assert resolver.resolve("pick up the pin between the other two", pins).object_id == "pin_1"
+    assert resolver.resolve("pick the pin between the other two pins", pins).object_id == "pin_1"
+
+
+@pytest.mark.parametrize("text", ["what time is it", "where is lunch", "how are you doing"])
+def test_questions_without_a_task_are_refused(resolver, text) -> None:
+    assert resolver.resolve(text, LAB).status == "reject"
+
+
+PUMP = Scene.from_dict(
+    {
+        "objects": [
+            {"id": "imp_c", "name": "steel impeller", "kind": "part", "category": "impeller",
+             "defect": "cracked vane", "position": [0.45, -0.2, 0.03]},
+            {"id": "imp_b", "name": "bronze impeller", "kind": "part", "category": "impeller",
+             "material": "bronze", "position": [0.45, 0.3, 0.03]},
+            {"id": "kit", "name": "seal kit", "kind": "part", "category": "seal", "sku": "MS-35",
+             "position": [0.3, 0.35, 0.02]},
+            {"id": "last", "name": "shoe last", "kind": "part", "category": "last",
+             "position": [0.3, -0.35, 0.04]},
+        ],
+        "locations": [
+            {"id": "bin_2", "name": "bin 2", "category": "bin", "position": [0.7, -0.45, 0]},
+            {"id": "ng", "name": "NG bin", "category": "bin", "role": "reject", "position": [0.2, 0.5, 0]},
+        ],
+    }
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # what 'goes' is the object, never the arm (this was a move_to of the arm to the NG bin)
+        ("the cracked impeller needs to go in the NG bin", ("pick_place", "imp_c", "ng", None)),
+        ("MS-35 -> bin 2", ("pick_place", "kit", "bin_2", None)),
+        ("push the shoe last to the right a bit", ("push", "last", None, "right")),  # a name, not 'last one'
+    ],
+)
+def test_names_arrows_and_what_goes(resolver, text, expected) -> None:
+    res = resolver.resolve(text, PUMP)
+    assert (res.status, res.action, res.object_id, res.target_id, res.direction) == ("resolved", *expected)
+
+
+MOTOR = Scene.from_dict(
+    {
+        "objects": [
+            {"id": "stator_1", "name": "stator", "kind": "part", "category": "stator", "mass_kg": 3.1,
+             "position": [0.45, 0.3, 0.05]},
+            {"id": "stator_2", "name": "stator", "kind": "part", "category": "stator", "mass_kg": 2.4,
+             "defect": "damaged winding", "position": [0.45, 0.0, 0.05]},
+        ],
+        "locations": [
+            {"id": "press", "name": "bearing press", "category": "machine", "position": [0.8, 0.2, 0]},
+            {"id": "tray_a", "name": "tray A", "category": "tray", "position": [0.75, -0.3, 0]},
+            {"id": "scrap", "name": "scrap bin", "category": "bin", "role": "reject",
+             "position": [0.2, 0.5, 0]},
+        ],
+    }
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("把重一点的定子放到压机上", ("pick_place", "stator_1", "press")),  # 压机: 压力机 shortened
+        ("坏的定子扔了", ("pick_place", "stator_2", "scrap")),  # thrown away, not thrown at someone
+        ("把坏掉的那个报废", ("pick_place", "stator_2", "scrap")),  # the sentence ends on its verb
+        ("除了坏的那个，把定子放到A托盘", ("pick_place", "stator_1", "tray_a")),  # exception to the comma
+    ],
+)
+def test_colloquial_chinese(resolver, text, expected) -> None:
+    res = resolver.resolve(text, MOTOR)
+    assert (res.status, res.action, res.object_id, res.target_id) == ("resolved", *expected)
+
+
+def test_chinese_abbreviations_keep_first_and_last_character() -> None:
+    from vla_ros.disambiguation.resolver import is_abbreviation
+
+    assert is_abbreviation("压机", "压力机") and is_abbreviation("甲丙丁", "甲乙丙丁")  # the rule itself
+    assert not is_abbreviation("压机", "注塑机") and not is_abbreviation("齿条", "齿轮")
+
+
+@pytest.mark.parametrize("text", ["别碰那个", "don't touch that"])
+def test_dont_touch_stops(resolver, text) -> None:
+    assert resolver.resolve(text, MOTOR).action == "stop"
+
+
+def test_typos_are_not_corrected_into_things_the_cell_lacks(resolver) -> None:
+    """'capper' is one letter from 'copper', but nothing here is copper: it resembles the capping
+    station instead, by the scene's own words."""
+    cell = Scene.from_dict({
+        "objects": [{"id": "b", "name": "dropper bottle", "kind": "part", "category": "bottle",
+                     "color": "amber", "position": [0.45, 0.0, 0.04]}],
+        "locations": [{"id": "capper", "name": "capping station", "category": "station",
+                       "position": [0.8, 0.2, 0]},
+                      {"id": "filler", "name": "filling station", "category": "station",
+                       "position": [0.8, -0.2, 0]}],
+    })  # fmt: skip
+    res = resolver.resolve("amber one to the capper", cell)
+    assert (res.status, res.object_id, res.target_id) == ("resolved", "b", "capper")

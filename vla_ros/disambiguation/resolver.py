@@ -1,18 +1,31 @@
 """From an operator's words to one explicit command, a question, or a refusal.
 
-The resolver is deterministic: a lexicon from ``config/disambiguation.yaml`` tags the words (English
-on words, Chinese on characters), a small grammar shared by both languages finds the verb, the
-object phrase, the place phrase, a direction and spatial relations, and every phrase is matched
-against the scene by attributes and positions. When more than one thing fits, or nothing fits, it
-asks instead of guessing: acting on a wrong guess is the costly error on a real cell. Stop words are
-checked before anything else, and unsafe or off-task requests are refused.
+The resolver is deterministic and takes its nouns from the scene:
 
-Public API: :class:`InstructionResolver` (``resolve``, ``answer``), :class:`Resolution`.
+1. Safety first, on the whole input: stop words anywhere (however long the text) stop; home;
+   unsafe or off-task requests are refused even when they name an object of the cell.
+2. Words are tagged: the lexicon (``config/disambiguation.yaml``) holds what scenes do not (actions,
+   relations, quantifiers, pronouns, roles, safety words, a bilingual bridge for common nouns); the
+   scene adds its own names, categories and text attributes at run time (multi-word categories and
+   run-together spellings such as "MC4" as units; Chinese names as whole jieba words). Typos are
+   matched with rapidfuzz, Chinese homophones with pypinyin, Chinese numerals with cn2an. A word
+   nobody knows is kept as *unexplained*: it never ends the parse.
+3. A small grammar shared by both languages finds the verb, the object phrase, the place phrase, a
+   direction, and referring clauses (ordinals, between, left of a landmark, negation, corrections).
+4. Each phrase is grounded by scoring every candidate (:mod:`.grounding`): understood words must be
+   carried, unexplained words add evidence by resemblance, relations, superlatives and negation
+   re-rank or filter, and only a clear winner is chosen; ties are asked with exactly the tied ids,
+   and a phrase whose understood words fit nothing is asked with ``[]``.
+5. Pronouns, ellipsis and corrections read the :class:`~.dialogue.DialogueState`.
+
+Acting on a wrong guess is the costly error on a real cell, so whenever the words do not decide it
+asks. Public API: :class:`InstructionResolver` (``resolve``, ``answer``), :class:`Resolution`.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import math
 import re
@@ -24,6 +37,7 @@ from pypinyin import Style, pinyin
 
 from vla_ros.disambiguation.dialogue import DialogueState
 from vla_ros.disambiguation.grounding import (
+    EVIDENCE_MARGIN,
     Requirement,
     rank_candidates,
     typo_distance,
@@ -56,6 +70,8 @@ _NP_TAGS = frozenset(
     {"DET", "COLOR", "SIZE", "MATERIAL", "THREAD", "LENGTH", "LABEL", "NUM", "DIR", "SUPER", "NAME",
      "UNKNOWN", "DE", "MARK", "CAT", "KIND", "GENERIC", "LOCCAT", "ROLE", "SELF", "PERSON", "PRON", "ORD"}
 )  # fmt: skip
+# Readings that would end a noun phrase; a scene name word read so inside a name is read as the name.
+_PHRASE_BREAKING = frozenset({"VERB", "SELF", "PERSON", "MARK", "PRON", "GENERIC", "ORD", "NEG", "HOME"})
 _HEADS = frozenset({"CAT", "KIND", "GENERIC", "LOCCAT", "SELF", "PERSON", "PRON"})
 _IN_CATEGORIES = frozenset({"bin", "box", "crate", "container", "tote", "bucket"})
 _ZH_DIRECTION = {"left": "左", "right": "右", "forward": "前", "backward": "后", "up": "上", "down": "下"}
@@ -81,6 +97,11 @@ _STOP_EXCEPTION_EN = re.compile(
 _STOP_EXCEPTION_ZH = re.compile(
     r"(?<=[\u4e00-\u9fff])[，,]?(?:然后|并且|并)(?:在那里|在那儿|在那|在这里|在这)?等着"
 )
+# A question with no action in it ("what time is it", "where's lunch"): talk, not a task.
+_WH_QUESTION = re.compile(
+    r"\s*(?:what|who|why|how|when|where)(?:'s|\s+(?:is|are|was|do|does|did|time))\b", re.I
+)
+_ARROW = re.compile(r"\s*(?:->|=>|→|⇒|⟶)\s*")
 _THREAD = re.compile(r"^m(\d{1,2})(?:x(\d+(?:\.\d+)?))?$")
 
 
@@ -209,12 +230,10 @@ class _NP:
             return "object"
         if any(t == "ROLE" for t in content):
             return "location"
-        if any(t == "NAME" for t in content):
+        if any(t in ("NAME", "LABEL", "NUM") for t in content):
             return "name"
         if any(t == "UNKNOWN" for t in content):
             return "unknown"
-        if any(t in ("LABEL", "NUM") for t in content):
-            return "name"
         return "empty"
 
 
@@ -323,6 +342,15 @@ def _cjk_tokens(text: str) -> set[str]:
     return runs | {w for run in runs for w in _jieba().lcut(run, HMM=False) if len(w) >= 2}
 
 
+def _name_bigrams(scene: Scene) -> set[tuple[str, str]]:
+    """Pairs of consecutive words in the scene's English names ("crank", "arm")."""
+    pairs: set[tuple[str, str]] = set()
+    for entity in (*scene.objects, *scene.locations):
+        words = english_words(entity.name)
+        pairs |= set(itertools.pairwise(words))
+    return pairs
+
+
 def _compact_tokens(text: str) -> set[str]:
     """ "CR-50" -> cr50, "hi-lok pin" -> hilok: the spellings an operator runs together or splits."""
     return {re.sub(r"[^a-z0-9]", "", w) for w in text.lower().split() if re.search(r"[^a-z0-9]", w)} - {""}
@@ -364,6 +392,15 @@ def sounds_alike(a: str, b: str) -> bool:
         and a != b
         and all(_char_sounds(x) & _char_sounds(y) for x, y in zip(a, b, strict=True))
     )
+
+
+def is_abbreviation(short: str, word: str) -> bool:
+    """Whether ``short`` is ``word`` with inner characters dropped: same first and last character,
+    the rest in order (压机 of 压力机); two characters at least, and shorter than the word."""
+    if len(short) < 2 or len(short) >= len(word) or short[0] != word[0] or short[-1] != word[-1]:
+        return False
+    rest = iter(word[1:-1])
+    return all(ch in rest for ch in short[1:-1])
 
 
 @functools.lru_cache(maxsize=1)
@@ -446,7 +483,8 @@ _NOT_EN = re.compile(
     r"besides|but)\s+(?!to\b|into\b|onto\b|in\b|on\b)"
     r"(.+?)(?=\s+(?:to|into|onto|in|on|on to|in to)\s+|\s*[,;.!?]|$)"
 )
-_NOT_ZH = re.compile(r"除了(.+?)(?:以外|之外)?(?:的|[，,])")
+# "除了坏的那个，把定子…": the exception runs to the comma when there is one, else to the first 的.
+_NOT_ZH = re.compile(r"除了([^，,]+?)(?:以外|之外)?[，,]|除了(.+?)(?:以外|之外)?的")
 _BETWEEN_EN = re.compile(r"\s*\b(?:in\s+)?between\s+(.+?)(?=\s+(?:to|into|onto|in|on)\s+|\s*[,;.!?]|$)")
 _BETWEEN_ZH = re.compile(r"(?:在)?([^在把]+?)(?:和|与|跟)(.+?)(?:之间|中间)的")
 _SIDE_OF_EN = re.compile(
@@ -478,7 +516,7 @@ def _referring_clauses(text: str) -> tuple[str, list[tuple[str, object, str]]]:
             text = text[: match.start()] + text[match.end() :]
         match = _NOT_ZH.search(text)
         if match:
-            clauses.append(("not", None, match.group(1)))
+            clauses.append(("not", None, match.group(1) or match.group(2)))
             text = text[: match.start()] + text[match.end() :]
         match = _BETWEEN_ZH.search(text)
         if match:
@@ -770,7 +808,7 @@ class InstructionResolver:
             else:
                 zh_context = detect_language(cleaned) == "zh"
                 tokens.extend(self._en_tokens(run, scene_words, scene_phrases, zh_context))
-        self._choose_readings(tokens)
+        self._choose_readings(tokens, _name_bigrams(scene))
         return tokens
 
     def _zh_tokens(self, run: str, zh_scene: dict[str, list[tuple[str, str]]]) -> list[Token]:
@@ -824,6 +862,12 @@ class InstructionResolver:
             (w, t) for w, t in self.lex.zh_nouns.get(len(token.text), []) if sounds_alike(token.text, w)
         ]
         readings += [(w, t) for w, t in zh_scene.items() if sounds_alike(token.text, w)]
+        if not readings:
+            # Chinese shortens words by dropping inner characters (压力机 -> 压机).
+            longer = [
+                (w, t) for n, nouns in self.lex.zh_nouns.items() if n > len(token.text) for w, t in nouns
+            ]
+            readings = [(w, t) for w, t in [*longer, *zh_scene.items()] if is_abbreviation(token.text, w)]
         if len({tuple(t) for _, t in readings}) != 1:
             return token
         word, tags = readings[0]
@@ -905,6 +949,15 @@ class InstructionResolver:
                 return length, Token(joined, phrase, list(scene_words[joined]))
         return None
 
+    def _describes_nothing_here(self, tags: Sequence[tuple[str, str]], present: set[str]) -> bool:
+        """Whether every reading of a lexicon word describes a kind of thing the scene lacks."""
+        describing = ("COLOR", "MATERIAL", "CAT", "LOCCAT")
+        if not tags or any(tag not in describing for tag, _ in tags):
+            return False
+        return not any(
+            value in present or present & self._category_words.get(value, set()) for _, value in tags
+        )
+
     def _correct(self, word: str, scene_words: dict) -> Token:
         """Typo tolerance: map an unknown word to the closest known word when that is unambiguous."""
         v = self.vocab
@@ -912,7 +965,12 @@ class InstructionResolver:
             return Token(word, word, [("UNKNOWN", word)])
         limit = v.typo_max_distance_short if len(word) <= 7 else v.typo_max_distance_long
         best: list[tuple[float, str, list]] = []
-        pool: dict[str, list] = {w: list(t) for w, t in self.lex.en_words.items()}
+        # A word that only describes things (a colour, material, category) is a typo target only when
+        # the cell has such a thing: "capper" is no "copper" in a cell without copper.
+        present = {value for tags in scene_words.values() for _, value in tags}
+        pool: dict[str, list] = {
+            w: list(t) for w, t in self.lex.en_words.items() if not self._describes_nothing_here(t, present)
+        }
         for w, t in scene_words.items():
             pool.setdefault(w, [])
             pool[w] += [x for x in t if x not in pool[w]]
@@ -937,22 +995,34 @@ class InstructionResolver:
         cand, tags = winners[0]
         return Token(word, word, list(tags), corrected=cand)
 
-    def _choose_readings(self, tokens: list[Token]) -> None:
-        """Keep one reading per token, by priority, then fix the known ambiguous cases by context."""
+    def _choose_readings(self, tokens: list[Token], name_bigrams: set[tuple[str, str]]) -> None:
+        """Keep one reading per token, by priority, then fix the known ambiguous cases by context.
+
+        Two words that follow each other in a scene name are read as that name, whatever else the
+        second means in the lexicon: "crank arm" is no robot arm, "shoe last" no "last one", "deck
+        position 2" no verb."""
         for tok in tokens:
             tok.tags.sort(key=lambda tv: _TAG_PRIORITY.index(tv[0]) if tv[0] in _TAG_PRIORITY else 99)
         for i, tok in enumerate(tokens):
             nxt = tokens[i + 1] if i + 1 < len(tokens) else None
             prev = tokens[i - 1] if i > 0 else None
+            if (
+                prev is not None
+                and tok.tag in _PHRASE_BREAKING
+                and tok.has("NAME")
+                and (prev.text, tok.text) in name_bigrams
+            ):
+                tok.tags.sort(key=lambda tv: tv[0] != "NAME")
+                continue
             if tok.has("VERB") and (tok.has("ROLE") or tok.has("CAT")):
                 other = "ROLE" if tok.has("ROLE") else "CAT"
                 as_noun = (nxt is not None and (nxt.has("LOCCAT") or nxt.tag in ("LOCCAT", "NAME"))) or (
                     prev is not None and prev.tag in ("DET", "PREP", "COLOR", "SIZE")
                 )
+                if tok.cjk and (nxt is None or nxt.tag == "PUNCT"):
+                    as_noun = False  # Chinese ends on its verb: 把坏掉的那个报废
                 if as_noun:
                     tok.tags.sort(key=lambda tv, o=other: tv[0] != o)
-            if tok.tag == "DIR" and tok.has("NAME") and nxt is not None and nxt.tag in ("LOCCAT",):
-                pass  # stays a direction modifier; matched against names first
         for tok in tokens:
             tok.tags = tok.tags[:1] + [t for t in tok.tags[1:] if t[0] in ("NAME", "NUMWORD")]
 
@@ -993,8 +1063,6 @@ class InstructionResolver:
                         tag, value = "PRON", tok.text
             if tag == "NUM":
                 tag = "LABEL"
-            if tag in ("SELF", "PERSON") and cur is not None and cur.head is not None and tok.has("NAME"):
-                tag, value = "NAME", tok.text  # "the crank arm": a scene name word, not the robot's arm
             np_mark = value in ("other", "remaining", "previous") or (
                 value == "same" and nxt is not None and nxt.tag in _HEADS
             )
@@ -1008,7 +1076,11 @@ class InstructionResolver:
                 and cur is not None
                 and cur.head is not None
                 and nxt is not None
-                and (nxt.tag in ("DET", "SELF", "PERSON") or nxt.tag in _HEADS)
+                and (
+                    nxt.tag in ("DET", "SELF", "PERSON")
+                    or nxt.tag in _HEADS
+                    or (nxt.tag == "PREP" and nxt.value("PREP") in ("from", "target"))
+                )
                 and self._superlatives.get(value, {}).get("attribute") == ("distance",)
             ):
                 close()
@@ -1130,6 +1202,7 @@ class InstructionResolver:
             _add_jieba_words(
                 w for e in (*scene.objects, *scene.locations) for w in (e.name, e.category) if is_cjk(w)
             )
+        cleaned = _ARROW.sub(" to ", cleaned)  # "MS-35 -> bin 2"
         head, repair = _split_correction(cleaned)
         head, clauses = _referring_clauses(head)
         parse = self._parse(self._tokenize(head, scene), scene)
@@ -1193,6 +1266,10 @@ class InstructionResolver:
                 objs = self._nearest_points(objs, [ref.position])
         if np.between and objs:
             ref_ids: list[str] = []
+            if any(("MARK", "other") in ref.mods for ref in np.between):
+                # "the pin between the other two": the references are the other candidates themselves.
+                points = [o.position for o in objs]
+                return [o for o in objs if _is_between(o, [pt for pt in points if pt != o.position])]
             for ref_np in np.between:
                 ids = self._match_objects(ref_np, scene, turns, "pick")[0] or self._match_locations(
                     ref_np, scene, turns
@@ -1273,7 +1350,11 @@ class InstructionResolver:
             for mark in np.mod_values("MARK"):
                 p.markers.add(mark)
             kind = np.kind
-            if kind == "unknown" and prep is None and not np.has_mod("DET") and not (ba and not p.objects):
+            after_verb = idx > 0 and isinstance(items[idx - 1], Token) and items[idx - 1].tag == "VERB"
+            keep = (
+                ba or after_verb
+            ) and not p.objects  # 拿起鞋底: the word right after the verb is the object
+            if kind == "unknown" and prep is None and not np.has_mod("DET") and not keep:
                 # A bare word the cell does not know ("uh", "yo", shop slang) is skipped: it lowers
                 # confidence but never ends the parse. After "the" or a preposition it names a thing.
                 p.unknown_words.append(np.text)
@@ -1289,14 +1370,14 @@ class InstructionResolver:
             if ba and not p.objects and prep is None and kind == "location":
                 kind = "object"  # 把 marks the object, whatever its noun also names: 把周转箱放到...
             if pending_rel and kind != "side":
-                pending_rel = False
+                relation, pending_rel = str(pending_rel), False
                 if kind == "person":
                     p.person_reference = True
                     continue
                 owner = p.objects[-1] if p.objects else (p.targets[-1] if p.targets else None)
                 if owner is not None:
                     owner.near = np
-                    entry = self._superlatives.get(str(pending_rel), {})
+                    entry = self._superlatives.get(relation, {})
                     owner.near_order = (
                         entry.get("order", "min") if entry.get("attribute") == ("distance",) else "min"
                     )
@@ -1374,7 +1455,7 @@ class InstructionResolver:
         for i, (_np, prep, relcl, _idx, _n) in enumerate(mentions):
             if relcl:
                 continue
-            if prep == "target" or (prep == "toward" and placing):
+            if prep == "target" or (prep == "toward" and (placing or "push" in p.verbs)):
                 target_idx = i
         if target_idx is None and (placing or not p.verbs):
             for i, (_np, prep, relcl, _idx, _n) in enumerate(mentions):
@@ -1386,7 +1467,10 @@ class InstructionResolver:
             elif p.objects:
                 owner = p.objects[max(0, n_objects - 1)]
                 owner.locatives.append(np)
-            elif p.verbs and np.head in ("CAT", "KIND"):
+            elif p.verbs and (
+                np.head in ("CAT", "KIND")
+                or (np.head == "LOCCAT" and target_idx is not None and i < target_idx)
+            ):
                 # "move the charger cable to the tester": a noun phrase that is not the place is the
                 # thing to move, even when its words also name a place; never dropped silently.
                 p.objects.append(np)
@@ -1426,6 +1510,8 @@ class InstructionResolver:
         conf = 0.9 if p.corrected else 1.0
         ellipsis = not verbs and (p.markers & {"again", "same", "too", "other", "remaining"})
         known_nps = [np for np in p.objects + p.targets if np.kind not in ("unknown", "empty")]
+        if not verbs and _WH_QUESTION.match(cleaned):
+            return self._reject(cleaned, lang, "not a task for the robot arm", "这不是机械臂的任务")
         if not verbs and (p.objects or p.targets) and not known_nps and not p.markers:
             return self._reject(cleaned, lang, "not a task for the robot arm", "这不是机械臂的任务")
         if not verbs and p.objects and not p.targets and not p.target_objects and not p.directions:
@@ -1476,7 +1562,8 @@ class InstructionResolver:
         elif "take" in verbs or "pick" in verbs:
             intent = "put" if (p.targets or p.target_objects) else "pick"
         elif "go" in verbs:
-            intent = "move_to"
+            # "the cracked impeller needs to go in the NG bin": what goes is the object, not the arm.
+            intent = "put" if p.objects and not p.self_object else "move_to"
         else:
             intent = "pick"
         default_target = None
@@ -1487,6 +1574,15 @@ class InstructionResolver:
         elif "ship" in verbs:
             default_target = "ship"
 
+        if (
+            intent == "put"
+            and default_target is None
+            and not p.targets
+            and not p.target_objects
+            and p.directions == ["backward"]
+            and re.search(r"\bback\b", cleaned.lower())
+        ):
+            default_target, p.directions = "put_away", []  # "put the torque wrench back"
         draft = Draft(intent=intent, confidence=conf)
         # --- object
         if intent in ("put", "pick", "push"):
@@ -1526,8 +1622,29 @@ class InstructionResolver:
             if len(dirs) == 1:
                 draft = replace(draft, direction=dirs[0])
             elif p.targets:
-                draft = replace(draft, direction=None, target_words=p.targets[-1].text)
+                toward = self._direction_toward(draft.objects or (), p.targets[-1], scene, turns)
+                draft = replace(draft, direction=toward, target_words=p.targets[-1].text)
         return draft
+
+    def _direction_toward(
+        self, objects: Sequence[str], place_np: _NP, scene: Scene, turns: Sequence[_Turn]
+    ) -> str | None:
+        """ "push it toward the conveyor": the robot-frame direction from the object to the place,
+        along the axis that carries most of the way (None when either is not unique)."""
+        places = self._match_locations(place_np, scene, turns)
+        obj = scene.object(objects[0]) if len(objects) == 1 else None
+        place = scene.location(places[0]) if len(places) == 1 else None
+        if obj is None or place is None:
+            return None
+        dx, dy = place.position[0] - obj.position[0], place.position[1] - obj.position[1]
+        if (
+            max(abs(dx), abs(dy)) < self.vocab.side_margin_m
+            or abs(abs(dx) - abs(dy)) < self.vocab.side_margin_m
+        ):
+            return None  # already there, or diagonal: ask which way
+        if abs(dx) > abs(dy):
+            return "forward" if dx > 0 else "backward"
+        return "left" if dy > 0 else "right"
 
     def _ellipsis(
         self, p: _Parse, scene: Scene, turns: list[_Turn], lang: str, cleaned: str, conf: float
@@ -1859,18 +1976,25 @@ class InstructionResolver:
         elif head == "PRON":
             last_targets = [t.target_id for t in reversed(turns) if t.target_id]
             return (last_targets[0],) if last_targets else ()
-        elif head is None and np.kind == "unknown":
-            return ()
         locs = _prefer_named(locs, np.head_word)
         marks = set(np.mod_values("MARK"))
         if marks & {"same", "previous"}:
             for turn in reversed(turns):
                 if turn.target_id and any(loc.id == turn.target_id for loc in locs):
                     return (turn.target_id,)
+        # As for objects: understood words filter, unexplained words only add evidence ("2号位": the
+        # label decides, 位 is not needed; "the calibration rig": 'calibration' names nothing here).
+        evidence = {loc.id: 0.0 for loc in locs}
+        understood = head is not None
         for tag, mod in np.mods:
             if not locs:
                 break
-            if tag == "ROLE":
+            understood = understood or tag not in ("UNKNOWN", "DET", "DE", "FILLER", "ALSO", "MARK")
+            if tag == "UNKNOWN":
+                for loc in locs:
+                    words = _entity_tokens(loc) | _name_tokens(loc.category) | {loc.role}
+                    evidence[loc.id] += unexplained_word_support(mod, words)
+            elif tag == "ROLE":
                 words = self._role_words.get(mod, {mod})
                 locs = [loc for loc in locs if loc.role == mod or words & _entity_tokens(loc)]
             elif tag in ("KIND", "CAT"):
@@ -1893,6 +2017,12 @@ class InstructionResolver:
                 ]
         if locs and np.head is None and not np.mods and np.kind == "empty":
             return ()
+        if locs and any(tag == "UNKNOWN" for tag, _ in np.mods):
+            best = max(evidence[loc.id] for loc in locs)
+            if best > 0.0:
+                locs = [loc for loc in locs if best - evidence[loc.id] < EVIDENCE_MARGIN]
+            elif not understood:
+                return ()  # nothing in the phrase names any place of the cell
         locs = self._spatial_select(np, locs)
         return tuple(loc.id for loc in locs)
 
