@@ -612,6 +612,22 @@ def _xy_distance(a: Sequence[float], b: Sequence[float]) -> float:
     return math.hypot(a[0] - b[0], a[1] - b[1])
 
 
+# "go to / move over / head over to X" and "去X / 移动到X上方": the arm itself goes to X, which may be a
+# place or a part (a part id is a valid move_to target). Only the destination phrase is grounded.
+_MOVE_TO_EN = re.compile(
+    r"^(?:(?:please|pls|ok|okay|now|then|so|uh|um)\s*,?\s+)*(?:go|move|head|come|travel|hover)"
+    r"(?:\s+(?:back|over|up|down))?\s+(?:to|over|above|toward|towards|onto|on top of)\s+(?P<rest>.+)$",
+    re.IGNORECASE,
+)
+_MOVE_TO_ZH = re.compile(r"^(?:请)?(?:移动到|移到|挪到|去到|走到|前往|去|到)(?P<rest>[^把将放拿推].*)$")
+_MOVE_TO_CLAUSE_END = re.compile(r"\s*(?:[,，;；。!！?？]|\band\b|\bthen\b|然后|并且|再)")
+_ZH_OVER_SUFFIX = re.compile(r"(?:的)?(?:正上方|上方|上面|上边|那里|那儿|那边|这里|旁边|处)+$")
+_HERE_THERE = frozenset({"there", "here", "over there", "over here", "that", "this", "那里", "那边", "这里"})
+# Words that name "a place" without naming which: the relation or role around them decides.
+_GENERIC_PLACE_EN = re.compile(r"\b(?:place|spot|area|location|position|station)s?\b", re.IGNORECASE)
+_GENERIC_PLACE_ZH = re.compile(r"地方|位置|区域")
+
+
 class InstructionResolver:
     """Resolve operator instructions against a scene, the dialogue history and the held object.
 
@@ -730,6 +746,9 @@ class InstructionResolver:
             return self._clarify_plain(
                 cleaned, lang, "the instruction is negated: tell me what to do instead", "请告诉我应该做什么"
             )
+        move_to = self._move_to_draft(cleaned, scene, turns)
+        if move_to is not None:
+            return self._finalize(move_to, scene, lang, cleaned)
         draft_or_res = self._draft(parse, scene, turns, lang, cleaned)
         if isinstance(draft_or_res, Resolution):
             return draft_or_res
@@ -2129,6 +2148,12 @@ class InstructionResolver:
         ``instructions`` templates (default: "pick up the red gear and place it in the reject bin")."""
         obj = self._describe(scene.object(object_id), scene) if object_id else "the object"
         loc = scene.location(target_id) if target_id else None
+        if action == "move_to" and target_id and scene.object(target_id) is not None:
+            template = self.vocab.instructions.get("move_to_part") or self.vocab.instructions.get(action, "")
+            part = self._describe(scene.object(target_id), scene)
+            return re.sub(
+                r"\s+", " ", template.format(object=part, target=part, preposition="", direction="")
+            ).strip()
         template = self.vocab.instructions.get(action, "")
         text = template.format(
             object=obj,
@@ -2299,7 +2324,10 @@ class InstructionResolver:
                 if pc.slot == "object"
                 else tuple(loc.id for loc in scene.locations)
             )
-        chosen = self._choose_from_answer(cleaned, tokens, parse, pool, pc.slot, scene)
+        if draft.intent == "move_to" and pc.slot == "target":
+            chosen = self._move_to_answer(cleaned, tokens, parse, pc.candidates, scene)
+        else:
+            chosen = self._choose_from_answer(cleaned, tokens, parse, pool, pc.slot, scene)
         if len(chosen) == 1:
             if pc.slot == "object":
                 draft = replace(draft, objects=chosen)
@@ -2353,6 +2381,102 @@ class InstructionResolver:
             )
         )
         return tuple(c for c in pool if c in ids)
+
+    # ------------------------------------------------------------------ move_to (place or part)
+    def _move_to_draft(self, cleaned: str, scene: Scene, turns: Sequence[_Turn]) -> Draft | None:
+        """A draft for "go to X" whose X is grounded among places *and* parts; None leaves the request
+        to the general grammar (no such verb phrase, or X is only "there")."""
+        match = _MOVE_TO_EN.match(cleaned) or _MOVE_TO_ZH.match(cleaned)
+        if match is None:
+            return None
+        rest = _MOVE_TO_CLAUSE_END.split(match.group("rest"), maxsplit=1)[0].strip()
+        rest = _ZH_OVER_SUFFIX.sub("", rest).strip()
+        if not rest or rest.lower().removeprefix("back ").strip() in _HERE_THERE:
+            return None
+        locations = list(scene.locations)
+        roles = self._role_locations(rest, locations)
+        generic = _GENERIC_PLACE_EN.search(rest) or _GENERIC_PLACE_ZH.search(rest)
+        where = re.match(r"(?:where|the place where)\b", rest, re.IGNORECASE)
+        if generic or (where and roles):
+            # "the place on the right", "左边的位置", "where parts are stored", "the storage place".
+            np = self._relation_phrase(
+                _GENERIC_PLACE_ZH.sub("那个", _GENERIC_PLACE_EN.sub("one", rest)), scene
+            )
+            pool = roles or locations
+            related = bool(np.sides or np.mod_values("SUPER") or np.mod_values("DIR"))
+            named = [
+                loc
+                for loc in pool
+                if _GENERIC_PLACE_EN.sub("", rest).strip(" the").lower() == loc.name.lower()
+            ]
+            cands = named or (self._spatial_select(np, pool) if related else pool)
+            return Draft(intent="move_to", targets=tuple(loc.id for loc in cands), target_words=rest)
+        parse = self._parse_text(rest, scene)
+        nps = parse.targets + parse.target_objects + parse.objects
+        if not nps:
+            return None
+        np = next((n for n in nps if n.head == "LOCCAT"), nps[0])
+        places = self._match_locations(np, scene, turns) if np.head != "PRON" else ()
+        parts, _note = self._match_objects(np, scene, turns, "pick")
+        if np.head == "LOCCAT" or (places and not parts):
+            cands = places or parts
+        elif np.head in ("CAT", "KIND", "GENERIC", "PRON"):
+            cands = parts or places
+        else:
+            cands = tuple(dict.fromkeys(places + parts))  # both kinds fit: ask with them all
+        if not cands and roles:
+            cands = tuple(loc.id for loc in roles)
+        return Draft(intent="move_to", targets=tuple(cands), target_words=np.text or rest)
+
+    def _relation_phrase(self, text: str, scene: Scene) -> _NP:
+        """The relation words of a phrase (side, nearest/farthest) as a noun phrase to select with."""
+        parse = self._parse_text(text, scene)
+        nps = parse.objects + parse.targets + parse.target_objects
+        np = _NP(sides=list(parse.directions))
+        for part in nps:  # "the one" + "farthest from the robot" may come apart: keep every relation
+            np.sides.extend(d for d in part.sides if d not in np.sides)
+            np.mods.extend((tag, value) for tag, value in part.mods if tag in ("SUPER", "DIR"))
+        return np
+
+    def _role_locations(self, text: str, locations: list) -> list:
+        """The places a role phrase names ("where rejects go", "where parts are stored", 存放的地方):
+        a role word or a word of a place's name, also in its inflected forms (stored, assembled)."""
+        words = set()
+        for word in english_words(text.lower()):
+            words |= {word, word[:-1], word[:-2], word[:-3], word[:-2] + "e"} - {""}
+        hits = []
+        for loc in locations:
+            role_words = self._role_words.get(loc.role, set()) if loc.role else set()
+            zh_roles = (
+                set(self.vocab.concepts["roles"].get(loc.role, {}).get("zh", [])) if loc.role else set()
+            )
+            name_words = set()
+            for key, entry in self.vocab.concepts.get("name_words", {}).items():
+                if key in _entity_tokens(loc):
+                    name_words |= {w.lower() for w in entry.get("en", [])} | {key}
+                    zh_roles |= set(entry.get("zh", []))
+            if words & (role_words | name_words) or any(w in text for w in zh_roles):
+                hits.append(loc)
+        return hits
+
+    def _move_to_answer(
+        self, cleaned: str, tokens: list[Token], parse: _Parse, candidates: tuple[str, ...], scene: Scene
+    ) -> tuple[str, ...]:
+        """The operator's answer to "where should I go?": a place or a part."""
+        pool = candidates or tuple(loc.id for loc in scene.locations) + tuple(o.id for o in scene.objects)
+        places = tuple(c for c in pool if scene.location(c) is not None)
+        parts = tuple(c for c in pool if scene.object(c) is not None)
+        by_place = self._choose_from_answer(cleaned, tokens, parse, places, "target", scene) if places else ()
+        by_part = self._choose_from_answer(cleaned, tokens, parse, parts, "object", scene) if parts else ()
+        if len(by_place) == 1 and len(by_part) != 1:
+            return by_place
+        if len(by_part) == 1 and len(by_place) != 1:
+            return by_part
+        if len(by_place) == 1 and len(by_part) == 1:
+            lowered = cleaned.lower()
+            named = [c for c in (*by_place, *by_part) if scene.entity(c).name.lower() in lowered]
+            return tuple(named) if len(named) == 1 else by_place + by_part
+        return tuple(dict.fromkeys(by_place + by_part))
 
 
 _ZH_NAME_DIRECTIONS = frozenset({"left", "right"})

@@ -99,6 +99,8 @@ DEFAULT_INSTRUCTIONS: dict[str, str] = {
     "place": "place {object} {preposition} {target}",
     "push": "push {object} {direction}",
     "move_to": "move to {target}",
+    # move_to whose target is a part rather than a place ("go over the green bracket").
+    "move_to_part": "move above {target}",
     "home": "return to the home position",
     "stop": "stop",
 }
