@@ -624,8 +624,14 @@ _MOVE_TO_CLAUSE_END = re.compile(r"\s*(?:[,，;；。!！?？]|\band\b|\bthen\b|
 _ZH_OVER_SUFFIX = re.compile(r"(?:的)?(?:正上方|上方|上面|上边|那里|那儿|那边|这里|旁边|处)+$")
 _HERE_THERE = frozenset({"there", "here", "over there", "over here", "that", "this", "那里", "那边", "这里"})
 # Words that name "a place" without naming which: the relation or role around them decides.
-_GENERIC_PLACE_EN = re.compile(r"\b(?:place|spot|area|location|position|station)s?\b", re.IGNORECASE)
+# Words for "a place" in general. Not "station": that is a category of place ("go to the station" asks
+# which one when there are several).
+_GENERIC_PLACE_EN = re.compile(r"\b(?:place|spot|area|location|position)s?\b", re.IGNORECASE)
 _GENERIC_PLACE_ZH = re.compile(r"地方|位置|区域")
+
+
+def _without_article(text: str) -> str:
+    return re.sub(r"^(?:the|a|an)\s+", "", text.strip(), flags=re.IGNORECASE).strip()
 
 
 class InstructionResolver:
@@ -2407,7 +2413,7 @@ class InstructionResolver:
             named = [
                 loc
                 for loc in pool
-                if _GENERIC_PLACE_EN.sub("", rest).strip(" the").lower() == loc.name.lower()
+                if _without_article(_GENERIC_PLACE_EN.sub("", rest)).lower() == loc.name.lower()
             ]
             cands = named or (self._spatial_select(np, pool) if related else pool)
             return Draft(intent="move_to", targets=tuple(loc.id for loc in cands), target_words=rest)
