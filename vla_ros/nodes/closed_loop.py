@@ -15,6 +15,7 @@ the sim whether the task is done, and says "stop" at the end of an episode.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -62,6 +63,10 @@ REMAPS: dict[str, dict[str, str]] = {
 }
 SIM_CONFIG = "sim.yaml"
 CONFIG_DIR_ENV = "VLA_ROS_CONFIG_DIR"
+
+
+# How often a thread waiting for the interpreter lock gets it (see ClosedLoop.__init__).
+CLOSED_LOOP_SWITCH_INTERVAL_S = 2e-4
 
 
 class ClosedLoopError(RuntimeError):
@@ -244,6 +249,13 @@ class ClosedLoop:
         if options.policy == "model" and not options.model_dir:
             raise ValueError("--policy model needs --model DIR (an OpenVLA checkpoint directory)")
         config = find_config_file(SIM_CONFIG)
+        # Every node runs in this one process, and the policy's decoding (thousands of small torch calls,
+        # each giving up the interpreter lock and taking it back) waits at each call for the simulator's
+        # and the executor's threads to hand the lock over, by default after up to 5 ms. That made one
+        # step 1.4-8.5 s instead of 0.04 s, and the demo's episodes slow and flaky; handing over every
+        # 0.2 ms made a step 0.33 s. Restored on close.
+        self._switch_interval_s = sys.getswitchinterval()
+        sys.setswitchinterval(CLOSED_LOOP_SWITCH_INTERVAL_S)
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
         self._nodes: list[Node] = []
@@ -357,6 +369,7 @@ class ClosedLoop:
         if getattr(self, "sim", None) is not None:
             self.sim.workcell.close()
         rclpy.try_shutdown(context=self.context)
+        sys.setswitchinterval(self._switch_interval_s)
 
     # -- one episode ------------------------------------------------------------------------------
     def run_episode(
