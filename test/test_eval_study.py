@@ -88,3 +88,14 @@ def test_study_at_tiny_size_gives_every_condition_results_and_the_expert_succeed
     report = (tmp_path / "report.md").read_text()
     assert "move to {target}" in report  # the forwarded wording is stated
     assert (tmp_path / "success.png").stat().st_size > 0
+
+
+def test_a_typo_request_for_a_short_name_slips_a_three_letter_word():
+    import numpy as np
+
+    from vla_ros.eval.study import _with_typo
+
+    rng = np.random.default_rng(0)
+    slipped = _with_typo("move to the red nut", "red nut", rng)
+    assert slipped != "move to the red nut" and slipped.startswith("move to the ")
+    assert _with_typo("move to A1", "A1", rng) == "move to A1"  # nothing long enough to mistype

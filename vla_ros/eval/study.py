@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from vla_ros.errors import UserInputError
 from vla_ros.sim.layout import Layout, LocationSpec, PartSpec
 from vla_ros.sim.tasks import MAX_EPISODE_STEPS, Task
 
@@ -43,6 +44,12 @@ if TYPE_CHECKING:  # the simulator (PyBullet) loads when a study runs, not when 
     from vla_ros.sim.workcell import Workcell
 
 STUDY_TASKS = ("move_to", "move_to_part")
+
+
+class StudyConfigError(UserInputError, ValueError):
+    """A condition, quantization, request kind or task the study does not have."""
+
+
 REQUEST_KINDS = ("canonical", "synonym", "attribute", "relative", "chinese", "typo", "history", "ambiguous")
 BASE_CONDITIONS = ("raw", "resolver", "canonical", "expert")
 # Conditions that may run on a quantized policy (the ones whose words are the policy's own).
@@ -114,7 +121,10 @@ def _typo(word: str, rng: np.random.Generator) -> str:
 
 
 def _with_typo(text: str, names: str, rng: np.random.Generator) -> str:
-    words = [w for w in names.split() if len(w) >= 4]
+    # Short names ("red nut") have no word of four letters: then a three-letter one takes the slip.
+    words = [w for w in names.split() if len(w) >= 4] or [w for w in names.split() if len(w) >= 3]
+    if not words:
+        return text
     victim = words[int(rng.integers(len(words)))]
     return text.replace(victim, _typo(victim, rng), 1)
 
@@ -209,11 +219,13 @@ class Condition:
     def parse(cls, name: str) -> Condition:
         words, _, quantization = name.partition("@")
         if words not in BASE_CONDITIONS:
-            raise ValueError(
+            raise StudyConfigError(
                 f"unknown condition {name!r}: conditions are {BASE_CONDITIONS} (+ @8bit/@4bit-nf4)"
             )
         if quantization and (words not in QUANTIZABLE_CONDITIONS or quantization not in QUANTIZATIONS):
-            raise ValueError(f"{name!r}: only {QUANTIZABLE_CONDITIONS} run quantized, as {QUANTIZATIONS}")
+            raise StudyConfigError(
+                f"{name!r}: only {QUANTIZABLE_CONDITIONS} run quantized, as {QUANTIZATIONS}"
+            )
         return cls(words, quantization or "none")
 
 
@@ -222,7 +234,7 @@ def conditions_for(quantizations: Sequence[str] = ()) -> list[Condition]:
     out = [Condition(words) for words in BASE_CONDITIONS]
     for q in quantizations:
         if q not in QUANTIZATIONS:
-            raise ValueError(f"unknown quantization {q!r}: choose from {QUANTIZATIONS}")
+            raise StudyConfigError(f"unknown quantization {q!r}: choose from {QUANTIZATIONS}")
         out += [Condition(words, q) for words in QUANTIZABLE_CONDITIONS]
     return out
 
@@ -371,7 +383,7 @@ class Study:
             set(config.tasks) - set(STUDY_TASKS)
         )
         if unknown:
-            raise ValueError(
+            raise StudyConfigError(
                 f"unknown request kinds or tasks {unknown}: kinds {REQUEST_KINDS}, tasks {STUDY_TASKS}"
             )
         self.vocabulary = load_vocabulary(extra_paths=list(config.vocabulary_files))
