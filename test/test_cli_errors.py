@@ -118,3 +118,9 @@ def test_an_enormous_image_is_refused_from_its_header(tmp_path):
     Image.new("RGB", (3000, 3000)).save(tmp_path / "big.png")
     with pytest.raises(ImageTooLarge, match="exceeds the limit of 4000000 pixels"):
         read_image_file(tmp_path / "big.png", max_pixels=2000 * 2000)
+
+
+def test_serve_refuses_a_path_without_a_checkpoint_before_starting_ray(tmp_path, capsys):
+    assert main(["serve", "--model", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"vla-ros serve: {tmp_path / 'nowhere'} is not a checkpoint directory (no config.json)"

@@ -22,17 +22,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tiny.set_defaults(func=_make_tiny_model)
 
     predict = subparsers.add_parser("predict", help="predict one action from an image and an instruction")
-    predict.add_argument("--model", type=Path, required=True, help="checkpoint directory (official layout)")
     predict.add_argument("--image", type=Path, required=True, help="RGB image file (PNG, JPEG)")
     predict.add_argument("--instruction", required=True)
-    predict.add_argument("--unnorm-key", default=None, help="dataset statistics to un-normalise with")
-    predict.add_argument("--precision", choices=PRECISION_NAMES, default="fp32")
-    predict.add_argument("--quantization", choices=QUANTIZATIONS, default="none")
-    predict.add_argument("--adapter", type=Path, default=None, help="LoRA adapter directory")
-    add_center_crop_argument(predict)
-    predict.add_argument("--constrain", action="store_true", help="decode only action tokens")
+    add_policy_arguments(predict, precision="fp32")
     predict.add_argument("--device", default="cpu")
     predict.set_defaults(func=_predict)
+
+
+def add_policy_arguments(p: argparse.ArgumentParser, precision: str) -> None:
+    """How to run a checkpoint: the options every command that loads one for inference offers."""
+    p.add_argument("--model", type=Path, required=True, help="checkpoint directory (official layout)")
+    p.add_argument("--adapter", type=Path, default=None, help="LoRA adapter directory")
+    p.add_argument("--unnorm-key", default=None, help="dataset statistics to un-normalise with")
+    p.add_argument("--precision", choices=PRECISION_NAMES, default=precision)
+    p.add_argument("--quantization", choices=QUANTIZATIONS, default="none")
+    add_center_crop_argument(p)
+    p.add_argument("--constrain", action="store_true", help="decode only action tokens")
+
+
+def policy_config_from_args(args: argparse.Namespace, device: str):
+    """The :class:`~vla_ros.policy.runtime.PolicyConfig` of :func:`add_policy_arguments`' options."""
+    from vla_ros.policy.runtime import PolicyConfig
+
+    return PolicyConfig(
+        checkpoint_dir=args.model,
+        precision=args.precision,
+        quantization=args.quantization,
+        device=device,
+        adapter_dir=args.adapter,
+        unnorm_key=args.unnorm_key,
+        center_crop=args.center_crop,
+        constrain_to_action_tokens=args.constrain,
+    )
 
 
 def add_center_crop_argument(p: argparse.ArgumentParser) -> None:
@@ -68,21 +89,10 @@ def _make_tiny_model(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from vla_ros.action import ACTION_NAMES
     from vla_ros.image_codec import read_image_file
-    from vla_ros.policy.runtime import PolicyConfig, VLAPolicy
+    from vla_ros.policy.runtime import VLAPolicy
 
     image = read_image_file(args.image)
-    policy = VLAPolicy(
-        PolicyConfig(
-            checkpoint_dir=args.model,
-            precision=args.precision,
-            quantization=args.quantization,
-            device=args.device,
-            adapter_dir=args.adapter,
-            unnorm_key=args.unnorm_key,
-            center_crop=args.center_crop,
-            constrain_to_action_tokens=args.constrain,
-        )
-    )
+    policy = VLAPolicy(policy_config_from_args(args, args.device))
     action = policy.predict_action(image, args.instruction)
     print(
         json.dumps(

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
-from vla_ros.cli.model import add_center_crop_argument
-from vla_ros.model.options import PRECISION_NAMES, QUANTIZATIONS
+from vla_ros.cli.model import add_policy_arguments, policy_config_from_args
+from vla_ros.errors import UserInputError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,13 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Point policy_node at it with inference_backend:=remote remote_url:=http://HOST:PORT."
         ),
     )
-    serve.add_argument("--model", type=Path, required=True, help="checkpoint directory (official layout)")
-    serve.add_argument("--adapter", type=Path, default=None, help="LoRA adapter directory")
-    serve.add_argument("--unnorm-key", default=None, help="dataset statistics to un-normalise with")
-    serve.add_argument("--precision", choices=PRECISION_NAMES, default="bf16")
-    serve.add_argument("--quantization", choices=QUANTIZATIONS, default="none")
-    add_center_crop_argument(serve)
-    serve.add_argument("--constrain", action="store_true", help="decode only action tokens")
+    add_policy_arguments(serve, precision="bf16")
     serve.add_argument("--device", default="auto", help="auto (cuda when a replica has a GPU), cpu, cuda")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     serve.add_argument("--port", type=int, default=8000)
@@ -45,24 +38,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from vla_ros.policy.runtime import PolicyConfig
     from vla_ros.serving.server import build_app, policy_config_dict, start_server, stop_server
 
+    # The replicas load the model; a wrong path is refused here, before Ray starts.
     if not (args.model / "config.json").is_file():
-        raise SystemExit(f"vla-ros serve: {args.model} is not a checkpoint directory (no config.json)")
+        raise UserInputError(f"{args.model} is not a checkpoint directory (no config.json)")
     device = args.device
     if device == "auto":
         device = "cuda" if args.num_gpus > 0 else "cpu"
-    config = PolicyConfig(
-        checkpoint_dir=args.model,
-        precision=args.precision,
-        quantization=args.quantization,
-        device=device,
-        adapter_dir=args.adapter,
-        unnorm_key=args.unnorm_key,
-        center_crop=args.center_crop,
-        constrain_to_action_tokens=args.constrain,
-    )
+    config = policy_config_from_args(args, device)
     app = build_app(
         policy_config_dict(config),
         max_batch_size=args.max_batch_size,
