@@ -223,10 +223,6 @@ def quantized_linear_names(model: OpenVLAForActionPrediction, vision: bool, proj
     ]
 
 
-def _drop_int8_cast_notice(record: logging.LogRecord) -> bool:
-    return not str(record.msg).startswith("MatMul8bitLt: inputs will be cast")
-
-
 _BNB_CPU_PACK_BLOCK = 32
 _BNB_BLOCKSIZE = 64  # bitsandbytes' default 4-bit quantization block
 
@@ -235,9 +231,6 @@ def _replace_with_bnb(
     model: nn.Module, names: list[str], quantization: str, compute_dtype: torch.dtype
 ) -> None:
     import bitsandbytes as bnb
-
-    # LLM.int8 always multiplies in fp16; bitsandbytes logs that on every call for other input dtypes.
-    logging.getLogger("bitsandbytes.autograd._functions").addFilter(_drop_int8_cast_notice)
 
     for name in names:
         parent_name, _, attr = name.rpartition(".")
