@@ -57,3 +57,18 @@ def test_loading_the_model_core_prints_no_library_notice():
     )
     assert run.returncode == 0, run.stderr
     assert "kernels-community" not in run.stderr + run.stdout
+
+
+def test_an_8bit_prediction_logs_no_per_call_cast_notice(tmp_path):
+    code = (
+        "import logging, numpy as np\n"
+        "logging.basicConfig(level=logging.DEBUG)\n"
+        "from vla_ros.model.tiny import make_tiny_checkpoint\n"
+        "from vla_ros.policy.runtime import PolicyConfig, VLAPolicy\n"
+        f"d = make_tiny_checkpoint({str(tmp_path / 'tiny')!r}, seed=0)\n"
+        "p = VLAPolicy(PolicyConfig(checkpoint_dir=d, precision='bf16', quantization='8bit'))\n"
+        "p.predict_action(np.zeros((64, 64, 3), np.uint8), 'pick up the gear')\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "MatMul8bitLt" not in run.stderr + run.stdout
