@@ -96,6 +96,28 @@ _DESCRIBE_BY_POSITION = (
 _STOP_EXCEPTION_EN = re.compile(
     r"(?<=[a-z0-9])\s*,?\s+(?:and\s+|then\s+)+wait\s+(?:there|here|at it|for me)\b"
 )
+# "put the brass valve on the bench, no wait, the steel one": a "wait" that only opens a short repair
+# of what was just asked (a few words naming a thing or place, nothing else) is a correction, not a
+# stop. Anything longer or different after it ("wait, the door is open") still stops.
+_REPAIR_WAIT_EN = re.compile(
+    r"(?<=[a-z0-9])\s*(?:[,;.…—]+|-{1,2})\s*(?:(?:no+|oh|um+|uh+|er+)\s*,?\s*)?wait\s*[,.…—-]*\s*(?:no+\s*[,.]*\s*)?"
+    r"(?=(?:the|that|this|i mean|make (?:it|that)|in|on|into|onto|to)\b(?:\s+[a-z0-9]+){0,5}\s*[.!]*$)"
+)
+_REPAIR_FUNCTION_WORDS = (
+    "the",
+    "that",
+    "this",
+    "one",
+    "i",
+    "mean",
+    "make",
+    "it",
+    "in",
+    "on",
+    "into",
+    "onto",
+    "to",
+)
 _STOP_EXCEPTION_ZH = re.compile(
     r"(?<=[\u4e00-\u9fff])[，,]?(?:然后|并且|并)(?:在那里|在那儿|在那|在这里|在这)?等着"
 )
@@ -463,8 +485,9 @@ def numeric_attribute(item: SceneObject | SceneLocation, attribute: str) -> floa
 
 
 _CORRECTION_EN = re.compile(
-    r"\s*[,;.]\s*(?:no+|nope|actually|sorry|i mean|i meant|or rather|rather|make that|correction)"
-    r"\b\s*[,;]?\s*"
+    r"\s*(?:[,;.…—]+|-{1,2})\s*(?:(?:no+|oh|um+|uh+|er+)\s*,?\s*wait(?:\s*,?\s*no+)?|no+|nope|actually|sorry"
+    r"|i mean|i meant|or rather|rather|make that|make it|correction|scratch that|my bad|oops|wait)"
+    r"\b\s*(?:[,;.…—]+|-{1,2})?\s*(?:i mean\b|no+\b)?\s*[,;]?\s*"
 )
 # An instruction that opens by taking back the previous command: "no, the other one", "不对，是蓝色的".
 _CORRECTION_START = re.compile(
@@ -717,7 +740,7 @@ class InstructionResolver:
         lang = detect_language(cleaned)
         if not cleaned or not re.search(r"[\w\u4e00-\u9fff]", cleaned):
             return self._clarify_plain(cleaned, lang, "no instruction was given", "没有收到指令")
-        if self._is_stop(cleaned):
+        if self._is_stop(cleaned, scene):
             return self._resolved(Draft(intent="stop"), scene, lang, cleaned)
         if len(cleaned) > self.vocab.max_chars:
             return self._reject(
@@ -763,9 +786,18 @@ class InstructionResolver:
         return self._finalize(draft_or_res, scene, lang, cleaned)
 
     # ------------------------------------------------------------------ safety and stop
-    def _is_stop(self, cleaned: str) -> bool:
-        """Any stop phrase anywhere stops, except where it ends a move ("...and wait there")."""
+    def _is_stop(self, cleaned: str, scene: Scene | None = None) -> bool:
+        """Any stop phrase anywhere stops, except where it ends a move ("...and wait there") or opens
+        a short repair made only of words that name things of the scene ("..., no wait, the steel
+        one"; "..., wait, the door is open" still stops)."""
         english = _STOP_EXCEPTION_EN.sub(" ", normalise_english(cleaned))
+        repair = _REPAIR_WAIT_EN.search(english)
+        if repair is not None and scene is not None:
+            known = set(_REPAIR_FUNCTION_WORDS) | set(self._scene_words(scene))
+            for entity in (*scene.objects, *scene.locations):
+                known |= _entity_tokens(entity)
+            if all(w in known or not w.isalpha() for w in english_words(english[repair.end() :])):
+                english = english[: repair.start()] + " , " + english[repair.end() :]
         if any(p.search(english) for p in self._stop_en):
             return True
         chinese = _STOP_EXCEPTION_ZH.sub("", cleaned)
@@ -838,6 +870,9 @@ class InstructionResolver:
             else:
                 zh_context = detect_language(cleaned) == "zh"
                 tokens.extend(self._en_tokens(run, scene_words, scene_phrases, zh_context))
+        for i, token in enumerate(tokens[:-1]):
+            if token.text in ("那个", "这个") and tokens[i + 1].tag == "PUNCT":
+                tokens[i] = Token(token.text, token.text, [("FILLER", token.text)], cjk=True)  # 嗯…那个…
         self._choose_readings(tokens, _name_bigrams(scene))
         return tokens
 
@@ -871,6 +906,14 @@ class InstructionResolver:
             ):
                 # A compound the lexicon lacks is no verb inside a noun (灌装 is "filling", not 灌 + 装).
                 pieces = [Token(segment, segment, [("UNKNOWN", segment)], cjk=True)]
+            elif len(pieces) > 1:
+                # Nor a person, a pronoun or "that" inside a noun (弯头 is an elbow, not 弯 + a head).
+                pieces = [
+                    Token(p.text, p.text, [("UNKNOWN", p.text)], cjk=True)
+                    if p.tag in ("PERSON", "SELF", "PRON", "DET")
+                    else p
+                    for p in pieces
+                ]
             for token in pieces:
                 if (
                     out
@@ -891,7 +934,7 @@ class InstructionResolver:
                 read.append(token)
                 continue
             for piece in _jieba().lcut(token.text, HMM=False):
-                glossed = gloss(piece)
+                glossed = gloss(piece, evidence_only=len(piece) == 1)
                 if not glossed and len(piece) > 1 and not english_senses(piece):
                     # A word no dictionary holds: its characters' senses add evidence (料架 -> "rack").
                     hints = [t for char in piece for t in gloss(char, evidence_only=True)]
@@ -993,15 +1036,15 @@ class InstructionResolver:
                 out.append(Token(word, word, [("PUNCT", word)]))
                 i += 1
                 continue
-            if zh_context and (len(word) == 1 and word.isalnum()):
-                out.append(Token(word, word, [("LABEL", word)]))
-                i += 1
-                continue
             scene_unit = self._scene_unit(words, i, scene_words, scene_phrases)
             if scene_unit is not None:
                 length, token = scene_unit
                 out.append(token)
                 i += length
+                continue
+            if zh_context and (len(word) == 1 and word.isalnum()):
+                out.append(Token(word, word, [("LABEL", word)]))
+                i += 1
                 continue
             matched = False
             for length in range(min(self.lex.en_max, len(words) - i), 0, -1):
@@ -1115,6 +1158,10 @@ class InstructionResolver:
         position 2" no verb."""
         for tok in tokens:
             tok.tags.sort(key=lambda tv: _TAG_PRIORITY.index(tv[0]) if tv[0] in _TAG_PRIORITY else 99)
+            if tok.tag == "PERSON" and tok.has("NAME"):
+                # A word of a part's name ("valve body", "hand wheel") names the part here; requests
+                # aimed at people are refused on the raw text before parsing.
+                tok.tags.sort(key=lambda tv: tv[0] != "NAME")
         for i, tok in enumerate(tokens):
             nxt = tokens[i + 1] if i + 1 < len(tokens) else None
             prev = tokens[i - 1] if i > 0 else None
@@ -1886,14 +1933,20 @@ class InstructionResolver:
             value, word = np.head_value or "", np.head_word
             # The category decides; a name that merely contains the noun ("gear rack") fits less well,
             # and among things of the category the one whose name says the noun fits best.
+            # The noun as said, or (for a Chinese noun) the English category it stands for.
+            said = {word, value} if np.cjk or is_cjk(word) else {word}
             support = {
-                o.id: (1.0 if self._is_category(o, value) else 0.6 if word in tokens[o.id] else 0.0)
-                + (0.5 if word in tokens[o.id] else 0.0)
+                o.id: (1.0 if self._is_category(o, value) else 0.6 if said & tokens[o.id] else 0.0)
+                + (0.5 if said & tokens[o.id] else 0.0)
                 for o in items
             }
             if not any(support.values()):
-                # A lexicon noun the scene words differently ("cable" for a "lead"): close words count.
-                support = {o.id: unexplained_word_support(word, tokens[o.id]) for o in items}
+                # A lexicon noun the scene words differently ("cable" for a "lead"): close words count,
+                # but not a longer word that merely ends with it ("spring" is no "mainspring").
+                support = {
+                    o.id: s if (s := unexplained_word_support(word, tokens[o.id])) >= 0.8 else 0.0
+                    for o in items
+                }
             require(word, support)
         elif np.head == "KIND":
             require(np.head_value or "", {o.id: float(o.kind == np.head_value) for o in items})
