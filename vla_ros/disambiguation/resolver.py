@@ -326,9 +326,13 @@ def _name_tokens(text: str) -> set[str]:
     return set(re.findall(r"[a-z0-9]+", text.lower().replace("_", " ")))
 
 
-def _scene_phrases(scene: Scene) -> dict[str, tuple[str, str]]:
-    """Multi-word categories of the scene ("junction box" -> CAT, "tool crib" -> LOCCAT)."""
-    phrases: dict[str, tuple[str, str]] = {}
+_FULL_NAMES = "\x00full names"
+
+
+def _scene_phrases(scene: Scene) -> dict:
+    """Multi-word categories of the scene ("junction box" -> CAT, "tool crib" -> LOCCAT), and under
+    :data:`_FULL_NAMES` the multi-word names of its things, longest first."""
+    phrases: dict = {_FULL_NAMES: []}
     for loc in scene.locations:
         if loc.category and " " in loc.category.strip():
             phrases[" ".join(english_words(loc.category))] = ("LOCCAT", loc.category)
@@ -834,7 +838,7 @@ class InstructionResolver:
                 words[word].append((tag, value))
 
         for obj in scene.objects:
-            for w in _entity_tokens(obj) - _name_tokens(obj.id):
+            for w in (_entity_tokens(obj) - _name_tokens(obj.id)) | _compact_tokens(obj.name):
                 if not w.isdigit() and len(w) > 1 and w not in self.lex.en_words:
                     add(w, "NAME", w)
             if obj.category:
@@ -856,9 +860,29 @@ class InstructionResolver:
                     add(w, "NAME", w)
         return words
 
+    def _misread_names(self, scene: Scene, categories: set[str]) -> list[tuple[str, ...]]:
+        """Multi-word names of the scene's things that the lexicon would misread word by word: a word
+        of the name is a verb, a person, a preposition, or a category other than the thing's own
+        ("harness board": harness = cable; "drop zone": drop = put). Names built from modifiers the
+        grammar composes anyway (colours, sides, sizes, numbers) and category phrases are left alone."""
+        composing = {"DIR", "SIZE", "COLOR", "MATERIAL", "ORD", "SUPER", "NUM", "LABEL", "THREAD", "LENGTH"}
+        misreading = {"VERB", "PERSON", "SELF", "PREP", "REL", "FILLER", "PRON", "DET", "ROLE", "KIND"}
+        names: list[tuple[str, ...]] = []
+        for entity in (*scene.objects, *scene.locations):
+            words = tuple(english_words(entity.name))
+            if len(words) < 2 or not all(w.isalpha() for w in words) or " ".join(words) in categories:
+                continue
+            readings = [tag for w in words for tag in self.lex.en.get((w,), ())]
+            if any(t in composing for t, _ in readings):
+                continue
+            if any(t in misreading or (t in ("CAT", "LOCCAT") and v != entity.category) for t, v in readings):
+                names.append(words)
+        return sorted(set(names), key=len, reverse=True)
+
     def _tokenize(self, cleaned: str, scene: Scene) -> list[Token]:
         scene_words = self._scene_words(scene)
         scene_phrases = _scene_phrases(scene)
+        scene_phrases[_FULL_NAMES] = self._misread_names(scene, set(scene_phrases))
         zh_scene = _zh_scene_words(scene) if is_cjk(cleaned) else {}
         gloss = functools.partial(
             self._gloss, scene=scene, scene_words=scene_words, scene_phrases=scene_phrases
@@ -1035,6 +1059,15 @@ class InstructionResolver:
             if word in CLAUSE_BREAKS:
                 out.append(Token(word, word, [("PUNCT", word)]))
                 i += 1
+                continue
+            full_name = next(
+                (n for n in scene_phrases.get(_FULL_NAMES, ()) if tuple(words[i : i + len(n)]) == n), None
+            )
+            if full_name is not None:
+                # A thing's whole name, as the scene spells it ("harness board", "scrap bin"): its
+                # words name it, whatever else the lexicon reads in them (harness = cable, scrap = verb).
+                out.extend(Token(w, w, [("NAME", w)]) for w in full_name)
+                i += len(full_name)
                 continue
             scene_unit = self._scene_unit(words, i, scene_words, scene_phrases)
             if scene_unit is not None:
@@ -1341,6 +1374,12 @@ class InstructionResolver:
                         target_np.locatives.append(item)
                         if prep is not None and prep.value("PREP") == "locative":
                             out.pop()
+                    elif item.kind in ("object", "name") and target_np.head in ("CAT", "KIND", "GENERIC"):
+                        # No relation word: "8 pin的connector" describes the connector (its head noun
+                        # becomes a describing word), it does not name a landmark next to it.
+                        if item.head in ("CAT", "KIND") and item.head_value:
+                            target_np.mods.append((item.head, item.head_value))
+                        _refine(target_np, item)
                     else:
                         target_np.near = item
                     out.append(target_np)
