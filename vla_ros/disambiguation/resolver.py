@@ -224,6 +224,8 @@ class _NP:
     sides: list[str] = field(default_factory=list)
     excluded: list[_NP] = field(default_factory=list)  # "not the steel one", "except the 12 mm one"
     ordinal: tuple[int, str] | None = None  # (index, side): "the second from the left"; -1 = last
+    middle: bool = False  # "the middle spool", "中间那个": the median of three or more in a row
+    count_extreme: tuple[tuple[str, ...], str] | None = None  # ("teeth",), "max": "the one with more teeth"
     between: list[_NP] = field(default_factory=list)  # "between the two boards", "between A and B"
     side_of: tuple[str, _NP] | None = None  # ("left", landmark): "left of the housing"
 
@@ -506,7 +508,22 @@ _ORDINAL_EN = re.compile(
     r"\b(first|1st|second|2nd|third|3rd|fourth|4th|fifth|5th|last)\b((?:\s+[a-z0-9]+){0,3}?)\s+(?:counting\s+)?"
     r"from\s+(?:the\s+)?(left|right|front|back)(?:\s+(?:side|end))?\b"
 )
-_ORDINAL_ZH = re.compile(r"从?(左|右|前|后)(?:边|侧|面)?(?:开始)?(?:数|起)(?:的)?第(\d+)(?:个|根|块|只)?")
+_ORDINAL_ZH = re.compile(r"从?(左|右|前|后)(?:边|侧|面)?(?:开始)?(?:数|起)?(?:的)?第(\d+)(?:个|根|块|只|件)?")
+_MIDDLE_EN = (
+    re.compile(r"\s*\b(?:in|at)\s+the\s+(?:middle|centre|center)\b(?!\s+of\b)"),
+    re.compile(r"\b(?:middle|centre|center)\b(?!\s+of\b)"),
+)
+_MIDDLE_ZH = re.compile(r"(?:在)?(?:正)?中间(?=的|那|这|一)")
+_BETWEEN_TWO_ZH = re.compile(r"(?:在)?两(?:个|根|块|只|件|台)([^在把，,]+?)(?:之间|中间)的")
+# "the wheel with more teeth", "fewest holes": an extreme of a counted attribute named by its noun.
+_COUNT_EXTREME_EN = re.compile(
+    r"\s*\b(?:(?:with|having|that has|which has|that have)\s+)?(?:the\s+)?(more|most|fewer|fewest|less|least)\s+"
+    r"([a-z]+)\b"
+)
+_COUNT_EXTREME_ZH = re.compile(
+    r"([\u4e00-\u9fff]{1,2}?)数?(最多|更多|较多|多一些|多一点|最少|更少|较少|少一些|少一点|多|少)的"
+)
+_MORE = frozenset({"more", "most", "最多", "更多", "较多", "多一些", "多一点", "多"})
 _NOT_EN = re.compile(
     r"\s*,?\s*\b(?:(?:that|which)\s+(?:is|are)\s+not|but\s+not|not|except(?:\s+for)?|other\s+than|apart\s+from|"
     r"besides|but)\s+(?!to\b|into\b|onto\b|in\b|on\b)"
@@ -534,10 +551,29 @@ def _split_correction(text: str) -> tuple[str, str]:
     return text, ""
 
 
-def _referring_clauses(text: str) -> tuple[str, list[tuple[str, object, str]]]:
-    """Cut referring clauses out of the text: [(kind, value, phrase)] for :meth:`_parse_text`."""
+def _referring_clauses(
+    text: str, name_words: frozenset[str] = frozenset(), counted: frozenset[str] = frozenset()
+) -> tuple[str, list[tuple[str, object, str]]]:
+    """Cut referring clauses out of the text: [(kind, value, phrase)] for :meth:`_parse_text`.
+    ``name_words`` are the words of the scene's names ("center wheel" is a name, not "the middle");
+    ``counted`` the singular nouns of its numeric attributes ("more teeth" needs a ``teeth``)."""
     clauses: list[tuple[str, object, str]] = []
     if is_cjk(text):
+        match = _COUNT_EXTREME_ZH.search(text)
+        senses = (english_senses(match.group(1)) or english_senses(match.group(1)[-1])) if match else ()
+        words = tuple(w for sense in senses[:3] for w in english_words(sense) if _singular(w) in counted)
+        if match and words:
+            order = "max" if match.group(2) in _MORE else "min"
+            clauses.append(("count_extreme", (words, order), ""))
+            text = text[: match.start()] + text[match.end() - 1 :]
+        match = _BETWEEN_TWO_ZH.search(text)
+        if match:
+            clauses.append(("between", None, match.group(1)))
+            text = text[: match.start()] + text[match.end() - 1 :]
+        match = _MIDDLE_ZH.search(text)
+        if match and not _BETWEEN_ZH.search(text):
+            clauses.append(("middle", None, ""))
+            text = text[: match.start()] + text[match.end() :]
         match = _ORDINAL_ZH.search(text)
         if match:
             side = {"左": "left", "右": "right", "前": "front", "后": "back"}[match.group(1)]
@@ -553,6 +589,17 @@ def _referring_clauses(text: str) -> tuple[str, list[tuple[str, object, str]]]:
             text = text[: match.start()] + text[match.end() :]
         return text, clauses
     text = normalise_english(text)
+    match = _COUNT_EXTREME_EN.search(text)
+    if match and _singular(match.group(2)) in counted:
+        order = "max" if match.group(1) in _MORE else "min"
+        clauses.append(("count_extreme", ((match.group(2),), order), ""))
+        text = text[: match.start()] + text[match.end() :]
+    for pattern in _MIDDLE_EN:
+        match = pattern.search(text)
+        if match and not (name_words & {"middle", "centre", "center"}):
+            clauses.append(("middle", None, ""))
+            text = text[: match.start()] + text[match.end() :]
+            break
     match = _ORDINAL_EN.search(text)
     if match:
         side = match.group(3)
@@ -1402,7 +1449,17 @@ class InstructionResolver:
             )
         cleaned = _ARROW.sub(" to ", cleaned)  # "MS-35 -> bin 2"
         head, repair = _split_correction(cleaned)
-        head, clauses = _referring_clauses(head)
+        entities = (*scene.objects, *scene.locations)
+        head, clauses = _referring_clauses(
+            head,
+            frozenset(w for e in entities for w in english_words(e.name)),
+            frozenset(
+                _singular(part)
+                for e in entities
+                for key in e.attributes
+                for part in (_NUMERIC_KEY.sub("", key), _NUMERIC_KEY.sub("", key).split("_")[-1])
+            ),
+        )
         parse = self._parse(self._tokenize(head, scene), scene)
         if repair:
             fix = self._parse(self._tokenize(repair, scene), scene)
@@ -1425,6 +1482,12 @@ class InstructionResolver:
             for kind, value, phrase in clauses:
                 if kind == "ordinal":
                     np.ordinal = value
+                    continue
+                if kind == "middle":
+                    np.middle = True
+                    continue
+                if kind == "count_extreme":
+                    np.count_extreme = value
                     continue
                 nps = [
                     n for n in self._parse(self._tokenize(phrase, scene), scene).objects if n.kind != "empty"
@@ -1475,6 +1538,10 @@ class InstructionResolver:
                 ref_ids.extend(i for i in ids if i not in ref_ids)
             points = {i: scene.entity(i).position for i in ref_ids if scene.entity(i) is not None}
             objs = [o for o in objs if _is_between(o, [p for i, p in points.items() if i != o.id])]
+        if np.count_extreme is not None and objs:
+            objs = self._count_extreme(objs, *np.count_extreme)
+        if np.middle and objs:
+            objs = self._middle(objs)
         if np.ordinal is not None and objs:
             index, side = np.ordinal
             axis, reverse = {"left": (1, True), "right": (1, False), "front": (0, True), "back": (0, False)}[
@@ -1487,6 +1554,34 @@ class InstructionResolver:
             gap = [o for o in ordered if abs(o.position[axis] - chosen.position[axis]) < 0.02]
             objs = gap
         return objs
+
+    def _count_extreme(self, objs: list, nouns: tuple[str, ...], order: str) -> list:
+        """ "more teeth": the candidates with the extreme value of the numeric attribute the noun
+        names (its key, singular or plural: teeth, holes, ports); all tied ones stay; ``[]`` when no
+        attribute of theirs is named by the noun, so the caller asks."""
+        wanted = {_singular(n) for n in nouns}
+        for key in dict.fromkeys(k for o in objs for k in o.attributes):
+            base = _NUMERIC_KEY.sub("", key)
+            if not ({_singular(base), _singular(base.split("_")[-1])} & wanted):
+                continue
+            values = {o.id: numeric_attribute(o, key) for o in objs}
+            have = [o for o in objs if values[o.id] is not None]
+            if len(have) < 2:
+                continue
+            best = (max if order == "max" else min)(values[o.id] for o in have)
+            return [o for o in have if values[o.id] == best]
+        return []
+
+    def _middle(self, objs: list) -> list:
+        """ "the middle one": with three or more in a row, the one at the median along the row (the
+        axis they spread over most); an even count ties the two central ones, so the caller asks."""
+        if len(objs) < 3:
+            return objs
+        spread = [max(o.position[a] for o in objs) - min(o.position[a] for o in objs) for a in (0, 1)]
+        axis = 0 if spread[0] > spread[1] else 1
+        ordered = sorted(objs, key=lambda o: o.position[axis])
+        n = len(ordered)
+        return [ordered[n // 2]] if n % 2 else ordered[n // 2 - 1 : n // 2 + 1]
 
     def _nearest_points(self, objs: list, points: list) -> list:
         dist = {o.id: min(_xy_distance(o.position, pt) for pt in points) for o in objs}
@@ -2684,6 +2779,23 @@ def _head_word(np: _NP) -> str | None:
     if content and content[-1][0] == "UNKNOWN":
         return content[-1][1]
     return None
+
+
+_IRREGULAR_PLURALS = {"teeth": "tooth", "feet": "foot", "men": "man", "dice": "die", "indices": "index"}
+
+
+def _singular(word: str) -> str:
+    """A noun's singular, enough to match an attribute key to a word ("holes" / "hole", "teeth")."""
+    word = word.lower()
+    if word in _IRREGULAR_PLURALS:
+        return _IRREGULAR_PLURALS[word]
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith(("ches", "shes", "xes", "sses")):
+        return word[:-2]
+    if word.endswith("s") and not word.endswith("ss") and len(word) > 3:
+        return word[:-1]
+    return word
 
 
 def _refine(np: _NP, extra: _NP) -> None:
