@@ -517,8 +517,8 @@ _MIDDLE_ZH = re.compile(r"(?:在)?(?:正)?中间(?=的|那|这|一)")
 _BETWEEN_TWO_ZH = re.compile(r"(?:在)?两(?:个|根|块|只|件|台)([^在把，,]+?)(?:之间|中间)的")
 # "the wheel with more teeth", "fewest holes": an extreme of a counted attribute named by its noun.
 _COUNT_EXTREME_EN = re.compile(
-    r"\s*\b(?:(?:with|having|that has|which has|that have)\s+)?(?:the\s+)?(more|most|fewer|fewest|less|least)\s+"
-    r"([a-z]+)\b"
+    r"\s*\b(?:(?:with|having|that has|which has|that have)\s+)?(?:the\s+)?"
+    r"(more|most|fewer|fewest|less|least)\s+([a-z]+)\b"
 )
 _COUNT_EXTREME_ZH = re.compile(
     r"([\u4e00-\u9fff]{1,2}?)数?(最多|更多|较多|多一些|多一点|最少|更少|较少|少一些|少一点|多|少)的"
@@ -1155,6 +1155,8 @@ class InstructionResolver:
                     out.append(Token(word, word, [("NUM", word)]))
             elif word in scene_words:
                 out.append(Token(word, word, list(scene_words[word])))
+            elif _singular(word) in scene_words:
+                out.append(Token(word, word, list(scene_words[_singular(word)])))  # "bodies" -> body
             elif len(word) == 1 and word.isalpha():
                 out.append(Token(word, word, [("LABEL", word)]))
             elif not word.isalnum():
@@ -2106,7 +2108,18 @@ class InstructionResolver:
             elif tag == "LENGTH":
                 require(value, {o.id: float(_has_quantity(o, value)) for o in items})
             elif tag == "LABEL":
-                require(value, {o.id: float(_carries_label(o, value.lower(), tokens[o.id])) for o in items})
+                # "the 2.3 bur": a bare number is a label or, failing that, one of the part's measures.
+                measure = bool(re.fullmatch(r"\d+(?:\.\d+)?", value))
+                require(
+                    value,
+                    {
+                        o.id: float(
+                            _carries_label(o, value.lower(), tokens[o.id])
+                            or (measure and _has_quantity(o, value))
+                        )
+                        for o in items
+                    },
+                )
             elif tag == "NAME":
                 support = {o.id: float(value in tokens[o.id]) for o in items}
                 if any(support.values()) or value not in _ZH_NAME_DIRECTIONS:
