@@ -621,6 +621,36 @@ def _referring_clauses(
     return text, clauses
 
 
+def _between_offset(item: SceneObject, points: list[tuple[float, float, float]]) -> float | None:
+    """How far the item lies off the segment between two of the points, as a share of the segment's
+    length (its projection must fall inside the segment); None when it lies between no two of them."""
+    best: float | None = None
+    for i, a in enumerate(points):
+        for b in points[i + 1 :]:
+            length2 = (b[0] - a[0]) ** 2 + (b[1] - a[1]) ** 2
+            if length2 < 1e-6:
+                continue
+            t = (
+                (item.position[0] - a[0]) * (b[0] - a[0]) + (item.position[1] - a[1]) * (b[1] - a[1])
+            ) / length2
+            cross = (item.position[0] - a[0]) * (b[1] - a[1]) - (item.position[1] - a[1]) * (b[0] - a[0])
+            off = abs(cross) / length2
+            if 0.1 < t < 0.9 and off < 0.6 and (best is None or off < best):
+                best = off
+    return best
+
+
+def _between_best(items: list, points: list[tuple[float, float, float]]) -> list:
+    """The items that lie between two of the points, the ones nearest the line between them first:
+    "whatever is between the two valves" is the part on the line, not one a hand's width off it."""
+    offsets = {id(o): _between_offset(o, points) for o in items}
+    inside = [o for o in items if offsets[id(o)] is not None]
+    if not inside:
+        return []
+    best = min(offsets[id(o)] for o in inside)
+    return [o for o in inside if offsets[id(o)] - best < 0.15]
+
+
 def _is_between(item: SceneObject, points: list[tuple[float, float, float]]) -> bool:
     """Whether the item lies between two of the points (projection inside the segment, near the line)."""
     for i, a in enumerate(points):
@@ -985,6 +1015,10 @@ class InstructionResolver:
                     else p
                     for p in pieces
                 ]
+                if pieces[-1].tag == "UNKNOWN" and any(p.tag in ("CAT", "LOCCAT") for p in pieces[:-1]):
+                    # The compound's head is its last part (阀体: a valve *body*): the unknown head goes
+                    # before the known noun, which then describes it instead of ending the phrase.
+                    pieces = [*pieces[:-2], pieces[-1], pieces[-2]]
             for token in pieces:
                 if (
                     out
@@ -1007,8 +1041,9 @@ class InstructionResolver:
             for piece in _jieba().lcut(token.text, HMM=False):
                 glossed = gloss(piece, evidence_only=len(piece) == 1)
                 if not glossed and len(piece) > 1 and not english_senses(piece):
-                    # A word no dictionary holds: its characters' senses add evidence (料架 -> "rack").
-                    hints = [t for char in piece for t in gloss(char, evidence_only=True)]
+                    # A word no dictionary holds: its last character, the head of a Chinese compound,
+                    # adds evidence (烧结炉 -> 炉 "furnace"); the others' senses are too loose to use.
+                    hints = gloss(piece[-1], evidence_only=True)
                     if hints:
                         glossed = [Token(piece, piece, [("UNKNOWN", piece)], cjk=True), *hints]
                 if glossed:
@@ -1539,7 +1574,7 @@ class InstructionResolver:
                 )
                 ref_ids.extend(i for i in ids if i not in ref_ids)
             points = {i: scene.entity(i).position for i in ref_ids if scene.entity(i) is not None}
-            objs = [o for o in objs if _is_between(o, [p for i, p in points.items() if i != o.id])]
+            objs = _between_best([o for o in objs if o.id not in points], list(points.values()))
         if np.count_extreme is not None and objs:
             objs = self._count_extreme(objs, *np.count_extreme)
         if np.middle and objs:
@@ -1696,8 +1731,10 @@ class InstructionResolver:
                     p.target_objects.append(np)
                 elif not p.objects and p.verbs:
                     p.self_object = True
-            elif kind == "location" or (
-                kind in ("name", "unknown") and prep in ("target", "locative", "from") and p.objects
+            elif (
+                kind == "location"
+                or (kind in ("name", "unknown") and prep in ("target", "locative", "from") and p.objects)
+                or (kind in ("name", "unknown") and prep == "target" and {"move", "go"} & set(p.verbs))
             ):
                 loc_mentions.append((np, prep, relcl, idx, len(p.objects)))
             elif kind in ("object", "name", "unknown"):

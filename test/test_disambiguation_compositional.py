@@ -1,0 +1,175 @@
+"""Referring expressions and repairs composed from the scene (issue 28), in a valve-assembly cell of our
+own, in both languages: repairs that are not stops, middles, counted attributes, measures, whole names
+that the lexicon would misread, compounds the lexicon lacks, and requests that are not robot tasks."""
+
+from __future__ import annotations
+
+import pytest
+
+from vla_ros.disambiguation import InstructionResolver, Scene
+
+
+def _obj(oid: str, category: str, xy: tuple[float, float], **extra) -> dict:
+    return {
+        "id": oid,
+        "kind": extra.pop("kind", "part"),
+        "category": category,
+        "position": [*xy, 0.02],
+        **extra,
+    }
+
+
+def _loc(lid: str, name: str, category: str, xy: tuple[float, float], **extra) -> dict:
+    return {"id": lid, "name": name, "category": category, "position": [*xy, 0.0], **extra}
+
+
+VALVE_CELL = {
+    "objects": [
+        _obj("valve_a", "valve", (0.40, 0.30), name="ball valve", material="brass", mass_g=320, teeth=0),
+        _obj("valve_b", "valve", (0.40, 0.00), name="ball valve", material="steel", mass_g=540),
+        _obj("valve_c", "valve", (0.40, -0.30), name="check valve", material="brass", mass_g=610),
+        _obj("body", "valve_body", (0.62, 0.30), name="valve body", material="steel"),
+        _obj("gear_14", "gear", (0.62, -0.10), name="pinion", teeth=14),
+        _obj("gear_40", "gear", (0.62, -0.30), name="spur gear", teeth=40),
+        _obj("bur", "bur", (0.25, 0.10), name="carbide bur", kind="tool", diameter_mm=2.3),
+        _obj("elbow", "fitting", (0.25, -0.15), name="copper elbow", material="copper"),
+    ],
+    "locations": [
+        _loc("bench", "test bench", "station", (0.78, 0.00)),
+        _loc("tray1", "tray 1", "tray", (0.60, -0.55)),
+        _loc("harness", "harness board", "fixture", (0.80, 0.45)),
+        _loc("furnace", "sintering furnace", "oven", (0.80, -0.45)),
+        _loc("scrap", "scrap bin", "bin", (0.20, 0.50), role="reject"),
+    ],
+    "holding": None,
+}
+
+
+@pytest.fixture(scope="module")
+def resolver() -> InstructionResolver:
+    return InstructionResolver()
+
+
+@pytest.fixture(scope="module")
+def cell() -> Scene:
+    return Scene.from_dict(VALVE_CELL)
+
+
+def _cmd(res) -> tuple:
+    return (res.status, res.action, res.object_id, res.target_id)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "put the brass ball valve on the test bench, no wait, the steel one",
+            ("resolved", "pick_place", "valve_b", "bench"),
+        ),
+        (
+            "move the valve body to tray 1 -- actually the test bench",
+            ("resolved", "pick_place", "body", "bench"),
+        ),
+        (
+            "put the check valve on the bench... scratch that, in tray 1",
+            ("resolved", "pick_place", "valve_c", "tray1"),
+        ),
+        ("把黄铜球阀放到测试台，不对，放到1号托盘", ("resolved", "pick_place", "valve_a", "tray1")),
+    ],
+)
+def test_a_repair_replaces_what_it_repairs(resolver, cell, text, expected) -> None:
+    assert _cmd(resolver.resolve(text, cell)) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "put the valve body in tray 1, wait, the door is open",
+        "put the valve body in tray 1, wait",
+        "no wait!",
+    ],
+)
+def test_a_wait_that_is_not_a_short_repair_of_scene_words_still_stops(resolver, cell, text) -> None:
+    assert _cmd(resolver.resolve(text, cell))[:2] == ("resolved", "stop")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("grab the middle valve", "valve_b"),
+        ("pick up the valve in the middle", "valve_b"),
+        ("拿起中间那个阀门", "valve_b"),
+        ("pick up the gear with more teeth", "gear_40"),
+        ("pick up the gear with the fewest teeth", "gear_14"),
+        ("把齿数少的那个齿轮拿起来", "gear_14"),
+        ("pick up the 2.3 bur", "bur"),
+        ("grab whatever is between the two brass valves", "valve_b"),
+        ("拿起两个黄铜阀门中间的那个东西", "valve_b"),
+    ],
+)
+def test_composed_references_pick_one_object(resolver, cell, text, expected) -> None:
+    assert _cmd(resolver.resolve(text, cell)) == ("resolved", "pick", expected, None)
+
+
+def test_more_of_something_no_part_counts_is_no_reference(resolver, cell) -> None:
+    # No attribute is called "time": "one more time" is not "the one with more time".
+    res = resolver.resolve("pick up the valve with more time", cell)
+    assert res.status == "clarify" and not res.forwarded
+
+
+def test_words_of_a_name_are_not_read_as_a_person_or_another_category(resolver, cell) -> None:
+    # "body" is a person word and "harness" a lexicon cable; here both are words of names.
+    res = resolver.resolve("valve body to the harness board", cell)
+    assert _cmd(res) == ("resolved", "pick_place", "body", "harness")
+
+
+def test_a_lexicon_noun_is_not_matched_inside_a_longer_word(resolver) -> None:
+    # "spring" is no "mainspring": nothing here is a spring, so it asks instead of picking the barrel.
+    scene = Scene.from_dict(
+        {"objects": [_obj("barrel", "barrel", (0.4, 0.0), name="mainspring barrel")], "locations": []}
+    )
+    res = resolver.resolve("pick up the balance spring", scene)
+    assert res.status == "clarify" and res.candidates == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("移到烧结炉那边", ("resolved", "move_to", None, "furnace")),  # no dictionary word: 炉 "furnace"
+        ("嗯…那个…麻烦把紫铜接头放到测试台上", ("resolved", "pick_place", "elbow", "bench")),
+        ("把不锈钢阀体放到测试台", ("resolved", "pick_place", "body", "bench")),  # 阀 -> its English category
+    ],
+)
+def test_chinese_compounds_and_fillers(resolver, cell, text, expected) -> None:
+    assert _cmd(resolver.resolve(text, cell)) == expected
+
+
+def test_a_person_word_inside_an_unknown_compound_is_no_person(resolver, cell) -> None:
+    # 弯头 (an elbow fitting) is in no dictionary here; 头 ("head") inside it must not make the request
+    # one about a person: the resolver asks which part is meant.
+    res = resolver.resolve("把弯头拿起来", cell)
+    assert res.status == "clarify" and not res.forwarded
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["can you email QA the leak test report", "write up the shift report", "帮我写个报告", "下午开会吗"],
+)
+def test_office_requests_are_not_robot_tasks(resolver, cell, text) -> None:
+    res = resolver.resolve(text, cell)
+    assert res.status == "reject" and not res.forwarded
+
+
+def test_8_pin_before_de_describes_the_connector(resolver) -> None:
+    scene = Scene.from_dict(
+        {
+            "objects": [
+                _obj("c8", "connector", (0.42, 0.28), name="8-pin connector"),
+                _obj("c2", "connector", (0.40, 0.12), name="2-pin connector"),
+            ],
+            "locations": [_loc("crimp", "crimp station", "station", (0.8, 0.0))],
+        }
+    )
+    assert _cmd(resolver.resolve("把那个8 pin的connector放到crimp station", scene)) == (
+        "resolved", "pick_place", "c8", "crimp",
+    )  # fmt: skip
