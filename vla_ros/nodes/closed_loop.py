@@ -35,7 +35,7 @@ from std_srvs.srv import Trigger
 from vla_ros.action import Action, Policy, checkpoint_views
 from vla_ros.model.options import DEFAULT_PRECISION, resolve_device, resolve_precision
 from vla_ros.msg import ActionStep, Clarification, Instruction, Scene
-from vla_ros.nodes.common import COMMAND_QOS, LATCHED_QOS, now_s, stamp_to_s
+from vla_ros.nodes.common import COMMAND_QOS, LATCHED_QOS, now_s, stamp_to_s, stop_executor
 from vla_ros.nodes.controller_node import ControllerNode
 from vla_ros.nodes.disambiguation_node import DisambiguationNode
 from vla_ros.nodes.episode_recorder import EpisodeRecorder, Recording
@@ -362,7 +362,9 @@ class ClosedLoop:
         if executor is not None:
             self._stopping.set()
             self._spin_thread.join(timeout=5.0)
-            executor.shutdown(timeout_sec=5.0)
+            # Callbacks already dispatched finish before their nodes are destroyed.
+            for exc in stop_executor(executor, timeout_s=5.0):
+                self.driver.get_logger().error(f"callback failed: {type(exc).__name__}: {exc}")
         self._teardown()
 
     def _teardown(self) -> None:
