@@ -481,9 +481,10 @@ class ClosedLoop:
         driver = self.driver
         n = len(driver.instructions)
         driver.say("stop")
-        driver.wait(lambda: any(i.action == "stop" for i in driver.instructions[n:]), timeout_s=5.0)
+        stopped = driver.wait(lambda: any(i.action == "stop" for i in driver.instructions[n:]), timeout_s=5.0)
         time.sleep(0.1)  # a policy step already under way may still publish
-        driver.hold(self.frame_id)
+        if not stopped:  # with the stop forwarded the e-stop is latched and output zero already
+            driver.hold(self.frame_id)
         t0, deadline = now_s(driver), time.monotonic() + 5.0
         while now_s(driver) - t0 < 0.2 and time.monotonic() < deadline:
             time.sleep(0.02)

@@ -247,7 +247,8 @@ class DisambiguationNode(Node):
         self._publish_instruction(result, request_id)
         self._dialogue.record(result, now_s(self), request_id)
         self._counts["stop"] += 1
-        self._note(f"STOP from {result.raw_text[:80]!r}: e-stop published", error=True)
+        # The operator asked for it: the node doing its job, not an error.
+        self._note(f"stop from {result.raw_text[:80]!r}: e-stop published")
 
     def _ask(self, result: Resolution, request_id: str) -> None:
         self._dialogue.record(result, now_s(self), request_id)
