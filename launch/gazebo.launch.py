@@ -16,6 +16,7 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from launch import LaunchDescription
+from vla_ros.model.options import DEFAULT_PRECISION, PRECISION_CHOICES_TEXT
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -26,7 +27,9 @@ def generate_launch_description() -> LaunchDescription:
     ]
     declared += [
         DeclareLaunchArgument("quantization", default_value="none"),
-        DeclareLaunchArgument("precision", default_value="bf16"),
+        DeclareLaunchArgument(
+            "precision", default_value=DEFAULT_PRECISION, description=PRECISION_CHOICES_TEXT
+        ),
         DeclareLaunchArgument("camera_topic", default_value="/camera/image_raw"),
         DeclareLaunchArgument("bridge_config", default_value=str(share / "config" / "ros_gz_bridge.yaml")),
     ]

@@ -28,6 +28,7 @@ from launch_ros.actions import Node
 
 from launch import LaunchDescription
 from vla_ros.eval.live import ros2_bag_play_command
+from vla_ros.model.options import DEFAULT_PRECISION, PRECISION_CHOICES_TEXT
 
 NAMESPACE = "replay"
 ARGUMENTS = {
@@ -35,7 +36,7 @@ ARGUMENTS = {
     "rate": ("1.0", "playback speed factor"),
     "loop": ("false", "play again and again until the launch is stopped"),
     "model_dir": ("", "OpenVLA checkpoint directory (Hugging Face layout, safetensors)"),
-    "precision": ("bf16", "fp32 | bf16 | fp16"),
+    "precision": (DEFAULT_PRECISION, PRECISION_CHOICES_TEXT),
     "quantization": ("none", "none | 8bit | 4bit | 4bit-fp4"),
     "unnorm_key": ("", "dataset statistics key; empty when the checkpoint has exactly one"),
     "camera_topic": (

@@ -18,11 +18,12 @@ from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
 from launch import LaunchDescription
+from vla_ros.model.options import DEFAULT_PRECISION, PRECISION_CHOICES_TEXT
 
 ARGUMENTS = {
     "model_dir": ("", "OpenVLA checkpoint directory (Hugging Face layout, safetensors)"),
     "device": ("cpu", "cpu | cuda"),
-    "precision": ("fp32", "fp32 | bf16 | fp16"),
+    "precision": (DEFAULT_PRECISION, PRECISION_CHOICES_TEXT),
     "task": ("pick_place", "pick_place | push | move_to | move_to_part"),
     "seed": ("0", "layout seed of the first episode"),
     "real_time_factor": ("1.0", "sim seconds per wall second (lower it for a slow policy)"),

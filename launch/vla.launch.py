@@ -16,11 +16,12 @@ from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
 from launch import LaunchDescription
+from vla_ros.model.options import DEFAULT_PRECISION, PRECISION_CHOICES_TEXT
 
 ARGUMENTS = {
     "model_dir": ("", "OpenVLA checkpoint directory (Hugging Face layout, safetensors)"),
     "adapter_dir": ("", "LoRA adapter directory; empty for none"),
-    "precision": ("bf16", "fp32 | bf16 | fp16"),
+    "precision": (DEFAULT_PRECISION, PRECISION_CHOICES_TEXT),
     "quantization": ("none", "none | 8bit | 4bit | 4bit-fp4"),
     "unnorm_key": ("", "dataset statistics key; empty when the checkpoint has exactly one"),
     "inference_backend": (

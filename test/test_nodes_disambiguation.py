@@ -350,3 +350,14 @@ def test_missing_static_scene_file_is_a_clear_start_up_error(ros) -> None:
 
     with pytest.raises(StaticSceneError, match="does not exist"):
         _node(ros, static_scene_file="/nonexistent/cell.yaml")
+
+
+def test_static_scene_file_outside_the_documented_format_is_refused_naming_the_field(ros, tmp_path) -> None:
+    from vla_ros.nodes.disambiguation_node import StaticSceneError
+
+    scene = _example_scene()
+    scene["objects"][1]["kind"] = "fixture"
+    path = tmp_path / "cell.yaml"
+    path.write_text(yaml.safe_dump(scene), encoding="utf-8")
+    with pytest.raises(StaticSceneError, match=r"cell.yaml: objects\[1\]\.kind: expected one of part, tool"):
+        _node(ros, static_scene_file=str(path))

@@ -234,6 +234,23 @@ def test_bad_inputs_are_reported_and_the_node_keeps_running(ros, tiny_checkpoint
     assert int(values["errors"]) >= len(bad_frames)
 
 
+def test_precision_defaults_to_the_shared_auto_and_loads_fp32_on_the_cpu(ros, tiny_checkpoint) -> None:
+    from rclpy.parameter import Parameter
+
+    from vla_ros.model.options import DEFAULT_PRECISION
+    from vla_ros.nodes.policy_node import PolicyNode
+
+    params = {"model_dir": str(tiny_checkpoint), "device": "cpu", "center_crop": False}
+    node = ros.add(
+        PolicyNode(
+            context=ros.context, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()]
+        )
+    )
+    assert node.get_parameter("precision").value == DEFAULT_PRECISION == "auto"
+    assert node._policy.precision == "fp32"  # what every ActionStep and /diagnostics report
+    assert node._identity["precision"] == "fp32/none"
+
+
 def test_missing_model_directory_is_reported_and_the_node_stays_up(ros) -> None:
     node = _policy_node(ros, model_dir="/nonexistent/openvla-7b")
     operator = Operator(ros)

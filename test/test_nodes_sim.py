@@ -238,6 +238,15 @@ def test_expert_episode_succeeds_through_every_node(loop) -> None:
     assert recording.frames  # camera images are best-effort (sensor QoS): some may be lost under load
 
 
+def test_the_stop_that_ends_an_episode_is_not_logged_as_an_error(loop, capfd) -> None:
+    capfd.readouterr()
+    report, _ = loop.run_episode(0, seed=2, task="move_to")
+    assert report.success, report
+    err = capfd.readouterr().err
+    assert "e-stop latched on request" in err  # the operator's "stop" latched it, as it should
+    assert "[ERROR]" not in err, err
+
+
 def test_unresolvable_operator_words_start_nothing(loop) -> None:
     report, _ = loop.run_episode(1, seed=2, task="move_to", operator_text="move to the moon base")
     assert report.resolution == "clarify"

@@ -50,7 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--quantization",
         choices=("none", "8bit", "4bit"),
         default="4bit",
-        help="policy precision: bitsandbytes 4bit (NF4, the default), 8bit, or none (fp32)",
+        help="policy weights: bitsandbytes 4bit (NF4, the default), 8bit, or none (the default precision: "
+        "auto, fp32 on the CPU)",
     )
     p.add_argument(
         "--policy", choices=("model", "expert"), default="model", help="expert: the scripted expert"

@@ -23,6 +23,7 @@ from vla_ros.eval.evaluate import (
     evaluate_episodes,
 )
 from vla_ros.eval.report import format_comparison, write_report
+from vla_ros.model.options import DEFAULT_PRECISION, PRECISION_CHOICES, PRECISION_HELP, resolve_precision
 from vla_ros.sim import MAX_EPISODE_STEPS, TASK_NAMES
 
 QUANTIZATIONS = ("none", "8bit", "4bit")
@@ -74,6 +75,7 @@ def run_eval_bag(args: argparse.Namespace) -> int:
     if not args.model and not args.recorded:
         print("eval-bag: give at least one --model DIR (or --recorded for a sanity check)", file=sys.stderr)
         return 2
+    args.precision = resolve_precision(args.precision, args.device)  # names and report say the dtype used
     try:
         cleaning = CleaningConfig() if args.clean else KEEP_ALL_STEPS
         episodes, report = load_episodes(
@@ -149,9 +151,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=["none"],
         help="one or more: each model is evaluated at each",
     )
-    p.add_argument(
-        "--precision", default="bf16", choices=("bf16", "fp32"), help="compute dtype when not quantized"
-    )
+    p.add_argument("--precision", choices=PRECISION_CHOICES, default=DEFAULT_PRECISION, help=PRECISION_HELP)
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     p.add_argument(
         "--unnorm-key", default=None, metavar="K", help="dataset statistics key for un-normalisation"
@@ -288,7 +288,7 @@ def register_replay(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", type=Path, default=Path("replay_report"), metavar="DIR")
     p.add_argument("--adapter", default=None, metavar="DIR", help="LoRA adapter directory")
-    p.add_argument("--precision", default="bf16", choices=("bf16", "fp16", "fp32"))
+    p.add_argument("--precision", choices=PRECISION_CHOICES, default=DEFAULT_PRECISION, help=PRECISION_HELP)
     p.add_argument("--quantization", default="none", choices=("none", "8bit", "4bit", "4bit-fp4"))
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--unnorm-key", default=None, metavar="K")
@@ -347,7 +347,7 @@ def register_sim_eval(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--seed-start", type=int, default=100000, help="first seed: keep clear of demo seeds")
     ev.add_argument("--image-size", type=int, default=224, help="camera size (as recorded)")
     ev.add_argument("--max-steps", type=int, default=MAX_EPISODE_STEPS)
-    ev.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    ev.add_argument("--precision", choices=PRECISION_CHOICES, default=DEFAULT_PRECISION, help=PRECISION_HELP)
     ev.add_argument("--unnorm-key", default=None)
     add_center_crop_argument(ev)
     ev.add_argument("--no-expert", action="store_true", help="skip the scripted-expert bound")

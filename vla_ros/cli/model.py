@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from vla_ros.model.options import PRECISION_NAMES, QUANTIZATIONS
+from vla_ros.model.options import DEFAULT_PRECISION, PRECISION_CHOICES, PRECISION_HELP, QUANTIZATIONS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,17 +24,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict = subparsers.add_parser("predict", help="predict one action from an image and an instruction")
     predict.add_argument("--image", type=Path, required=True, help="RGB image file (PNG, JPEG)")
     predict.add_argument("--instruction", required=True)
-    add_policy_arguments(predict, precision="fp32")
+    add_policy_arguments(predict)
     predict.add_argument("--device", default="cpu")
     predict.set_defaults(func=_predict)
 
 
-def add_policy_arguments(p: argparse.ArgumentParser, precision: str) -> None:
+def add_policy_arguments(p: argparse.ArgumentParser) -> None:
     """How to run a checkpoint: the options every command that loads one for inference offers."""
     p.add_argument("--model", type=Path, required=True, help="checkpoint directory (official layout)")
     p.add_argument("--adapter", type=Path, default=None, help="LoRA adapter directory")
     p.add_argument("--unnorm-key", default=None, help="dataset statistics to un-normalise with")
-    p.add_argument("--precision", choices=PRECISION_NAMES, default=precision)
+    p.add_argument("--precision", choices=PRECISION_CHOICES, default=DEFAULT_PRECISION, help=PRECISION_HELP)
     p.add_argument("--quantization", choices=QUANTIZATIONS, default="none")
     add_center_crop_argument(p)
     p.add_argument("--constrain", action="store_true", help="decode only action tokens")
@@ -100,6 +100,7 @@ def _predict(args: argparse.Namespace) -> int:
                 "action": dict(zip(ACTION_NAMES, action.vector.round(6).tolist(), strict=True)),
                 "token_ids": list(action.token_ids),
                 "unnorm_key": policy.unnorm_key,
+                "precision": policy.precision,
                 "inference_time_s": round(action.inference_time_s, 4),
             }
         )

@@ -19,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Point policy_node at it with inference_backend:=remote remote_url:=http://HOST:PORT."
         ),
     )
-    add_policy_arguments(serve, precision="bf16")
+    add_policy_arguments(serve)
     serve.add_argument("--device", default="auto", help="auto (cuda when a replica has a GPU), cpu, cuda")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     serve.add_argument("--port", type=int, default=8000)

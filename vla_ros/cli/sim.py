@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from vla_ros.cli.model import add_center_crop_argument
+from vla_ros.model.options import DEFAULT_PRECISION, PRECISION_CHOICES, PRECISION_HELP
 from vla_ros.sim.tasks import TASK_NAMES
 
 STORAGES = ("mcap", "sqlite3")
@@ -32,7 +33,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     sim.add_argument("--model", type=Path, default=None, help="OpenVLA checkpoint directory (--policy model)")
     sim.add_argument("--device", default="cpu", help="device for --policy model (cpu, cuda)")
-    sim.add_argument("--precision", default="fp32", help="precision for --policy model (fp32, bf16, fp16)")
+    sim.add_argument(
+        "--precision",
+        choices=PRECISION_CHOICES,
+        default=DEFAULT_PRECISION,
+        help=f"--policy model: {PRECISION_HELP}",
+    )
     sim.add_argument(
         "--quantization",
         choices=("none", "8bit", "4bit"),

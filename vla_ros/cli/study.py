@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from vla_ros.cli.model import add_center_crop_argument
+from vla_ros.model.options import DEFAULT_PRECISION, PRECISION_CHOICES, PRECISION_HELP
 from vla_ros.sim import MAX_EPISODE_STEPS
 
 # Our CLI names -> the model core's names (as eval-bag's --quantization).
@@ -59,7 +60,7 @@ def register_study(subparsers: argparse._SubParsersAction) -> None:
         default=["disambiguation_sim.yaml"],
         help="vocabulary overlays for the resolver (default: the workcell's own forwarded wording)",
     )
-    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    p.add_argument("--precision", choices=PRECISION_CHOICES, default=DEFAULT_PRECISION, help=PRECISION_HELP)
     add_center_crop_argument(p)
     p.add_argument("--max-steps", type=int, default=MAX_EPISODE_STEPS)
     p.add_argument("--no-reuse", action="store_true", help="run every episode, even identical rollouts")

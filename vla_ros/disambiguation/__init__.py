@@ -5,7 +5,7 @@ No ROS imports here; the node adapts messages to these classes.
 
 from vla_ros.disambiguation.dialogue import DialogueState, DialogueTurn, PendingQuestion
 from vla_ros.disambiguation.resolver import ACTIONS, Draft, InstructionResolver, PendingCommand, Resolution
-from vla_ros.disambiguation.scene import Scene, SceneFormatError, SceneLocation, SceneObject
+from vla_ros.disambiguation.scene import Scene, SceneFormatError, SceneLocation, SceneObject, load_scene_file
 from vla_ros.disambiguation.vocabulary import (
     Vocabulary,
     VocabularyError,
@@ -29,5 +29,6 @@ __all__ = [
     "Vocabulary",
     "VocabularyError",
     "default_vocabulary_path",
+    "load_scene_file",
     "load_vocabulary",
 ]

@@ -11,9 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
-
-import yaml
 
 from vla_ros.disambiguation.evaluate import (
     SYSTEMS,
@@ -24,7 +21,7 @@ from vla_ros.disambiguation.evaluate import (
     write_json,
 )
 from vla_ros.disambiguation.resolver import InstructionResolver
-from vla_ros.disambiguation.scene import Scene, SceneFormatError
+from vla_ros.disambiguation.scene import load_scene_file
 from vla_ros.disambiguation.vocabulary import VocabularyError, load_vocabulary
 
 
@@ -69,14 +66,10 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_one(args: argparse.Namespace) -> int:
-    try:
-        text = Path(args.scene).read_text(encoding="utf-8")
-        data = yaml.safe_load(text)
-        scene = Scene.from_dict(data.get("scene", data) if isinstance(data, dict) else data)
-        resolver = _resolver(args)
-    except (OSError, yaml.YAMLError, SceneFormatError, VocabularyError) as exc:
-        print(f"disambiguate: {exc}", file=sys.stderr)
-        return 2
+    # A bad scene or vocabulary file is a UserInputError: ``vla-ros`` prints its one line and exits 2
+    # (``--debug`` shows the traceback).
+    scene = load_scene_file(args.scene)
+    resolver = _resolver(args)
     result = resolver.resolve(args.text, scene, args.history or [])
     print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
     if args.answer is not None and result.status == "clarify":

@@ -45,7 +45,7 @@ from vla_ros.disambiguation.grounding import (
     typo_distance,
     unexplained_word_support,
 )
-from vla_ros.disambiguation.scene import Scene, SceneLocation, SceneObject
+from vla_ros.disambiguation.scene import NUMERIC_ATTRIBUTE_KEY, Scene, SceneLocation, SceneObject
 from vla_ros.disambiguation.text import (
     CLAUSE_BREAKS,
     Token,
@@ -392,7 +392,7 @@ def _entity_tokens(entity: SceneObject | SceneLocation) -> set[str]:
     tokens = _name_tokens(entity.name) | _name_tokens(entity.id) | _compact_tokens(entity.name)
     tokens |= _cjk_tokens(entity.name) | _cjk_tokens(entity.category)
     for key, value in entity.attributes.items():
-        if not _NUMERIC_KEY.search(key):
+        if not NUMERIC_ATTRIBUTE_KEY.search(key):
             tokens |= set(english_words(str(value)))
             tokens |= _name_tokens(str(value)) | _compact_tokens(str(value))
     return tokens | {t[:-1] for t in tokens if len(t) > 3 and t.endswith("s") and not t.endswith("ss")}
@@ -467,7 +467,6 @@ def normalise_chinese_numbers(text: str) -> str:
     return text
 
 
-_NUMERIC_KEY = re.compile(r"_(?:mm|cm|m|g|kg|ml|l|n|nm|deg|v|mah|wh)$")
 _UNIT_SCALE = {"mm": 1.0, "cm": 10.0, "m": 1000.0, "g": 1.0, "kg": 1000.0, "ml": 1.0, "l": 1000.0}
 
 

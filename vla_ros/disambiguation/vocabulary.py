@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from vla_ros.errors import UserInputError
+
 # Lexicon tag of each concept section, and the concept names each section may use (None = any).
 CONCEPT_SECTIONS: dict[str, tuple[str, frozenset[str] | None]] = {
     "actions": (
@@ -128,7 +130,7 @@ def _instructions(body: Any, source: str) -> dict[str, str]:
     return out
 
 
-class VocabularyError(ValueError):
+class VocabularyError(UserInputError, ValueError):
     """A vocabulary YAML file is malformed; the message names the file, the key and the fix."""
 
 

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from vla_ros.action import Action, Policy
+from vla_ros.model.options import DEFAULT_PRECISION
 from vla_ros.sim import MAX_EPISODE_STEPS, ScriptedExpert, Workcell, run_episode, workcell_config
 
 
@@ -212,7 +213,7 @@ def evaluate_in_workcell(
 def vla_policy_factory(
     model_dir: str | Path,
     adapter_dir: str | Path | None = None,
-    precision: str = "fp32",
+    precision: str = DEFAULT_PRECISION,
     unnorm_key: str | None = None,
     untrained: bool = False,
     seed: int = 0,

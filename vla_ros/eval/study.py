@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from vla_ros.errors import UserInputError
+from vla_ros.model.options import DEFAULT_PRECISION, resolve_precision
 from vla_ros.sim.layout import Layout, LocationSpec, PartSpec
 from vla_ros.sim.tasks import MAX_EPISODE_STEPS, Task
 
@@ -356,7 +357,7 @@ class StudyConfig:
     quantizations: Sequence[str] = ()
     conditions: Sequence[str] | None = None  # names; None: conditions_for(quantizations)
     vocabulary_files: Sequence[str] = ("disambiguation_sim.yaml",)
-    precision: str = "fp32"
+    precision: str = DEFAULT_PRECISION  # auto: fp32 here (the study runs on the CPU)
     center_crop: bool | None = None  # None: as the checkpoint records
     max_steps: int = MAX_EPISODE_STEPS
     reuse: bool = True
@@ -526,7 +527,7 @@ class Study:
         c = self.config
         return {
             "model": str(c.model_dir),
-            "precision": c.precision,
+            "precision": resolve_precision(c.precision, "cpu"),
             "tasks": list(c.tasks),
             "kinds": list(c.kinds),
             "layouts_per_task": c.layouts,

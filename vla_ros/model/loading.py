@@ -32,7 +32,13 @@ from vla_ros.errors import UserInputError
 from vla_ros.model.action_tokenizer import ActionStatistics, ActionTokenizer, select_unnorm_key
 from vla_ros.model.configuration_openvla import OpenVLAConfig
 from vla_ros.model.modeling_openvla import OpenVLAForActionPrediction
-from vla_ros.model.options import PRECISION_NAMES, QUANTIZATIONS
+from vla_ros.model.options import (
+    DEFAULT_PRECISION,
+    PRECISION_CHOICES,
+    PRECISION_NAMES,
+    QUANTIZATIONS,
+    resolve_precision,
+)
 from vla_ros.model.processing import ImageProcessor, PromptTokenizer
 
 log = logging.getLogger(__name__)
@@ -91,6 +97,7 @@ class LoadedCheckpoint:
     action_tokenizer: ActionTokenizer
     norm_stats: dict
     directory: Path
+    precision: str = ""  # the dtype the weights were loaded in (``auto`` resolved), e.g. "bf16"
 
     def action_statistics(self, unnorm_key: str | None) -> tuple[str, ActionStatistics]:
         key = select_unnorm_key(self.norm_stats, unnorm_key)
@@ -319,7 +326,7 @@ def _set_tensor(
 # --- public API -----------------------------------------------------------------------------------
 def load_checkpoint(
     directory: str | Path,
-    precision: str = "bf16",
+    precision: str = DEFAULT_PRECISION,
     quantization: str = "none",
     quantize_vision: bool = False,
     quantize_projector: bool = False,
@@ -327,7 +334,8 @@ def load_checkpoint(
 ) -> LoadedCheckpoint:
     """Load an OpenVLA checkpoint directory (official layout) for inference or fine-tuning.
 
-    ``precision`` (fp32/bf16/fp16) is the dtype of all unquantized weights and the 4-bit compute
+    ``precision`` (fp32/bf16/fp16, or auto: bf16 on a GPU with bf16 support, fp32 elsewhere; see
+    :mod:`vla_ros.model.options`) is the dtype of all unquantized weights and the 4-bit compute
     dtype. ``quantization`` (none/8bit/4bit-nf4/4bit-fp4) applies to the language model's linear
     layers, and to the vision backbone / projector when asked.
     """
@@ -339,12 +347,13 @@ def load_checkpoint(
         )
     if not directory.is_dir():
         raise MissingCheckpointFileError(f"checkpoint directory {directory} does not exist")
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+    if precision not in PRECISION_CHOICES:
+        raise ValueError(f"precision must be one of {', '.join(PRECISION_CHOICES)}, got {precision!r}")
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
-    dtype = PRECISIONS[precision]
     device = torch.device(device)
+    precision = resolve_precision(precision, device)
+    dtype = PRECISIONS[precision]
 
     config = OpenVLAConfig.from_json_file(
         _require_file(directory, "config.json", "it is not an OpenVLA checkpoint directory")
@@ -395,6 +404,7 @@ def load_checkpoint(
         action_tokenizer=action_tokenizer,
         norm_stats=norm_stats,
         directory=directory,
+        precision=precision,
     )
 
 
@@ -479,7 +489,7 @@ def _finish(model: nn.Module, quantization: str, device: torch.device) -> None:
 
 def random_model(
     config: OpenVLAConfig,
-    precision: str = "bf16",
+    precision: str = DEFAULT_PRECISION,
     quantization: str = "none",
     device: str | torch.device = "cpu",
     seed: int = 0,
@@ -487,11 +497,12 @@ def random_model(
     """The architecture with random weights made on ``device`` and quantized as :func:`load_checkpoint`
     quantizes a real checkpoint: speed and memory of a full-size model with nothing to download
     (``benchmarks/bench_gpu.py``). Its actions mean nothing."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+    if precision not in PRECISION_CHOICES:
+        raise ValueError(f"precision must be one of {', '.join(PRECISION_CHOICES)}, got {precision!r}")
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
-    dtype, device = PRECISIONS[precision], torch.device(device)
+    device = torch.device(device)
+    dtype = PRECISIONS[resolve_precision(precision, device)]
     model = build_empty_model(config)
     shapes = _expected_shapes(model)
     if quantization != "none":

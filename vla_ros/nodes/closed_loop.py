@@ -33,8 +33,9 @@ from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 
 from vla_ros.action import Action, Policy, checkpoint_views
+from vla_ros.model.options import DEFAULT_PRECISION, resolve_device, resolve_precision
 from vla_ros.msg import ActionStep, Clarification, Instruction, Scene
-from vla_ros.nodes.common import COMMAND_QOS, LATCHED_QOS, now_s, stamp_to_s
+from vla_ros.nodes.common import COMMAND_QOS, LATCHED_QOS, now_s, stamp_to_s, stop_executor
 from vla_ros.nodes.controller_node import ControllerNode
 from vla_ros.nodes.disambiguation_node import DisambiguationNode
 from vla_ros.nodes.episode_recorder import EpisodeRecorder, Recording
@@ -93,7 +94,7 @@ class ClosedLoopOptions:
     policy: str = "expert"  # expert | model
     model_dir: str = ""
     device: str = "cpu"
-    precision: str = "fp32"
+    precision: str = DEFAULT_PRECISION  # auto: bf16 on a GPU, fp32 on the CPU
     center_crop: bool | None = None  # None: as the checkpoint's config.json records
     quantization: str = "none"  # none | 8bit | 4bit (bitsandbytes NF4) for policy "model"
     real_time_factor: float = 1.0
@@ -293,8 +294,12 @@ class ClosedLoop:
                     center_crop="auto" if options.center_crop is None else bool(options.center_crop),
                     quantization=options.quantization,
                 )
-                precision = options.precision if options.quantization == "none" else options.quantization
-                self.policy_label = f"OpenVLA checkpoint {options.model_dir} ({precision}, {options.device})"
+                device = resolve_device(options.device)
+                precision = resolve_precision(options.precision, device)
+                dtype = (
+                    precision if options.quantization == "none" else f"{options.quantization}, {precision}"
+                )
+                self.policy_label = f"OpenVLA checkpoint {options.model_dir} ({dtype}, {device})"
             self.policy = self._add(PolicyNode, "policy_node", policy_params, policy=injected)
             if self.policy._worker is None:
                 raise ClosedLoopError(f"policy_node failed to configure: {self.policy._last_error}")
@@ -357,7 +362,9 @@ class ClosedLoop:
         if executor is not None:
             self._stopping.set()
             self._spin_thread.join(timeout=5.0)
-            executor.shutdown(timeout_sec=5.0)
+            # Callbacks already dispatched finish before their nodes are destroyed.
+            for exc in stop_executor(executor, timeout_s=5.0):
+                self.driver.get_logger().error(f"callback failed: {type(exc).__name__}: {exc}")
         self._teardown()
 
     def _teardown(self) -> None:
@@ -474,9 +481,10 @@ class ClosedLoop:
         driver = self.driver
         n = len(driver.instructions)
         driver.say("stop")
-        driver.wait(lambda: any(i.action == "stop" for i in driver.instructions[n:]), timeout_s=5.0)
+        stopped = driver.wait(lambda: any(i.action == "stop" for i in driver.instructions[n:]), timeout_s=5.0)
         time.sleep(0.1)  # a policy step already under way may still publish
-        driver.hold(self.frame_id)
+        if not stopped:  # with the stop forwarded the e-stop is latched and output zero already
+            driver.hold(self.frame_id)
         t0, deadline = now_s(driver), time.monotonic() + 5.0
         while now_s(driver) - t0 < 0.2 and time.monotonic() < deadline:
             time.sleep(0.02)

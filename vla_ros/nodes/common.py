@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from builtin_interfaces.msg import Time
@@ -78,6 +80,37 @@ def sanitize_text(text: str, max_chars: int) -> str:
     return cleaned
 
 
+def stop_executor(executor, timeout_s: float = 5.0) -> list[BaseException]:
+    """Shut down an executor whose spinning has ended once the callbacks it dispatched have finished, and
+    return their exceptions nobody retrieved. Call it before destroying the executor's nodes.
+
+    rclpy Jazzy's ``Executor.shutdown`` waits for nothing (its work-tracker wait is skipped once the
+    shutdown flag is set) and ``MultiThreadedExecutor`` never joins its thread pool. A callback still
+    queued or running then meets a destroyed node, or the executor's destroyed guard condition, and fails
+    with "cannot use Destroyable because destruction was requested"; rclpy prints that at exit as "The
+    following exception was never retrieved". Here queued callbacks are dropped and running ones finish
+    (within ``timeout_s``, in case one blocks) before anything is destroyed.
+    """
+    pool = getattr(executor, "_executor", None)  # MultiThreadedExecutor's thread pool
+    if isinstance(pool, ThreadPoolExecutor):
+        drain = threading.Thread(
+            target=pool.shutdown, kwargs={"wait": True, "cancel_futures": True}, daemon=True
+        )
+        drain.start()
+        drain.join(timeout_s)
+    else:  # callbacks run in the spinning thread; the tracker counts any still running
+        tracker = getattr(executor, "_work_tracker", None)
+        if tracker is not None:
+            tracker.wait(timeout_s)
+    errors = [
+        task.exception()  # marks it retrieved
+        for task in list(getattr(executor, "_futures", ()))
+        if task.done() and task.exception() is not None
+    ]
+    executor.shutdown(timeout_sec=0)
+    return errors
+
+
 def spin_node(node_factory, args=None) -> int:
     """Run one node until SIGINT; used by every executable's ``main``."""
     import rclpy
@@ -92,7 +125,7 @@ def spin_node(node_factory, args=None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        executor.shutdown()
+        stop_executor(executor)
         node.destroy_node()
         rclpy.try_shutdown()
     return 0

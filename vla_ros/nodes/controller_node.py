@@ -141,15 +141,23 @@ class ControllerNode(Node):
 
     def _on_estop(self, msg: Bool) -> None:
         with self._lock:
+            was_latched = self.core.estop.latched
             self.core.on_estop(bool(msg.data))
-        if msg.data:
-            self.get_logger().error("E-STOP latched: output is zero until reset_estop is called")
+            latched = self.core.estop.latched
+        if latched and not was_latched:
+            # A stop someone asked for (an e-stop button, an operator's "stop", the end of an episode)
+            # is the controller doing its job, not a fault: INFO here, while /diagnostics shows the
+            # latched state at ERROR level until reset_estop.
+            self.get_logger().info("e-stop latched on request: output is zero until reset_estop is called")
 
     def _on_reset_estop(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         with self._lock:
             response.success = self.core.reset_estop()
             response.message = self.core.status(now_s(self)).last_reason or ""
-        self.get_logger().warn(f"e-stop reset requested: {response.message}")
+        if response.success:
+            self.get_logger().info(f"{response.message}: commands after this one move the arm again")
+        else:
+            self.get_logger().warn(response.message)
         return response
 
     # -- output ---------------------------------------------------------------------------------

@@ -38,7 +38,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import yaml
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
@@ -53,6 +52,7 @@ from vla_ros.disambiguation import (
     SceneFormatError,
     load_vocabulary,
 )
+from vla_ros.disambiguation.scene import load_scene_file
 from vla_ros.disambiguation.text import clean_text, detect_language
 from vla_ros.msg import Clarification, Instruction
 from vla_ros.msg import Scene as SceneMsg
@@ -74,7 +74,7 @@ from vla_ros.nodes.scene_convert import scene_msg_to_dict
 _RECENT_ERROR_S = 60.0
 
 
-class StaticSceneError(ValueError):
+class StaticSceneError(SceneFormatError):
     """The static scene file cannot be read as a scene."""
 
 
@@ -84,20 +84,11 @@ def scene_from_msg(msg: SceneMsg) -> Scene:
 
 
 def load_static_scene(path: str | Path) -> Scene:
-    """A scene from YAML or JSON in FORMAT.md's layout (the scene itself, or a mapping with ``scene``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise StaticSceneError(f"static_scene_file {path} does not exist: fix the path or leave it empty")
+    """The scene of ``static_scene_file``, held to the documented format like every scene file."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise StaticSceneError(f"static_scene_file {path} is not valid YAML/JSON: {exc}") from exc
-    if isinstance(data, dict) and "scene" in data and "objects" not in data:
-        data = data["scene"]
-    try:
-        return Scene.from_dict(data)
+        return load_scene_file(path)
     except SceneFormatError as exc:
-        raise StaticSceneError(f"static_scene_file {path}: {exc}") from exc
+        raise StaticSceneError(f"static_scene_file {exc}") from exc
 
 
 class DisambiguationNode(Node):
@@ -256,7 +247,8 @@ class DisambiguationNode(Node):
         self._publish_instruction(result, request_id)
         self._dialogue.record(result, now_s(self), request_id)
         self._counts["stop"] += 1
-        self._note(f"STOP from {result.raw_text[:80]!r}: e-stop published", error=True)
+        # The operator asked for it: the node doing its job, not an error.
+        self._note(f"stop from {result.raw_text[:80]!r}: e-stop published")
 
     def _ask(self, result: Resolution, request_id: str) -> None:
         self._dialogue.record(result, now_s(self), request_id)

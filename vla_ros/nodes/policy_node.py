@@ -36,6 +36,7 @@ from std_msgs.msg import String
 from vla_ros.action import Policy, camera_views
 from vla_ros.control.twist import action_to_twist, gripper_command
 from vla_ros.image_codec import ImageCodecError, decode_compressed, image_to_rgb
+from vla_ros.model.options import DEFAULT_PRECISION, PRECISION_CHOICES_TEXT, resolve_device, resolve_precision
 from vla_ros.msg import ActionStep, GripperCommand, Instruction
 from vla_ros.nodes.common import (
     COMMAND_QOS,
@@ -172,7 +173,7 @@ class PolicyNode(LifecycleNode):
         )
         declare(self, "model_dir", "", "OpenVLA checkpoint directory in the Hugging Face layout")
         declare(self, "adapter_dir", "", "LoRA adapter directory (empty: none)")
-        declare(self, "precision", "bf16", "fp32 | bf16 | fp16")
+        declare(self, "precision", DEFAULT_PRECISION, PRECISION_CHOICES_TEXT)
         declare(self, "quantization", "none", "none | 8bit | 4bit | 4bit-fp4 (bitsandbytes)")
         declare(self, "unnorm_key", "", "dataset statistics key (empty: the only one)")
         # Preprocessing belongs to the checkpoint: "auto" centre-crops exactly the models whose
@@ -249,10 +250,11 @@ class PolicyNode(LifecycleNode):
             self._policy = self._worker = None
             return TransitionCallbackReturn.FAILURE
         # What every ActionStep says about the policy that made it.
+        precision = getattr(self._policy, "precision", self._p("precision"))  # what "auto" became
         self._identity = {
             "model_id": str(getattr(self._policy, "name", "")),
             "adapter_id": str(self._p("adapter_dir")),
-            "precision": f"{self._p('precision')}/{self._p('quantization')}",
+            "precision": f"{precision}/{self._p('quantization')}",
             "unnorm_key": str(getattr(self._policy, "unnorm_key", "") or self._p("unnorm_key")),
         }
         inputs = "image_raw + wrist/image_raw" if views == 2 else "image_raw"
@@ -283,20 +285,17 @@ class PolicyNode(LifecycleNode):
             raise ValueError("parameter model_dir is empty: set it to an OpenVLA checkpoint directory")
         from vla_ros.policy.runtime import PolicyConfig, VLAPolicy
 
+        device = resolve_device(self._p("device"))
+        precision = resolve_precision(self._p("precision"), device)
         self.get_logger().info(
-            f"loading OpenVLA from {model_dir} ({self._p('precision')}, "
+            f"loading OpenVLA from {model_dir} ({precision} on {device}, "
             f"quantization={self._p('quantization')}); this can take minutes"
         )
         quantization = {"4bit": "4bit-nf4"}.get(self._p("quantization"), self._p("quantization"))
-        device = self._p("device")
-        if device == "auto":
-            import torch
-
-            device = "cuda" if torch.cuda.is_available() else "cpu"
         config = PolicyConfig(
             checkpoint_dir=model_dir,
             adapter_dir=self._p("adapter_dir") or None,
-            precision=self._p("precision"),
+            precision=precision,
             quantization=quantization,
             unnorm_key=self._p("unnorm_key") or None,
             center_crop=center_crop_setting(self._p("center_crop")),

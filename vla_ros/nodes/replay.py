@@ -63,7 +63,7 @@ from vla_ros.eval.live import (
     summarize_live,
 )
 from vla_ros.msg import ActionStep, GripperCommand
-from vla_ros.nodes.common import COMMAND_QOS
+from vla_ros.nodes.common import COMMAND_QOS, stop_executor
 
 # The recorder must not lose outputs while the machine is busy with inference.
 _RECORD_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
@@ -445,15 +445,12 @@ class _Composition:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5.0)
-        # Callbacks already handed to the executor's thread pool must finish before their nodes go
-        # (rclpy's Executor.shutdown does not wait for them; its work tracker is what it would wait on).
-        tracker = getattr(self.executor, "_work_tracker", None)
-        if tracker is not None:
-            tracker.wait(2.0)
+        # A callback still running must finish before its node goes (see stop_executor).
+        for exc in stop_executor(self.executor, timeout_s=2.0):
+            if self.nodes:
+                self.nodes[0].get_logger().error(f"callback failed: {type(exc).__name__}: {exc}")
         for node in reversed(self.nodes):
-            self.executor.remove_node(node)
             node.destroy_node()
-        self.executor.shutdown(timeout_sec=1.0)
         rclpy.try_shutdown(context=self.context)
 
 

@@ -21,6 +21,7 @@ from vla_ros.errors import UserInputError
 from vla_ros.model import adapters
 from vla_ros.model.loading import LoadedCheckpoint, load_checkpoint
 from vla_ros.model.modeling_openvla import OpenVLAForActionPrediction, OpenVLAOutput
+from vla_ros.model.options import DEFAULT_PRECISION
 
 
 class InstructionError(UserInputError, ValueError):
@@ -33,10 +34,12 @@ class PolicyConfig:
 
     ``center_crop``: None uses what the checkpoint's config.json records (a model trained on random
     crops is centre-cropped at inference; an upstream checkpoint is not); True/False overrides it.
+    ``precision``: auto (bf16 on a GPU with bf16 support, fp32 on the CPU), fp32, bf16 or fp16; the
+    policy's ``precision`` attribute says what auto became.
     """
 
     checkpoint_dir: str | Path
-    precision: str = "bf16"
+    precision: str = DEFAULT_PRECISION
     quantization: str = "none"
     quantize_vision: bool = False
     quantize_projector: bool = False
@@ -63,6 +66,8 @@ class VLAPolicy:
             quantize_projector=config.quantize_projector,
             device=config.device,
         )
+        # The dtype "auto" resolved to (a checkpoint loaded elsewhere and passed in says its own).
+        self.precision = self.loaded.precision or config.precision
         self.image_processor = self.loaded.image_processor
         # What config.json records unless the caller says otherwise (see PolicyConfig).
         self.center_crop = (

@@ -67,7 +67,7 @@ class PolicyServer:
     async def metadata(self) -> dict:
         return {
             "model": str(self.policy_config["checkpoint_dir"]),
-            "precision": self.policy_config.get("precision", ""),
+            "precision": getattr(self.policy, "precision", self.policy_config.get("precision", "")),
             "quantization": self.policy_config.get("quantization", "none"),
             "unnorm_key": self.policy.unnorm_key,
             "action_dim": self.policy.action_statistics.action_dim,
