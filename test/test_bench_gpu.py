@@ -24,4 +24,7 @@ def test_gpu_benchmark_reduced_mode_prints_every_mode_and_batch():
         row = next(line for line in table.splitlines() if line.startswith(mode))
         numbers = [float(x) for x in row[16:].split()]
         assert len(numbers) == 10, row  # steps/s, 4 stages, peak memory (nan on CPU), 3 batches, ratio
-        assert all(n > 0 for i, n in enumerate(numbers) if i != 5), row
+        # Prefill (index 3) is the first token's time less the vision time measured apart: a
+        # difference, which a tiny model on a busy CPU can bring to zero, never below.
+        assert all(n > 0 for i, n in enumerate(numbers) if i not in (3, 5)), row
+        assert numbers[3] >= 0, row
