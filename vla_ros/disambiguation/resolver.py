@@ -1493,7 +1493,7 @@ class InstructionResolver:
                 _singular(part)
                 for e in entities
                 for key in e.attributes
-                for part in (_NUMERIC_KEY.sub("", key), _NUMERIC_KEY.sub("", key).split("_")[-1])
+                for part in (NUMERIC_ATTRIBUTE_KEY.sub("", key), NUMERIC_ATTRIBUTE_KEY.sub("", key).split("_")[-1])
             ),
         )
         parse = self._parse(self._tokenize(head, scene), scene)
@@ -1597,7 +1597,7 @@ class InstructionResolver:
         attribute of theirs is named by the noun, so the caller asks."""
         wanted = {_singular(n) for n in nouns}
         for key in dict.fromkeys(k for o in objs for k in o.attributes):
-            base = _NUMERIC_KEY.sub("", key)
+            base = NUMERIC_ATTRIBUTE_KEY.sub("", key)
             if not ({_singular(base), _singular(base.split("_")[-1])} & wanted):
                 continue
             values = {o.id: numeric_attribute(o, key) for o in objs}
