@@ -1493,7 +1493,8 @@ class InstructionResolver:
                 _singular(part)
                 for e in entities
                 for key in e.attributes
-                for part in (NUMERIC_ATTRIBUTE_KEY.sub("", key), NUMERIC_ATTRIBUTE_KEY.sub("", key).split("_")[-1])
+                for base in (NUMERIC_ATTRIBUTE_KEY.sub("", key),)
+                for part in (base, base.split("_")[-1])
             ),
         )
         parse = self._parse(self._tokenize(head, scene), scene)
