@@ -173,3 +173,55 @@ def test_8_pin_before_de_describes_the_connector(resolver) -> None:
     assert _cmd(resolver.resolve("把那个8 pin的connector放到crimp station", scene)) == (
         "resolved", "pick_place", "c8", "crimp",
     )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("put the elbow back where the fittings live", ("resolved", "pick_place", "elbow", "tray1")),
+        (
+            "ok so the valve body, drop it where the broken stuff goes",
+            ("resolved", "pick_place", "body", "scrap"),
+        ),
+    ],
+)
+def test_where_a_kind_of_thing_goes_names_the_place_for_it(resolver, text, expected) -> None:
+    scene = dict(VALVE_CELL)
+    scene["locations"] = [
+        {**loc, "accepts": ["fitting"]} if loc["id"] == "tray1" else loc for loc in VALVE_CELL["locations"]
+    ]
+    assert _cmd(resolver.resolve(text, Scene.from_dict(scene))) == expected
+
+
+def test_an_unknown_thing_said_the_same_way_is_asked_not_taken_for_the_last_one(resolver, cell) -> None:
+    # "咔嗒件也一样": the previous command is repeated for a thing nobody understood: ask which.
+    res = resolver.resolve("咔嗒件也一样", cell, ["把黄铜球阀放到测试台"])
+    assert res.status == "clarify" and not res.forwarded
+
+
+@pytest.mark.parametrize(
+    ("text", "history", "expected"),
+    [
+        ("下颌的也一样", ["把上颌模型放到测试台"], ("resolved", "pick_place", "model_lower", "bench")),
+        ("深蓝的那个拿起来", [], ("resolved", "pick", "spool_navy", None)),
+        ("剪刀收一下", [], ("resolved", "pick_place", "shears", "hook")),
+        ("hang the shears back up", [], ("resolved", "pick_place", "shears", "hook")),
+    ],
+)
+def test_sides_colours_and_put_away_words(resolver, text, history, expected) -> None:
+    scene = Scene.from_dict(
+        {
+            "objects": [
+                _obj("model_upper", "model", (0.45, 0.25), name="upper model"),
+                _obj("model_lower", "model", (0.45, -0.25), name="lower model"),
+                _obj("spool_navy", "spool", (0.30, 0.10), name="thread spool", color="navy"),
+                _obj("spool_blue", "spool", (0.30, -0.10), name="thread spool", color="blue"),
+                _obj("shears", "shears", (0.60, 0.00), name="fabric shears", kind="tool"),
+            ],
+            "locations": [
+                _loc("bench", "test bench", "station", (0.78, 0.00)),
+                _loc("hook", "tool hook", "hook", (0.20, 0.50), accepts=["tool"]),
+            ],
+        }
+    )
+    assert _cmd(resolver.resolve(text, scene, history)) == expected

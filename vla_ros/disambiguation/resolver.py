@@ -508,6 +508,11 @@ _ORDINAL_EN = re.compile(
     r"from\s+(?:the\s+)?(left|right|front|back)(?:\s+(?:side|end))?\b"
 )
 _ORDINAL_ZH = re.compile(r"从?(左|右|前|后)(?:边|侧|面)?(?:开始)?(?:数|起)?(?:的)?第(\d+)(?:个|根|块|只|件)?")
+# "drop it where the broken glass goes", "where the tools live": the place for a kind of thing.
+_WHERE_GOES_EN = re.compile(
+    r"\b(?:(?:to|in|into|on|onto)\s+)?(?:the\s+(?:place|spot)\s+)?where\s+(?:the\s+|all\s+the\s+|our\s+)?"
+    r"(?P<x>[a-z0-9][a-z0-9 ]{0,40}?)\s+(?:goes|go|belongs?|lives?|(?:is|are|gets?)\s+(?:kept|stored|put))\b"
+)
 _MIDDLE_EN = (
     re.compile(r"\s*\b(?:in|at)\s+the\s+(?:middle|centre|center)\b(?!\s+of\b)"),
     re.compile(r"\b(?:middle|centre|center)\b(?!\s+of\b)"),
@@ -966,7 +971,8 @@ class InstructionResolver:
         tokens: list[Token] = []
         for cjk, run in split_runs(cleaned):
             if cjk:
-                tokens.extend(self._zh_tokens(run, zh_scene, gloss))
+                present = frozenset(v for tags in scene_words.values() for _, v in tags)
+                tokens.extend(self._zh_tokens(run, zh_scene, gloss, present))
             else:
                 zh_context = detect_language(cleaned) == "zh"
                 tokens.extend(self._en_tokens(run, scene_words, scene_phrases, zh_context))
@@ -981,6 +987,7 @@ class InstructionResolver:
         run: str,
         zh_scene: dict[str, list[tuple[str, str]]],
         gloss: Callable[[str], list[Token]],
+        present: frozenset[str] = frozenset(),
     ) -> list[Token]:
         """Chinese words: jieba segments (lexicon and scene words are in its dictionary). A segment
         that is a Chinese word of the scene (a name or category) is read as that whole word, so names
@@ -1014,6 +1021,16 @@ class InstructionResolver:
                     else p
                     for p in pieces
                 ]
+                side = _ZH_COMPOUND_SIDES.get(pieces[0].text)
+                if side is not None and pieces[0].tag in ("FILLER", "PREP", "DIR", "UNKNOWN"):
+                    # 上颌模型 is the *upper* model, 后轮 the rear wheel: a side opening a compound.
+                    pieces[0] = Token(pieces[0].text, pieces[0].text, [("UNKNOWN", side)], cjk=True)
+                pieces = [
+                    Token(p.text, p.text, [("UNKNOWN", p.value(p.tag) or p.text)], cjk=True)
+                    if p.tag in ("CAT", "LOCCAT") and self._describes_nothing_here(p.tags[:1], present)
+                    else p
+                    for p in pieces
+                ]  # 剪刀: 刀 "knife" where the cell has no knife only adds evidence; 剪 says "shears"
                 if pieces[-1].tag == "UNKNOWN" and any(p.tag in ("CAT", "LOCCAT") for p in pieces[:-1]):
                     # The compound's head is its last part (阀体: a valve *body*): the unknown head goes
                     # before the known noun, which then describes it instead of ending the phrase.
@@ -1484,6 +1501,7 @@ class InstructionResolver:
                 w for e in (*scene.objects, *scene.locations) for w in (e.name, e.category) if is_cjk(w)
             )
         cleaned = _ARROW.sub(" to ", cleaned)  # "MS-35 -> bin 2"
+        cleaned = self._where_goes(cleaned, scene)
         head, repair = _split_correction(cleaned)
         entities = (*scene.objects, *scene.locations)
         head, clauses = _referring_clauses(
@@ -1684,7 +1702,8 @@ class InstructionResolver:
             keep = (
                 ba or after_verb
             ) and not p.objects  # 拿起鞋底: the word right after the verb is the object
-            if kind == "unknown" and prep is None and not np.has_mod("DET") and not keep:
+            glossed = np.cjk and any(t == "UNKNOWN" and v.isascii() for t, v in np.mods)
+            if kind == "unknown" and prep is None and not np.has_mod("DET") and not keep and not glossed:
                 # A bare word the cell does not know ("uh", "yo", shop slang) is skipped: it lowers
                 # confidence but never ends the parse. After "the" or a preposition it names a thing.
                 p.unknown_words.append(np.text)
@@ -1911,7 +1930,8 @@ class InstructionResolver:
             and default_target is None
             and not p.targets
             and not p.target_objects
-            and p.directions == ["backward"]
+            and "backward" in p.directions
+            and set(p.directions) <= {"backward", "up"}
             and re.search(r"\bback\b", cleaned.lower())
         ):
             default_target, p.directions = "put_away", []  # "put the torque wrench back"
@@ -2005,6 +2025,16 @@ class InstructionResolver:
             base = replace(base, targets=targets, target_words=target_np.text, default_target=None)
         loose_marks = (p.markers & {"other", "remaining"}) - (target_marks - object_marks)
         if not p.objects and not loose_marks:
+            unknown = [w for w in p.unknown_words if is_cjk(w) or (w.isalpha() and len(w) > 3)]
+            if unknown:
+                # "X也一样" with an X nobody understood: X is another thing, not the last one again.
+                return self._clarify_plain(
+                    cleaned,
+                    lang,
+                    f"I don't know '{' '.join(unknown)}': which object do you mean?",
+                    f"我不知道“{''.join(unknown)}”是哪个物体，请问是哪个？",
+                    slot="object",
+                )
             return replace(base, confidence=base.confidence * 0.9 * conf)
         np = p.objects[0] if p.objects else _NP(head="GENERIC", head_value="one")
         for mark in loose_marks:
@@ -2768,6 +2798,32 @@ class InstructionResolver:
             np.mods.extend((tag, value) for tag, value in part.mods if tag in ("SUPER", "DIR"))
         return np
 
+    def _where_goes(self, cleaned: str, scene: Scene) -> str:
+        """ "where X goes" names the place for X: the place whose role its words name ("the broken
+        glass": a reject role), or that accepts its category or kind ("the tools"). One such place is
+        written in by name; none or several leave the words for the grammar (which then asks)."""
+        if is_cjk(cleaned):
+            return cleaned
+        text = normalise_english(cleaned)
+        match = _WHERE_GOES_EN.search(text)
+        if match is None:
+            return cleaned
+        thing = match.group("x")
+        tokens = self._tokenize(thing, scene)
+        roles = {v for tok in tokens for t, v in tok.tags if t == "ROLE"}
+        kinds = {v for tok in tokens for t, v in tok.tags if t in ("CAT", "KIND")} | {
+            _singular(w) for w in english_words(thing)
+        }
+        places = [
+            loc
+            for loc in scene.locations
+            if (loc.role and loc.role in roles) or {_singular(a.lower()) for a in loc.accepts} & kinds
+        ]
+        places = places or self._role_locations(thing, list(scene.locations))
+        if len(places) != 1:
+            return cleaned
+        return f"{text[: match.start()]} to the {places[0].name} {text[match.end() :]}"
+
     def _role_locations(self, text: str, locations: list) -> list:
         """The places a role phrase names ("where rejects go", "where parts are stored", 存放的地方):
         a role word or a word of a place's name, also in its inflected forms (stored, assembled)."""
@@ -2810,6 +2866,7 @@ class InstructionResolver:
 
 
 _ZH_NAME_DIRECTIONS = frozenset({"left", "right"})
+_ZH_COMPOUND_SIDES = {"上": "upper", "下": "lower", "前": "front", "后": "rear", "左": "left", "右": "right"}
 # Words of English names that a direction word (from either language) names: 后轮 is the "rear wheel".
 _DIRECTION_NAME_WORDS = {
     "left": {"left"},
