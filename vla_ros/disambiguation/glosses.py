@@ -56,3 +56,9 @@ def english_senses(word: str) -> tuple[str, ...]:
         if sense and sense not in senses:
             senses.append(sense)
     return tuple(senses)
+
+
+def load() -> None:
+    """Read the dictionary now (about a second), so that the first Chinese word nobody listed does
+    not pay for it: the node calls this from a background thread at start-up."""
+    _definitions()

@@ -34,6 +34,7 @@ Dialogue rules:
 
 from __future__ import annotations
 
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,9 @@ class DisambiguationNode(Node):
             [base_vocabulary] if base_vocabulary else None, extra_paths=list(extra_vocabulary or [])
         )
         self.resolver = InstructionResolver(vocabulary)
+        # The dictionaries load in the background: the node answers at once, and the first Chinese
+        # instruction does not wait a second or two for them.
+        threading.Thread(target=self.resolver.warm_up, name="resolver-warm-up", daemon=True).start()
         self._scene = load_static_scene(static_scene_file) if static_scene_file else Scene()
         self._scene_source = f"static file {static_scene_file}" if static_scene_file else "none yet"
         self._scene_stamp_s: float | None = None
