@@ -108,3 +108,46 @@ def test_a_word_whose_senses_fit_nothing_here_is_not_guessed(
     # 沙发 "sofa": nothing in the cell is one; the resolver asks instead of acting on another part.
     res = resolver.resolve("把沙发放到夹具上", scene)
     assert res.status == "clarify" and res.object_id is None
+
+
+def test_the_vocabulary_glossary_is_read_before_the_dictionary(tmp_path) -> None:
+    from vla_ros.disambiguation import load_vocabulary
+    from vla_ros.disambiguation.vocabulary import VocabularyError, default_vocabulary_path
+
+    extra = tmp_path / "glossary.yaml"
+    extra.write_text("glossary:\n  咔嗒件: [clip, 'snap clip']\n", encoding="utf-8")
+    vocab = load_vocabulary([default_vocabulary_path()], extra_paths=[extra])
+    scene = Scene.from_dict(
+        {
+            "objects": [
+                {
+                    "id": "clip",
+                    "name": "snap clip",
+                    "kind": "part",
+                    "category": "fastener",
+                    "position": [0.4, 0.2, 0],
+                },
+                {
+                    "id": "hinge",
+                    "name": "hinge",
+                    "kind": "part",
+                    "category": "hinge",
+                    "position": [0.4, -0.2, 0],
+                },
+            ],
+            "locations": [{"id": "jig", "name": "jig", "category": "fixture", "position": [0.7, 0, 0]}],
+        }
+    )
+    res = InstructionResolver(vocab).resolve("把咔嗒件放到夹具上", scene)
+    assert (res.status, res.object_id, res.target_id) == ("resolved", "clip", "jig"), res.to_dict()
+    # Without the entry the word is in no dictionary: the resolver asks.
+    assert (
+        InstructionResolver(load_vocabulary([default_vocabulary_path()]))
+        .resolve("把咔嗒件放到夹具上", scene)
+        .status
+        == "clarify"
+    )
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("glossary:\n  咔嗒件: []\n", encoding="utf-8")
+    with pytest.raises(VocabularyError, match="glossary"):
+        load_vocabulary([default_vocabulary_path()], extra_paths=[bad])

@@ -320,6 +320,7 @@ class _Lexicon:
             if len(phrase) >= 2 and any(t in _CONTENT_TAGS for t, _ in tags):
                 self.zh_nouns.setdefault(len(phrase), []).append((phrase, tags))
         _add_jieba_words(self.zh)
+        _add_jieba_words(vocab.glossary)  # glossary terms segment as one word (弯头, 烧结炉)
         self.en_max = max((len(k) for k in self.en), default=1)
         self.zh_max = max((len(k) for k in self.zh), default=1)
         self.en_words = {k[0]: v for k, v in self.en.items() if len(k) == 1}
@@ -1063,7 +1064,7 @@ class InstructionResolver:
                 continue
             for piece in _jieba().lcut(token.text, HMM=False):
                 glossed = gloss(piece, evidence_only=len(piece) == 1)
-                if not glossed and len(piece) > 1 and not english_senses(piece):
+                if not glossed and len(piece) > 1 and not self._senses(piece):
                     # A word no dictionary holds: its last character, the head of a Chinese compound,
                     # adds evidence (烧结炉 -> 炉 "furnace"); the others' senses are too loose to use.
                     hints = gloss(piece[-1], evidence_only=True)
@@ -1078,6 +1079,11 @@ class InstructionResolver:
                     read.append(Token(piece, piece, [("UNKNOWN", piece)], cjk=True))
         return read
 
+    def _senses(self, word: str) -> tuple[str, ...]:
+        """English senses of a Chinese word: the vocabulary's shop-floor glossary, then CC-CEDICT."""
+        own = self.vocab.glossary.get(word, ())
+        return own + tuple(s for s in english_senses(word) if s not in own)
+
     def _gloss(
         self, piece: str, scene: Scene, scene_words: dict, scene_phrases: dict, evidence_only: bool = False
     ) -> list[Token]:
@@ -1089,7 +1095,7 @@ class InstructionResolver:
         anything here: the word stays unknown."""
         present = {value for tags in scene_words.values() for _, value in tags}
         entity_words = set().union(*(_entity_tokens(e) for e in (*scene.objects, *scene.locations)))
-        for sense in english_senses(piece):
+        for sense in self._senses(piece):
             words = self._en_tokens(sense, scene_words, scene_phrases, zh_context=False, correct=False)
             if len(words) > 4:
                 continue  # a description, not a name

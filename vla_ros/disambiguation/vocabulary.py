@@ -89,6 +89,7 @@ KNOWN_SECTIONS = (
         "version",
         "unsafe",
         "instructions",
+        "glossary",
     }
 )
 
@@ -127,6 +128,25 @@ def _instructions(body: Any, source: str) -> dict[str, str]:
                 f"{{direction}}; got {template!r}"
             )
         out[action] = template
+    return out
+
+
+def _glossary(body: Any, source: str) -> dict[str, tuple[str, ...]]:
+    if not isinstance(body, Mapping):
+        raise VocabularyError(f"{source}: glossary must map Chinese terms to lists of English words")
+    out: dict[str, tuple[str, ...]] = {}
+    for term, words in body.items():
+        if not isinstance(term, str) or not term.strip():
+            raise VocabularyError(f"{source}: glossary key {term!r} must be a Chinese term")
+        if isinstance(words, str):
+            words = [words]
+        if (
+            not isinstance(words, list)
+            or not words
+            or not all(isinstance(w, str) and w.strip() for w in words)
+        ):
+            raise VocabularyError(f"{source}: glossary.{term} must be a non-empty list of English words")
+        out[term.strip()] = tuple(w.strip().lower() for w in words)
     return out
 
 
@@ -216,6 +236,9 @@ class Vocabulary:
     typo_max_distance_long: float = 2.0
     # How the forwarded command is worded, per action: it must match the deployed policy's training data.
     instructions: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_INSTRUCTIONS))
+    # Chinese shop-floor terms -> English words, most common first: the technical words CC-CEDICT
+    # lacks (弯头 "elbow", 阀杆 "valve stem"). Read like the dictionary's senses, and before them.
+    glossary: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     sources: tuple[str, ...] = ()
     _lexicon_cache: dict = field(default_factory=dict, compare=False, repr=False)
 
@@ -338,6 +361,7 @@ class Vocabulary:
             lists=lists,
             unsafe=tuple(unsafe),
             instructions=_instructions(data.get("instructions") or {}, source),
+            glossary=_glossary(data.get("glossary") or {}, source),
             sources=(source,),
             **scalars,
         )
@@ -370,7 +394,11 @@ def load_vocabulary(
     extra_paths: Sequence[str | os.PathLike[str]] = (),
 ) -> Vocabulary:
     """Load and merge vocabulary files: ``paths`` (default: the shipped file), then ``extra_paths``."""
-    files = [Path(p) for p in (paths if paths is not None else [default_vocabulary_path()])]
+    if paths is None:
+        base = default_vocabulary_path()
+        glossary = base.with_name("disambiguation_glossary.yaml")
+        paths = [base, glossary] if glossary.is_file() else [base]
+    files = [Path(p) for p in paths]
     # A bare file name ("disambiguation_sim.yaml") is one shipped next to the default vocabulary.
     files += [
         Path(p) if Path(p).is_absolute() or Path(p).is_file() else default_vocabulary_path().parent / p
