@@ -225,3 +225,36 @@ def test_sides_colours_and_put_away_words(resolver, text, history, expected) -> 
         }
     )
     assert _cmd(resolver.resolve(text, scene, history)) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("pick up the valve lighter than 600 g", None),  # two are lighter: ask
+        ("pick up the valve heavier than 600 g", "valve_c"),
+        ("拿起比600克重的阀门", "valve_c"),
+        ("拿起球阀左边那个阀门", None),  # the two ball valves: which one is the landmark? ask
+        ("拿起紫铜接头左边那个阀门", "valve_b"),  # the elbow at y=-0.15: valve_b is the nearest to its left
+    ],
+)
+def test_bounds_and_chinese_landmark_sides(resolver, cell, text, expected) -> None:
+    res = resolver.resolve(text, cell)
+    if expected is None:
+        assert res.status == "clarify" and not res.forwarded, res.to_dict()
+    else:
+        assert _cmd(res) == ("resolved", "pick", expected, None), res.to_dict()
+
+
+def test_a_chinese_word_only_part_of_a_name_resembles_is_not_acted_on(resolver) -> None:
+    # 锁芯 (a lock cylinder): 锁 "lock" is only the end of "padlock"; asked, not the farthest padlock.
+    scene = Scene.from_dict(
+        {
+            "objects": [
+                _obj("padlock", "padlock", (0.70, 0.00), name="padlock"),
+                _obj("cyl", "cylinder", (0.40, 0.10), name="5-pin cylinder"),
+            ],
+            "locations": [],
+        }
+    )
+    res = resolver.resolve("离你最远的那个锁芯拿起来", scene)
+    assert res.status == "clarify" and not res.forwarded

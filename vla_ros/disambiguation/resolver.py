@@ -227,6 +227,7 @@ class _NP:
     ordinal: tuple[int, str] | None = None  # (index, side): "the second from the left"; -1 = last
     middle: bool = False  # "the middle spool", "中间那个": the median of three or more in a row
     count_extreme: tuple[tuple[str, ...], str] | None = None  # ("teeth",), "max": "the one with more teeth"
+    bounds: list[tuple[str, float, str]] = field(default_factory=list)  # ("thinner", 2.0, "mm")
     between: list[_NP] = field(default_factory=list)  # "between the two boards", "between A and B"
     side_of: tuple[str, _NP] | None = None  # ("left", landmark): "left of the housing"
 
@@ -515,6 +516,17 @@ _WHERE_GOES_EN = re.compile(
     r"\b(?:(?:to|in|into|on|onto)\s+)?(?:the\s+(?:place|spot)\s+)?where\s+(?:the\s+|all\s+the\s+|our\s+)?"
     r"(?P<x>[a-z0-9][a-z0-9 ]{0,40}?)\s+(?:goes|go|belongs?|lives?|(?:is|are|gets?)\s+(?:kept|stored|put))\b"
 )
+# "thinner than 2 mm", "比2毫米薄的": a bound on the attribute a comparative names.
+_THAN_EN = re.compile(
+    r"\s*\b(?:(?:that|which)\s+(?:is|are)\s+)?([a-z]+er)\s+than\s+(\d+(?:\.\d+)?)\s*(mm|cm|m|g|kg|ml|l)?\b"
+)
+_THAN_ZH = re.compile(
+    r"比(\d+(?:\.\d+)?)\s*(mm|cm|m|g|kg|ml|l)?\s*(?:还)?(更)?([\u4e00-\u9fff]{1,2}?)(?:一点|一些)?的"
+)
+# "那个25克配重左边那块配重": the thing on one side of a landmark named first.
+_SIDE_OF_ZH = re.compile(
+    r"(?:那个|这个|那块|那根)?(?P<landmark>[^，,把将]{2,14}?)(?P<side>左边|右边|左侧|右侧|左手边|右手边)(?:的|那个|那块|那根|那只|那件|那台)"
+)
 _MIDDLE_EN = (
     re.compile(r"\s*\b(?:in|at)\s+the\s+(?:middle|centre|center)\b(?!\s+of\b)"),
     re.compile(r"\b(?:middle|centre|center)\b(?!\s+of\b)"),
@@ -558,11 +570,15 @@ def _split_correction(text: str) -> tuple[str, str]:
 
 
 def _referring_clauses(
-    text: str, name_words: frozenset[str] = frozenset(), counted: frozenset[str] = frozenset()
+    text: str,
+    name_words: frozenset[str] = frozenset(),
+    counted: frozenset[str] = frozenset(),
+    zh_verbs: Sequence[str] = (),
 ) -> tuple[str, list[tuple[str, object, str]]]:
     """Cut referring clauses out of the text: [(kind, value, phrase)] for :meth:`_parse_text`.
     ``name_words`` are the words of the scene's names ("center wheel" is a name, not "the middle");
-    ``counted`` the singular nouns of its numeric attributes ("more teeth" needs a ``teeth``)."""
+    ``counted`` the singular nouns of its numeric attributes ("more teeth" needs a ``teeth``);
+    ``zh_verbs`` the Chinese action phrases, longest first (no landmark holds a verb)."""
     clauses: list[tuple[str, object, str]] = []
     if is_cjk(text):
         match = _COUNT_EXTREME_ZH.search(text)
@@ -572,6 +588,23 @@ def _referring_clauses(
             order = "max" if match.group(2) in _MORE else "min"
             clauses.append(("count_extreme", (words, order), ""))
             text = text[: match.start()] + text[match.end() - 1 :]
+        match = _THAN_ZH.search(text)
+        if match:
+            clauses.append(("than", (match.group(4), float(match.group(1)), match.group(2) or ""), ""))
+            text = text[: match.start()] + text[match.end() - 1 :]
+        match = _SIDE_OF_ZH.search(text)
+        landmark, lead = (match.group("landmark"), "") if match else ("", "")
+        verb = next((v for v in zh_verbs if landmark.startswith(v)), "")
+        landmark, lead = landmark[len(verb) :], verb  # 拿起表盘右边那个轮子: the verb stays
+        if (
+            match
+            and len(landmark) >= 2
+            and not any(v in landmark for v in zh_verbs)
+            and not re.search(r"(?:到|在|进|往|向|把)$", landmark)
+        ):
+            side = "left" if match.group("side").startswith("左") else "right"
+            clauses.append(("side_of", side, landmark))
+            text = text[: match.start()] + lead + text[match.end() :]
         match = _BETWEEN_TWO_ZH.search(text)
         if match:
             clauses.append(("between", None, match.group(1)))
@@ -595,6 +628,10 @@ def _referring_clauses(
             text = text[: match.start()] + text[match.end() :]
         return text, clauses
     text = normalise_english(text)
+    match = _THAN_EN.search(text)
+    if match:
+        clauses.append(("than", (match.group(1), float(match.group(2)), match.group(3) or ""), ""))
+        text = text[: match.start()] + text[match.end() :]
     match = _COUNT_EXTREME_EN.search(text)
     if match and _singular(match.group(2)) in counted:
         order = "max" if match.group(1) in _MORE else "min"
@@ -778,6 +815,13 @@ class InstructionResolver:
             for cat, entry in v.concepts[section].items()
         }
         self._superlatives = v.concepts["superlatives"]
+        self._zh_verbs = tuple(
+            sorted(
+                {p for entry in v.concepts["actions"].values() for p in entry.get("zh", ())},
+                key=len,
+                reverse=True,
+            )
+        )
 
     # ------------------------------------------------------------------ public API
     def warm_up(self) -> None:
@@ -1096,9 +1140,9 @@ class InstructionResolver:
         present = {value for tags in scene_words.values() for _, value in tags}
         entity_words = set().union(*(_entity_tokens(e) for e in (*scene.objects, *scene.locations)))
         for sense in self._senses(piece):
+            if len(sense.split()) > 3 or _SENSE_FUNCTION_WORDS & set(sense.split()):
+                continue  # a description ("peel with a knife"), not a name
             words = self._en_tokens(sense, scene_words, scene_phrases, zh_context=False, correct=False)
-            if len(words) > 4:
-                continue  # a description, not a name
             read: list[Token] = []
             for word in words:
                 describing = [
@@ -1527,6 +1571,7 @@ class InstructionResolver:
                 for base in (NUMERIC_ATTRIBUTE_KEY.sub("", key),)
                 for part in (base, base.split("_")[-1])
             ),
+            self._zh_verbs,
         )
         parse = self._parse(self._tokenize(head, scene), scene)
         if repair:
@@ -1556,6 +1601,9 @@ class InstructionResolver:
                     continue
                 if kind == "count_extreme":
                     np.count_extreme = value
+                    continue
+                if kind == "than":
+                    np.bounds.append(value)
                     continue
                 nps = [
                     n for n in self._parse(self._tokenize(phrase, scene), scene).objects if n.kind != "empty"
@@ -1606,6 +1654,8 @@ class InstructionResolver:
                 ref_ids.extend(i for i in ids if i not in ref_ids)
             points = {i: scene.entity(i).position for i in ref_ids if scene.entity(i) is not None}
             objs = _between_best([o for o in objs if o.id not in points], list(points.values()))
+        for word, number, unit in np.bounds:
+            objs = self._within_bound(objs, word, number, unit)
         if np.count_extreme is not None and objs:
             objs = self._count_extreme(objs, *np.count_extreme)
         if np.middle and objs:
@@ -1622,6 +1672,27 @@ class InstructionResolver:
             gap = [o for o in ordered if abs(o.position[axis] - chosen.position[axis]) < 0.02]
             objs = gap
         return objs
+
+    def _within_bound(self, objs: list, word: str, number: float, unit: str) -> list:
+        """ "thinner than 2 mm": the candidates whose attribute (the one the comparative names, as for
+        "the thinnest") lies strictly beyond the bound; ``[]`` when the word names no attribute they
+        carry, so the caller asks."""
+        entry = next(
+            (
+                e
+                for e in self._superlatives.values()
+                if word in e.get("en", ()) or {word, word + "的", "更" + word} & set(e.get("zh", ()))
+            ),
+            None,
+        )
+        if entry is None:
+            return []
+        attribute = self._superlative_attribute(entry, objs)
+        if attribute is None or attribute in ("x", "y", "distance", "size"):
+            return []
+        bound = number * _UNIT_SCALE.get(unit, 1.0)
+        sign = 1.0 if entry["order"] == "max" else -1.0
+        return [o for o in objs if (v := self._value(o, attribute)) is not None and sign * (v - bound) > 1e-9]
 
     def _count_extreme(self, objs: list, nouns: tuple[str, ...], order: str) -> list:
         """ "more teeth": the candidates with the extreme value of the numeric attribute the noun
@@ -2229,6 +2300,10 @@ class InstructionResolver:
         if needs_evidence:
             # Nothing understood names the thing: only what an unexplained word resembles can be meant.
             ranked = [o for o in ranked if evidence[o.id] > 0.0]
+            if np.cjk and ranked and max(evidence[o.id] for o in ranked) < 0.8:
+                # A Chinese word's English sense only part of a name resembles (锁 "lock" in "padlock",
+                # said of a 锁芯): too loose to act on, so nothing is taken to fit.
+                return []
         head = _head_word(np)
         # "the brake line" where only brake calipers, rotors and pads are: the noun that says what the
         # thing is names nothing here, and the other words pick no one kind of thing.
@@ -2879,6 +2954,9 @@ class InstructionResolver:
 
 
 _ZH_NAME_DIRECTIONS = frozenset({"left", "right"})
+_SENSE_FUNCTION_WORDS = frozenset(
+    {"a", "an", "the", "of", "with", "for", "to", "in", "on", "by", "from", "or", "and", "sb", "sth", "etc"}
+)
 _ZH_COMPOUND_SIDES = {"上": "upper", "下": "lower", "前": "front", "后": "rear", "左": "left", "右": "right"}
 # Words of English names that a direction word (from either language) names: 后轮 is the "rear wheel".
 _DIRECTION_NAME_WORDS = {
