@@ -217,10 +217,10 @@ class ControllerNode(Node):
 
     def _on_reset_estop(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         with self._lock:
+            # Commands that arrived before the reset are taken now, while the e-stop still ignores
+            # them: they must not move the arm after it.
+            self._take_twist_commands(now_s(self))
             response.success = self.core.reset_estop()
-            if response.success:
-                # Commands that arrived before the reset must not move the arm after it.
-                take_waiting(self._twist_sub, COMMAND_QUEUE_DEPTH)
             response.message = self.core.status(now_s(self)).last_reason or ""
         self.get_logger().warn(f"e-stop reset requested: {response.message}")
         return response
