@@ -6,6 +6,14 @@ service ``reset_estop`` (std_srvs/Trigger). Every ``1 / output_rate_hz`` seconds
 twist: e-stop -> zero, watchdog (no fresh command within ``command_timeout_s`` -> zero), stale pose ->
 stop, then NaN/inf rejection, per-axis speed and acceleration limits and the workspace box.
 
+The output step keeps its rate whatever arrives: twist commands and end-effector poses are not
+executor callbacks but are taken by the output step itself when it runs. Every waiting twist command
+is checked by the core, at most ``COMMAND_QUEUE_DEPTH`` per output period (older ones are dropped by
+the middleware; the newest always counts, and ``commands_received`` counts what was taken); of the
+poses only the newest, which counts as received when the step takes it. A 1 kHz command flood then
+costs a few takes per output period instead of one executor round (wait set, task, thread hand-off)
+per message, which starved the output timer (0.18 s between outputs against a 20 ms period).
+
 Output adapters (``output_mode``):
 - ``servo``: TwistStamped on ``servo_twist_out`` (remap to MoveIt Servo's ``delta_twist_cmds``), freshly
   stamped; on start the node switches Servo to twist commands through ``switch_command_type``
@@ -22,8 +30,11 @@ import threading
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped, TwistStamped
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.callback_groups import CallbackGroup, MutuallyExclusiveCallbackGroup
+from rclpy.exceptions import InvalidHandle
 from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.subscription import Subscription
 from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
 
@@ -45,6 +56,47 @@ from vla_ros.nodes.common import (
 )
 
 OUTPUT_MODES = ("servo", "pose", "sim")
+# Twist commands kept for the next output step; older ones are dropped by the middleware.
+COMMAND_QUEUE_DEPTH = 10
+# Only the newest end-effector pose matters.
+NEWEST_ONLY_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+
+
+class TakenByOutputStep(CallbackGroup):
+    """Subscriptions the executor never runs: the output step takes their messages itself.
+
+    The executor leaves entities of a group that cannot execute out of its wait set, so messages on
+    these topics never wake it; they wait in the subscription's queue (its QoS depth) until
+    :func:`take_waiting` is called.
+    """
+
+    def can_execute(self, entity) -> bool:
+        return False
+
+    def beginning_execution(self, entity) -> bool:
+        return False
+
+    def ending_execution(self, entity) -> None:
+        pass
+
+
+def take_waiting(subscription: Subscription, limit: int) -> list:
+    """Up to ``limit`` messages waiting on ``subscription``, oldest first (empty once it is destroyed)."""
+    messages = []
+    try:
+        with subscription.handle:
+            while len(messages) < limit:
+                taken = subscription.handle.take_message(subscription.msg_type, subscription.raw)
+                if taken is None:
+                    break
+                messages.append(taken[0])
+    except InvalidHandle:
+        pass  # the node is being destroyed
+    return messages
+
+
+def _ignored(_msg) -> None:
+    """Callback of the subscriptions in :class:`TakenByOutputStep`, which the executor never calls."""
 
 
 class ControllerNode(Node):
@@ -76,6 +128,7 @@ class ControllerNode(Node):
         self.core = Controller(limits)
         self.pose_integrator = PoseIntegrator.from_limits(limits)
         self._ee_pose: PoseStamped | None = None
+        self._twist_in_other_frame: str | None = None
         self._last_step_s: float | None = None
         self._servo_status = "not applicable"
         self._lock = threading.Lock()
@@ -84,9 +137,15 @@ class ControllerNode(Node):
         self.pose_out = self.create_publisher(PoseStamped, "pose_target_out", COMMAND_QOS)
         self.gripper_out = self.create_publisher(GripperCommand, "gripper_out", COMMAND_QOS)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_subscription(TwistStamped, "twist_cmd", self._on_twist, COMMAND_QOS)
+        taken_by_step = TakenByOutputStep()
+        command_qos = QoSProfile(depth=COMMAND_QUEUE_DEPTH, reliability=ReliabilityPolicy.RELIABLE)
+        self._twist_sub = self.create_subscription(
+            TwistStamped, "twist_cmd", _ignored, command_qos, callback_group=taken_by_step
+        )
+        self._ee_pose_sub = self.create_subscription(
+            PoseStamped, "ee_pose", _ignored, NEWEST_ONLY_QOS, callback_group=taken_by_step
+        )
         self.create_subscription(GripperCommand, "gripper_cmd", self._on_gripper, COMMAND_QOS)
-        self.create_subscription(PoseStamped, "ee_pose", self._on_ee_pose, COMMAND_QOS)
         self.create_subscription(Bool, "estop", self._on_estop, LATCHED_QOS)
         self.create_service(Trigger, "reset_estop", self._on_reset_estop)
         # The output loop gets its own group so slow callbacks elsewhere never delay a safety step.
@@ -104,23 +163,40 @@ class ControllerNode(Node):
         return "sim_twist_out" if self.output_mode == "sim" else "servo_twist_out"
 
     # -- inputs ---------------------------------------------------------------------------------
-    def _on_twist(self, msg: TwistStamped) -> None:
-        if msg.header.frame_id and msg.header.frame_id != self.base_frame_id:
+    def _take_twist_commands(self, now: float) -> str | None:
+        """Check every waiting twist command (called with the lock held); why the last refused one was."""
+        refused = None
+        for msg in take_waiting(self._twist_sub, COMMAND_QUEUE_DEPTH):
+            if msg.header.frame_id and msg.header.frame_id != self.base_frame_id:
+                self._twist_in_other_frame = msg.header.frame_id
+                continue
+            t, w = msg.twist.linear, msg.twist.angular
+            twist = np.array([t.x, t.y, t.z, w.x, w.y, w.z], dtype=np.float64)
+            verdict = self.core.on_command(twist, stamp_to_s(msg.header.stamp), now)
+            if verdict != ACCEPTED:
+                refused = verdict
+        if refused is None:
+            return None
+        return f"twist command {refused}: {self.core.status(now).last_reason}"
+
+    def _take_ee_pose(self, now: float) -> None:
+        """Record the newest waiting end-effector pose (called with the lock held)."""
+        waiting = take_waiting(self._ee_pose_sub, NEWEST_ONLY_QOS.depth + 1)
+        if waiting:
+            self._ee_pose = msg = waiting[-1]
+            p = msg.pose.position
+            self.core.on_ee_pose(np.array([p.x, p.y, p.z]), now)
+
+    def _log_refusals(self, refusal: str | None) -> None:
+        if refusal is not None:
+            self.get_logger().warn(refusal, throttle_duration_sec=2.0)
+        if self._twist_in_other_frame is not None:
             self.get_logger().warn(
-                f"twist in frame '{msg.header.frame_id}' refused: expected '{self.base_frame_id}' "
+                f"twist in frame '{self._twist_in_other_frame}' refused: expected '{self.base_frame_id}' "
                 "(set the policy's twist_frame_id)",
                 throttle_duration_sec=5.0,
             )
-            return
-        t, w = msg.twist.linear, msg.twist.angular
-        twist = np.array([t.x, t.y, t.z, w.x, w.y, w.z], dtype=np.float64)
-        with self._lock:
-            verdict = self.core.on_command(twist, stamp_to_s(msg.header.stamp), now_s(self))
-        if verdict != ACCEPTED:
-            self.get_logger().warn(
-                f"twist command {verdict}: {self.core.status(now_s(self)).last_reason}",
-                throttle_duration_sec=2.0,
-            )
+            self._twist_in_other_frame = None
 
     def _on_gripper(self, msg: GripperCommand) -> None:
         with self._lock:
@@ -132,12 +208,6 @@ class ControllerNode(Node):
             self.get_logger().warn("gripper command with non-finite position refused")
             return
         self.gripper_out.publish(msg)
-
-    def _on_ee_pose(self, msg: PoseStamped) -> None:
-        self._ee_pose = msg
-        p = msg.pose.position
-        with self._lock:
-            self.core.on_ee_pose(np.array([p.x, p.y, p.z]), now_s(self))
 
     def _on_estop(self, msg: Bool) -> None:
         with self._lock:
@@ -152,6 +222,9 @@ class ControllerNode(Node):
 
     def _on_reset_estop(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         with self._lock:
+            # Commands that arrived before the reset are taken now, while the e-stop still ignores
+            # them: they must not move the arm after it.
+            self._take_twist_commands(now_s(self))
             response.success = self.core.reset_estop()
             response.message = self.core.status(now_s(self)).last_reason or ""
         if response.success:
@@ -162,20 +235,26 @@ class ControllerNode(Node):
 
     # -- output ---------------------------------------------------------------------------------
     def _step(self) -> None:
-        # One clock reading for both the decision and the stamp, so a consumer can check from the
-        # stamps alone that nothing moved after the watchdog deadline, however late this ran.
+        # One clock reading for the inputs taken, the decision and the stamp, so a consumer can check
+        # from the stamps alone that nothing moved after the watchdog deadline, however late this ran.
         clock_now = self.get_clock().now()
         now = clock_now.nanoseconds * 1e-9
         with self._lock:
+            self._take_ee_pose(now)
+            refusal = self._take_twist_commands(now)
             result = self.core.step(now)
         stamp = clock_now.to_msg()
         if self.output_mode == "pose":
             self._publish_pose_target(result.twist, now, stamp)
-            return
+        else:
+            self._publish_twist(result.twist, stamp)
+        self._log_refusals(refusal)
+
+    def _publish_twist(self, twist: np.ndarray, stamp) -> None:
         out = TwistStamped()
         out.header.stamp = stamp
         out.header.frame_id = self.base_frame_id
-        v = [float(x) for x in result.twist]
+        v = [float(x) for x in twist]
         out.twist.linear.x, out.twist.linear.y, out.twist.linear.z = v[0:3]
         out.twist.angular.x, out.twist.angular.y, out.twist.angular.z = v[3:6]
         self.twist_out.publish(out)
