@@ -520,6 +520,17 @@ _WHERE_GOES_EN = re.compile(
 _THAN_EN = re.compile(
     r"\s*\b(?:(?:that|which)\s+(?:is|are)\s+)?([a-z]+er)\s+than\s+(\d+(?:\.\d+)?)\s*(mm|cm|m|g|kg|ml|l)?\b"
 )
+# "over 2.5 mm thick", "under 300 g": a bound said with a dimension adjective.
+_DIMENSION_COMPARATIVES = {
+    "thick": ("thicker", "thinner"), "long": ("longer", "shorter"), "heavy": ("heavier", "lighter"),
+    "wide": ("wider", "narrower"), "tall": ("taller", "shorter"), "big": ("bigger", "smaller"),
+    "large": ("larger", "smaller"),
+}  # fmt: skip
+_OVER_UNDER_EN = re.compile(
+    r"\s*\b(?:(?:that|which)\s+(?:is|are|s)\s+)?(over|above|more than|greater than|at least|under|below|"
+    r"less than|at most|bigger than|smaller than)\s+(\d+(?:\.\d+)?)\s*(mm|cm|m|g|kg|ml|l)\b\s*"
+    r"(thick|long|heavy|wide|tall|big|large)?"
+)
 _THAN_ZH = re.compile(
     r"比(\d+(?:\.\d+)?)\s*(mm|cm|m|g|kg|ml|l)?\s*(?:还)?(更)?([\u4e00-\u9fff]{1,2}?)(?:一点|一些)?的"
 )
@@ -548,9 +559,13 @@ _NOT_EN = re.compile(
     r"(.+?)(?=\s+(?:to|into|onto|in|on|on to|in to)\s+|\s*[,;.!?]|$)"
 )
 # "除了坏的那个，把定子…": the exception runs to the comma when there is one, else to the first 的.
-_NOT_ZH = re.compile(r"除了([^，,]+?)(?:以外|之外)?[，,]|除了(.+?)(?:以外|之外)?的")
+_NOT_ZH = re.compile(
+    r"除了([^，,]+?)(?:以外|之外)?[，,]|除了(.+?)(?:以外|之外)?的"
+    r"|[，,]\s*(?:不要|别拿|不是)([^，,]+?)(?:那个|那块|那根|那只|那件|的)?\s*[。.!！]?$"
+    r"|^(?:不是)([^，,]+?)的(?=那|这|[\u4e00-\u9fff])"
+)
 _BETWEEN_EN = re.compile(r"\s*\b(?:in\s+)?between\s+(.+?)(?=\s+(?:to|into|onto|in|on)\s+|\s*[,;.!?]|$)")
-_BETWEEN_ZH = re.compile(r"(?:在)?([^在把]+?)(?:和|与|跟)(.+?)(?:之间|中间)的")
+_BETWEEN_ZH = re.compile(r"(?:在)?([^在把]+?)(?:和|与|跟)(.+?)(?:之间|中间)(?:的|(?=那|这))")
 _SIDE_OF_EN = re.compile(
     r"\s*\b(?:(?:that|which)\s+(?:is|are)\s+|just\s+)?(?:to\s+the\s+)?(left|right)\s+of\s+(.+?)"
     r"(?=\s+(?:to|into|onto|in|on)\s+|\s*[,;.!?]|$)"
@@ -620,7 +635,7 @@ def _referring_clauses(
             text = text[: match.start()] + text[match.end() :]
         match = _NOT_ZH.search(text)
         if match:
-            clauses.append(("not", None, match.group(1) or match.group(2)))
+            clauses.append(("not", None, next(g for g in match.groups() if g)))
             text = text[: match.start()] + text[match.end() :]
         match = _BETWEEN_ZH.search(text)
         if match:
@@ -631,6 +646,17 @@ def _referring_clauses(
     match = _THAN_EN.search(text)
     if match:
         clauses.append(("than", (match.group(1), float(match.group(2)), match.group(3) or ""), ""))
+        text = text[: match.start()] + text[match.end() :]
+    match = _OVER_UNDER_EN.search(text)
+    adjective = (
+        (match.group(4) or {"g": "heavy", "kg": "heavy", "ml": "large", "l": "large"}.get(match.group(3)))
+        if match
+        else None
+    )
+    if match and adjective:
+        above = match.group(1) in ("over", "above", "more than", "greater than", "at least", "bigger than")
+        word = _DIMENSION_COMPARATIVES[adjective][0 if above else 1]
+        clauses.append(("than", (word, float(match.group(2)), match.group(3) or ""), ""))
         text = text[: match.start()] + text[match.end() :]
     match = _COUNT_EXTREME_EN.search(text)
     if match and _singular(match.group(2)) in counted:
@@ -659,7 +685,9 @@ def _referring_clauses(
     if not re.match(r"\s*(?:do\s+not|don't|dont|never|not\s+now)\b", text):
         match = _NOT_EN.search(text)
         if match and re.search(r"[a-z]", text[: match.start()]):
-            clauses.append(("not", None, match.group(1)))
+            for phrase in re.split(r"\s*,\s*|\s+(?:or|nor|and)\s+", match.group(1)):
+                if phrase.strip():
+                    clauses.append(("not", None, phrase))  # "that isn't amber or green": two exclusions
             text = text[: match.start()] + text[match.end() :]
     return text, clauses
 
@@ -948,6 +976,17 @@ class InstructionResolver:
 
     def _unsafe(self, cleaned: str, raw: str, scene: Scene, lang: str) -> Resolution | None:
         english = normalise_english(cleaned)
+        # A thing of the cell named after a determiner is a noun, not a verb: "put the punch away" on a
+        # press brake, "the hammer drill". "punch the operator" still reads as striking.
+        nouns = {
+            w for e in (*scene.objects, *scene.locations) for w in english_words(f"{e.name} {e.category}")
+        }
+        if nouns:
+            words = english.split()
+            for i, word in enumerate(words):
+                if word.strip(",.;:!?") in nouns and _DETERMINERS & set(words[max(0, i - 3) : i]):
+                    words[i] = "item"
+            english = " ".join(words)
         for rule in self.vocab.unsafe:
             if any(p.search(english) for p in rule.patterns["en"]) or any(
                 p.search(cleaned) for p in rule.patterns["zh"]
@@ -1073,6 +1112,12 @@ class InstructionResolver:
                     else p
                     for p in pieces
                 ]
+                role = {"scrap": "reject", "ship": "output", "put_away": "storage"}.get(
+                    pieces[0].value("VERB") or ""
+                )
+                if role and pieces[-1].tag == "LOCCAT":
+                    # 发货箱, 报废箱: the verb says what the place is for (a role), not what to do.
+                    pieces[0] = Token(pieces[0].text, pieces[0].text, [("ROLE", role)], cjk=True)
                 side = _ZH_COMPOUND_SIDES.get(pieces[0].text)
                 if side is not None and pieces[0].tag in ("FILLER", "PREP", "DIR", "UNKNOWN"):
                     # 上颌模型 is the *upper* model, 后轮 the rear wheel: a side opening a compound.
@@ -1931,6 +1976,9 @@ class InstructionResolver:
             turns.append(_Turn(turn.text, draft, obj, (obj,) if obj else (), target))
         return turns
 
+    def _last_target(self, turns: Sequence[_Turn]) -> str | None:
+        return next((t.target_id for t in reversed(turns) if t.target_id), None)
+
     def _last_object(self, turns: Sequence[_Turn]) -> str | None:
         for turn in reversed(turns):
             if turn.object_id:
@@ -2050,6 +2098,9 @@ class InstructionResolver:
                 draft = replace(draft, targets=(), target_words=p.target_objects[-1].text)
             elif default_target:
                 draft = replace(draft, default_target=default_target, confidence=draft.confidence * 0.95)
+            elif _SAME_PLACE.search(cleaned) and (last := self._last_target(turns)) is not None:
+                # "now the other cylinder, same place", "另外一个也放过去": where the last one went.
+                draft = replace(draft, targets=(last,), target_words="the same place")
             else:
                 draft = replace(draft, targets=(), target_words="")
         # --- direction
@@ -2309,9 +2360,10 @@ class InstructionResolver:
         # thing is names nothing here, and the other words pick no one kind of thing.
         if (
             head is not None
-            and len({o.category for o in ranked}) > 1
+            and (len({o.category for o in ranked}) > 1 or (not np.cjk and head.isalpha() and len(head) > 2))
             and not any(unexplained_word_support(head, tokens[o.id]) for o in items)
         ):
+            # "the tennis balls" where only tennis rackets are: the noun naming the thing fits nothing.
             return []
         for value in size_words:
             ranked = self._select_size(ranked, value)
@@ -2954,6 +3006,12 @@ class InstructionResolver:
 
 
 _ZH_NAME_DIRECTIONS = frozenset({"left", "right"})
+_SAME_PLACE = re.compile(
+    r"\b(?:same|that)\s+(?:place|spot|location)\b|\bover\s+there\b|\b(?:put|place|set|drop)\s+(?:it\s+)?there\b"
+    r"|放过去|放那里|放那边|放那儿|同一个地方|一样的地方|原来那个地方|老地方",
+    re.IGNORECASE,
+)
+_DETERMINERS = frozenset({"the", "a", "an", "that", "this", "those", "these", "my", "your", "our"})
 _SENSE_FUNCTION_WORDS = frozenset(
     {"a", "an", "the", "of", "with", "for", "to", "in", "on", "by", "from", "or", "and", "sb", "sth", "etc"}
 )
