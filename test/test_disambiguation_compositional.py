@@ -144,10 +144,11 @@ def test_chinese_compounds_and_fillers(resolver, cell, text, expected) -> None:
     assert _cmd(resolver.resolve(text, cell)) == expected
 
 
-def test_a_person_word_inside_an_unknown_compound_is_no_person(resolver, cell) -> None:
-    # 弯头 (an elbow fitting) is in no dictionary here; 头 ("head") inside it must not make the request
-    # one about a person: the resolver asks which part is meant.
-    res = resolver.resolve("把弯头拿起来", cell)
+def test_a_person_word_inside_a_compound_is_no_person(resolver, cell) -> None:
+    # 弯头 is an elbow fitting (the shop-floor glossary); 头 ("head") inside it is no person. A compound
+    # in no dictionary with 头 inside is asked about, not refused as a request about a person.
+    assert _cmd(resolver.resolve("把弯头拿起来", cell)) == ("resolved", "pick", "elbow", None)
+    res = resolver.resolve("把咔头拿起来", cell)
     assert res.status == "clarify" and not res.forwarded
 
 

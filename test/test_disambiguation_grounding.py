@@ -159,11 +159,14 @@ def test_a_direction_word_names_what_the_scene_calls_front_or_rear(resolver) -> 
 
 
 def test_an_unreadable_description_of_a_part_being_rejected_means_its_defect(resolver) -> None:
-    """变形 (warped) is not in the lexicon; sent to the reject bin, it picks the flagged rotor.
-    To an ordinary place, or said without a describing word, the question stays."""
-    res = resolver.resolve("把变形的刹车盘放进隔离箱", WHEELS)
+    """咔咔 is in no dictionary; sent to the reject bin, a part described by it is the flagged rotor.
+    To an ordinary place, or said without a describing word, the question stays. 变形 ("deformed,
+    warped", the shop-floor glossary) is read: the warped rotor wherever it goes."""
+    res = resolver.resolve("把咔咔的刹车盘放进隔离箱", WHEELS)
     assert (res.status, res.object_id, res.target_id) == ("resolved", "rotor_1", "hold")
-    assert resolver.resolve("把变形的刹车盘放到夹具上", WHEELS).status == "clarify"
+    assert resolver.resolve("把咔咔的刹车盘放到夹具上", WHEELS).status == "clarify"
+    res = resolver.resolve("把变形的刹车盘放到夹具上", WHEELS)
+    assert (res.status, res.object_id) == ("resolved", "rotor_1")
     assert resolver.resolve("put the rotor in the hold bin", WHEELS).status == "clarify"
 
 

@@ -1092,11 +1092,18 @@ class InstructionResolver:
             if segment in zh_scene:
                 out.append(Token(segment, segment, list(zh_scene[segment]), cjk=True))
                 continue
-            glossed = gloss(segment) if len(segment) > 1 and segment not in self.lex.zh else []
+            pieces = self._zh_segment(segment)
+            # The lexicon reads the word when every piece is a word of its own in the right place
+            # (废料箱 = 废 scrap + 料箱 bin); otherwise the dictionaries read it whole (黑麦 is no 黑 + 麦).
+            explained = all(p.tag != "UNKNOWN" for p in pieces) and not any(
+                p.tag in ("VERB", "PERSON", "SELF", "PRON", "DET") for p in pieces[1:]
+            )
+            glossed = (
+                gloss(segment) if len(segment) > 1 and segment not in self.lex.zh and not explained else []
+            )
             if glossed:
                 out.extend(glossed)
                 continue
-            pieces = self._zh_segment(segment)
             if (
                 len(pieces) > 1
                 and pieces[0].tag not in ("VERB", "BA", "PREP")
@@ -1193,8 +1200,11 @@ class InstructionResolver:
                 describing = [
                     (t, v)
                     for t, v in word.tags
-                    if t in ("CAT", "LOCCAT", "COLOR", "MATERIAL")
-                    and not self._describes_nothing_here([(t, v)], present)
+                    if (
+                        t in ("CAT", "LOCCAT", "COLOR", "MATERIAL")
+                        and not self._describes_nothing_here([(t, v)], present)
+                    )
+                    or (t == "ROLE" and v in present)
                 ]
                 if describing and not evidence_only:
                     read.append(Token(piece, piece, describing, corrected=word.text, cjk=True))
