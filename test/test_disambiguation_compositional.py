@@ -259,3 +259,76 @@ def test_a_chinese_word_only_part_of_a_name_resembles_is_not_acted_on(resolver) 
     )
     res = resolver.resolve("离你最远的那个锁芯拿起来", scene)
     assert res.status == "clarify" and not res.forwarded
+
+
+def _shop() -> Scene:
+    return Scene.from_dict(
+        {
+            "objects": [
+                _obj("shackle_6", "shackle", (0.40, 0.12), name="6 mm shackle", diameter_mm=6),
+                _obj(
+                    "shackle_10",
+                    "shackle",
+                    (0.44, -0.26),
+                    name="10 mm shackle",
+                    diameter_mm=10,
+                    defect="rusted pin",
+                ),
+                _obj("bottle_a", "bottle", (0.55, 0.30), name="amber bottle", color="amber", volume_ml=500),
+                _obj("bottle_g", "bottle", (0.55, 0.00), name="green bottle", color="green", volume_ml=330),
+                _obj("bottle_c", "bottle", (0.55, -0.30), name="clear bottle", color="clear", volume_ml=750),
+                _obj("punch", "punch", (0.30, 0.40), name="gooseneck punch", kind="tool"),
+                _obj("racket", "racket", (0.30, -0.40), name="tennis racket"),
+            ],
+            "locations": [
+                _loc("bench", "QC bench", "station", (0.80, 0.00)),
+                _loc("cabinet", "tool cabinet", "cabinet", (0.10, 0.50), accepts=["tool"]),
+                _loc("ship", "shipping tote", "bin", (0.10, -0.50), role="output"),
+                _loc("scrap", "reject bin", "bin", (0.20, 0.60), role="reject"),
+            ],
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "history", "expected"),
+    [
+        ("the shackle with the rusty pin, scrap it", [], ("resolved", "pick_place", "shackle_10", "scrap")),
+        (
+            "the bottle that isn't amber or green, onto the QC bench",
+            [],
+            ("resolved", "pick_place", "bottle_c", "bench"),
+        ),
+        ("拿个瓶子，不要绿色那个", [], ("clarify", None, None, None)),
+        ("the bottle over 600 ml to the QC bench", [], ("resolved", "pick_place", "bottle_c", "bench")),
+        ("pop the punch back in the tool cabinet", [], ("resolved", "pick_place", "punch", "cabinet")),
+        ("put the punch away", [], ("resolved", "pick_place", "punch", "cabinet")),
+        (
+            "now the clear bottle, same place",
+            ["put the green bottle on the QC bench"],
+            ("resolved", "pick_place", "bottle_c", "bench"),
+        ),
+        (
+            "same with the amber bottle",
+            ["put the green bottle on the QC bench"],
+            ("resolved", "pick_place", "bottle_a", "bench"),
+        ),
+        ("把它放到发货箱里", ["拿起绿色的瓶子"], ("resolved", "pick_place", "bottle_g", "ship")),
+        ("put the tennis balls in the shipping tote", [], ("clarify", None, None, None)),
+    ],
+)
+def test_features_exclusions_bounds_places_and_ellipsis(resolver, text, history, expected) -> None:
+    res = resolver.resolve(text, _shop(), history)
+    assert _cmd(res) == expected, res.to_dict()
+
+
+def test_a_measure_answers_which_one(resolver) -> None:
+    scene = _shop()
+    asked = resolver.resolve("bottle to the QC bench", scene)
+    assert asked.status == "clarify" and set(asked.candidates) == {"bottle_a", "bottle_g", "bottle_c"}
+    assert _cmd(resolver.answer(asked, "the 330 one", scene)) == (
+        "resolved",
+        "pick_place",
+        "bottle_g",
+        "bench",
+    )

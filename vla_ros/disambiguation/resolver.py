@@ -538,6 +538,31 @@ _THAN_ZH = re.compile(
 _SIDE_OF_ZH = re.compile(
     r"(?:那个|这个|那块|那根)?(?P<landmark>[^，,把将]{2,14}?)(?P<side>左边|右边|左侧|右侧|左手边|右手边)(?:的|那个|那块|那根|那只|那件|那台)"
 )
+# "the shackle with the rusty pin": what the part has describes it (evidence, never a veto).
+_WITH_EN = re.compile(
+    r"\s+\b(?:with|having|that has|which has|that have)\s+"
+    r"(?!(?:the\s+)?(?:more|most|fewer|fewest|less|least)\b)"
+    r"((?:the|a|an)\s+[a-z0-9 -]+?)(?=\s*[,;.!?]|\s+(?:to|into|onto|in|on|and)\s+|$)"
+)
+_ELLIPSIS_WORDS = frozenset(
+    {
+        "same",
+        "again",
+        "do",
+        "the",
+        "it",
+        "that",
+        "now",
+        "and",
+        "ok",
+        "okay",
+        "so",
+        "likewise",
+        "please",
+        "pls",
+        "then",
+    }
+)
 _MIDDLE_EN = (
     re.compile(r"\s*\b(?:in|at)\s+the\s+(?:middle|centre|center)\b(?!\s+of\b)"),
     re.compile(r"\b(?:middle|centre|center)\b(?!\s+of\b)"),
@@ -657,6 +682,11 @@ def _referring_clauses(
         above = match.group(1) in ("over", "above", "more than", "greater than", "at least", "bigger than")
         word = _DIMENSION_COMPARATIVES[adjective][0 if above else 1]
         clauses.append(("than", (word, float(match.group(2)), match.group(3) or ""), ""))
+        text = text[: match.start()] + text[match.end() :]
+    match = _WITH_EN.search(text)
+    before = set(re.findall(r"[a-z0-9]+", text[: match.start()])) if match else set()
+    if match and before - _ELLIPSIS_WORDS:  # "same with the black wire" is an ellipsis, not a part's feature
+        clauses.append(("with", None, match.group(1)))
         text = text[: match.start()] + text[match.end() :]
     match = _COUNT_EXTREME_EN.search(text)
     if match and _singular(match.group(2)) in counted:
@@ -1068,6 +1098,10 @@ class InstructionResolver:
                 zh_context = detect_language(cleaned) == "zh"
                 tokens.extend(self._en_tokens(run, scene_words, scene_phrases, zh_context))
         for i, token in enumerate(tokens[:-1]):
+            role = {"scrap": "reject", "ship": "output", "put_away": "storage"}.get(token.value("VERB") or "")
+            if role and token.cjk and tokens[i + 1].cjk and tokens[i + 1].tag == "LOCCAT":
+                # 发货箱, 报废箱: the verb says what the place is for (a role), not what to do.
+                tokens[i] = Token(token.text, token.text, [("ROLE", role)], cjk=True)
             if token.text in ("那个", "这个") and tokens[i + 1].tag == "PUNCT":
                 tokens[i] = Token(token.text, token.text, [("FILLER", token.text)], cjk=True)  # 嗯…那个…
         self._choose_readings(tokens, _name_bigrams(scene))
@@ -1659,6 +1693,15 @@ class InstructionResolver:
                     continue
                 if kind == "than":
                     np.bounds.append(value)
+                    continue
+                if kind == "with":
+                    # Measures it has are measures of the part ("with the 30 mm diameter"); the other
+                    # words describe something it has, so they only add evidence ("the rusty pin").
+                    for tok in self._tokenize(phrase, scene):
+                        if tok.tag in ("LENGTH", "THREAD"):
+                            np.mods.append(tok.tags[0])
+                        elif tok.text.isalnum() and tok.text not in _DETERMINERS and tok.tag not in ("NUM",):
+                            np.mods.append(("UNKNOWN", tok.text))
                     continue
                 nps = [
                     n for n in self._parse(self._tokenize(phrase, scene), scene).objects if n.kind != "empty"
@@ -2864,6 +2907,21 @@ class InstructionResolver:
         ]
         if len(named) == 1:
             return tuple(named)
+        number = re.fullmatch(
+            r"(?:the\s+)?(\d+(?:\.\d+)?)\s*(mm|cm|m|g|kg|ml|l)?(?:\s+(?:one|ones|那个|的))?", lowered
+        )
+        if number:
+            # "the 330 one": the one candidate with that measure (in any unit family when none is said).
+            units = [number.group(2)] if number.group(2) else ["mm", "g", "ml"]
+            fits = [
+                cid
+                for cid in pool
+                if (o := scene.object(cid)) is not None
+                and any(_has_quantity(o, f"{number.group(1)} {u}") for u in units)
+            ]
+            if len(fits) == 1:
+                return tuple(fits)
+
         for tok in tokens:
             if tok.tag == "ORD":
                 entry = self.vocab.concepts["ordinals"].get(tok.tags[0][1])
