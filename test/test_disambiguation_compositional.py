@@ -332,3 +332,29 @@ def test_a_measure_answers_which_one(resolver) -> None:
         "bottle_g",
         "bench",
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("黑色手胶收起来", ("resolved", "pick_place", "grip_b", "bin")),  # 手 glued to 胶: no person
+        ("把卸扣放到料箱里", ("clarify", None, None, None)),  # 卸扣 "shackle" (CC-CEDICT), two of them
+        ("麻麻放到料箱里", ("clarify", None, None, None)),  # an unknown topic is asked about, not dropped
+    ],
+)
+def test_chinese_topics_and_glued_words(resolver, text, expected) -> None:
+    scene = Scene.from_dict(
+        {
+            "objects": [
+                _obj("grip_b", "overgrip", (0.40, 0.20), name="black overgrip", color="black"),
+                _obj("grip_w", "overgrip", (0.40, -0.20), name="white overgrip", color="white"),
+                _obj("sh_6", "shackle", (0.55, 0.10), name="6 mm shackle"),
+                _obj("sh_8", "shackle", (0.55, -0.10), name="8 mm shackle"),
+            ],
+            "locations": [_loc("bin", "grip bin", "bin", (0.2, 0.5), accepts=["overgrip"])],
+        }
+    )
+    res = resolver.resolve(text, scene)
+    assert _cmd(res) == expected, res.to_dict()
+    if text.startswith("把卸扣"):
+        assert set(res.candidates) == {"sh_6", "sh_8"}

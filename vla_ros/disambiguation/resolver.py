@@ -1097,6 +1097,24 @@ class InstructionResolver:
             else:
                 zh_context = detect_language(cleaned) == "zh"
                 tokens.extend(self._en_tokens(run, scene_words, scene_phrases, zh_context))
+        merged: list[Token] = []
+        for token in tokens:
+            prev = merged[-1] if merged else None
+            if (
+                prev is not None
+                and prev.cjk
+                and prev.tag == "PERSON"
+                and len(prev.text) == 1
+                and token.cjk
+                and token.tags == [("UNKNOWN", token.text)]
+            ):
+                # 手胶 (grip tape) split as 手 "hand" + 胶: a body word glued to an unknown one is a part
+                # of a compound, not a person.
+                word = prev.text + token.text
+                merged[-1:] = gloss(word) or [Token(word, word, [("UNKNOWN", word)], cjk=True)]
+            else:
+                merged.append(token)
+        tokens = merged
         for i, token in enumerate(tokens[:-1]):
             role = {"scrap": "reject", "ship": "output", "put_away": "storage"}.get(token.value("VERB") or "")
             if role and token.cjk and tokens[i + 1].cjk and tokens[i + 1].tag == "LOCCAT":
@@ -1126,18 +1144,13 @@ class InstructionResolver:
             if segment in zh_scene:
                 out.append(Token(segment, segment, list(zh_scene[segment]), cjk=True))
                 continue
-            pieces = self._zh_segment(segment)
-            # The lexicon reads the word when every piece is a word of its own in the right place
-            # (废料箱 = 废 scrap + 料箱 bin); otherwise the dictionaries read it whole (黑麦 is no 黑 + 麦).
-            explained = all(p.tag != "UNKNOWN" for p in pieces) and not any(
-                p.tag in ("VERB", "PERSON", "SELF", "PRON", "DET") for p in pieces[1:]
-            )
-            glossed = (
-                gloss(segment) if len(segment) > 1 and segment not in self.lex.zh and not explained else []
-            )
+            # A word the lexicon lacks is read whole through the dictionaries when they fit the scene
+            # (黑麦 is rye, not 黑 + 麦; 卸扣 a shackle, not 卸 + a clip); else piece by piece.
+            glossed = gloss(segment) if len(segment) > 1 and segment not in self.lex.zh else []
             if glossed:
                 out.extend(glossed)
                 continue
+            pieces = self._zh_segment(segment)
             if (
                 len(pieces) > 1
                 and pieces[0].tag not in ("VERB", "BA", "PREP")
@@ -1191,6 +1204,10 @@ class InstructionResolver:
             token = self._zh_homophone(token, zh_scene)
             if token.tags != [("UNKNOWN", token.text)]:
                 read.append(token)
+                continue
+            whole = gloss(token.text) if len(token.text) > 1 else []
+            if whole:  # 卸扣, which jieba splits, is one dictionary word: "shackle"
+                read.extend(whole)
                 continue
             for piece in _jieba().lcut(token.text, HMM=False):
                 glossed = gloss(piece, evidence_only=len(piece) == 1)
@@ -1885,6 +1902,10 @@ class InstructionResolver:
                 ba or after_verb
             ) and not p.objects  # 拿起鞋底: the word right after the verb is the object
             glossed = np.cjk and any(t == "UNKNOWN" and v.isascii() for t, v in np.mods)
+            nxt = items[idx + 1] if idx + 1 < len(items) else None
+            # Chinese names the thing first and acts on it after: "皮子放到裁切台上" (the topic).
+            topic = np.cjk and not p.objects and isinstance(nxt, Token) and nxt.tag == "VERB"
+            keep = keep or topic
             if kind == "unknown" and prep is None and not np.has_mod("DET") and not keep and not glossed:
                 # A bare word the cell does not know ("uh", "yo", shop slang) is skipped: it lowers
                 # confidence but never ends the parse. After "the" or a preposition it names a thing.
