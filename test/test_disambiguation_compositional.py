@@ -358,3 +358,27 @@ def test_chinese_topics_and_glued_words(resolver, text, expected) -> None:
     assert _cmd(res) == expected, res.to_dict()
     if text.startswith("把卸扣"):
         assert set(res.candidates) == {"sh_6", "sh_8"}
+
+
+@pytest.mark.parametrize(
+    ("text", "history", "expected"),
+    [
+        ("pick up the flange", [], ("clarify", None, None, None)),  # a flange gasket is no flange
+        ("pick up the valve on the far right", [], ("resolved", "pick", "valve_c", None)),
+        ("the valve weighing 540 grams to tray 1", [], ("resolved", "pick_place", "valve_b", "tray1")),
+        (
+            "move the valve body to where we keep the bad parts",
+            [],
+            ("resolved", "pick_place", "body", "scrap"),
+        ),
+        ("put it back in tray 1", ["pick up the valve body"], ("resolved", "pick_place", "body", "tray1")),
+    ],
+)
+def test_heads_sides_measures_and_places(resolver, text, history, expected) -> None:
+    scene = Scene.from_dict(
+        {
+            **VALVE_CELL,
+            "objects": [*VALVE_CELL["objects"], _obj("gasket", "gasket", (0.25, 0.35), name="flange gasket")],
+        }
+    )
+    assert _cmd(resolver.resolve(text, scene, history)) == expected

@@ -515,6 +515,8 @@ _ORDINAL_ZH = re.compile(r"从?(左|右|前|后)(?:边|侧|面)?(?:开始)?(?:�
 _WHERE_GOES_EN = re.compile(
     r"\b(?:(?:to|in|into|on|onto)\s+)?(?:the\s+(?:place|spot)\s+)?where\s+(?:the\s+|all\s+the\s+|our\s+)?"
     r"(?P<x>[a-z0-9][a-z0-9 ]{0,40}?)\s+(?:goes|go|belongs?|lives?|(?:is|are|gets?)\s+(?:kept|stored|put))\b"
+    r"|\b(?:(?:to|in|into|on|onto)\s+)?where\s+(?:we|you|they|i)\s+(?:keep|put|store|throw|dump|stash|leave)\s+"
+    r"(?:the\s+|all\s+the\s+|our\s+)?(?P<y>[a-z0-9][a-z0-9 ]{0,40}?)(?=\s*[,;.!?]|$)"
 )
 # "thinner than 2 mm", "比2毫米薄的": a bound on the attribute a comparative names.
 _THAN_EN = re.compile(
@@ -1665,6 +1667,13 @@ class InstructionResolver:
             )
         cleaned = _ARROW.sub(" to ", cleaned)  # "MS-35 -> bin 2"
         cleaned = self._where_goes(cleaned, scene)
+        # "the one on the far right": the rightmost, a superlative, not a place.
+        cleaned = re.sub(
+            r"\b(?:on|at|over on)\s+the\s+(?:far|very)\s+(left|right)(?:\s+(?:side|end))?\b",
+            lambda m: f"{m.group(1).lower()}most",
+            cleaned,
+            flags=re.IGNORECASE,
+        )
         head, repair = _split_correction(cleaned)
         entities = (*scene.objects, *scene.locations)
         head, clauses = _referring_clauses(
@@ -2160,6 +2169,13 @@ class InstructionResolver:
                 )
             elif intent == "put" and scene.holding:
                 draft = replace(draft, objects=(scene.holding,), object_words="it")
+            elif (
+                intent == "put"
+                and _PRONOUN_IN_VERB.search(cleaned)
+                and (last := self._last_object(turns)) is not None
+            ):
+                # "put it back", "return it": the pronoun went into the verb phrase; it is the last thing.
+                draft = replace(draft, objects=(last,), object_words="it", confidence=draft.confidence * 0.9)
             else:
                 draft = replace(draft, objects=(), object_words="", object_note="no object named")
         # --- target
@@ -2347,16 +2363,30 @@ class InstructionResolver:
             # and among things of the category the one whose name says the noun fits best.
             # The noun as said, or (for a Chinese noun) the English category it stands for.
             said = {word, value} if np.cjk or is_cjk(word) else {word}
-            support = {
-                o.id: (1.0 if self._is_category(o, value) else 0.6 if said & tokens[o.id] else 0.0)
-                + (0.5 if said & tokens[o.id] else 0.0)
-                for o in items
-            }
+
+            def named(o: SceneObject) -> bool:
+                # English puts the noun last: a "flange gasket" is a gasket, not a flange.
+                if not (said & tokens[o.id]):
+                    return False
+                return (
+                    np.cjk
+                    or is_cjk(word)
+                    or not o.name
+                    or english_words(o.name)[-1:] == [word]
+                    or (word in english_words(o.category))
+                )
+
+            base = {o.id: 1.0 if self._is_category(o, value) else 0.6 if named(o) else 0.0 for o in items}
+            support = {o.id: base[o.id] + (0.5 if base[o.id] and said & tokens[o.id] else 0.0) for o in items}
             if not any(support.values()):
                 # A lexicon noun the scene words differently ("cable" for a "lead"): close words count,
-                # but not a longer word that merely ends with it ("spring" is no "mainspring").
+                # but not a longer word that merely ends with it ("spring" is no "mainspring"), nor the
+                # word itself where it only describes ("flange" in a "flange gasket").
                 support = {
-                    o.id: s if (s := unexplained_word_support(word, tokens[o.id])) >= 0.8 else 0.0
+                    o.id: s
+                    if (s := unexplained_word_support(word, tokens[o.id])) >= 0.8
+                    and not (said & set(english_words(o.name)[:-1]))
+                    else 0.0
                     for o in items
                 }
             require(word, support)
@@ -2391,7 +2421,7 @@ class InstructionResolver:
                     {
                         o.id: float(
                             _carries_label(o, value.lower(), tokens[o.id])
-                            or (measure and _has_quantity(o, value))
+                            or (measure and any(_has_quantity(o, f"{value} {u}") for u in ("mm", "g", "ml")))
                         )
                         for o in items
                     },
@@ -3037,7 +3067,7 @@ class InstructionResolver:
         match = _WHERE_GOES_EN.search(text)
         if match is None:
             return cleaned
-        thing = match.group("x")
+        thing = match.group("x") or match.group("y")
         tokens = self._tokenize(thing, scene)
         roles = {v for tok in tokens for t, v in tok.tags if t == "ROLE"}
         kinds = {v for tok in tokens for t, v in tok.tags if t in ("CAT", "KIND")} | {
@@ -3095,6 +3125,7 @@ class InstructionResolver:
 
 
 _ZH_NAME_DIRECTIONS = frozenset({"left", "right"})
+_PRONOUN_IN_VERB = re.compile(r"\b(?:it|that|this|them)\b|它|这个|那个", re.IGNORECASE)
 _SAME_PLACE = re.compile(
     r"\b(?:same|that)\s+(?:place|spot|location)\b|\bover\s+there\b|\b(?:put|place|set|drop)\s+(?:it\s+)?there\b"
     r"|放过去|放那里|放那边|放那儿|同一个地方|一样的地方|原来那个地方|老地方",
