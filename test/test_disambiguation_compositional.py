@@ -382,3 +382,21 @@ def test_heads_sides_measures_and_places(resolver, text, history, expected) -> N
         }
     )
     assert _cmd(resolver.resolve(text, scene, history)) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "put the valve that is not a check valve and not steel on the test bench",
+            ("resolved", "pick_place", "valve_a", "bench"),
+        ),
+        ("move the steel ball valve 5 cm to the left", ("resolved", "push", "valve_b", None)),
+        ("把钢球阀往左推5厘米", ("resolved", "push", "valve_b", None)),
+    ],
+)
+def test_several_exclusions_and_distances_to_move(resolver, cell, text, expected) -> None:
+    res = resolver.resolve(text, cell)
+    assert _cmd(res) == expected, res.to_dict()
+    if res.action == "push":
+        assert res.direction == "left"

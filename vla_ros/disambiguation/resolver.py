@@ -239,7 +239,9 @@ class _NP:
 
     @property
     def text(self) -> str:
-        return ("" if self.cjk else " ").join(self.words).strip()
+        # One Chinese word read as several English ones (球阀: ball + valve) is said once.
+        words = [w for i, w in enumerate(self.words) if i == 0 or w != self.words[i - 1]]
+        return ("" if self.cjk else " ").join(words).strip()
 
     @property
     def kind(self) -> str:
@@ -565,6 +567,11 @@ _ELLIPSIS_WORDS = frozenset(
         "then",
     }
 )
+_DISTANCE_BEFORE_DIRECTION_EN = re.compile(
+    r"\b(?:a\s+few\s+|about\s+|around\s+|like\s+)?\d+(?:\.\d+)?\s*(?:mm|cm|m|millimet(?:er|re)s?|centimet(?:er|re)s?)"
+    r"(?=\s+(?:to\s+the\s+)?(?:left|right|forwards?|back|backwards?|up|down|ahead|away|towards?|further|closer)\b)"
+)
+_DISTANCE_AFTER_DIRECTION_ZH = re.compile(r"(?<=[左右前后上下推移挪动])\s*\d+(?:\.\d+)?\s*(?:mm|cm|m)\b")
 _MIDDLE_EN = (
     re.compile(r"\s*\b(?:in|at)\s+the\s+(?:middle|centre|center)\b(?!\s+of\b)"),
     re.compile(r"\b(?:middle|centre|center)\b(?!\s+of\b)"),
@@ -623,6 +630,7 @@ def _referring_clauses(
     ``zh_verbs`` the Chinese action phrases, longest first (no landmark holds a verb)."""
     clauses: list[tuple[str, object, str]] = []
     if is_cjk(text):
+        text = _DISTANCE_AFTER_DIRECTION_ZH.sub("", text)  # 往左推5 cm: how far, not which part
         match = _COUNT_EXTREME_ZH.search(text)
         senses = (english_senses(match.group(1)) or english_senses(match.group(1)[-1])) if match else ()
         words = tuple(w for sense in senses[:3] for w in english_words(sense) if _singular(w) in counted)
@@ -670,6 +678,8 @@ def _referring_clauses(
             text = text[: match.start()] + text[match.end() :]
         return text, clauses
     text = normalise_english(text)
+    # "move it 5 cm to the left": a distance to move, not a measure of the part.
+    text = _DISTANCE_BEFORE_DIRECTION_EN.sub(" ", text)
     match = _THAN_EN.search(text)
     if match:
         clauses.append(("than", (match.group(1), float(match.group(2)), match.group(3) or ""), ""))
@@ -717,7 +727,7 @@ def _referring_clauses(
     if not re.match(r"\s*(?:do\s+not|don't|dont|never|not\s+now)\b", text):
         match = _NOT_EN.search(text)
         if match and re.search(r"[a-z]", text[: match.start()]):
-            for phrase in re.split(r"\s*,\s*|\s+(?:or|nor|and)\s+", match.group(1)):
+            for phrase in re.split(r"\s*,\s*|\s+(?:or|nor|and)\s+(?:not\s+)?", match.group(1)):
                 if phrase.strip():
                     clauses.append(("not", None, phrase))  # "that isn't amber or green": two exclusions
             text = text[: match.start()] + text[match.end() :]
