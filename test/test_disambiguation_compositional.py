@@ -400,3 +400,28 @@ def test_several_exclusions_and_distances_to_move(resolver, cell, text, expected
     assert _cmd(res) == expected, res.to_dict()
     if res.action == "push":
         assert res.direction == "left"
+
+
+@pytest.mark.parametrize(
+    ("text", "history", "expected"),
+    [
+        ("帮我把垫片放到测试台", [], ("resolved", "pick_place", "gasket", "bench")),  # 垫片: washer or gasket
+        ("把它放到测试台", ["拿起垫片"], ("resolved", "pick_place", "gasket", "bench")),
+        ("把裂了的那个止回阀扔废料箱", [], ("resolved", "pick_place", "valve_c", "scrap")),  # 扔 into a bin
+        ("把阀门扔给我", [], ("reject", None, None, None)),
+        ("把不是钢的那个球阀拿起来", [], ("resolved", "pick", "valve_a", None)),
+        ("把杯子放到测试台", [], ("clarify", None, None, None)),  # 杯子 "cup, glass": no glass material here
+    ],
+)
+def test_other_senses_throwing_into_bins_and_leading_exclusions(resolver, text, history, expected) -> None:
+    scene = Scene.from_dict(
+        {
+            **VALVE_CELL,
+            "objects": [
+                *VALVE_CELL["objects"],
+                _obj("gasket", "gasket", (0.25, 0.35), name="flange gasket"),
+                _obj("cutter", "cutter", (0.25, -0.40), name="glass cutter", kind="tool"),
+            ],
+        }
+    )
+    assert _cmd(resolver.resolve(text, scene, history)) == expected

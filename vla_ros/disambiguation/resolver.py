@@ -596,7 +596,7 @@ _NOT_EN = re.compile(
 _NOT_ZH = re.compile(
     r"除了([^，,]+?)(?:以外|之外)?[，,]|除了(.+?)(?:以外|之外)?的"
     r"|[，,]\s*(?:不要|别拿|不是)([^，,]+?)(?:那个|那块|那根|那只|那件|的)?\s*[。.!！]?$"
-    r"|^(?:不是)([^，,]+?)的(?=那|这|[\u4e00-\u9fff])"
+    r"|(?:^|(?<=把)|(?<=将))不是([^，,]+?)的(?=那|这|[\u4e00-\u9fff])"
 )
 _BETWEEN_EN = re.compile(r"\s*\b(?:in\s+)?between\s+(.+?)(?=\s+(?:to|into|onto|in|on)\s+|\s*[,;.!?]|$)")
 _BETWEEN_ZH = re.compile(r"(?:在)?([^在把]+?)(?:和|与|跟)(.+?)(?:之间|中间)(?:的|(?=那|这))")
@@ -1158,7 +1158,16 @@ class InstructionResolver:
                 continue
             # A word the lexicon lacks is read whole through the dictionaries when they fit the scene
             # (黑麦 is rye, not 黑 + 麦; 卸扣 a shackle, not 卸 + a clip); else piece by piece.
-            glossed = gloss(segment) if len(segment) > 1 and segment not in self.lex.zh else []
+            listed = self.lex.zh.get(segment)
+            absent = bool(listed) and self._describes_nothing_here(
+                [t for t in listed if t[0] in ("CAT", "LOCCAT")], present
+            )  # 垫片 is a washer in the lexicon; in a cell with a gasket and no washer, a gasket
+            glossed = gloss(segment) if len(segment) > 1 and (listed is None or absent) else []
+            if absent:
+                # Another sense of a listed noun may name a thing here (垫片: gasket), but only as a
+                # thing: "glass" for 杯子 is no material, "stand" for 支架 no place.
+                glossed = [t for t in glossed if t.tag in ("CAT", "KIND")] and glossed
+                glossed = [t for t in glossed if t.tag in ("CAT", "KIND", "UNKNOWN")]
             if glossed:
                 out.extend(glossed)
                 continue
