@@ -93,6 +93,13 @@ def stop_executor(executor, timeout_s: float = 5.0) -> list[BaseException]:
     """
     pool = getattr(executor, "_executor", None)  # MultiThreadedExecutor's thread pool
     if isinstance(pool, ThreadPoolExecutor):
+        # A dropped callback is an rclpy Task holding a coroutine never started: cancelling it closes the
+        # coroutine, which would otherwise warn "coroutine ... was never awaited" when collected.
+        queue = getattr(pool, "_work_queue", None)
+        for item in list(getattr(queue, "queue", ())):
+            cancel = getattr(getattr(item, "fn", None), "cancel", None)
+            if callable(cancel):
+                cancel()
         drain = threading.Thread(
             target=pool.shutdown, kwargs={"wait": True, "cancel_futures": True}, daemon=True
         )
