@@ -35,7 +35,7 @@ from std_msgs.msg import String
 
 from vla_ros.action import Policy, camera_views
 from vla_ros.control.twist import action_to_twist, gripper_command
-from vla_ros.image_codec import ImageCodecError, decode_compressed, image_to_rgb
+from vla_ros.image_codec import ImageCodecError, decode_compressed, image_converter, image_message_to_rgb
 from vla_ros.model.options import DEFAULT_PRECISION, PRECISION_CHOICES_TEXT, resolve_device, resolve_precision
 from vla_ros.msg import ActionStep, GripperCommand, Instruction
 from vla_ros.nodes.common import (
@@ -345,15 +345,9 @@ class PolicyNode(LifecycleNode):
 
     # -- inputs ---------------------------------------------------------------------------------
     def _rgb(self, msg: Image):
-        """An Image message as an RGB array (refusing ones over ``max_image_pixels``)."""
-        return image_to_rgb(
-            msg.encoding,
-            msg.height,
-            msg.width,
-            msg.step,
-            msg.data,
-            max_pixels=int(self._p("max_image_pixels")),
-        )
+        """An Image message as an RGB array (through cv_bridge where ROS has it; refusing images over
+        ``max_image_pixels``)."""
+        return image_message_to_rgb(msg, max_pixels=int(self._p("max_image_pixels")))
 
     def _on_image(self, msg: Image) -> None:
         self._submit(lambda: self._rgb(msg), msg.header)
@@ -462,6 +456,7 @@ class PolicyNode(LifecycleNode):
             values = {
                 "active": self._active,
                 "inference_backend": self._p("inference_backend"),
+                "image_conversion": image_converter(),
                 "instruction": worker.instruction or "",
                 "steps": stats.steps,
                 "rate_hz": stats.rate_hz,
