@@ -97,9 +97,10 @@ def _make_tiny_model(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from vla_ros.action import ACTION_NAMES
     from vla_ros.image_codec import read_image_file
+
+    image = read_image_file(args.image)  # a wrong image is refused before torch loads (seconds)
     from vla_ros.policy.runtime import VLAPolicy
 
-    image = read_image_file(args.image)
     policy = VLAPolicy(policy_config_from_args(args, args.device))
     action = policy.predict_action(image, args.instruction)
     print(
