@@ -313,6 +313,50 @@ def _one_run(args: argparse.Namespace, recorder: _Recorder, rate_hz: float) -> d
     }
 
 
+def measure_once(
+    seconds: float = 10.0,
+    rate_hz: float = 1000.0,
+    mix: str = "mixed",
+    output_rate_hz: float = 50.0,
+    tail_s: float = 0.3,
+    domain_id: int | None = None,
+) -> dict:
+    """One flooded run with its own rclpy context (on ``domain_id``, which the controller and flood
+    processes get too), for other benchmarks (bench_faults.py); the dict of one table row."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    saved = os.environ.get("ROS_DOMAIN_ID")
+    if domain_id is not None:
+        os.environ["ROS_DOMAIN_ID"] = str(domain_id)
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=domain_id)
+    recorder = _Recorder(context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(recorder.node)
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set() and context.ok():
+            executor.spin_once(timeout_sec=0.05)
+
+    spinner = threading.Thread(target=spin, daemon=True)
+    spinner.start()
+    args = argparse.Namespace(seconds=seconds, output_rate_hz=output_rate_hz, tail_s=tail_s, mix=mix)
+    try:
+        return _one_run(args, recorder, rate_hz)
+    finally:
+        stop.set()
+        spinner.join(timeout=2.0)
+        executor.shutdown(timeout_sec=1.0)
+        recorder.node.destroy_node()
+        rclpy.try_shutdown(context=context)
+        if saved is None:
+            os.environ.pop("ROS_DOMAIN_ID", None)
+        else:
+            os.environ["ROS_DOMAIN_ID"] = saved
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter

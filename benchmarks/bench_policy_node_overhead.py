@@ -1,7 +1,7 @@
 """Per-frame overhead of the policy node path, excluding the model forward pass.
 
 For 640x480 rgb8 frames it times, side by side in one run:
-  decode   sensor_msgs/Image fields -> RGB array (vla_ros.image_codec, what the node's callback does)
+  decode   sensor_msgs/Image -> RGB array (image_message_to_rgb, as the node: cv_bridge or image_codec)
   prepare  RGB array -> preprocessed pixel tensor + prompt ids (the model core's processor)
   publish  action -> TwistStamped + GripperCommand + ActionStep (the node's step_messages)
   step     the whole VLAPolicy.predict_action on the tiny model (prepare + forward + decode)
@@ -22,7 +22,7 @@ import torch
 from builtin_interfaces.msg import Time
 from sensor_msgs.msg import Image
 
-from vla_ros.image_codec import image_to_rgb
+from vla_ros.image_codec import image_converter, image_message_to_rgb
 from vla_ros.model.tiny import make_tiny_checkpoint
 from vla_ros.nodes.policy_node import OutputConvention, step_messages
 from vla_ros.policy.runtime import PolicyConfig, VLAPolicy
@@ -61,7 +61,7 @@ def main() -> None:
                 checkpoint_dir=checkpoint, precision="fp32", device="cpu", constrain_to_action_tokens=True
             )
         )
-        decoded = image_to_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.data)
+        decoded = image_message_to_rgb(msg)
         action = policy.predict_action(decoded, instruction)
         result = StepResult(
             action=action, frame=Frame(rgb=decoded, stamp_s=1.0), instruction=instruction, step=1
@@ -70,8 +70,8 @@ def main() -> None:
         identity = {"model_id": "tiny", "adapter_id": "", "precision": "fp32/none", "unnorm_key": "sim"}
 
         rows = {
-            "decode (msg -> RGB)": _timed(
-                lambda: image_to_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.data), args.iterations
+            f"decode (msg -> RGB, {image_converter()})": _timed(
+                lambda: image_message_to_rgb(msg), args.iterations
             ),
             "prepare (RGB -> tensors)": _timed(
                 lambda: policy.encode_inputs(decoded, instruction), args.iterations

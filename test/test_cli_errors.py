@@ -37,11 +37,27 @@ def files(tmp_path_factory):
         ("no_bins", "n_action_bins", 0),
         ("unknown_backbone", "vision_backbone_id", "resnet-50"),
         ("size_as_text", "image_sizes", "224"),
+        ("negative_vocab", "text_config", {"vocab_size": -5}),
     ]:
         shutil.copytree(model, d / name)
         config = json.loads((d / name / "config.json").read_text())
         config[field] = value
         (d / name / "config.json").write_text(json.dumps(config))
+    shutil.copytree(model, d / "config_list")
+    (d / "config_list" / "config.json").write_text("[1, 2]")
+    shutil.copytree(model, d / "stats_garbage")
+    (d / "stats_garbage" / "dataset_statistics.json").write_text("{oops")
+    stats = json.loads((model / "dataset_statistics.json").read_text())
+    for name, edit in [
+        ("stats_nan", lambda a: a.update(q01=[float("nan"), *a["q01"][1:]])),
+        ("stats_swapped", lambda a: a.update(q01=a["q99"], q99=a["q01"])),
+        ("stats_short", lambda a: a.update(q01=a["q01"][:3])),
+    ]:
+        shutil.copytree(model, d / name)
+        changed = json.loads(json.dumps(stats))
+        for entry in changed.values():
+            edit(entry["action"])
+        (d / name / "dataset_statistics.json").write_text(json.dumps(changed))
     return d
 
 
@@ -59,6 +75,27 @@ CASES = [
     ("unknown_backbone", "ok.png", "go", [], "vision_backbone_id 'resnet-50' is not a vision backbone"),
     ("size_as_text", "ok.png", "go", [], "image_sizes must be a list"),
     ("model", "ok.png", "go", ["--unnorm-key", "nope"], "unnorm_key 'nope' is not in this checkpoint"),
+    (
+        "model",
+        "ok.png",
+        "\x01\x02\x1b\x7f",
+        [],
+        "instruction is empty .or only spaces and control characters",
+    ),
+    ("config_list", "ok.png", "go", [], "config.json holds a JSON list, not an object"),
+    ("negative_vocab", "ok.png", "go", [], "text_config.vocab_size must be a whole number >= 1, got -5"),
+    ("stats_garbage", "ok.png", "go", [], "stats_garbage/dataset_statistics.json is not valid JSON"),
+    ("stats_nan", "ok.png", "go", [], "stats_nan: action statistics .* q01 and q99 must be finite"),
+    ("stats_swapped", "ok.png", "go", [], r"q01 > q99 in dimension\(s\) \[0, 1, 2, 3, 4, 5\]"),
+    ("stats_short", "ok.png", "go", [], r"q01 \(3,\), q99 \(7,\) and mask \(7,\) must be equal"),
+    ("model", "ok.png", "go", ["--device", "potato"], "device 'potato' is not a torch device"),
+    (
+        "model",
+        "ok.png",
+        "go",
+        ["--device", "cuda:7"],
+        "device 'cuda:7': (torch sees no CUDA GPU|this machine has)",
+    ),
 ]
 
 
@@ -124,3 +161,50 @@ def test_serve_refuses_a_path_without_a_checkpoint_before_starting_ray(tmp_path,
     assert main(["serve", "--model", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"vla-ros serve: {tmp_path / 'nowhere'} is not a checkpoint directory (no config.json)"
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--port", "70000", "--port 70000 is not a TCP port"),
+        ("--max-batch-size", "0", "--max-batch-size must be at least 1"),
+        ("--num-replicas", "0", "--num-replicas must be at least 1"),
+        ("--batch-wait-timeout-s", "-1", "--batch-wait-timeout-s must not be negative"),
+    ],
+)
+def test_serve_refuses_bad_options_before_starting_ray(files, capsys, option, value, message):
+    assert main(["serve", "--model", str(files / "model"), option, value]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("vla-ros serve: ") and message in err and len(err.splitlines()) == 1, err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--real-time-factor", "0"], "argument --real-time-factor: must be a number above 0, got 0"),
+        (["--max-steps", "0"], "argument --max-steps: must be at least 1, got 0"),
+        (["--episodes", "-1"], "argument --episodes: must be at least 1, got -1"),
+    ],
+)
+def test_sim_refuses_numbers_out_of_range_as_usage_errors(capsys, argv, message):
+    """A real-time factor of 0 used to wait for sim time for ever; 0 steps ran an empty episode."""
+    with pytest.raises(SystemExit) as exited:
+        main(["sim", *argv])
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_sim_refuses_bad_inputs_before_the_simulator_starts(files, tmp_path, capsys):
+    (tmp_path / "a_file").write_text("x")
+    cases = [
+        (["--operator-text", "  "], "vla-ros sim: --operator-text is empty"),
+        (["--record", str(tmp_path / "a_file")], "is a file; bags are written into a directory"),
+        (
+            ["--policy", "model", "--model", str(tmp_path / "nowhere")],
+            "nowhere is not a checkpoint directory",
+        ),
+    ]
+    for argv, message in cases:
+        assert main(["sim", *argv]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, err

@@ -71,8 +71,44 @@ def test_round_trip_through_message_fields():
 
 
 def test_unsupported_encoding_lists_the_supported_ones():
-    with pytest.raises(UnsupportedImageEncoding, match=r"mono8.*rgb8, bgr8, rgba8, bgra8"):
-        image_to_rgb("mono8", 2, 2, 2, bytes(4))
+    with pytest.raises(UnsupportedImageEncoding, match=r"32FC1.*rgb8, bgr8, rgba8, bgra8, mono8, rgb16"):
+        image_to_rgb("32FC1", 2, 2, 8, bytes(16))
+
+
+def test_grey_is_repeated_into_red_green_and_blue():
+    grey = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    out = image_to_rgb("mono8", 3, 4, 4, grey.tobytes())
+    np.testing.assert_array_equal(out, np.repeat(grey[..., None], 3, axis=2))
+
+
+@pytest.mark.parametrize("bigendian", [False, True])
+def test_16_bit_values_are_scaled_to_8_bits_as_cv_bridge_scales_them(bigendian):
+    """round(v * 255 / 65535): 0 -> 0, 65535 -> 255, 257 * k -> k, and 128 | 129 either side of a half."""
+    values = np.array([[0, 128, 129, 257 * 100, 65535, 65534]], dtype=np.uint16)
+    data = values.astype(">u2" if bigendian else "<u2").tobytes()
+    out = image_to_rgb("mono16", 1, 6, 12, data, is_bigendian=bigendian)
+    np.testing.assert_array_equal(out[0, :, 0], [0, 0, 1, 100, 255, 255])
+    rgb16 = np.stack([values, values // 2, np.full_like(values, 65535)], axis=2)
+    out = image_to_rgb("bgr16", 1, 6, 36, rgb16[..., ::-1].astype("<u2").tobytes())
+    np.testing.assert_array_equal(out[0, :, 0], [0, 0, 1, 100, 255, 255])
+    np.testing.assert_array_equal(out[0, :, 2], [255] * 6)
+
+
+def test_yuv422_converts_black_white_and_grey_and_both_byte_orders_agree():
+    # (Y, U, V) of video black, white and mid grey: R = G = B.
+    y = np.array([16, 235, 126, 126], dtype=np.uint8)
+    uyvy = np.array([[128, y[0], 128, y[1], 128, y[2], 128, y[3]]], dtype=np.uint8)
+    out = image_to_rgb("yuv422", 1, 4, 8, uyvy.tobytes())
+    np.testing.assert_array_equal(out[0], [[0, 0, 0], [255, 255, 255], [128, 128, 128], [128, 128, 128]])
+    rng = np.random.default_rng(3)
+    quads = rng.integers(0, 256, (5, 3, 4), dtype=np.uint8)  # U Y0 V Y1
+    yuy2 = quads[..., [1, 0, 3, 2]]  # Y0 U Y1 V
+    np.testing.assert_array_equal(
+        image_to_rgb("yuv422", 5, 6, 12, quads.tobytes()),
+        image_to_rgb("yuv422_yuy2", 5, 6, 12, yuy2.tobytes()),
+    )
+    with pytest.raises(MalformedImage, match="width 5 must be even"):
+        image_to_rgb("yuv422", 1, 5, 10, bytes(10))
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-ROS_MODULES = {"rclpy", "rcl_interfaces", "ament_index_python", "launch", "launch_ros"}
+ROS_MODULES = {"rclpy", "rcl_interfaces", "ament_index_python", "launch", "launch_ros", "cv_bridge"}
 ROS_MODULE_PATTERN = re.compile(r"_(msgs|srvs|interfaces)$")
 # Imported only where present, with a fallback: not something rosdep must install everywhere.
 OPTIONAL = {"moveit_msgs": "controller_node asks Jazzy's MoveIt Servo when moveit_msgs imports"}
@@ -40,6 +40,7 @@ def _imported_ros_packages() -> dict[str, str]:
 def test_every_ros_package_the_code_imports_is_declared_in_package_xml():
     imported = _imported_ros_packages()
     assert "rclpy" in imported and "sensor_msgs" in imported  # the scan sees the nodes
+    assert "cv_bridge" in imported  # vla_ros.image_codec converts through it where ROS has it
     missing = {name: where for name, where in imported.items() if name not in _declared() | set(OPTIONAL)}
     assert not missing, f"add to package.xml: {missing}"
 

@@ -226,6 +226,53 @@ def test_nan_and_huge_commands_never_exceed_the_limits(ros) -> None:
     assert np.all(changes <= allowed + 1e-6), (changes[worst], gaps[worst])
 
 
+def test_refusals_of_the_node_itself_show_on_diagnostics(ros) -> None:
+    """A command in another frame and a gripper command with a NaN position are refused by the node,
+    not the core: they too are counted on /diagnostics, with the reason."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from geometry_msgs.msg import TwistStamped
+
+    from vla_ros.msg import GripperCommand
+
+    _controller(ros)
+    Arm(ros)
+    reports: list[dict[str, str]] = []
+    watcher = ros.node("diagnostics_watcher")
+    watcher.create_subscription(
+        DiagnosticArray,
+        "/diagnostics",
+        lambda msg: reports.extend(
+            {kv.key: kv.value for kv in s.values} for s in msg.status if s.name.endswith("controller")
+        ),
+        10,
+    )
+    policy = Policy(ros)
+    gripper_pub = policy.node.create_publisher(GripperCommand, "gripper_cmd", 10)
+    assert ros.wait_for(
+        lambda: policy.pub.get_subscription_count() > 0 and gripper_pub.get_subscription_count() > 0
+    )
+
+    def counted(key: str) -> bool:
+        return bool(reports) and int(reports[-1].get(key, "0")) > 0
+
+    # Sent until counted: the first messages of a new peer can be lost on a busy machine.
+    def twist_in_the_camera_frame() -> bool:
+        msg = TwistStamped()
+        msg.header.frame_id = "camera"
+        msg.header.stamp = policy.node.get_clock().now().to_msg()
+        policy.pub.publish(msg)
+        return counted("commands_rejected_frame")
+
+    def gripper_at_nan() -> bool:
+        gripper_pub.publish(GripperCommand(position=float("nan")))
+        return counted("gripper_commands_refused")
+
+    assert ros.wait_for(twist_in_the_camera_frame, timeout_s=10.0, period_s=0.2)
+    assert "frame 'camera' refused: expected 'panda_link0'" in reports[-1]["last_refused_input"]
+    assert ros.wait_for(gripper_at_nan, timeout_s=10.0, period_s=0.2)
+    assert "gripper command with position nan refused" in reports[-1]["last_refused_input"]
+
+
 def test_servo_mode_switches_a_humble_servo_to_twist_commands(ros) -> None:
     """Without moveit_msgs (Jazzy's switch_command_type), Humble's start_servo Trigger is called."""
     from std_srvs.srv import Trigger

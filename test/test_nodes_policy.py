@@ -203,7 +203,7 @@ def test_bad_inputs_are_reported_and_the_node_keeps_running(ros, tiny_checkpoint
     operator = Operator(ros)
     _ready(ros, operator)
     bad_frames = [
-        {"encoding": "mono8"},
+        {"encoding": "32FC1"},
         {"step": 7},
         {"data": b""},
         {"height": 4000, "width": 4000, "step": 12000},  # too large, and data does not match
@@ -257,14 +257,26 @@ def test_missing_model_directory_is_reported_and_the_node_stays_up(ros) -> None:
     assert node._worker is None
     assert "/nonexistent/openvla-7b" in node._last_error
 
-    def diagnosed() -> bool:
+    def reports() -> list:
         with operator.lock:
-            return any(s.message == "not configured" for d in operator.diagnostics for s in d.status)
+            return [s for d in operator.diagnostics for s in d.status if s.name.endswith("policy")]
 
-    assert ros.wait_for(diagnosed, timeout_s=5.0)
+    assert ros.wait_for(lambda: any(s.message.startswith("not configured") for s in reports()), timeout_s=5.0)
     operator.frame()  # frames to an unconfigured node are ignored, not a crash
     time.sleep(0.3)
     assert operator.count(operator.steps) == 0
+    # A refused instruction does not hide why the node cannot act.
+    assert ros.wait_for(lambda: operator.text_pub.get_subscription_count() > 0)
+    operator.say("")
+    assert ros.wait_for(lambda: "refused instruction" in node._refusal, timeout_s=5.0)
+    seen = len(reports())
+    assert ros.wait_for(lambda: len(reports()) > seen, timeout_s=5.0)
+    latest = reports()[-1]
+    values = {kv.key: kv.value for kv in latest.values}
+    assert (
+        "/nonexistent/openvla-7b" in latest.message and "/nonexistent/openvla-7b" in values["configure_error"]
+    )
+    assert "refused instruction" in values["last_error"]
 
 
 def test_a_two_view_checkpoint_acts_only_on_scene_and_wrist_frames_together(ros, tmp_path) -> None:
@@ -383,7 +395,7 @@ def test_a_refused_instruction_shows_on_diagnostics_until_a_good_one_arrives(ros
     node = _policy_node(ros, model_dir=str(tiny_checkpoint))
     operator = Operator(ros)
     _ready(ros, operator)
-    operator.frame(encoding="mono8")  # an older error, which must not mask the refusal below
+    operator.frame(encoding="32FC1")  # an older error, which must not mask the refusal below
     assert ros.wait_for(lambda: node._worker.stats().errors >= 1, timeout_s=5.0)
     errors = node._worker.stats().errors
 

@@ -95,6 +95,29 @@ def test_frames_older_than_the_limit_are_refused() -> None:
     assert "refused a frame" in worker.stats().last_error
 
 
+def test_frames_stamped_in_the_future_are_refused() -> None:
+    """A camera whose clock runs ahead would pass any age check for ever: its frames are refused."""
+    policy = SlowEchoPolicy(delay_s=0.0)
+    results, _, on_result = _collector()
+    worker = InferenceWorker(
+        policy, on_result, clock_s=time.monotonic, image_max_age_s=0.2, max_rate_hz=100.0
+    )
+    worker.set_instruction("pick up the gear")
+    worker.start()
+    try:
+        worker.submit_frame(_frame(1, time.monotonic() + 10.0))
+        time.sleep(0.3)
+        worker.submit_frame(_frame(2, time.monotonic() + 0.1))  # within the tolerance: acted on
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline and not results:
+            time.sleep(0.01)
+    finally:
+        worker.stop()
+    assert policy.seen == [2]
+    assert worker.stats().frames_refused_stale == 1
+    assert "in the future" in worker.stats().last_error
+
+
 def test_no_instruction_means_no_action() -> None:
     policy = SlowEchoPolicy(delay_s=0.0)
     results, _, on_result = _collector()

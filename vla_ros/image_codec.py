@@ -1,28 +1,55 @@
 """The one place where camera images become RGB arrays (and back).
 
 Nodes (sensor_msgs/Image from a driver or the simulator) and bag readers (the same message read by
-``rosbags``) both go through these functions, so the policy sees identical pixels live and on replay.
-Plain numpy in and out: callers pass the message's fields, never the message.
+``rosbags``) both go through :func:`image_message_to_rgb`, so the policy sees identical pixels live and
+on replay. Where ROS 2's ``cv_bridge`` is importable (a full ROS install) it converts, as ROS image
+pipelines do; elsewhere (the venv) :func:`image_to_rgb` does, and gives the same pixels for every encoding
+it knows (rgb8, bgr8, rgba8, bgra8, mono8, their 16-bit forms scaled as cv_bridge scales them, and the
+YUV 4:2:2 encodings with OpenCV's integer BT.601 conversion); test_image_conversion.py checks both
+against each other where cv_bridge exists. Compressed images are decoded by PIL everywhere, so a JPEG
+gives the same pixels in both environments. Apart from :func:`image_message_to_rgb`, plain numpy in and
+out: callers pass the message's fields, never the message.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import io
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 
 from vla_ros.errors import UserInputError
 
-SUPPORTED_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8")
+# encoding -> (channels, bytes per channel, index of R, G and B inside a pixel; None: YUV 4:2:2).
+_LAYOUTS: dict[str, tuple[int, int, tuple[int, int, int] | None]] = {
+    "rgb8": (3, 1, (0, 1, 2)),
+    "bgr8": (3, 1, (2, 1, 0)),
+    "rgba8": (4, 1, (0, 1, 2)),
+    "bgra8": (4, 1, (2, 1, 0)),
+    "mono8": (1, 1, (0, 0, 0)),
+    "rgb16": (3, 2, (0, 1, 2)),
+    "bgr16": (3, 2, (2, 1, 0)),
+    "rgba16": (4, 2, (0, 1, 2)),
+    "bgra16": (4, 2, (2, 1, 0)),
+    "mono16": (1, 2, (0, 0, 0)),
+    "yuv422": (2, 1, None),  # UYVY: U0 Y0 V0 Y1
+    "yuv422_yuy2": (2, 1, None),  # YUYV: Y0 U0 Y1 V0
+}
+SUPPORTED_ENCODINGS = tuple(_LAYOUTS)
 SUPPORTED_COMPRESSED_FORMATS = ("jpeg", "png")
 # 8K x 8K: larger than any camera we expect; a bigger header is far more likely to be garbage
 # than a real frame, and decoding it would take the node down with an out-of-memory error.
 DEFAULT_MAX_PIXELS = 8192 * 8192
 
-_CHANNELS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4}
-# Index of the R, G and B bytes inside one pixel for each encoding.
-_RGB_ORDER = {"rgb8": (0, 1, 2), "bgr8": (2, 1, 0), "rgba8": (0, 1, 2), "bgra8": (2, 1, 0)}
+# OpenCV's fixed-point ITU-R BT.601 YUV -> RGB (imgproc color_yuv): what cv_bridge gives for yuv422.
+_YUV_SHIFT = 20
+_YUV_CY, _YUV_CUB, _YUV_CUG, _YUV_CVG, _YUV_CVR = 1220542, 2116026, -409993, -852492, 1673527
 
 
 class ImageCodecError(UserInputError, ValueError):
@@ -49,6 +76,28 @@ def _check_pixel_count(height: int, width: int, max_pixels: int) -> None:
         )
 
 
+def _check_fields(
+    encoding: str, height: int, width: int, step: int, nbytes: int, pixel_bytes: int, max_pixels: int
+) -> None:
+    """The checks every conversion makes first: sizes positive and within the limit, rows long enough,
+    exactly ``step * height`` bytes of data."""
+    if height <= 0 or width <= 0:
+        raise MalformedImage(f"image has height={height} and width={width}; both must be positive")
+    _check_pixel_count(height, width, max_pixels)
+    row_bytes = width * pixel_bytes
+    if step < row_bytes:
+        raise MalformedImage(
+            f"step {step} is smaller than width*bytes per pixel = {width}*{pixel_bytes} = {row_bytes} "
+            f"for {encoding}"
+        )
+    if nbytes == 0:
+        raise MalformedImage("image data is empty")
+    if nbytes != step * height:
+        raise MalformedImage(
+            f"image data has {nbytes} bytes but step*height = {step}*{height} = {step * height}"
+        )
+
+
 def image_to_rgb(
     encoding: str,
     height: int,
@@ -56,45 +105,123 @@ def image_to_rgb(
     step: int,
     data: bytes | bytearray | memoryview | np.ndarray,
     *,
+    is_bigendian: bool = False,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> np.ndarray:
     """Convert the fields of a sensor_msgs/Image into an owned, contiguous HxWx3 uint8 RGB array.
 
-    Row padding (``step`` larger than ``width * channels``) is honoured; alpha is dropped. The result
-    never aliases ``data``, so the caller may reuse or free the message buffer.
+    Row padding (``step`` larger than the pixels' bytes) is honoured; alpha is dropped; grey is
+    repeated into R, G and B; 16-bit values ``v`` become ``round(v * 255 / 65535)`` (cv_bridge's
+    scaling; ``is_bigendian`` says their byte order); YUV 4:2:2 is converted as OpenCV converts it.
+    The result never aliases ``data``, so the caller may reuse or free the message buffer.
     """
     enc = encoding.strip().lower()
-    if enc not in _CHANNELS:
+    if enc not in _LAYOUTS:
         raise UnsupportedImageEncoding(
             f"image encoding {encoding!r} is not supported; supported encodings: "
             f"{', '.join(SUPPORTED_ENCODINGS)} (configure the camera driver to publish one of them)"
         )
+    channels, depth, order = _LAYOUTS[enc]
     height, width, step = int(height), int(width), int(step)
-    if height <= 0 or width <= 0:
-        raise MalformedImage(f"image has height={height} and width={width}; both must be positive")
-    _check_pixel_count(height, width, max_pixels)
-    channels = _CHANNELS[enc]
-    row_bytes = width * channels
-    if step < row_bytes:
-        raise MalformedImage(
-            f"step {step} is smaller than width*channels = {width}*{channels} = {row_bytes} for {enc}"
-        )
     buf = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else data
     buf = buf.reshape(-1)
     if buf.dtype != np.uint8:
         raise MalformedImage(f"image data must be uint8 bytes, got dtype {buf.dtype}")
-    if buf.size == 0:
-        raise MalformedImage("image data is empty")
-    expected = step * height
-    if buf.size != expected:
-        raise MalformedImage(
-            f"image data has {buf.size} bytes but step*height = {step}*{height} = {expected}"
+    _check_fields(enc, height, width, step, buf.size, channels * depth, max_pixels)
+    if order is None and width % 2:
+        raise MalformedImage(f"{enc} packs two pixels in four bytes; width {width} must be even")
+    rows = buf.reshape(height, step)[:, : width * channels * depth]
+    if order is None:
+        return _yuv422_to_rgb(rows.reshape(height, width // 2, 4), uyvy=enc == "yuv422")
+    if depth == 2:
+        values = np.ascontiguousarray(rows).view(">u2" if is_bigendian else "<u2").astype(np.uint32)
+        rows = ((values * 255 + 32767) // 65535).astype(np.uint8)  # round(v * 255 / 65535); never a tie
+    pixels = rows.reshape(height, width, channels)
+    if order == (0, 1, 2):
+        return np.array(pixels[:, :, :3], dtype=np.uint8, order="C", copy=True)
+    return np.ascontiguousarray(pixels[:, :, list(order)])  # fancy indexing already copies
+
+
+def _yuv422_to_rgb(quads: np.ndarray, uyvy: bool) -> np.ndarray:
+    """H x W/2 x 4 bytes of YUV 4:2:2 (two pixels sharing U and V) -> H x W x 3 RGB, bit for bit as
+    OpenCV's ``COLOR_YUV2RGB_UYVY`` / ``_YUY2``."""
+    q = quads.astype(np.int64)
+    u, y0, v, y1 = (
+        (q[..., 0], q[..., 1], q[..., 2], q[..., 3]) if uyvy else (q[..., 1], q[..., 0], q[..., 3], q[..., 2])
+    )
+    half = 1 << (_YUV_SHIFT - 1)
+    ruv = half + _YUV_CVR * (v - 128)
+    guv = half + _YUV_CVG * (v - 128) + _YUV_CUG * (u - 128)
+    buv = half + _YUV_CUB * (u - 128)
+    out = np.empty((*quads.shape[:2], 2, 3), dtype=np.uint8)
+    for i, luma in enumerate((y0, y1)):
+        yy = np.maximum(luma - 16, 0) * _YUV_CY
+        for c, chroma in enumerate((ruv, guv, buv)):
+            out[:, :, i, c] = np.clip((yy + chroma) >> _YUV_SHIFT, 0, 255)
+    return out.reshape(quads.shape[0], quads.shape[1] * 2, 3)
+
+
+def image_message_to_rgb(msg: Any, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """A sensor_msgs/Image (rclpy's, or a bag reader's with the same fields) as an owned HxWx3 uint8 RGB
+    array: through ``cv_bridge`` where it is importable, else :func:`image_to_rgb`. The fields are
+    checked first either way (sizes, pixel limit, data length), so both refuse a broken message alike."""
+    bridge = cv_bridge()
+    if bridge is None:
+        return image_to_rgb(
+            msg.encoding,
+            msg.height,
+            msg.width,
+            msg.step,
+            msg.data,
+            is_bigendian=bool(getattr(msg, "is_bigendian", False)),
+            max_pixels=max_pixels,
         )
-    rows = buf.reshape(height, step)[:, :row_bytes].reshape(height, width, channels)
-    r, g, b = _RGB_ORDER[enc]
-    if (r, g, b) == (0, 1, 2):
-        return np.array(rows[:, :, :3], dtype=np.uint8, order="C", copy=True)
-    return np.ascontiguousarray(rows[:, :, [r, g, b]])  # fancy indexing already copies
+    try:
+        dtype, channels = bridge.encoding_to_dtype_with_channels(msg.encoding)
+    except Exception as exc:  # CvBridgeError (a TypeError) or KeyError: an encoding it does not know
+        raise UnsupportedImageEncoding(
+            f"image encoding {msg.encoding!r} is not one cv_bridge knows (configure the camera driver to "
+            f"publish one of {', '.join(SUPPORTED_ENCODINGS)})"
+        ) from exc
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    pixel_bytes = np.dtype(dtype).itemsize * channels
+    _check_fields(msg.encoding, height, width, step, len(msg.data), pixel_bytes, max_pixels)
+    if step % pixel_bytes:
+        # cv_bridge's Python side reads each row as step // pixel_bytes whole pixels, so padding of any
+        # other length (rgb8 rows aligned to 4 bytes) shifts every row after the first: give it the
+        # rows without their padding.
+        rows = np.frombuffer(msg.data, dtype=np.uint8).reshape(height, step)[:, : width * pixel_bytes]
+        msg = SimpleNamespace(
+            encoding=msg.encoding,
+            height=height,
+            width=width,
+            step=width * pixel_bytes,
+            is_bigendian=getattr(msg, "is_bigendian", False),
+            data=rows.tobytes(),
+        )
+    try:
+        rgb = bridge.imgmsg_to_cv2(msg, desired_encoding="rgb8")
+    except Exception as exc:  # CvBridgeError: no conversion to rgb8 (e.g. from 32FC1)
+        raise UnsupportedImageEncoding(
+            f"cv_bridge cannot convert {msg.encoding!r} images to rgb8: {exc}"
+        ) from exc
+    return np.array(rgb, dtype=np.uint8, order="C", copy=True)
+
+
+@functools.cache
+def cv_bridge():
+    """ROS 2's ``cv_bridge.CvBridge`` (one, shared: it keeps no state between conversions), or None where
+    it is not importable (the venv: neither cv_bridge nor its OpenCV are on PyPI as ROS 2 packages)."""
+    try:
+        from cv_bridge import CvBridge
+    except ImportError:
+        return None
+    return CvBridge()
+
+
+def image_converter() -> str:
+    """What :func:`image_message_to_rgb` converts with here (for diagnostics)."""
+    return "cv_bridge" if cv_bridge() is not None else "vla_ros.image_codec"
 
 
 def rgb_to_image_fields(rgb: np.ndarray) -> dict:
@@ -144,7 +271,7 @@ def decode_compressed(
     if not raw:
         raise MalformedImage("compressed image data is empty")
     try:
-        with Image.open(io.BytesIO(raw), formats=[codec]) as img:
+        with _no_bomb_warning(), Image.open(io.BytesIO(raw), formats=[codec]) as img:
             width, height = img.size
             _check_pixel_count(height, width, max_pixels)
             rgb = _pil_to_rgb(img)
@@ -172,7 +299,7 @@ def read_image_file(
     if not path.is_file():
         raise MalformedImage(f"{path} is not an image file (it does not exist or is a directory)")
     try:
-        with Image.open(path) as img:
+        with _no_bomb_warning(), Image.open(path) as img:
             width, height = img.size
             _check_pixel_count(height, width, max_pixels)
             if min(width, height) < min_side_px:
@@ -187,6 +314,17 @@ def read_image_file(
         raise MalformedImage(f"{path} is not an image file PIL can read") from exc
     except (OSError, SyntaxError) as exc:
         raise MalformedImage(f"{path} could not be decoded: {exc}") from exc
+
+
+@contextlib.contextmanager
+def _no_bomb_warning() -> Iterator[None]:
+    """PIL warns about images over its own pixel limit when it opens them; ours is checked right after
+    (``max_pixels``), so its warning would only be noise above our one-line error."""
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        yield
 
 
 def _pil_to_rgb(img) -> np.ndarray:

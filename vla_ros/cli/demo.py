@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from vla_ros.cli.arguments import positive_int
 from vla_ros.cli.model import add_center_crop_argument
 
 # (request kind, layout seed, label): move_to, the learned task whose places the resolver names.
@@ -58,7 +59,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_center_crop_argument(p)
     p.add_argument("--out", type=Path, default=Path("artifacts/demo"), help="bags, picture strips and GIFs")
-    p.add_argument("--max-steps", type=int, default=60, help="policy steps before an episode is failed")
+    p.add_argument(
+        "--max-steps", type=positive_int, default=60, help="policy steps before an episode is failed"
+    )
     p.set_defaults(func=run)
 
 

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from vla_ros.action import Policy
+from vla_ros.cli.arguments import positive_int
 from vla_ros.cli.data import add_topic_arguments, sync_from_args, topics_from_args
 from vla_ros.cli.model import add_center_crop_argument
 from vla_ros.cli.sim import add_parts_argument, parts_range
@@ -343,10 +344,10 @@ def register_sim_eval(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--model", type=Path, required=True, help="checkpoint directory (official layout)")
     ev.add_argument("--adapter", type=Path, default=None, help="LoRA adapter directory on top of --model")
     ev.add_argument("--task", nargs="+", choices=TASK_NAMES, default=["pick_place"])
-    ev.add_argument("--episodes", type=int, default=20, help="episodes per task")
+    ev.add_argument("--episodes", type=positive_int, default=20, help="episodes per task")
     ev.add_argument("--seed-start", type=int, default=100000, help="first seed: keep clear of demo seeds")
     ev.add_argument("--image-size", type=int, default=224, help="camera size (as recorded)")
-    ev.add_argument("--max-steps", type=int, default=MAX_EPISODE_STEPS)
+    ev.add_argument("--max-steps", type=positive_int, default=MAX_EPISODE_STEPS)
     ev.add_argument("--precision", choices=PRECISION_CHOICES, default=DEFAULT_PRECISION, help=PRECISION_HELP)
     ev.add_argument("--unnorm-key", default=None)
     add_center_crop_argument(ev)

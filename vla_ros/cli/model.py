@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from vla_ros.errors import UserInputError
 from vla_ros.model.options import DEFAULT_PRECISION, PRECISION_CHOICES, PRECISION_HELP, QUANTIZATIONS
 
 
@@ -38,6 +39,13 @@ def add_policy_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quantization", choices=QUANTIZATIONS, default="none")
     add_center_crop_argument(p)
     p.add_argument("--constrain", action="store_true", help="decode only action tokens")
+
+
+def require_checkpoint_dir(path: Path) -> None:
+    """Refuse a ``--model`` that cannot be a checkpoint before anything slow starts (Ray, the simulator's
+    nodes); the loader checks the rest of the directory."""
+    if not (Path(path) / "config.json").is_file():
+        raise UserInputError(f"{path} is not a checkpoint directory (no config.json)")
 
 
 def policy_config_from_args(args: argparse.Namespace, device: str):
@@ -89,9 +97,10 @@ def _make_tiny_model(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from vla_ros.action import ACTION_NAMES
     from vla_ros.image_codec import read_image_file
+
+    image = read_image_file(args.image)  # a wrong image is refused before torch loads (seconds)
     from vla_ros.policy.runtime import VLAPolicy
 
-    image = read_image_file(args.image)
     policy = VLAPolicy(policy_config_from_args(args, args.device))
     action = policy.predict_action(image, args.instruction)
     print(

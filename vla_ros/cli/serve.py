@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from vla_ros.cli.model import add_policy_arguments, policy_config_from_args
+from vla_ros.cli.model import add_policy_arguments, policy_config_from_args, require_checkpoint_dir
 from vla_ros.errors import UserInputError
 
 
@@ -38,11 +38,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    # The replicas load the model; a wrong path or option is refused here, before Ray starts.
+    require_checkpoint_dir(args.model)
+    if not 0 <= args.port <= 65535:
+        raise UserInputError(f"--port {args.port} is not a TCP port (0-65535)")
+    if args.max_batch_size < 1:
+        raise UserInputError(
+            f"--max-batch-size must be at least 1 (1 turns batching off), got {args.max_batch_size}"
+        )
+    if args.num_replicas < 1:
+        raise UserInputError(f"--num-replicas must be at least 1, got {args.num_replicas}")
+    if not args.batch_wait_timeout_s >= 0:
+        raise UserInputError(f"--batch-wait-timeout-s must not be negative, got {args.batch_wait_timeout_s}")
+    if not args.num_gpus >= 0:
+        raise UserInputError(f"--num-gpus must not be negative, got {args.num_gpus}")
+
     from vla_ros.serving.server import build_app, policy_config_dict, start_server, stop_server
 
-    # The replicas load the model; a wrong path is refused here, before Ray starts.
-    if not (args.model / "config.json").is_file():
-        raise UserInputError(f"{args.model} is not a checkpoint directory (no config.json)")
     device = args.device
     if device == "auto":
         device = "cuda" if args.num_gpus > 0 else "cpu"

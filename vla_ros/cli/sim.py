@@ -6,7 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from vla_ros.cli.model import add_center_crop_argument
+from vla_ros.cli.arguments import positive_float, positive_int
+from vla_ros.cli.model import add_center_crop_argument, require_checkpoint_dir
+from vla_ros.errors import UserInputError
 from vla_ros.model.options import DEFAULT_PRECISION, PRECISION_CHOICES, PRECISION_HELP
 from vla_ros.sim.tasks import TASK_NAMES
 
@@ -23,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "policy steps, policy rate (steps per sim second) and wall time per episode.",
     )
     sim.add_argument("--task", choices=TASK_NAMES, default="pick_place")
-    sim.add_argument("--episodes", type=int, default=1)
+    sim.add_argument("--episodes", type=positive_int, default=1)
     sim.add_argument("--seed", type=int, default=0, help="layout seed of the first episode (then +1 each)")
     sim.add_argument(
         "--policy",
@@ -60,8 +62,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="write what the camera saw: a GIF (.gif) or a picture strip (.png); one per episode "
         "(_000, _001, ... appended when there are several)",
     )
-    sim.add_argument("--real-time-factor", type=float, default=1.0, help="sim seconds per wall second")
-    sim.add_argument("--max-steps", type=int, default=90, help="policy steps before an episode is failed")
+    sim.add_argument(
+        "--real-time-factor", type=positive_float, default=1.0, help="sim seconds per wall second"
+    )
+    sim.add_argument(
+        "--max-steps", type=positive_int, default=90, help="policy steps before an episode is failed"
+    )
     sim.set_defaults(func=run)
 
 
@@ -70,12 +76,15 @@ def _numbered(path: Path, index: int, count: int) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.episodes < 1:
-        print("--episodes must be at least 1", file=sys.stderr)
-        return 2
     if args.policy == "model" and args.model is None:
         print("--policy model needs --model DIR (an OpenVLA checkpoint directory)", file=sys.stderr)
         return 2
+    if args.policy == "model":
+        require_checkpoint_dir(args.model)  # before the simulator and the nodes start
+    if args.operator_text is not None and not args.operator_text.strip():
+        raise UserInputError("--operator-text is empty: say what the operator asks for, or leave it out")
+    if args.record is not None and args.record.exists() and not args.record.is_dir():
+        raise UserInputError(f"--record {args.record} is a file; bags are written into a directory")
     if args.record is not None:
         existing = [
             args.record / f"episode_{i:03d}"

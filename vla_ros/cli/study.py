@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from vla_ros.cli.arguments import positive_int
 from vla_ros.cli.model import add_center_crop_argument
 from vla_ros.model.options import DEFAULT_PRECISION, PRECISION_CHOICES, PRECISION_HELP
 from vla_ros.sim import MAX_EPISODE_STEPS
@@ -62,7 +63,7 @@ def register_study(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--precision", choices=PRECISION_CHOICES, default=DEFAULT_PRECISION, help=PRECISION_HELP)
     add_center_crop_argument(p)
-    p.add_argument("--max-steps", type=int, default=MAX_EPISODE_STEPS)
+    p.add_argument("--max-steps", type=positive_int, default=MAX_EPISODE_STEPS)
     p.add_argument("--no-reuse", action="store_true", help="run every episode, even identical rollouts")
     p.add_argument("--num-threads", type=int, default=None)
     p.add_argument("--no-progress", action="store_true")

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from vla_ros.cli.arguments import positive_int
 from vla_ros.cli.data import add_topic_arguments
 from vla_ros.cli.sim import add_parts_argument, parts_range
 from vla_ros.data.dataset import CleaningConfig
@@ -20,10 +21,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     rec.add_argument("out_dir", type=Path)
     rec.add_argument("--task", nargs="+", choices=TASK_NAMES, default=["pick_place"])
-    rec.add_argument("--episodes", type=int, default=10, help="episodes per task")
+    rec.add_argument("--episodes", type=positive_int, default=10, help="episodes per task")
     rec.add_argument("--seed-start", type=int, default=0, help="first layout seed (evaluate on others)")
     rec.add_argument("--image-size", type=int, default=224, help="camera width and height in pixels")
-    rec.add_argument("--max-steps", type=int, default=MAX_EPISODE_STEPS)
+    rec.add_argument("--max-steps", type=positive_int, default=MAX_EPISODE_STEPS)
     rec.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap")
     rec.add_argument("--keep-failures", action="store_true", help="also write episodes the expert failed")
     rec.add_argument(

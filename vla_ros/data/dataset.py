@@ -43,7 +43,7 @@ from vla_ros.data.bag import (
 )
 from vla_ros.errors import UserInputError
 from vla_ros.geometry import rotation_vector_between
-from vla_ros.image_codec import PackedImage, decode_compressed, image_to_rgb
+from vla_ros.image_codec import PackedImage, decode_compressed, image_message_to_rgb
 
 ACTION_SOURCES = ("action_step", "twist", "ee_pose")
 GRIPPER_INDEX = 6
@@ -273,7 +273,7 @@ class _Frame:
             if self.msgtype == COMPRESSED_IMAGE_TYPE:
                 self._rgb = decode_compressed(m.format, m.data)
             else:
-                self._rgb = image_to_rgb(m.encoding, m.height, m.width, m.step, m.data)
+                self._rgb = image_message_to_rgb(m)
             self.msg = None
         return self._rgb
 

@@ -26,6 +26,10 @@ class UnnormKeyError(UserInputError, KeyError):
         return str(self.args[0])
 
 
+class ActionStatisticsError(UserInputError, ValueError):
+    """A dataset's q01/q99 statistics cannot un-normalise actions (missing, mismatched, NaN, reversed)."""
+
+
 @dataclass(frozen=True)
 class ActionStatistics:
     """q01/q99 bounds of one dataset's actions; ``mask`` marks the dimensions that are normalised."""
@@ -36,17 +40,38 @@ class ActionStatistics:
 
     @classmethod
     def from_norm_stats(cls, stats: dict) -> ActionStatistics:
-        """From one entry of ``dataset_statistics.json`` / ``norm_stats`` (``{"action": {...}}``)."""
-        action = stats.get("action", stats)
+        """From one entry of ``dataset_statistics.json`` / ``norm_stats`` (``{"action": {...}}``).
+
+        Refuses statistics that would turn every action into NaN or flip its sign: q01/q99 must be
+        finite and q01 <= q99 wherever the mask normalises."""
+        action = stats.get("action", stats) if isinstance(stats, dict) else stats
+        if not isinstance(action, dict):
+            raise ActionStatisticsError(
+                f"expected {{'action': {{'q01': [...], 'q99': [...]}}}}, got {action!r:.80}"
+            )
         try:
             q01 = np.asarray(action["q01"], dtype=np.float64)
             q99 = np.asarray(action["q99"], dtype=np.float64)
+            mask = np.asarray(action.get("mask", np.ones_like(q01, dtype=bool)), dtype=bool)
         except KeyError as exc:
-            raise ValueError(f"action statistics need q01 and q99, found keys {sorted(action)}") from exc
-        mask = np.asarray(action.get("mask", np.ones_like(q01, dtype=bool)), dtype=bool)
+            raise ActionStatisticsError(
+                f"action statistics need q01 and q99, found keys {sorted(action)}"
+            ) from exc
+        except (TypeError, ValueError) as exc:
+            raise ActionStatisticsError(f"q01, q99 and mask must be lists of numbers: {exc}") from exc
         if not (q01.shape == q99.shape == mask.shape) or q01.ndim != 1:
-            raise ValueError(
+            raise ActionStatisticsError(
                 f"q01 {q01.shape}, q99 {q99.shape} and mask {mask.shape} must be equal 1-D shapes"
+            )
+        if not (np.all(np.isfinite(q01)) and np.all(np.isfinite(q99))):
+            raise ActionStatisticsError(
+                f"q01 and q99 must be finite numbers, got q01={q01.tolist()} q99={q99.tolist()}"
+            )
+        reversed_dims = np.flatnonzero(mask & (q01 > q99))
+        if reversed_dims.size:
+            raise ActionStatisticsError(
+                f"q01 > q99 in dimension(s) {reversed_dims.tolist()} (q01={q01.tolist()}, "
+                f"q99={q99.tolist()}): the bounds are swapped"
             )
         return cls(q01=q01, q99=q99, mask=mask)
 

@@ -42,6 +42,17 @@ VISION_BACKBONE_FAMILIES = {
 }
 
 
+# text_config fields that are sizes (Llama's names).
+_TEXT_CONFIG_SIZES = (
+    "vocab_size",
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+)
+
+
 def _whole(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -165,6 +176,20 @@ class OpenVLAConfig:
         for name, (ok, expected) in checks.items():
             if not ok:
                 raise ConfigError(f"config.json field {name} must be {expected}, got {getattr(self, name)!r}")
+        # The Llama sizes a hand edit can break; transformers would only warn about some of them.
+        for name in _TEXT_CONFIG_SIZES:
+            value = self.text_config.get(name)
+            if value is not None and not (_whole(value) and value >= 1):
+                raise ConfigError(
+                    f"config.json field text_config.{name} must be a whole number >= 1, got {value!r}"
+                )
+        vocab_size = self.text_config.get("vocab_size")
+        pad_token_id = self.text_config.get("pad_token_id", self.pad_token_id)
+        if vocab_size is not None and _whole(pad_token_id) and not 0 <= pad_token_id < vocab_size:
+            raise ConfigError(
+                f"config.json: pad_token_id {pad_token_id} is outside the vocabulary "
+                f"(text_config.vocab_size {vocab_size}); the two come from different models"
+            )
 
     @property
     def image_size_px(self) -> int:
@@ -227,6 +252,13 @@ class OpenVLAConfig:
             data = json.loads(path.read_text())
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{path} is not valid JSON ({exc}); re-download or rewrite it") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path} is not a text file ({exc.reason}); re-download or rewrite it") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(
+                f"{path} holds a JSON {type(data).__name__}, not an object of fields: it is not an OpenVLA "
+                "config.json"
+            )
         return cls.from_dict(data)
 
     def save(self, path: str | Path) -> None:

@@ -29,14 +29,19 @@ from safetensors.torch import save_file
 from torch import nn
 
 from vla_ros.errors import UserInputError
-from vla_ros.model.action_tokenizer import ActionStatistics, ActionTokenizer, select_unnorm_key
+from vla_ros.model.action_tokenizer import (
+    ActionStatistics,
+    ActionStatisticsError,
+    ActionTokenizer,
+    select_unnorm_key,
+)
 from vla_ros.model.configuration_openvla import OpenVLAConfig
 from vla_ros.model.modeling_openvla import OpenVLAForActionPrediction
 from vla_ros.model.options import (
     DEFAULT_PRECISION,
-    PRECISION_CHOICES,
     PRECISION_NAMES,
-    QUANTIZATIONS,
+    check_device,
+    check_precision_and_quantization,
     resolve_precision,
 )
 from vla_ros.model.processing import ImageProcessor, PromptTokenizer
@@ -101,7 +106,13 @@ class LoadedCheckpoint:
 
     def action_statistics(self, unnorm_key: str | None) -> tuple[str, ActionStatistics]:
         key = select_unnorm_key(self.norm_stats, unnorm_key)
-        return key, ActionStatistics.from_norm_stats(self.norm_stats[key])
+        try:
+            return key, ActionStatistics.from_norm_stats(self.norm_stats[key])
+        except ActionStatisticsError as exc:
+            raise ActionStatisticsError(
+                f"{self.directory}: action statistics {key!r} (dataset_statistics.json or config.json "
+                f"norm_stats): {exc}"
+            ) from exc
 
 
 # --- reading --------------------------------------------------------------------------------------
@@ -201,7 +212,15 @@ def load_norm_stats(directory: Path, config: OpenVLAConfig) -> dict:
     stats = dict(config.norm_stats or {})
     path = directory / "dataset_statistics.json"
     if path.is_file():
-        stats.update(json.loads(path.read_text()))
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise CheckpointError(f"{path} is not valid JSON ({exc}); rewrite it or remove it") from exc
+        if not isinstance(data, dict):
+            raise CheckpointError(
+                f"{path} holds a JSON {type(data).__name__}; it maps dataset names to their statistics"
+            )
+        stats.update(data)
     return stats
 
 
@@ -347,11 +366,8 @@ def load_checkpoint(
         )
     if not directory.is_dir():
         raise MissingCheckpointFileError(f"checkpoint directory {directory} does not exist")
-    if precision not in PRECISION_CHOICES:
-        raise ValueError(f"precision must be one of {', '.join(PRECISION_CHOICES)}, got {precision!r}")
-    if quantization not in QUANTIZATIONS:
-        raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
-    device = torch.device(device)
+    check_precision_and_quantization(precision, quantization)
+    device = torch.device(check_device(device))
     precision = resolve_precision(precision, device)
     dtype = PRECISIONS[precision]
 
@@ -497,11 +513,8 @@ def random_model(
     """The architecture with random weights made on ``device`` and quantized as :func:`load_checkpoint`
     quantizes a real checkpoint: speed and memory of a full-size model with nothing to download
     (``benchmarks/bench_gpu.py``). Its actions mean nothing."""
-    if precision not in PRECISION_CHOICES:
-        raise ValueError(f"precision must be one of {', '.join(PRECISION_CHOICES)}, got {precision!r}")
-    if quantization not in QUANTIZATIONS:
-        raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
-    device = torch.device(device)
+    check_precision_and_quantization(precision, quantization)
+    device = torch.device(check_device(device))
     dtype = PRECISIONS[resolve_precision(precision, device)]
     model = build_empty_model(config)
     shapes = _expected_shapes(model)

@@ -9,6 +9,8 @@ default to :data:`DEFAULT_PRECISION` and turn ``auto`` into a dtype with :func:`
 
 from __future__ import annotations
 
+from vla_ros.errors import UserInputError
+
 PRECISION_NAMES = ("fp32", "bf16", "fp16")
 AUTO_PRECISION = "auto"
 PRECISION_CHOICES = (AUTO_PRECISION, *PRECISION_NAMES)
@@ -25,6 +27,43 @@ PRECISION_HELP = (
 )
 QUANTIZATIONS = ("none", "8bit", "4bit-nf4", "4bit-fp4")
 DEFAULT_LORA_RANK = 32
+
+
+class OptionError(UserInputError, ValueError):
+    """A run option (precision, quantization, device) has a value that cannot be used here."""
+
+
+def check_precision_and_quantization(precision: str, quantization: str) -> None:
+    if precision not in PRECISION_CHOICES:
+        raise OptionError(f"precision must be one of {', '.join(PRECISION_CHOICES)}, got {precision!r}")
+    if quantization not in QUANTIZATIONS:
+        raise OptionError(f"quantization must be one of {', '.join(QUANTIZATIONS)}, got {quantization!r}")
+
+
+def check_device(device: object) -> str:
+    """``device`` unchanged if torch can run on it here; an :class:`OptionError` saying what to use if
+    not (a name torch does not know, ``cuda`` on a machine without a GPU, a GPU index past the last)."""
+    import torch
+
+    name = str(device)
+    try:
+        parsed = torch.device(name)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise OptionError(f"device {name!r} is not a torch device: use cpu, cuda, cuda:N or auto") from exc
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise OptionError(f"device {name!r}: torch sees no CUDA GPU on this machine; use cpu (or auto)")
+        if parsed.index is not None and parsed.index >= count:
+            raise OptionError(
+                f"device {name!r}: this machine has {count} CUDA GPU(s), cuda:0..cuda:{count - 1}"
+            )
+    elif parsed.type != "cpu":
+        backend = getattr(torch, parsed.type, None)
+        available = getattr(backend, "is_available", None)
+        if callable(available) and not available():
+            raise OptionError(f"device {name!r}: torch has no {parsed.type} device here; use cpu (or auto)")
+    return name
 
 
 def resolve_device(device: str) -> str:

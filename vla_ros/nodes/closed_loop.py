@@ -33,6 +33,7 @@ from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 
 from vla_ros.action import Action, Policy, checkpoint_views
+from vla_ros.errors import UserInputError
 from vla_ros.model.options import DEFAULT_PRECISION, resolve_device, resolve_precision
 from vla_ros.msg import ActionStep, Clarification, Instruction, Scene
 from vla_ros.nodes.common import COMMAND_QOS, LATCHED_QOS, now_s, stamp_to_s, stop_executor
@@ -72,6 +73,10 @@ CLOSED_LOOP_SWITCH_INTERVAL_S = 2e-4
 
 class ClosedLoopError(RuntimeError):
     """The loop could not run an episode (a node did not answer, a reset failed)."""
+
+
+class PolicyLoadError(ClosedLoopError, UserInputError):
+    """The policy node could not load the checkpoint it was given (missing, broken, refused)."""
 
 
 # What the operator says, decided once the sim has laid out the episode (the demo words its request
@@ -302,6 +307,9 @@ class ClosedLoop:
                 self.policy_label = f"OpenVLA checkpoint {options.model_dir} ({dtype}, {device})"
             self.policy = self._add(PolicyNode, "policy_node", policy_params, policy=injected)
             if self.policy._worker is None:
+                error = self.policy.configure_error
+                if isinstance(error, UserInputError):
+                    raise PolicyLoadError(f"policy_node cannot load {options.model_dir}: {error}") from error
                 raise ClosedLoopError(f"policy_node failed to configure: {self.policy._last_error}")
             controller_params = load_node_parameters(config, "controller_node")
             self.controller = self._add(ControllerNode, "controller_node", controller_params)

@@ -129,6 +129,10 @@ class ControllerNode(Node):
         self.pose_integrator = PoseIntegrator.from_limits(limits)
         self._ee_pose: PoseStamped | None = None
         self._twist_in_other_frame: str | None = None
+        # Refusals decided here rather than in the core (counts and the latest reason, for /diagnostics).
+        self._commands_rejected_frame = 0
+        self._gripper_commands_refused = 0
+        self._last_refused_input = ""
         self._last_step_s: float | None = None
         self._servo_status = "not applicable"
         self._lock = threading.Lock()
@@ -169,6 +173,10 @@ class ControllerNode(Node):
         for msg in take_waiting(self._twist_sub, COMMAND_QUEUE_DEPTH):
             if msg.header.frame_id and msg.header.frame_id != self.base_frame_id:
                 self._twist_in_other_frame = msg.header.frame_id
+                self._commands_rejected_frame += 1
+                self._last_refused_input = (
+                    f"twist command in frame '{msg.header.frame_id}' refused: expected '{self.base_frame_id}'"
+                )
                 continue
             t, w = msg.twist.linear, msg.twist.angular
             twist = np.array([t.x, t.y, t.z, w.x, w.y, w.z], dtype=np.float64)
@@ -201,11 +209,16 @@ class ControllerNode(Node):
     def _on_gripper(self, msg: GripperCommand) -> None:
         with self._lock:
             latched = self.core.estop.latched
+            if not latched and not np.isfinite(msg.position):
+                self._gripper_commands_refused += 1
+                self._last_refused_input = f"gripper command with position {msg.position} refused: not finite"
         if latched:
             self.get_logger().warn("gripper command ignored: e-stop latched", throttle_duration_sec=2.0)
             return
         if not np.isfinite(msg.position):
-            self.get_logger().warn("gripper command with non-finite position refused")
+            self.get_logger().warn(
+                "gripper command with non-finite position refused", throttle_duration_sec=2.0
+            )
             return
         self.gripper_out.publish(msg)
 
@@ -318,6 +331,11 @@ class ControllerNode(Node):
         now = now_s(self)
         with self._lock:
             status = self.core.status(now)
+            node_refusals = {
+                "commands_rejected_frame": self._commands_rejected_frame,
+                "gripper_commands_refused": self._gripper_commands_refused,
+                "last_refused_input": self._last_refused_input,
+            }
         if status.estop_latched:
             level, message = ERROR, "e-stop latched"
         elif status.watchdog_expired:
@@ -335,6 +353,8 @@ class ControllerNode(Node):
             "commands_rejected_future": status.commands_rejected_future,
             "commands_rejected_out_of_order": status.commands_rejected_out_of_order,
             "commands_ignored_estop": status.commands_ignored_estop,
+            "commands_rejected_frame": node_refusals["commands_rejected_frame"],
+            "gripper_commands_refused": node_refusals["gripper_commands_refused"],
             "outputs": status.outputs,
             # Cumulative, "flag=count,...": replay reports difference two snapshots.
             "output_flag_counts": ",".join(f"{k}={v}" for k, v in sorted(status.output_flag_counts.items())),
@@ -343,6 +363,8 @@ class ControllerNode(Node):
             "last_output": list(status.last_output),
             "last_flags": ",".join(status.last_flags),
             "last_reason": status.last_reason or "",
+            # A refusal the node decided (frame, gripper value); the core's are in last_reason.
+            "last_refused_input": node_refusals["last_refused_input"],
         }
         self.diag_pub.publish(diagnostic_array(self, "controller", level, message, values))
 

@@ -24,7 +24,7 @@ from rclpy.serialization import serialize_message
 from sensor_msgs.msg import Image
 
 from vla_ros.data.bag import BagWriter
-from vla_ros.image_codec import image_to_rgb
+from vla_ros.image_codec import image_message_to_rgb
 from vla_ros.msg import ActionStep, Instruction, Scene
 from vla_ros.nodes.common import COMMAND_QOS, LATCHED_QOS, stamp_to_s
 
@@ -138,4 +138,4 @@ class EpisodeRecorder(Node):
             self._queue.put((name, RECORDED_TOPICS[topic][1], stamp_ns, serialize_message(msg)))
         recording.counts[name] = recording.counts.get(name, 0) + 1
         if topic == IMAGE_TOPIC and self.keep_frames:
-            recording.frames.append(image_to_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.data))
+            recording.frames.append(image_message_to_rgb(msg))

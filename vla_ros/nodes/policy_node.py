@@ -35,7 +35,7 @@ from std_msgs.msg import String
 
 from vla_ros.action import Policy, camera_views
 from vla_ros.control.twist import action_to_twist, gripper_command
-from vla_ros.image_codec import ImageCodecError, decode_compressed, image_to_rgb
+from vla_ros.image_codec import ImageCodecError, decode_compressed, image_converter, image_message_to_rgb
 from vla_ros.model.options import DEFAULT_PRECISION, PRECISION_CHOICES_TEXT, resolve_device, resolve_precision
 from vla_ros.msg import ActionStep, GripperCommand, Instruction
 from vla_ros.nodes.common import (
@@ -127,6 +127,8 @@ class PolicyNode(LifecycleNode):
         self._worker: InferenceWorker | None = None
         self._active = False
         self._last_error = ""
+        # Why the last configure failed (None: it did not): on /diagnostics until a configure succeeds.
+        self.configure_error: Exception | None = None
         self._refusal = ""  # why the last instruction was refused; cleared by the next accepted one
         self._identity: dict[str, str] = {}
 
@@ -238,17 +240,20 @@ class PolicyNode(LifecycleNode):
                 on_error=self._report_error,
             )
         except Exception as exc:  # a bad checkpoint must leave the node alive and say why
+            self.configure_error = exc
             self._report_error(f"configure failed: {type(exc).__name__}: {exc}")
             self._policy = None
             return TransitionCallbackReturn.FAILURE
         views = camera_views(self._policy)
         if views > 2:
-            self._report_error(
-                f"configure failed: the model looks at {views} camera views; this node feeds at most two "
+            self.configure_error = ValueError(
+                f"the model looks at {views} camera views; this node feeds at most two "
                 "(image_raw and wrist/image_raw)"
             )
+            self._report_error(f"configure failed: {self.configure_error}")
             self._policy = self._worker = None
             return TransitionCallbackReturn.FAILURE
+        self.configure_error = None
         # What every ActionStep says about the policy that made it.
         precision = getattr(self._policy, "precision", self._p("precision"))  # what "auto" became
         self._identity = {
@@ -340,15 +345,9 @@ class PolicyNode(LifecycleNode):
 
     # -- inputs ---------------------------------------------------------------------------------
     def _rgb(self, msg: Image):
-        """An Image message as an RGB array (refusing ones over ``max_image_pixels``)."""
-        return image_to_rgb(
-            msg.encoding,
-            msg.height,
-            msg.width,
-            msg.step,
-            msg.data,
-            max_pixels=int(self._p("max_image_pixels")),
-        )
+        """An Image message as an RGB array (through cv_bridge where ROS has it; refusing images over
+        ``max_image_pixels``)."""
+        return image_message_to_rgb(msg, max_pixels=int(self._p("max_image_pixels")))
 
     def _on_image(self, msg: Image) -> None:
         self._submit(lambda: self._rgb(msg), msg.header)
@@ -445,12 +444,19 @@ class PolicyNode(LifecycleNode):
     def _publish_diagnostics(self) -> None:
         worker = self._worker
         if worker is None:
-            level, message, values = ERROR, "not configured", {"last_error": self._last_error}
+            # The reason it is not configured stays in view; later refusals do not replace it.
+            reason = self.configure_error
+            values = {
+                "configure_error": f"{type(reason).__name__}: {reason}" if reason is not None else "",
+                "last_error": self._refusal or self._last_error,
+            }
+            level, message = ERROR, "not configured" + (f": {reason}" if reason is not None else "")
         else:
             stats = worker.stats()
             values = {
                 "active": self._active,
                 "inference_backend": self._p("inference_backend"),
+                "image_conversion": image_converter(),
                 "instruction": worker.instruction or "",
                 "steps": stats.steps,
                 "rate_hz": stats.rate_hz,

@@ -132,8 +132,13 @@ class VLAPolicy:
         """The prompt's token ids, refusing an instruction the model cannot act on: an empty one, or one
         longer than the text the model reads (config.json ``llm_max_length``, upstream's tokenizer limit;
         the image patches and the action come on top of it)."""
-        if not isinstance(instruction, str) or not instruction.strip():
-            raise InstructionError("the instruction is empty: say what the robot should do")
+        if not isinstance(instruction, str) or not any(
+            ch.isprintable() and not ch.isspace() for ch in instruction
+        ):
+            raise InstructionError(
+                "the instruction is empty (or only spaces and control characters): "
+                "say what the robot should do"
+            )
         ids = self.prompt_tokenizer.encode_prompt(instruction)
         limit = self.core_model.config.llm_max_length
         if len(ids) > limit:

@@ -3,7 +3,9 @@
 A VLA forward pass takes far longer than a camera period. Running it in the image callback backs up
 the executor and acts on ever older frames; queueing frames makes it worse. The worker keeps exactly
 one pending frame (a newer frame replaces it and counts as dropped), refuses frames older than
-``image_max_age_s`` when inference would start, and never runs faster than ``max_rate_hz``.
+``image_max_age_s`` when inference would start (and frames stamped more than that in the future: the
+camera's clock is not this one, so their age means nothing), and never runs faster than ``max_rate_hz``.
+Both refusals count as ``frames_refused_stale``.
 """
 
 from __future__ import annotations
@@ -173,11 +175,15 @@ class InferenceWorker:
                         self._pending = None
             frame, instruction = job
             age_s = self._clock_s() - frame.stamp_s
-            if age_s > self.image_max_age_s:
+            if age_s > self.image_max_age_s or age_s < -self.image_max_age_s:
                 with self._cv:
                     self._stats.frames_refused_stale += 1
                     self._stats.last_error = (
                         f"refused a frame {age_s:.3f} s old (image_max_age_s={self.image_max_age_s})"
+                        if age_s > 0
+                        else f"refused a frame stamped {-age_s:.3f} s in the future (more than "
+                        f"image_max_age_s={self.image_max_age_s}): are the camera's and this node's clocks "
+                        "synchronised?"
                     )
                 continue
             last_start = time.monotonic()
