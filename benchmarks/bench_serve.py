@@ -1,13 +1,23 @@
 """Many arms, one policy server: throughput and latency with dynamic batching on and off, in one run.
 
-Each simulated arm is a thread that behaves like policy_node's inference worker: it sends its newest
-camera frame to the server at its control rate (``--rate-hz``), at most one request in flight, and
-waits for the action. For 1, 2, 4 and 8 arms, first with batching (``--max-batch-size``), then with
-``max_batch_size=1`` (off), on the same server process and the same checkpoint: actions per second,
-per-request latency p50 / p95, the batch sizes the server formed, and at the end the ratio of batched to
-unbatched throughput at the largest number of arms.
+Each simulated arm is a thread that behaves like policy_node's inference worker (a RemotePolicy): it
+sends its newest camera frame to the server at its control rate (``--rate-hz``), at most one request
+in flight, and waits for the action. For 1, 2, 4 and 8 arms, first with batching
+(``--max-batch-size``), then with ``max_batch_size=1`` (off: the same code path, one request per
+batch), on the same checkpoint: actions per second, per-request latency p50 / p95, where a request's
+time went (client encoding, the server's decoding, queueing, the model, and the rest: HTTP, Ray
+Serve's proxy and the response), the batch sizes the server formed, and at the end the ratio of
+batched to unbatched throughput at the largest number of arms.
+
+First, the model alone: ``predict_actions`` at batch 1, 4 and 8 in this process with the replica's
+torch threads (``--num-cpus``), the ceiling any batching server can reach on this machine.
+
+``--payload BODY/IMAGE`` (repeatable) picks how arms send frames: msgpack/raw (the default: image
+bytes as they are), json/png (what the first clients sent: base64 PNG in JSON), and any other pair of
+json|msgpack and raw|png|jpeg; several payloads are measured in the same run, interleaved.
 
     bash scripts/with_env.sh python benchmarks/bench_serve.py                  # tiny checkpoint, CPU
+    bash scripts/with_env.sh python benchmarks/bench_serve.py --payload json/png --payload msgpack/raw
     bash scripts/with_env.sh python benchmarks/bench_serve.py --model DIR --num-gpus 1 --precision bf16
 """
 
@@ -26,13 +36,16 @@ import numpy as np
 
 from vla_ros.policy.runtime import PolicyConfig
 from vla_ros.serving.client import RemotePolicy, RemotePolicyError
+from vla_ros.serving.protocol import BODY_FORMATS, IMAGE_FORMATS
 from vla_ros.serving.server import build_app, policy_config_dict, start_server, stop_server
 
 INSTRUCTIONS = ("pick up the red gear", "put the bolt in the scrap bin", "move to the tray", "go home")
+MODEL_ALONE_BATCHES = (1, 4, 8)
 
 
 @dataclass
 class Row:
+    payload: str
     batching: str
     arms: int
     actions_per_s: float
@@ -41,6 +54,7 @@ class Row:
     mean_batch: float
     largest_batch: int
     errors: int
+    parts_ms: dict[str, float]  # median per request: encode, decode, queue, model, rest
 
 
 def _free_port() -> int:
@@ -50,9 +64,8 @@ def _free_port() -> int:
 
 
 def _arm(
-    url: str, index: int, rate_hz: float, until: float, latencies: list[float], errors: list[str]
+    client: RemotePolicy, index: int, rate_hz: float, until: float, samples: list[dict], errors: list[str]
 ) -> None:
-    client = RemotePolicy(url, timeout_s=60.0, robot_id=f"arm_{index}")
     rng = np.random.default_rng(index)
     frame = rng.integers(0, 256, (224, 224, 3), dtype=np.uint8)
     period = 1.0 / rate_hz
@@ -60,10 +73,14 @@ def _arm(
     while time.monotonic() < until:
         start = time.perf_counter()
         try:
-            client.predict_action(frame, INSTRUCTIONS[index % len(INSTRUCTIONS)])
-            latencies.append(time.perf_counter() - start)
+            action = client.predict_action(frame, INSTRUCTIONS[index % len(INSTRUCTIONS)])
         except RemotePolicyError as exc:
             errors.append(str(exc))
+        else:
+            latency = time.perf_counter() - start
+            samples.append(
+                {"latency": latency, **action.extras["client_timings"], **action.extras["server_timings"]}
+            )
         next_tick += period
         time.sleep(max(0.0, next_tick - time.monotonic()))
         next_tick = max(next_tick, time.monotonic())  # a late arm does not try to catch up
@@ -73,13 +90,36 @@ def _batches(url: str) -> dict[int, int]:
     return {int(k): v for k, v in RemotePolicy(url, timeout_s=60.0).metadata()["batch_sizes"].items()}
 
 
-def measure(url: str, batching: str, arms: int, seconds: float, rate_hz: float) -> Row:
+def _parts_ms(samples: list[dict]) -> dict[str, float]:
+    """Median milliseconds of a request's parts. queue: arrival in the replica to the batch's start
+    (decoding included, shown apart); rest: the round trip less all that (HTTP, Ray Serve's proxy and
+    handle, the response, parsing it)."""
+
+    def med(values) -> float:
+        return 1000 * statistics.median(values) if samples else float("nan")
+
+    return {
+        "encode": med(s["encode_s"] for s in samples),
+        "decode": med(s.get("decode_s", 0.0) for s in samples),
+        "queue": med(s["queue_s"] - s.get("decode_s", 0.0) for s in samples),
+        "model": med(s["inference_s"] for s in samples),
+        "rest": med(s["latency"] - s["encode_s"] - s["queue_s"] - s["inference_s"] for s in samples),
+    }
+
+
+def measure(url: str, payload: str, batching: str, arms: int, seconds: float, rate_hz: float) -> Row:
+    body_format, image_format = payload.split("/")
+    clients = [
+        RemotePolicy(url, 60.0, f"arm_{i}", image_format=image_format, body_format=body_format)
+        for i in range(arms)
+    ]
     before = _batches(url)
-    latencies: list[float] = []
+    samples: list[dict] = []
     errors: list[str] = []
     until = time.monotonic() + seconds
     threads = [
-        threading.Thread(target=_arm, args=(url, i, rate_hz, until, latencies, errors)) for i in range(arms)
+        threading.Thread(target=_arm, args=(c, i, rate_hz, until, samples, errors))
+        for i, c in enumerate(clients)
     ]
     start = time.perf_counter()
     for t in threads:
@@ -87,19 +127,64 @@ def measure(url: str, batching: str, arms: int, seconds: float, rate_hz: float) 
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - start
+    for c in clients:
+        c.close()
     after = _batches(url)
     formed = {size: after.get(size, 0) - before.get(size, 0) for size in after}
     batches = sum(formed.values())
+    latencies = [s["latency"] for s in samples]
     return Row(
+        payload=payload,
         batching=batching,
         arms=arms,
-        actions_per_s=len(latencies) / elapsed,
+        actions_per_s=len(samples) / elapsed,
         p50_s=statistics.median(latencies) if latencies else float("nan"),
         p95_s=float(np.percentile(latencies, 95)) if latencies else float("nan"),
         mean_batch=sum(size * n for size, n in formed.items()) / batches if batches else float("nan"),
         largest_batch=max((size for size, n in formed.items() if n), default=0),
         errors=len(errors),
+        parts_ms=_parts_ms(samples),
     )
+
+
+def model_alone(config: dict, num_threads: int, seconds: float) -> dict[int, float]:
+    """predict_actions throughput (actions/s) in this process at each of MODEL_ALONE_BATCHES, with the
+    replica's number of torch threads: what batching can gain here before any serving cost."""
+    import torch
+
+    from vla_ros.policy.runtime import VLAPolicy
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(num_threads)
+    try:
+        policy = VLAPolicy(PolicyConfig(**config))
+        rng = np.random.default_rng(0)
+        frames = [
+            rng.integers(0, 256, (224, 224, 3), dtype=np.uint8) for _ in range(max(MODEL_ALONE_BATCHES))
+        ]
+        throughput = {}
+        for batch in MODEL_ALONE_BATCHES:
+            images, texts = frames[:batch], [INSTRUCTIONS[i % len(INSTRUCTIONS)] for i in range(batch)]
+            policy.predict_actions(images, texts)  # warm-up
+            times = []
+            until = time.monotonic() + seconds
+            while time.monotonic() < until or len(times) < 3:
+                start = time.perf_counter()
+                policy.predict_actions(images, texts)
+                times.append(time.perf_counter() - start)
+            throughput[batch] = batch / statistics.median(times)
+        return throughput
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _payload(text: str) -> str:
+    body_format, _, image_format = text.partition("/")
+    if body_format not in BODY_FORMATS or image_format not in IMAGE_FORMATS:
+        raise argparse.ArgumentTypeError(
+            f"payload must be BODY/IMAGE, BODY one of {BODY_FORMATS}, IMAGE one of {IMAGE_FORMATS}: {text!r}"
+        )
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,12 +194,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, default=None, help="checkpoint (default: a tiny random one)")
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--num-gpus", type=float, default=0.0)
+    parser.add_argument(
+        "--num-cpus", type=int, default=1, help="CPUs of the replica (Ray gives torch as many threads)"
+    )
     parser.add_argument("--arms", type=int, nargs="+", default=[1, 2, 4, 8])
-    parser.add_argument("--seconds", type=float, default=10.0, help="per (batching, arms) setting")
+    parser.add_argument("--seconds", type=float, default=10.0, help="per (payload, batching, arms) setting")
     parser.add_argument("--rate-hz", type=float, default=10.0, help="each arm's control rate")
     parser.add_argument("--max-batch-size", type=int, default=8)
     parser.add_argument("--batch-wait-timeout-s", type=float, default=0.01)
+    parser.add_argument(
+        "--payload",
+        type=_payload,
+        action="append",
+        help="BODY/IMAGE the arms send (repeatable; default msgpack/raw)",
+    )
+    parser.add_argument(
+        "--model-alone-s", type=float, default=3.0, help="seconds per batch size of the model alone (0: skip)"
+    )
     args = parser.parse_args(argv)
+    payloads = args.payload or ["msgpack/raw"]
 
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model
@@ -127,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
                 checkpoint_dir=model, precision=args.precision, device="cuda" if args.num_gpus else "cpu"
             )
         )
+        alone = model_alone(config, args.num_cpus, args.model_alone_s) if args.model_alone_s > 0 else {}
         port = _free_port()
         rows: list[Row] = []
         try:
@@ -136,36 +235,53 @@ def main(argv: list[str] | None = None) -> int:
                     max_batch_size=size,
                     batch_wait_timeout_s=args.batch_wait_timeout_s,
                     num_gpus=args.num_gpus,
+                    num_cpus=args.num_cpus,
                 )
-                url = start_server(app, port=port)
+                url = start_server(app, port=port, num_cpus=max(2, args.num_cpus))
                 for arms in args.arms:
-                    rows.append(measure(url, batching, arms, args.seconds, args.rate_hz))
-                    print(
-                        f"batching {batching}, {arms} arm(s): {rows[-1].actions_per_s:.1f} actions/s",
-                        flush=True,
-                    )
+                    for payload in payloads:
+                        rows.append(measure(url, payload, batching, arms, args.seconds, args.rate_hz))
+                        print(
+                            f"{payload}, batching {batching}, {arms} arm(s): "
+                            f"{rows[-1].actions_per_s:.1f} actions/s",
+                            flush=True,
+                        )
         finally:
             stop_server()
 
+    device = "GPU" if args.num_gpus else "CPU"
+    print(f"\n{model} ({args.precision}, {device}, {args.num_cpus} torch thread(s) per replica)")
+    if alone:
+        print(
+            "model alone, predict_actions: "
+            + ", ".join(f"batch {b} {t:.1f} actions/s" for b, t in alone.items())
+            + f"; batch {max(alone)} / batch 1 = {alone[max(alone)] / alone[1]:.2f}x"
+        )
     print(
-        f"\n{model} on one server ({args.precision}, {'GPU' if args.num_gpus else 'CPU'}); each arm asks at "
-        f"{args.rate_hz:g} Hz with one request in flight; {args.seconds:g} s per row"
+        f"one server; each arm asks at {args.rate_hz:g} Hz with one request in flight; {args.seconds:g} s "
+        f"per row; batch wait {args.batch_wait_timeout_s:g} s; parts: median ms per request"
     )
     header = (
-        f"{'batching':<9} {'arms':>4} {'actions/s':>10} {'p50 s':>8} {'p95 s':>8} {'mean batch':>11} "
-        f"{'max':>4} {'errors':>6}"
+        f"{'payload':<12} {'batching':<8} {'arms':>4} {'actions/s':>9} {'p50 s':>6} {'p95 s':>6} "
+        f"{'batch':>5} {'max':>3} {'err':>3} |"
+        + "".join(f" {part:>6}" for part in ("encode", "decode", "queue", "model", "rest"))
     )
     print(header)
     print("-" * len(header))
-    for r in rows:
+    for r in sorted(rows, key=lambda r: (payloads.index(r.payload), r.batching != "on", r.arms)):
+        parts = " ".join(f"{r.parts_ms[k]:>6.1f}" for k in ("encode", "decode", "queue", "model", "rest"))
         print(
-            f"{r.batching:<9} {r.arms:>4} {r.actions_per_s:>10.2f} {r.p50_s:>8.3f} {r.p95_s:>8.3f} "
-            f"{r.mean_batch:>11.2f} {r.largest_batch:>4} {r.errors:>6}"
+            f"{r.payload:<12} {r.batching:<8} {r.arms:>4} {r.actions_per_s:>9.2f} {r.p50_s:>6.3f} "
+            f"{r.p95_s:>6.3f} {r.mean_batch:>5.2f} {r.largest_batch:>3} {r.errors:>3} | {parts}"
         )
     most = max(args.arms)
-    on = next(r for r in rows if r.batching == "on" and r.arms == most)
-    off = next(r for r in rows if r.batching == "off" and r.arms == most)
-    print(f"batched / unbatched throughput at {most} arms: {on.actions_per_s / off.actions_per_s:.2f}x")
+    for payload in payloads:
+        on = next(r for r in rows if (r.payload, r.batching, r.arms) == (payload, "on", most))
+        off = next(r for r in rows if (r.payload, r.batching, r.arms) == (payload, "off", most))
+        print(
+            f"{payload}: batched / unbatched throughput at {most} arms: "
+            f"{on.actions_per_s / off.actions_per_s:.2f}x"
+        )
     return 0
 
 
