@@ -179,12 +179,14 @@ class _CountingHandler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     connections = 0
     drop_idle = False
+    paths: list[str]
 
     def setup(self) -> None:
         super().setup()
         type(self).connections += 1
 
     def do_POST(self) -> None:
+        self.paths.append(self.path)
         self.rfile.read(int(self.headers["Content-Length"]))
         body = json.dumps({"action": [0.0] * 7, "token_ids": [31000] * 7}).encode()
         self.send_response(200)
@@ -202,7 +204,7 @@ class _CountingHandler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def counting_server():
-    handler = type("Handler", (_CountingHandler,), {"connections": 0, "drop_idle": False})
+    handler = type("Handler", (_CountingHandler,), {"connections": 0, "drop_idle": False, "paths": []})
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -226,6 +228,12 @@ def test_client_replaces_a_connection_the_server_closed_while_idle(counting_serv
     for _ in range(3):
         assert client.predict_action(_image(0), "go").token_ids == (31000,) * 7
     assert handler.connections == 3
+
+
+def test_client_asks_a_server_behind_a_route_prefix_under_that_prefix(counting_server):
+    url, handler = counting_server
+    RemotePolicy(url + "/cell_3/", timeout_s=5).predict_action(_image(0), "go")
+    assert handler.paths == ["/cell_3/act"]
 
 
 def test_client_reports_an_unreachable_server_clearly(free_port):

@@ -166,11 +166,15 @@ def start_server(
     port: int = 8000,
     ray_address: str | None = None,
     num_cpus: int | None = None,
+    name: str = "vla_policy",
+    route_prefix: str = "/",
 ) -> str:
     """Run ``app`` (from :func:`build_app`) on Ray Serve and return its base URL.
 
     ``ray_address`` None starts a Ray instance inside this process (one machine); ``"auto"`` or
-    ``"ray://HEAD:10001"`` joins an existing cluster, whose GPUs the replicas are then placed on."""
+    ``"ray://HEAD:10001"`` joins an existing cluster, whose GPUs the replicas are then placed on.
+    Several applications (each its own ``name`` and ``route_prefix``) can share one Ray Serve instance:
+    the URL returned ends with the prefix, which :class:`~vla_ros.serving.client.RemotePolicy` accepts."""
     import ray
 
     if not ray.is_initialized():
@@ -181,8 +185,8 @@ def start_server(
             log_to_driver=False,
         )
     serve.start(http_options={"host": host, "port": port})
-    serve.run(app, name="vla_policy", route_prefix="/", blocking=False)
-    return f"http://{host}:{port}"
+    serve.run(app, name=name, route_prefix=route_prefix, blocking=False)
+    return f"http://{host}:{port}{route_prefix.rstrip('/')}"
 
 
 def stop_server() -> None:
