@@ -20,9 +20,9 @@ json|msgpack and raw|png|jpeg; several payloads are measured in the same run, in
 
 The batch window (``--batch-wait-timeout-s``) defaults to 0.04 s here, not the server's 0.01 s: on a
 2-core CPU that the arms, Ray Serve's proxy and the replica share, an answered arm's next request
-takes some 40 ms to reach the replica (the 'rest' column), and with a shorter window 8 arms that ask as fast as they are
-answered split into two groups that alternate in half-filled batches (measured: mean batch 3-4 at
-0.01 s, 7-8 at 0.04 s). The unbatched server never waits, whatever the window.
+takes some 40 ms to reach the replica (the 'rest' column), and with a shorter window 8 arms that ask
+as fast as they are answered split into two groups that alternate in half-filled batches (measured:
+mean batch 3-4 at 0.01 s, 7-8 at 0.04 s). The unbatched server never waits, whatever the window.
 
     bash scripts/with_env.sh python benchmarks/bench_serve.py                  # tiny checkpoint, CPU
     bash scripts/with_env.sh python benchmarks/bench_serve.py --arms 1 8 --repeats 3 \
