@@ -179,7 +179,8 @@ def _median_row(rows: list[Row]) -> Row:
 
 def model_alone(config: dict, num_threads: int, seconds: float) -> dict[int, float]:
     """predict_actions throughput (actions/s) in this process at each of MODEL_ALONE_BATCHES, with the
-    replica's number of torch threads: what batching can gain here before any serving cost."""
+    replica's number of torch threads: what batching can gain here before any serving cost. The batch
+    sizes take turns, call by call, so that a change of load on the machine weighs on all of them."""
     import torch
 
     from vla_ros.policy.runtime import VLAPolicy
@@ -192,18 +193,20 @@ def model_alone(config: dict, num_threads: int, seconds: float) -> dict[int, flo
         frames = [
             rng.integers(0, 256, (224, 224, 3), dtype=np.uint8) for _ in range(max(MODEL_ALONE_BATCHES))
         ]
-        throughput = {}
-        for batch in MODEL_ALONE_BATCHES:
-            images, texts = frames[:batch], [INSTRUCTIONS[i % len(INSTRUCTIONS)] for i in range(batch)]
+        inputs = {
+            batch: (frames[:batch], [INSTRUCTIONS[i % len(INSTRUCTIONS)] for i in range(batch)])
+            for batch in MODEL_ALONE_BATCHES
+        }
+        for images, texts in inputs.values():
             policy.predict_actions(images, texts)  # warm-up
-            times = []
-            until = time.monotonic() + seconds
-            while time.monotonic() < until or len(times) < 3:
+        times: dict[int, list[float]] = {batch: [] for batch in MODEL_ALONE_BATCHES}
+        until = time.monotonic() + seconds * len(MODEL_ALONE_BATCHES)
+        while time.monotonic() < until or min(len(t) for t in times.values()) < 3:
+            for batch, (images, texts) in inputs.items():
                 start = time.perf_counter()
                 policy.predict_actions(images, texts)
-                times.append(time.perf_counter() - start)
-            throughput[batch] = batch / statistics.median(times)
-        return throughput
+                times[batch].append(time.perf_counter() - start)
+        return {batch: batch / statistics.median(t) for batch, t in times.items()}
     finally:
         torch.set_num_threads(previous)
 
