@@ -4,11 +4,11 @@ Each simulated arm is a thread that behaves like policy_node's inference worker 
 sends its newest camera frame to the server at its control rate (``--rate-hz``), at most one request
 in flight, and waits for the action. Two servers run side by side on one Ray Serve instance, one with
 batching (``--max-batch-size``) and one without (``max_batch_size=1``: the same code path, one request
-per batch), and for 1, 2, 4 and 8 arms they are measured alternately (``--repeats`` times, the order
-flipped each time), so both see the same load on the machine: actions per second, per-request latency
-p50 / p95, where a request's time went (client encoding, the server's decoding, queueing, the model,
-and the rest: HTTP, Ray Serve's proxy and the response), the batch sizes formed, and at the end the
-ratio of batched to unbatched throughput at the largest number of arms.
+per batch), and for 1, 2, 4 and 8 arms they are measured alternately (``--repeats`` times, 3 by
+default, the order flipped each time), so both see the same load on the machine: actions per second,
+per-request latency p50 / p95, where a request's time went (client encoding, the server's decoding,
+queueing, the model, and the rest: HTTP, Ray Serve's proxy and the response), the batch sizes formed,
+and at the end the ratio of batched to unbatched throughput at the largest number of arms.
 
 First, the model alone: ``predict_actions`` at batch 1, 4 and 8 in this process with the replica's
 torch threads (``--num-cpus``): what batching gains in compute before any serving cost
@@ -22,10 +22,11 @@ The batch window (``--batch-wait-timeout-s``) defaults to 0.04 s here, not the s
 2-core CPU that the arms, Ray Serve's proxy and the replica share, an answered arm's next request
 takes some 40 ms to reach the replica (the 'rest' column), and with a shorter window 8 arms that ask
 as fast as they are answered split into two groups that alternate in half-filled batches (measured:
-mean batch 3-4 at 0.01 s, 7-8 at 0.04 s). The unbatched server never waits, whatever the window.
+mean batch 3-4 at 0.01 s, 7-8 at 0.04 s). The unbatched server never waits, whatever the window; a
+batch of fewer arms than the batch size waits it out.
 
     bash scripts/with_env.sh python benchmarks/bench_serve.py                  # tiny checkpoint, CPU
-    bash scripts/with_env.sh python benchmarks/bench_serve.py --arms 1 8 --repeats 3 \
+    bash scripts/with_env.sh python benchmarks/bench_serve.py --arms 1 8 \
         --payload json/png --payload msgpack/raw
     bash scripts/with_env.sh python benchmarks/bench_serve.py --model models/sim_policy --model-alone-only
     bash scripts/with_env.sh python benchmarks/bench_serve.py --model DIR --num-gpus 1 --precision bf16
@@ -258,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         help="BODY/IMAGE the arms send (repeatable; default msgpack/raw)",
     )
     parser.add_argument(
-        "--repeats", type=int, default=1, help="measure each setting this many times, on and off alternated"
+        "--repeats", type=int, default=3, help="measure each setting this many times, on and off alternated"
     )
     parser.add_argument(
         "--model-alone-s", type=float, default=3.0, help="seconds per batch size of the model alone (0: skip)"

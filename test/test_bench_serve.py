@@ -16,7 +16,7 @@ def test_serving_benchmark_measures_both_payloads_with_batching_on_and_off():
         [
             sys.executable,
             str(REPO / "benchmarks" / "bench_serve.py"),
-            *("--arms", "2", "--seconds", "1", "--model-alone-s", "0.2"),
+            *("--arms", "2", "--seconds", "1", "--repeats", "1", "--model-alone-s", "0.2"),
             *("--payload", "json/png", "--payload", "msgpack/raw"),
         ],
         capture_output=True,
