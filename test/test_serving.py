@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import socket
+import threading
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
+import msgpack
 import numpy as np
 import pytest
 
@@ -52,8 +55,8 @@ def server(tiny_checkpoint, free_port):
     stop_server()
 
 
-def _post(url: str, data: bytes) -> tuple[int, dict]:
-    request = urllib.request.Request(url + "/act", data=data, headers={"Content-Type": "application/json"})
+def _post(url: str, data: bytes, content_type: str = "application/json") -> tuple[int, dict]:
+    request = urllib.request.Request(url + "/act", data=data, headers={"Content-Type": content_type})
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read())
@@ -80,6 +83,29 @@ def test_served_actions_equal_local_predictions(server, local_policy):
         assert served.token_ids == local.token_ids
         np.testing.assert_array_equal(served.vector, local.vector)
         assert served.extras["request_id"].startswith("arm_1-")
+
+
+@pytest.mark.parametrize("body_format", ["json", "msgpack"])
+@pytest.mark.parametrize("image_format", ["raw", "png"])
+def test_every_lossless_payload_gets_the_local_action(server, local_policy, body_format, image_format):
+    client = RemotePolicy(server, timeout_s=30, image_format=image_format, body_format=body_format)
+    served = client.predict_action(_image(3), INSTRUCTIONS[2])
+    local = local_policy.predict_action(_image(3), INSTRUCTIONS[2])
+    assert served.token_ids == local.token_ids
+    np.testing.assert_array_equal(served.vector, local.vector)
+    assert set(served.extras["server_timings"]) == {"decode_s", "queue_s", "inference_s"}
+    assert served.extras["client_timings"]["encode_s"] >= 0
+
+
+def test_a_json_client_without_a_content_type_is_still_understood(server, local_policy):
+    """What the first clients sent: JSON with base64 PNG; the Content-Type is not needed for JSON."""
+    request = urllib.request.Request(
+        server + "/act", data=json.dumps(encode_request(_image(4), "go home")).encode()
+    )
+    request.remove_header("Content-type")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        answer = json.loads(response.read())
+    assert tuple(answer["token_ids"]) == local_policy.predict_action(_image(4), "go home").token_ids
 
 
 def test_concurrent_requests_from_many_arms_are_batched(server, local_policy):
@@ -117,6 +143,97 @@ def test_a_malformed_payload_gets_a_4xx_and_the_server_keeps_serving(server, bod
     assert 400 <= status < 500 and re.search(complaint, answer["error"]), answer
     status, answer = _post(server, json.dumps(encode_request(_image(0), "pick up the red gear")).encode())
     assert status == 200 and len(answer["action"]) == 7
+
+
+RAW = encode_request(_image(0), "go", image_format="raw", binary=True)  # 96 x 128 RGB bytes
+BAD_MSGPACK_PAYLOADS = [
+    (b"\xc1 not msgpack", "not msgpack"),
+    (msgpack.packb([1, 2]), "object"),
+    (msgpack.packb({**RAW, "image": 7}), "body.image must be non-empty"),
+    (msgpack.packb({**RAW, "image": b""}), "body.image must be non-empty"),
+    (msgpack.packb({**RAW, "height": 95}), "bytes but step\\*height"),
+    (msgpack.packb({k: v for k, v in RAW.items() if k != "width"}), "body.width must be a positive integer"),
+    (msgpack.packb({**RAW, "height": True}), "body.height must be a positive integer"),
+    (msgpack.packb({**RAW, "image_format": "png"}), "not a valid PNG"),
+    (msgpack.packb({**RAW, "height": 10**6, "width": 10**6}), "exceeds the limit"),
+    (msgpack.packb({**RAW, "instruction": None}), "instruction"),
+]
+
+
+@pytest.mark.parametrize(("body", "complaint"), BAD_MSGPACK_PAYLOADS)
+def test_a_malformed_msgpack_payload_gets_a_4xx_and_the_server_keeps_serving(server, body, complaint):
+    import re
+
+    status, answer = _post(server, body, "application/msgpack")
+    assert 400 <= status < 500 and re.search(complaint, answer["error"]), answer
+    good = msgpack.packb(encode_request(_image(0), "go home", image_format="raw", binary=True))
+    status, answer = _post(server, good, "application/msgpack")
+    assert status == 200 and len(answer["action"]) == 7
+
+
+class _CountingHandler(http.server.BaseHTTPRequestHandler):
+    """Answers every POST /act with a fixed action over HTTP/1.1 keep-alive, counting connections; with
+    ``drop_idle`` it closes each connection after answering, without saying so (as a server does with
+    a connection that sat idle past its keep-alive timeout)."""
+
+    protocol_version = "HTTP/1.1"
+    connections = 0
+    drop_idle = False
+    paths: list[str]
+
+    def setup(self) -> None:
+        super().setup()
+        type(self).connections += 1
+
+    def do_POST(self) -> None:
+        self.paths.append(self.path)
+        self.rfile.read(int(self.headers["Content-Length"]))
+        body = json.dumps({"action": [0.0] * 7, "token_ids": [31000] * 7}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.wfile.flush()
+        if self.drop_idle:
+            self.close_connection = True
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def counting_server():
+    handler = type("Handler", (_CountingHandler,), {"connections": 0, "drop_idle": False, "paths": []})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", handler
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_client_keeps_one_connection_open_across_steps(counting_server):
+    url, handler = counting_server
+    client = RemotePolicy(url, timeout_s=5, image_format="raw")
+    for _ in range(5):
+        client.predict_action(_image(0), "go")
+    assert handler.connections == 1
+
+
+def test_client_replaces_a_connection_the_server_closed_while_idle(counting_server):
+    url, handler = counting_server
+    handler.drop_idle = True
+    client = RemotePolicy(url, timeout_s=5, image_format="raw")
+    for _ in range(3):
+        assert client.predict_action(_image(0), "go").token_ids == (31000,) * 7
+    assert handler.connections == 3
+
+
+def test_client_asks_a_server_behind_a_route_prefix_under_that_prefix(counting_server):
+    url, handler = counting_server
+    RemotePolicy(url + "/cell_3/", timeout_s=5).predict_action(_image(0), "go")
+    assert handler.paths == ["/cell_3/act"]
 
 
 def test_client_reports_an_unreachable_server_clearly(free_port):

@@ -30,6 +30,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--num-replicas", type=int, default=1, help="model copies (each loads the model)")
     serve.add_argument("--num-gpus", type=float, default=0.0, help="GPUs per replica (0: CPU)")
     serve.add_argument(
+        "--num-cpus",
+        type=float,
+        default=1.0,
+        help="CPU cores per replica; Ray gives torch as many threads (raise it to serve on a CPU)",
+    )
+    serve.add_argument(
         "--ray-address",
         default=None,
         help="join a running Ray cluster ('auto', or ray://HEAD:10001) instead of starting one here",
@@ -65,6 +71,7 @@ def _serve(args: argparse.Namespace) -> int:
         batch_wait_timeout_s=args.batch_wait_timeout_s,
         num_replicas=args.num_replicas,
         num_gpus=args.num_gpus,
+        num_cpus=args.num_cpus,
     )
     url = start_server(app, host=args.host, port=args.port, ray_address=args.ray_address)
     print(f"serving {args.model} at {url} (POST /act, GET /health, GET /metadata); Ctrl-C stops", flush=True)

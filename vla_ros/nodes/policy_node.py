@@ -173,6 +173,12 @@ class PolicyNode(LifecycleNode):
             1.0,
             "a remote step not answered within this gives no action for its frame (the watchdog brakes)",
         )
+        declare(
+            self,
+            "remote_image_format",
+            "png",
+            "how frames travel: png (lossless) | raw (no encoding or decoding, more bytes) | jpeg (lossy)",
+        )
         declare(self, "model_dir", "", "OpenVLA checkpoint directory in the Hugging Face layout")
         declare(self, "adapter_dir", "", "LoRA adapter directory (empty: none)")
         declare(self, "precision", DEFAULT_PRECISION, PRECISION_CHOICES_TEXT)
@@ -281,7 +287,10 @@ class PolicyNode(LifecycleNode):
                 f"acting through the policy server at {url} (model settings are the server's)"
             )
             return RemotePolicy(
-                url, float(self._p("remote_timeout_s")), robot_id=self.get_fully_qualified_name()
+                url,
+                float(self._p("remote_timeout_s")),
+                robot_id=self.get_fully_qualified_name(),
+                image_format=self._p("remote_image_format"),
             )
         if inference != "local":
             raise ValueError(f"inference_backend must be local or remote, got '{inference}'")

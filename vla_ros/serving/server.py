@@ -4,8 +4,9 @@ Requests from many arms that arrive within ``batch_wait_timeout_s`` of each othe
 ``max_batch_size``) are decoded as one batch by :meth:`VLAPolicy.predict_actions`; each arm gets the
 action it would have got alone. ``max_batch_size=1`` turns batching off. Endpoints:
 
-- ``POST /act``: :mod:`vla_ros.serving.protocol`'s request -> action, token ids, batch size, timings;
-  400 with ``{"error": ...}`` for a payload it cannot act on (the server keeps serving);
+- ``POST /act``: :mod:`vla_ros.serving.protocol`'s request (JSON, or msgpack by its Content-Type) ->
+  action, token ids, batch size, timings (JSON); 400 with ``{"error": ...}`` for a payload it cannot
+  act on (the server keeps serving);
 - ``GET /health``: 200 once the model is loaded;
 - ``GET /metadata``: model, statistics key, action dimension, camera views, batching settings, and
   the batch sizes this replica has formed so far.
@@ -15,16 +16,15 @@ The same application runs embedded on one machine (tests, a workstation) or on a
 """
 
 # No `from __future__ import annotations`: FastAPI reads the route handlers' annotations at run time.
-import json
 import time
 from collections import Counter
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from ray import serve
 
-from vla_ros.serving.protocol import ActRequest, ActResponse, PayloadError, decode_request
+from vla_ros.serving.protocol import ActRequest, ActResponse, PayloadError, decode_request, parse_body
 
 DEFAULT_MAX_BATCH_SIZE = 8
 DEFAULT_BATCH_WAIT_TIMEOUT_S = 0.01
@@ -80,14 +80,14 @@ class PolicyServer:
     @api.post("/act")
     async def act(self, request: Request) -> JSONResponse:
         received_s = time.perf_counter()
+        body = await request.body()
+        decode_start_s = time.perf_counter()
         try:
-            payload = json.loads(await request.body())
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return _error(400, f"the body is not JSON: {exc}")
-        try:
+            payload = parse_body(body, request.headers.get("content-type", ""))
             act_request = decode_request(payload, num_images=self.policy.num_images, received_s=received_s)
         except PayloadError as exc:
             return _error(400, str(exc))
+        act_request = replace(act_request, decode_s=time.perf_counter() - decode_start_s)
         answer = await self._act_batch(act_request)
         if isinstance(answer, str):
             return _error(500, answer)
@@ -118,7 +118,11 @@ class PolicyServer:
                 robot_id=r.robot_id,
                 unnorm_key=self.policy.unnorm_key,
                 batch_size=len(requests),
-                timings={"queue_s": start_s - r.received_s, "inference_s": inference_s},
+                timings={
+                    "decode_s": r.decode_s,
+                    "queue_s": start_s - r.received_s,
+                    "inference_s": inference_s,
+                },
             ).to_json()
             for r, action in zip(requests, actions, strict=True)
         ]
@@ -162,11 +166,15 @@ def start_server(
     port: int = 8000,
     ray_address: str | None = None,
     num_cpus: int | None = None,
+    name: str = "vla_policy",
+    route_prefix: str = "/",
 ) -> str:
     """Run ``app`` (from :func:`build_app`) on Ray Serve and return its base URL.
 
     ``ray_address`` None starts a Ray instance inside this process (one machine); ``"auto"`` or
-    ``"ray://HEAD:10001"`` joins an existing cluster, whose GPUs the replicas are then placed on."""
+    ``"ray://HEAD:10001"`` joins an existing cluster, whose GPUs the replicas are then placed on.
+    Several applications (each its own ``name`` and ``route_prefix``) can share one Ray Serve instance:
+    the URL returned ends with the prefix, which :class:`~vla_ros.serving.client.RemotePolicy` accepts."""
     import ray
 
     if not ray.is_initialized():
@@ -177,8 +185,8 @@ def start_server(
             log_to_driver=False,
         )
     serve.start(http_options={"host": host, "port": port})
-    serve.run(app, name="vla_policy", route_prefix="/", blocking=False)
-    return f"http://{host}:{port}"
+    serve.run(app, name=name, route_prefix=route_prefix, blocking=False)
+    return f"http://{host}:{port}{route_prefix.rstrip('/')}"
 
 
 def stop_server() -> None:
