@@ -1098,13 +1098,18 @@ class InstructionResolver:
         scene_phrases = _scene_phrases(scene)
         scene_phrases[_FULL_NAMES] = self._misread_names(scene, set(scene_phrases))
         zh_scene = _zh_scene_words(scene) if is_cjk(cleaned) else {}
+        present = frozenset(v for tags in scene_words.values() for _, v in tags)
+        entity_words = frozenset().union(*(_entity_tokens(e) for e in (*scene.objects, *scene.locations)))
         gloss = functools.partial(
-            self._gloss, scene=scene, scene_words=scene_words, scene_phrases=scene_phrases
+            self._gloss,
+            scene_words=scene_words,
+            scene_phrases=scene_phrases,
+            present=present,
+            entity_words=entity_words,
         )
         tokens: list[Token] = []
         for cjk, run in split_runs(cleaned):
             if cjk:
-                present = frozenset(v for tags in scene_words.values() for _, v in tags)
                 tokens.extend(self._zh_tokens(run, zh_scene, gloss, present))
             else:
                 zh_context = detect_language(cleaned) == "zh"
@@ -1128,7 +1133,7 @@ class InstructionResolver:
                 merged.append(token)
         tokens = merged
         for i, token in enumerate(tokens[:-1]):
-            role = {"scrap": "reject", "ship": "output", "put_away": "storage"}.get(token.value("VERB") or "")
+            role = _VERB_ROLES.get(token.value("VERB") or "")
             if role and token.cjk and tokens[i + 1].cjk and tokens[i + 1].tag == "LOCCAT":
                 # 发货箱, 报废箱: the verb says what the place is for (a role), not what to do.
                 tokens[i] = Token(token.text, token.text, [("ROLE", role)], cjk=True)
@@ -1187,12 +1192,6 @@ class InstructionResolver:
                     else p
                     for p in pieces
                 ]
-                role = {"scrap": "reject", "ship": "output", "put_away": "storage"}.get(
-                    pieces[0].value("VERB") or ""
-                )
-                if role and pieces[-1].tag == "LOCCAT":
-                    # 发货箱, 报废箱: the verb says what the place is for (a role), not what to do.
-                    pieces[0] = Token(pieces[0].text, pieces[0].text, [("ROLE", role)], cjk=True)
                 side = _ZH_COMPOUND_SIDES.get(pieces[0].text)
                 if side is not None and pieces[0].tag in ("FILLER", "PREP", "DIR", "UNKNOWN"):
                     # 上颌模型 is the *upper* model, 后轮 the rear wheel: a side opening a compound.
@@ -1253,7 +1252,13 @@ class InstructionResolver:
         return own + tuple(s for s in english_senses(word) if s not in own)
 
     def _gloss(
-        self, piece: str, scene: Scene, scene_words: dict, scene_phrases: dict, evidence_only: bool = False
+        self,
+        piece: str,
+        scene_words: dict,
+        scene_phrases: dict,
+        present: frozenset[str],
+        entity_words: frozenset[str],
+        evidence_only: bool = False,
     ) -> list[Token]:
         """A Chinese word read through its English senses (CC-CEDICT, see :mod:`.glosses`): the first
         sense whose words the scene explains wins. A sense word that is a category, colour or material
@@ -1261,8 +1266,6 @@ class InstructionResolver:
         scene word (a name, a defect: 黑麦 -> "rye", 裂开 -> "split") is kept as an unexplained English
         word, which adds evidence for what it resembles but never vetoes. ``[]`` when no sense fits
         anything here: the word stays unknown."""
-        present = {value for tags in scene_words.values() for _, value in tags}
-        entity_words = set().union(*(_entity_tokens(e) for e in (*scene.objects, *scene.locations)))
         for sense in self._senses(piece):
             if len(sense.split()) > 3 or _SENSE_FUNCTION_WORDS & set(sense.split()):
                 continue  # a description ("peel with a knife"), not a name
@@ -1748,12 +1751,8 @@ class InstructionResolver:
                         elif tok.text.isalnum() and tok.text not in _DETERMINERS and tok.tag not in ("NUM",):
                             np.mods.append(("UNKNOWN", tok.text))
                     continue
-                nps = [
-                    n for n in self._parse(self._tokenize(phrase, scene), scene).objects if n.kind != "empty"
-                ]
-                nps += [
-                    n for n in self._parse(self._tokenize(phrase, scene), scene).targets if n.kind != "empty"
-                ]
+                phrase_parse = self._parse(self._tokenize(phrase, scene), scene)
+                nps = [n for n in (*phrase_parse.objects, *phrase_parse.targets) if n.kind != "empty"]
                 if kind == "not":
                     np.excluded.extend(nps)
                 elif kind == "between" and nps:
@@ -3144,6 +3143,8 @@ class InstructionResolver:
 
 
 _ZH_NAME_DIRECTIONS = frozenset({"left", "right"})
+# What a place named with a verb is for (发货箱, 报废箱): the role the verb's default target has.
+_VERB_ROLES = {"scrap": "reject", "ship": "output", "put_away": "storage"}
 _PRONOUN_IN_VERB = re.compile(r"\b(?:it|that|this|them)\b|它|这个|那个", re.IGNORECASE)
 _SAME_PLACE = re.compile(
     r"\b(?:same|that)\s+(?:place|spot|location)\b|\bover\s+there\b|\b(?:put|place|set|drop)\s+(?:it\s+)?there\b"
