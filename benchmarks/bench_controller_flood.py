@@ -29,6 +29,7 @@ To measure other code, run this file with that checkout's install space sourced 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -313,6 +314,32 @@ def _one_run(args: argparse.Namespace, recorder: _Recorder, rate_hz: float) -> d
     }
 
 
+@contextlib.contextmanager
+def spinning(context, node):
+    """``node`` spun by its own executor in a daemon thread while the block runs (the main thread drives
+    the measurement); the executor is shut down after it. Also used by bench_faults.py."""
+    from rclpy.executors import SingleThreadedExecutor
+
+    from vla_ros.nodes.common import stop_executor
+
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set() and context.ok():
+            executor.spin_once(timeout_sec=0.05)
+
+    spinner = threading.Thread(target=spin, daemon=True)
+    spinner.start()
+    try:
+        yield executor
+    finally:
+        stop.set()
+        spinner.join(timeout=2.0)
+        stop_executor(executor, timeout_s=1.0)
+
+
 def measure_once(
     seconds: float = 10.0,
     rate_hz: float = 1000.0,
@@ -324,7 +351,6 @@ def measure_once(
     """One flooded run with its own rclpy context (on ``domain_id``, which the controller and flood
     processes get too), for other benchmarks (bench_faults.py); the dict of one table row."""
     import rclpy
-    from rclpy.executors import SingleThreadedExecutor
 
     saved = os.environ.get("ROS_DOMAIN_ID")
     if domain_id is not None:
@@ -332,23 +358,11 @@ def measure_once(
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=domain_id)
     recorder = _Recorder(context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(recorder.node)
-    stop = threading.Event()
-
-    def spin() -> None:
-        while not stop.is_set() and context.ok():
-            executor.spin_once(timeout_sec=0.05)
-
-    spinner = threading.Thread(target=spin, daemon=True)
-    spinner.start()
     args = argparse.Namespace(seconds=seconds, output_rate_hz=output_rate_hz, tail_s=tail_s, mix=mix)
     try:
-        return _one_run(args, recorder, rate_hz)
+        with spinning(context, recorder.node):
+            return _one_run(args, recorder, rate_hz)
     finally:
-        stop.set()
-        spinner.join(timeout=2.0)
-        executor.shutdown(timeout_sec=1.0)
         recorder.node.destroy_node()
         rclpy.try_shutdown(context=context)
         if saved is None:
@@ -378,21 +392,10 @@ def main() -> int:
     os.environ.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(101, 200)))
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     import rclpy
-    from rclpy.executors import SingleThreadedExecutor
 
     context = rclpy.Context()
     rclpy.init(context=context)
     recorder = _Recorder(context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(recorder.node)
-    stop = threading.Event()
-
-    def spin() -> None:
-        while not stop.is_set() and context.ok():
-            executor.spin_once(timeout_sec=0.05)
-
-    spinner = threading.Thread(target=spin, daemon=True)
-    spinner.start()
     period = 1.0 / args.output_rate_hz
     print(
         f"flood: {args.rate_hz:.0f} Hz of '{args.mix}' twists for {args.seconds:g} s from another process; "
@@ -406,27 +409,25 @@ def main() -> int:
     rates = [0.0, args.rate_hz] if args.reference else [args.rate_hz]
     largest: dict[float, list[float]] = {rate: [] for rate in rates}
     try:
-        for run in range(1, args.runs + 1):
-            for rate in rates:
-                r = _one_run(args, recorder, rate)
-                largest[rate].append(r["max_gap"])
+        with spinning(context, recorder.node):
+            for run in range(1, args.runs + 1):
+                for rate in rates:
+                    r = _one_run(args, recorder, rate)
+                    largest[rate].append(r["max_gap"])
+                    print(
+                        f"{run:3d} {rate:8.0f} {r['achieved_hz']:7.0f} {r['commands_received']!s:>6s} "
+                        f"{period * 1e3:9.1f} {r['outputs']:>4d}/{r['expected']:<4d} {r['max_gap']:7.2f} "
+                        f"{r['p99_gap']:7.2f} {r['max_recv_gap']:8.2f} {r['p99_recv_gap']:8.2f} "
+                        f"{r['latency_s']:10.3f} {'YES' if r['over_limits'] else 'no':>11s} "
+                        f"{r['controller_cpu']:8.0%}",
+                        flush=True,
+                    )
+            for rate, gaps in largest.items():
                 print(
-                    f"{run:3d} {rate:8.0f} {r['achieved_hz']:7.0f} {r['commands_received']!s:>6s} "
-                    f"{period * 1e3:9.1f} {r['outputs']:>4d}/{r['expected']:<4d} {r['max_gap']:7.2f} "
-                    f"{r['p99_gap']:7.2f} {r['max_recv_gap']:8.2f} {r['p99_recv_gap']:8.2f} "
-                    f"{r['latency_s']:10.3f} {'YES' if r['over_limits'] else 'no':>11s} "
-                    f"{r['controller_cpu']:8.0%}",
-                    flush=True,
+                    f"{rate:.0f} Hz: largest gap over {len(gaps)} runs: median {np.median(gaps):.2f}, "
+                    f"max {np.max(gaps):.2f} periods"
                 )
-        for rate, gaps in largest.items():
-            print(
-                f"{rate:.0f} Hz: largest gap over {len(gaps)} runs: median {np.median(gaps):.2f}, "
-                f"max {np.max(gaps):.2f} periods"
-            )
     finally:
-        stop.set()
-        spinner.join(timeout=2.0)
-        executor.shutdown(timeout_sec=1.0)
         recorder.node.destroy_node()
         rclpy.try_shutdown(context=context)
     return 0

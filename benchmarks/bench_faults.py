@@ -1808,43 +1808,33 @@ def run_node_cases(
     suite: NodeSuite, rows: list[Row], m: Measurements, quick: bool, flood: bool, flood_seconds: float
 ) -> None:
     import rclpy
-    from rclpy.executors import SingleThreadedExecutor
+    from bench_controller_flood import spinning
 
     context = rclpy.Context()
     rclpy.init(context=context)
     world = World(context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(world.node)
-    stop = threading.Event()
-
-    def spin() -> None:
-        while not stop.is_set() and context.ok():
-            executor.spin_once(timeout_sec=0.05)
-
-    spinner = threading.Thread(target=spin, daemon=True)
-    spinner.start()
     suite.world = world
     try:
-        start = time.monotonic()
-        suite.wait_ready()
-        print(f"nodes ready after another {time.monotonic() - start:.1f} s", file=sys.stderr)
-        suite.good_instruction()
-        t0 = world.now()
-        cases = node_cases(suite, quick, flood, flood_seconds)
-        run_cases([c for c in cases if c.quick] if quick else cases, rows)
-        stamps = np.sort([t for t, _ in world.outputs_since(t0)])
-        if stamps.size > 1:
-            gaps = np.diff(stamps)
-            suite.m.largest_gap_periods = float(gaps.max() * OUTPUT_RATE_HZ)
-            at = stamps[int(np.argmax(gaps))]
-            during = [r.name for r in rows if r.area == "node" and r.started <= at]
-            suite.m.extra["largest output gap began during"] = during[-1] if during else "start-up"
-            suite.m.extra["output gaps over 2 periods"] = int(np.sum(gaps > 2.0 / OUTPUT_RATE_HZ))
+        with spinning(context, world.node):
+            try:
+                start = time.monotonic()
+                suite.wait_ready()
+                print(f"nodes ready after another {time.monotonic() - start:.1f} s", file=sys.stderr)
+                suite.good_instruction()
+                t0 = world.now()
+                cases = node_cases(suite, quick, flood, flood_seconds)
+                run_cases([c for c in cases if c.quick] if quick else cases, rows)
+                stamps = np.sort([t for t, _ in world.outputs_since(t0)])
+                if stamps.size > 1:
+                    gaps = np.diff(stamps)
+                    suite.m.largest_gap_periods = float(gaps.max() * OUTPUT_RATE_HZ)
+                    at = stamps[int(np.argmax(gaps))]
+                    during = [r.name for r in rows if r.area == "node" and r.started <= at]
+                    suite.m.extra["largest output gap began during"] = during[-1] if during else "start-up"
+                    suite.m.extra["output gaps over 2 periods"] = int(np.sum(gaps > 2.0 / OUTPUT_RATE_HZ))
+            finally:
+                suite.stop()
     finally:
-        suite.stop()
-        stop.set()
-        spinner.join(timeout=2.0)
-        executor.shutdown(timeout_sec=1.0)
         world.node.destroy_node()
         rclpy.try_shutdown(context=context)
     for key in (
