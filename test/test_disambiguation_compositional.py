@@ -247,7 +247,7 @@ def test_bounds_and_chinese_landmark_sides(resolver, cell, text, expected) -> No
 
 
 def test_a_chinese_word_only_part_of_a_name_resembles_is_not_acted_on(resolver) -> None:
-    # 锁芯 (a lock cylinder): 锁 "lock" is only the end of "padlock"; asked, not the farthest padlock.
+    # A Chinese word whose only evidence is 锁 "lock", the end of "padlock": asked, not the padlock.
     scene = Scene.from_dict(
         {
             "objects": [
@@ -257,8 +257,12 @@ def test_a_chinese_word_only_part_of_a_name_resembles_is_not_acted_on(resolver) 
             "locations": [],
         }
     )
+    # 锁壳 (a lock housing) is in neither dictionary: only its 锁 "lock" resembles "padlock".
+    res = resolver.resolve("离你最远的那个锁壳拿起来", scene)
+    assert res.status == "clarify" and not res.forwarded, res.to_dict()
+    # The shop glossary knows 锁芯 as a lock cylinder: the one cylinder is meant, not the padlock.
     res = resolver.resolve("离你最远的那个锁芯拿起来", scene)
-    assert res.status == "clarify" and not res.forwarded
+    assert _cmd(res) == ("resolved", "pick", "cyl", None), res.to_dict()
 
 
 def _shop() -> Scene:

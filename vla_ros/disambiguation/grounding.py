@@ -53,6 +53,7 @@ def unexplained_word_support(word: str, entity_words: Iterable[str]) -> float:
     if not word or not any(ch.isalnum() for ch in word):
         return 0.0
     best = 0.0
+    words = {w.lower() for w in entity_words}
     for candidate in entity_words:
         candidate = candidate.lower()
         if not candidate:
@@ -73,6 +74,13 @@ def unexplained_word_support(word: str, entity_words: Iterable[str]) -> float:
             continue
         if len(word) >= 4 and len(candidate) > len(word) and candidate.endswith(word):
             best = max(best, 0.6)  # "ring" -> "chainring", "plate" -> "nutplate"
+        if (
+            len(candidate) >= 3
+            and len(word) >= len(candidate) + 3
+            and word.startswith(candidate)
+            and word[len(candidate) :] in words
+        ):
+            best = max(best, 0.8)  # "checkweigher" -> "check weigher": a name's two words run together
     return best
 
 

@@ -76,7 +76,22 @@ _NP_TAGS = frozenset(
 # Readings that would end a noun phrase; a scene name word read so inside a name is read as the name.
 _PHRASE_BREAKING = frozenset({"VERB", "SELF", "PERSON", "MARK", "PRON", "GENERIC", "ORD", "NEG", "HOME"})
 _HEADS = frozenset({"CAT", "KIND", "GENERIC", "LOCCAT", "SELF", "PERSON", "PRON"})
-_IN_CATEGORIES = frozenset({"bin", "box", "crate", "container", "tote", "bucket"})
+_IN_CATEGORIES = frozenset(
+    {
+        "bin",
+        "box",
+        "crate",
+        "container",
+        "tote",
+        "bucket",
+        "bag",
+        "pouch",
+        "drawer",
+        "carton",
+        "basket",
+        "hopper",
+    }
+)
 _ZH_DIRECTION = {"left": "左", "right": "右", "forward": "前", "backward": "后", "up": "上", "down": "下"}
 _EN_DIRECTION = {
     "left": "to the left",
@@ -323,7 +338,14 @@ class _Lexicon:
             if len(phrase) >= 2 and any(t in _CONTENT_TAGS for t, _ in tags):
                 self.zh_nouns.setdefault(len(phrase), []).append((phrase, tags))
         _add_jieba_words(self.zh)
-        _add_jieba_words(vocab.glossary)  # glossary terms segment as one word (弯头, 烧结炉)
+        _add_jieba_words([t for t in vocab.glossary if is_cjk(t)])  # one word each (弯头, 烧结炉)
+        # English glossary phrases ("tyre iron", "machine head"), longest first.
+        self.en_glossary = {
+            key: term
+            for term in vocab.glossary
+            if not is_cjk(term) and len(key := tuple(english_words(term))) > 1
+        }
+        self.en_glossary_max = max((len(k) for k in self.en_glossary), default=1)
         self.en_max = max((len(k) for k in self.en), default=1)
         self.zh_max = max((len(k) for k in self.zh), default=1)
         self.en_words = {k[0]: v for k, v in self.en.items() if len(k) == 1}
@@ -495,7 +517,8 @@ def numeric_attribute(item: SceneObject | SceneLocation, attribute: str) -> floa
 
 
 _CORRECTION_EN = re.compile(
-    r"\s*(?:[,;.…—]+|-{1,2})\s*(?:(?:no+|oh|um+|uh+|er+)\s*,?\s*wait(?:\s*,?\s*no+)?|no+|nope|actually|sorry"
+    r"\s*(?:[,;.…—]+|-{1,2})\s*(?:(?:um+|uh+|er+|erm)\s*[,;.…—]*\s*)?"
+    r"(?:(?:no+|oh|um+|uh+|er+)\s*,?\s*wait(?:\s*,?\s*no+)?|no+|nope|actually|sorry"
     r"|i mean|i meant|or rather|rather|make that|make it|correction|scratch that|my bad|oops|wait)"
     r"\b\s*(?:[,;.…—]+|-{1,2})?\s*(?:i mean\b|no+\b)?\s*[,;]?\s*"
 )
@@ -504,7 +527,7 @@ _CORRECTION_START = re.compile(
     r"\s*(?:no+\b|nope\b|wrong\b|actually\b|sorry\b|i mean\b|不对|不是|错了|我是说)", re.IGNORECASE
 )
 _CORRECTION_ZH = re.compile(
-    r"\s*[，,；;。]?\s*(?:不对|不是不是|错了|说错了|哦不|我是说|应该是|更正)\s*[，,；;]?\s*"
+    r"\s*[，,；;。]?\s*(?:不对|不是不是|错了|说错了|哦不|我是说|应该是|更正)(?:\s*[，,]?\s*(?:不对|错了))*\s*[，,；;]?\s*"
 )
 _ORDINALS = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4,
              "fifth": 5, "5th": 5, "last": -1}  # fmt: skip
@@ -577,6 +600,9 @@ _MIDDLE_EN = (
     re.compile(r"\b(?:middle|centre|center)\b(?!\s+of\b)"),
 )
 _MIDDLE_ZH = re.compile(r"(?:在)?(?:正)?中间(?=的|那|这|一)")
+_NEAR_BEFORE_ZH = re.compile(
+    r"(?:靠近|靠着|挨着|紧挨着|靠(?![背垫枕山谱]))([^，,。；;的那这把放拿]{1,8}?)(的|那|这)"
+)
 _BETWEEN_TWO_ZH = re.compile(r"(?:在)?两(?:个|根|块|只|件|台)([^在把，,]+?)(?:之间|中间)的")
 # "the wheel with more teeth", "fewest holes": an extreme of a counted attribute named by its noun.
 _COUNT_EXTREME_EN = re.compile(
@@ -611,7 +637,9 @@ def _split_correction(text: str) -> tuple[str, str]:
     english = normalise_english(text)
     match = _CORRECTION_EN.search(english) if english == text.lower() or not is_cjk(text) else None
     if match and match.end() < len(english):
-        return english[: match.start()], english[match.end() :]
+        # "..., actually not the frame, the 2207 motor": what is taken back is not the repair.
+        repair = re.sub(r"^(?:not|no)\s+(?:the\s+|that\s+)?[^,;]+[,;]\s*(?=\S)", "", english[match.end() :])
+        return english[: match.start()], repair
     match = _CORRECTION_ZH.search(text)
     if match and match.start() > 0 and match.end() < len(text):
         return text[: match.start()], text[match.end() :]
@@ -864,6 +892,7 @@ class InstructionResolver:
     def __init__(self, vocabulary: Vocabulary | None = None) -> None:
         self.vocab = vocabulary if vocabulary is not None else load_vocabulary()
         self.lex = _Lexicon(self.vocab)
+        self._glossary_by_length: dict[int, list[str]] | None = None
         v = self.vocab
         self._stop_en = [
             re.compile(r"(?<![a-z0-9])" + r"\s+".join(map(re.escape, english_words(p))) + r"(?![a-z0-9])")
@@ -899,6 +928,7 @@ class InstructionResolver:
         that would otherwise fall on the first Chinese instruction."""
         glosses.load()
         self.resolve("把那个零件放到一号料箱", Scene())
+        self._glossary_homophone("料箱")  # the pinyin of the glossary's two-character terms
 
     def resolve(
         self,
@@ -1113,7 +1143,7 @@ class InstructionResolver:
                 tokens.extend(self._zh_tokens(run, zh_scene, gloss, present))
             else:
                 zh_context = detect_language(cleaned) == "zh"
-                tokens.extend(self._en_tokens(run, scene_words, scene_phrases, zh_context))
+                tokens.extend(self._en_tokens(run, scene_words, scene_phrases, zh_context, gloss=gloss))
         merged: list[Token] = []
         for token in tokens:
             prev = merged[-1] if merged else None
@@ -1132,11 +1162,22 @@ class InstructionResolver:
             else:
                 merged.append(token)
         tokens = merged
+        # "bag" / 袋 is a thing in the lexicon, but where the cell's bags are places and no object is
+        # one, the word names those places.
+        object_categories = {o.category for o in scene.objects}
+        place_categories = {loc.category for loc in scene.locations}
+        for token in tokens:
+            value = token.value("CAT") if token.tag == "CAT" else None
+            if value is not None and value not in object_categories and value in place_categories:
+                token.tags = [("LOCCAT", value), *token.tags[1:]]
         for i, token in enumerate(tokens[:-1]):
             role = _VERB_ROLES.get(token.value("VERB") or "")
             if role and token.cjk and tokens[i + 1].cjk and tokens[i + 1].tag == "LOCCAT":
                 # 发货箱, 报废箱: the verb says what the place is for (a role), not what to do.
                 tokens[i] = Token(token.text, token.text, [("ROLE", role)], cjk=True)
+            if token.tag == "VERB" and token.cjk and tokens[i + 1].text == "去" and i + 2 < len(tokens):
+                # 拿去检重秤: "take to the checkweigher"; 去 after a verb says where, it is no second verb
+                tokens[i + 1] = Token("去", "去", [("PREP", "target")], cjk=True)
             if token.text in ("那个", "这个") and tokens[i + 1].tag == "PUNCT":
                 tokens[i] = Token(token.text, token.text, [("FILLER", token.text)], cjk=True)  # 嗯…那个…
         self._choose_readings(tokens, _name_bigrams(scene))
@@ -1229,6 +1270,11 @@ class InstructionResolver:
             if whole:  # 卸扣, which jieba splits, is one dictionary word: "shackle"
                 read.extend(whole)
                 continue
+            alike = self._glossary_homophone(token.text)
+            whole = gloss(alike) if alike else []
+            if whole:  # 汽泡石, a pinyin-keyboard slip for the glossary's 气泡石 (air stone)
+                read.extend(whole)
+                continue
             for piece in _jieba().lcut(token.text, HMM=False):
                 glossed = gloss(piece, evidence_only=len(piece) == 1)
                 if not glossed and len(piece) > 1 and not self._senses(piece):
@@ -1246,10 +1292,27 @@ class InstructionResolver:
                     read.append(Token(piece, piece, [("UNKNOWN", piece)], cjk=True))
         return read
 
+    def _glossary_homophone(self, word: str) -> str | None:
+        """The one glossary term that sounds like an unknown Chinese word of two or more characters
+        (tones ignored), or ``None`` when none or several do."""
+        if len(word) < 2:
+            return None
+        if self._glossary_by_length is None:
+            by_length: dict[int, list[str]] = {}
+            for term in self.vocab.glossary:
+                if is_cjk(term):
+                    by_length.setdefault(len(term), []).append(term)
+            self._glossary_by_length = by_length
+        alike = [t for t in self._glossary_by_length.get(len(word), ()) if sounds_alike(word, t)]
+        return alike[0] if len(alike) == 1 else None
+
     def _senses(self, word: str) -> tuple[str, ...]:
         """English senses of a Chinese word: the vocabulary's shop-floor glossary, then CC-CEDICT."""
         own = self.vocab.glossary.get(word, ())
-        return own + tuple(s for s in english_senses(word) if s not in own)
+        senses = own + tuple(s for s in english_senses(word) if s not in own)
+        if not senses and len(word) > 2 and word.endswith("色"):
+            return self._senses(word[:-1])  # 琥珀色 "amber-coloured": the colour is amber
+        return senses
 
     def _gloss(
         self,
@@ -1279,7 +1342,9 @@ class InstructionResolver:
                         t in ("CAT", "LOCCAT", "COLOR", "MATERIAL")
                         and not self._describes_nothing_here([(t, v)], present)
                     )
-                    or (t == "ROLE" and v in present)
+                    # a role word modifies ("scrap bin") or is the whole sense; a head ("sheet
+                    # stock") names a thing, not a role
+                    or (t == "ROLE" and v in present and (len(sense.split()) == 1 or word is not words[-1]))
                 ]
                 if describing and not evidence_only:
                     read.append(Token(piece, piece, describing, corrected=word.text, cjk=True))
@@ -1287,6 +1352,7 @@ class InstructionResolver:
                     (len(piece) > 1 or evidence_only)
                     and len(word.text) > 2
                     and word.text.isalpha()
+                    and word.text not in _VAGUE_SENSE_WORDS
                     and unexplained_word_support(word.text, entity_words) > 0.0
                 ):
                     read.append(Token(piece, piece, [("UNKNOWN", word.text)], corrected=word.text, cjk=True))
@@ -1334,8 +1400,18 @@ class InstructionResolver:
         return Token(token.text, token.text, list(tags), corrected=word, cjk=True)
 
     def _en_tokens(
-        self, run: str, scene_words: dict, scene_phrases: dict, zh_context: bool, correct: bool = True
+        self,
+        run: str,
+        scene_words: dict,
+        scene_phrases: dict,
+        zh_context: bool,
+        correct: bool = True,
+        gloss: Callable[[str], list[Token]] | None = None,
     ) -> list[Token]:
+        """English words: the scene's own names first, then the lexicon's phrases, then numbers and
+        labels. A phrase or word the lexicon lacks is read through the glossary's English synonyms
+        when they fit the scene ("tyre iron" for a tyre lever, "racquet" for a racket), else corrected
+        as a typo, else left unknown."""
         words = english_words(run)
         out: list[Token] = []
         i = 0
@@ -1363,6 +1439,12 @@ class InstructionResolver:
             if zh_context and (len(word) == 1 and word.isalnum()):
                 out.append(Token(word, word, [("LABEL", word)]))
                 i += 1
+                continue
+            synonym = self._en_synonym(words, i, gloss, scene_words)
+            if synonym is not None:
+                length, read = synonym
+                out.extend(read)
+                i += length
                 continue
             matched = False
             for length in range(min(self.lex.en_max, len(words) - i), 0, -1):
@@ -1401,9 +1483,45 @@ class InstructionResolver:
                 out.append(Token(word, word, [("FILLER", word)]))
             elif not correct:
                 out.append(Token(word, word, [("UNKNOWN", word)]))
+            elif glossed := self._en_glossed_word(word, gloss, scene_words):
+                out.extend(glossed)
             else:
                 out.append(self._correct(word, scene_words))
         return out
+
+    def _en_synonym(
+        self, words: list[str], i: int, gloss: Callable[[str], list[Token]] | None, scene_words: dict
+    ) -> tuple[int, list[Token]] | None:
+        """A glossary phrase at ``words[i]`` (or a single glossary word the lexicon does not know) read
+        through its synonyms, with the number of words it covers; ``None`` when none fits the scene."""
+        if gloss is None:
+            return None
+        for length in range(min(self.lex.en_glossary_max, len(words) - i), 1, -1):
+            key = tuple(words[i : i + length])
+            term = self.lex.en_glossary.get(key)
+            # Only where the phrase's head names nothing here: a "tyre iron" is no iron, but an
+            # "assembly station" is a station of the cell, whatever the glossary says of it.
+            head = key[-1]
+            if term is not None and head not in scene_words and _singular(head) not in scene_words:
+                read = gloss(term)
+                if any(t.tag != "UNKNOWN" for t in read):  # a reading weaker than the words is none
+                    return length, read
+        return None
+
+    def _en_glossed_word(
+        self, word: str, gloss: Callable[[str], list[Token]] | None, scene_words: dict
+    ) -> list[Token]:
+        """A word nobody listed read through its glossary synonyms ("racquet" -> racket). A synonym
+        that only resembles a scene word is evidence; the word itself is kept beside it, so its own
+        resemblances (an abbreviation, a typo) still count."""
+        if gloss is None or word not in self.vocab.glossary or word.isdigit():
+            return []
+        if unexplained_word_support(word, scene_words) >= 0.8:
+            return []  # "capper" beside a "capping station": the word itself points there
+        read = gloss(word)
+        if read and all(t.tag == "UNKNOWN" for t in read):
+            read = [Token(word, word, [("UNKNOWN", word)]), *read]
+        return read
 
     def _scene_unit(
         self, words: list[str], i: int, scene_words: dict, scene_phrases: dict
@@ -1482,6 +1600,10 @@ class InstructionResolver:
                 # A word of a part's name ("valve body", "hand wheel") names the part here; requests
                 # aimed at people are refused on the raw text before parsing.
                 tok.tags.sort(key=lambda tv: tv[0] != "NAME")
+            elif tok.tag in ("COLOR", "MATERIAL") and tok.has("NAME") and tok.value(tok.tag) != tok.text:
+                # The scene's own word wins over the lexicon's canonical colour: a "chrome tuner" is
+                # named chrome, whatever colour "chrome" stands for elsewhere (silver).
+                tok.tags.sort(key=lambda tv: tv[0] != "NAME")
         for i, tok in enumerate(tokens):
             nxt = tokens[i + 1] if i + 1 < len(tokens) else None
             prev = tokens[i - 1] if i > 0 else None
@@ -1496,7 +1618,17 @@ class InstructionResolver:
             if tok.has("VERB") and (tok.has("ROLE") or tok.has("CAT")):
                 other = "ROLE" if tok.has("ROLE") else "CAT"
                 as_noun = (nxt is not None and (nxt.has("LOCCAT") or nxt.tag in ("LOCCAT", "NAME"))) or (
-                    prev is not None and prev.tag in ("DET", "PREP", "COLOR", "SIZE")
+                    prev is not None
+                    and (
+                        prev.tag in ("DET", "PREP", "COLOR", "SIZE", "SUPER", "MATERIAL", "THREAD", "LENGTH")
+                        # "the tunning slide to ...": a word nobody knows before it, a place after it
+                        or (
+                            prev.tag in ("UNKNOWN", "NAME", "LABEL")
+                            and not tok.cjk
+                            and nxt is not None
+                            and nxt.tag in ("PREP", "PUNCT")
+                        )
+                    )
                 )
                 if tok.cjk and (nxt is None or nxt.tag == "PUNCT"):
                     as_noun = False  # Chinese ends on its verb: 把坏掉的那个报废
@@ -1542,6 +1674,8 @@ class InstructionResolver:
                         tag, value = "PRON", tok.text
             if tag == "NUM":
                 tag = "LABEL"
+            if tag == "DIR" and tok.cjk and tok.text[:1] in ("往", "向", "朝") and cur is not None:
+                close()  # 把配重往左推: "toward the left" says where to, it describes no weight
             np_mark = value in ("other", "remaining", "previous") or (
                 value == "same" and nxt is not None and nxt.tag in _HEADS
             )
@@ -1689,6 +1823,8 @@ class InstructionResolver:
             )
         cleaned = _ARROW.sub(" to ", cleaned)  # "MS-35 -> bin 2"
         cleaned = self._where_goes(cleaned, scene)
+        # 靠近蜡树的那个戒指 / 靠蜡树那个戒指: said the way the grammar reads, 蜡树旁边的那个戒指.
+        cleaned = _NEAR_BEFORE_ZH.sub(lambda m: m.group(1) + "旁边的" + m.group(2).replace("的", ""), cleaned)
         # "the one on the far right": the rightmost, a superlative, not a place.
         cleaned = re.sub(
             r"\b(?:on|at|over on)\s+the\s+(?:far|very)\s+(left|right)(?:\s+(?:side|end))?\b",
@@ -1713,9 +1849,17 @@ class InstructionResolver:
         parse = self._parse(self._tokenize(head, scene), scene)
         if repair:
             fix = self._parse(self._tokenize(repair, scene), scene)
+            if (
+                not fix.targets
+                and parse.targets
+                and len(fix.objects) == 1
+                and fix.objects[0].kind == "location"
+            ):
+                # "放到缝纫工位，不对，放裁切台": the repair names a place, so it is the new target.
+                fix.targets, fix.objects = fix.objects, []
             if fix.targets:
                 parse.targets = fix.targets
-            elif fix.objects and fix.objects[0].kind in ("object", "name"):
+            if fix.objects and fix.objects[0].kind in ("object", "name"):
                 old = parse.objects[0] if parse.objects else None
                 new = fix.objects[0]
                 if (
@@ -1984,6 +2128,12 @@ class InstructionResolver:
                 kind == "location"
                 or (kind in ("name", "unknown") and prep in ("target", "locative", "from") and p.objects)
                 or (kind in ("name", "unknown") and prep == "target" and {"move", "go"} & set(p.verbs))
+                or (
+                    kind == "object"
+                    and prep in ("target", "locative")
+                    and p.objects
+                    and self._names_a_place(np, scene)
+                )
             ):
                 loc_mentions.append((np, prep, relcl, idx, len(p.objects)))
             elif kind in ("object", "name", "unknown"):
@@ -2028,6 +2178,13 @@ class InstructionResolver:
         if any(t.has("UNKNOWN") for t in tokens):
             p.unknown_words.extend(t.text for t in tokens if t.tag == "UNKNOWN")
         return p
+
+    def _names_a_place(self, np: _NP, scene: Scene | None) -> bool:
+        """A thing-word phrase ("the wheel") that fits no object here but a place's name (the buffing
+        wheel): it is that place."""
+        if scene is None or np.head != "CAT" or self._ground(np, list(scene.objects)):
+            return False
+        return bool(self._match_locations(np, scene, ()))
 
     def _place_targets(self, p: _Parse, mentions: list[tuple[_NP, str | None, bool, int, int]]) -> None:
         """Pick the place the object goes to; other places describe where an object is now."""
@@ -2203,7 +2360,12 @@ class InstructionResolver:
                 cands = self._match_locations(np, scene, turns)
                 draft = replace(draft, targets=cands, target_words=np.text)
             elif p.target_objects:
-                draft = replace(draft, targets=(), target_words=p.target_objects[-1].text)
+                np = p.target_objects[-1]
+                # "on the wheel" where no object is a wheel but the buffing wheel is a place: that place.
+                cands = (
+                    () if self._ground(np, list(scene.objects)) else self._match_locations(np, scene, turns)
+                )
+                draft = replace(draft, targets=cands, target_words=np.text)
             elif default_target:
                 draft = replace(draft, default_target=default_target, confidence=draft.confidence * 0.95)
             elif _SAME_PLACE.search(cleaned) and (last := self._last_target(turns)) is not None:
@@ -2489,7 +2651,7 @@ class InstructionResolver:
             return []
         for value in size_words:
             ranked = self._select_size(ranked, value)
-        return ranked
+        return _said_in_full(np, ranked)
 
     def _select_size(self, items: list, value: str) -> list:
         """ "small"/"large": the size attribute when the scene gives one, else the extreme dimension."""
@@ -2664,7 +2826,7 @@ class InstructionResolver:
                 locs = [loc for loc in locs if best - evidence[loc.id] < EVIDENCE_MARGIN]
             elif not understood:
                 return ()  # nothing in the phrase names any place of the cell
-        locs = self._spatial_select(np, locs)
+        locs = self._spatial_select(np, _said_in_full(np, locs))
         return tuple(loc.id for loc in locs)
 
     def _default_targets(self, rule: str, obj: SceneObject | None, scene: Scene) -> tuple[str, ...]:
@@ -3151,6 +3313,12 @@ _SAME_PLACE = re.compile(
     r"|放过去|放那里|放那边|放那儿|同一个地方|一样的地方|原来那个地方|老地方",
     re.IGNORECASE,
 )
+# Sense words too vague to point at anything: every object is a "part" or an "item".
+_VAGUE_SENSE_WORDS = frozenset(
+    {"part", "parts", "item", "items", "component", "components", "piece", "pieces", "thing", "things",
+     "object", "objects", "device", "equipment", "gadget", "accessory", "stuff", "article",
+     "small", "large", "big", "little", "tiny", "long", "short"}
+)  # fmt: skip
 _DETERMINERS = frozenset({"the", "a", "an", "that", "this", "those", "these", "my", "your", "our"})
 _SENSE_FUNCTION_WORDS = frozenset(
     {"a", "an", "the", "of", "with", "for", "to", "in", "on", "by", "from", "or", "and", "sb", "sth", "etc"}
@@ -3202,6 +3370,22 @@ def _refine(np: _NP, extra: _NP) -> None:
     np.locatives.extend(extra.locatives)
     if extra.near is not None and np.near is None:
         np.near, np.near_order = extra.near, extra.near_order
+
+
+def _said_in_full(np: _NP, items: list) -> list:
+    """ "the gold ring" beside a "rose gold ring", "the fiction cart" beside a "non-fiction cart": when
+    the words said are exactly one candidate's whole name and every other candidate's name holds them
+    and more, the operator named that one (the other would have been named by its extra word)."""
+    if len(items) < 2 or np.cjk:
+        return items
+    said = {w for word in np.words for w in re.split(r"[^a-z0-9]+", word.lower()) if w} - _DETERMINERS
+    if not said:
+        return items
+    names = {id(e): {w for w in re.split(r"[^a-z0-9]+", e.name.lower()) if w} for e in items}
+    exact = [e for e in items if names[id(e)] == said]
+    if len(exact) == 1 and all(names[id(e)] > said for e in items if e is not exact[0]):
+        return exact
+    return items
 
 
 def _prefer_named(items: list, word: str) -> list:

@@ -133,11 +133,11 @@ def _instructions(body: Any, source: str) -> dict[str, str]:
 
 def _glossary(body: Any, source: str) -> dict[str, tuple[str, ...]]:
     if not isinstance(body, Mapping):
-        raise VocabularyError(f"{source}: glossary must map Chinese terms to lists of English words")
+        raise VocabularyError(f"{source}: glossary must map terms to lists of English words")
     out: dict[str, tuple[str, ...]] = {}
     for term, words in body.items():
         if not isinstance(term, str) or not term.strip():
-            raise VocabularyError(f"{source}: glossary key {term!r} must be a Chinese term")
+            raise VocabularyError(f"{source}: glossary key {term!r} must be a Chinese or English term")
         if isinstance(words, str):
             words = [words]
         if (
@@ -146,7 +146,8 @@ def _glossary(body: Any, source: str) -> dict[str, tuple[str, ...]]:
             or not all(isinstance(w, str) and w.strip() for w in words)
         ):
             raise VocabularyError(f"{source}: glossary.{term} must be a non-empty list of English words")
-        out[term.strip()] = tuple(w.strip().lower() for w in words)
+        key = term.strip() if any("\u4e00" <= ch <= "\u9fff" for ch in term) else term.strip().lower()
+        out[key] = tuple(w.strip().lower() for w in words)
     return out
 
 

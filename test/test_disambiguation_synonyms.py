@@ -1,0 +1,134 @@
+"""Words the operator uses that the scene does not (issue 28): English synonyms and trade words from the
+glossary, whole names beside longer names, a scene's place word that the lexicon knows as a thing,
+repairs that change both the thing and the place, and Chinese word order (往左推, 靠X那个Y, 拿去X), in
+a music-shop cell of our own, in both languages."""
+
+from __future__ import annotations
+
+import pytest
+
+from vla_ros.disambiguation import InstructionResolver, Scene
+
+
+def _obj(oid: str, name: str, category: str, xy: tuple[float, float], **extra) -> dict:
+    return {"id": oid, "name": name, "kind": extra.pop("kind", "part"), "category": category,
+            "position": [*xy, 0.02], **extra}  # fmt: skip
+
+
+def _loc(lid: str, name: str, category: str, xy: tuple[float, float], **extra) -> dict:
+    return {"id": lid, "name": name, "category": category, "position": [*xy, 0.0], **extra}
+
+
+SHOP = {
+    "objects": [
+        _obj("lever", "tyre lever", "lever", (0.30, 0.40), kind="tool"),
+        _obj("racket", "squash racket", "racket", (0.45, 0.30)),
+        _obj("ring_gold", "gold ring", "ring", (0.50, 0.10)),
+        _obj("ring_rose", "rose gold ring", "ring", (0.50, -0.10)),
+        _obj("tuner_chrome", "chrome tuner", "tuner", (0.35, -0.25)),
+        _obj("tuner_black", "black tuner", "tuner", (0.35, -0.40)),
+        _obj("slide", "tuning slide", "slide", (0.65, 0.25)),
+        _obj("weight_5", "5 g weight", "weight", (0.65, -0.05), mass_g=5),
+        _obj("weight_25", "25 g weight", "weight", (0.65, -0.30), mass_g=25),
+        _obj("jar", "amber jar", "jar", (0.25, -0.05), color="amber"),
+        _obj("jar_clear", "clear jar", "jar", (0.40, 0.12), color="clear"),
+    ],
+    "locations": [
+        _loc("bag_a", "kit bag A", "bag", (0.80, 0.40)),
+        _loc("bag_b", "kit bag B", "bag", (0.80, 0.20)),
+        _loc("cart_fic", "fiction cart", "cart", (0.85, -0.10)),
+        _loc("cart_non", "non-fiction cart", "cart", (0.85, -0.30)),
+        _loc("wheel", "buffing wheel", "machine", (0.10, -0.50)),
+        _loc("weigher", "check weigher", "station", (0.10, 0.50)),
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def resolver() -> InstructionResolver:
+    return InstructionResolver()
+
+
+@pytest.fixture(scope="module")
+def shop() -> Scene:
+    return Scene.from_dict(SHOP)
+
+
+def _cmd(res) -> tuple:
+    return (res.status, res.action, res.object_id, res.target_id)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # English synonyms and trade words the glossary knows (the scene says lever / racket / tuner)
+        ("put the tyre iron in bag A", ("lever", "bag_a")),
+        ("the racquet goes in bag B", ("racket", "bag_b")),
+        ("chrome machine head into bag A", ("tuner_chrome", "bag_a")),
+        # a whole name said beside a longer name that holds it
+        ("put the gold ring on the fiction cart", ("ring_gold", "cart_fic")),
+        ("put the rose gold ring on the non-fiction cart", ("ring_rose", "cart_non")),
+        # "bag" is a thing in the lexicon, a place here; "wheel" a thing, here part of a place's name
+        ("put the black tuner in bag B", ("tuner_black", "bag_b")),
+        ("put the tuning slide on the wheel", ("slide", "wheel")),
+        # "slide" is also a verb: after a modifier and before a place it is the thing
+        ("take the tunning slide to the check weigher", ("slide", "weigher")),
+        ("the checkweigher gets the tuning slide", None),  # no verb of placing: asked, not guessed
+        # repairs: the thing only, the thing and the place, "actually not the X, the Y"
+        ("put the gold ring in bag A, no sorry, the rose gold ring, in bag B", ("ring_rose", "bag_b")),
+        ("pick up the gold ring, uh, actually not the ring, the black tuner", ("tuner_black", None)),
+        # Chinese: colours said with 色, word order, classifiers
+        ("把琥珀色的罐子放到A袋里", ("jar", "bag_a")),
+        ("琥珀色的罐子放到称重台", ("jar", "weigher")),
+        ("把驼色那个罐子放到称重台", None),  # tan: no tan jar here, asked
+        ("把黑色那个放到A号袋，不对不对，放B号袋", ("tuner_black", "bag_b")),
+    ],
+)
+def test_words_the_scene_does_not_use(resolver, shop, text, expected) -> None:
+    res = resolver.resolve(text, shop)
+    if expected is None:
+        assert res.status == "clarify" and not res.forwarded, res.to_dict()
+    else:
+        obj, target = expected
+        action = "pick_place" if target else "pick"
+        assert _cmd(res) == ("resolved", action, obj, target), res.to_dict()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("把25克那个配重往左推一点", ("weight_25", "left")),
+        ("把5克那个配重往前推", ("weight_5", "forward")),
+        ("push the 25 g weight to the left", ("weight_25", "left")),
+    ],
+)
+def test_a_chinese_direction_before_the_verb_is_where_to_push(resolver, shop, text, expected) -> None:
+    res = resolver.resolve(text, shop)
+    assert (res.status, res.action, res.object_id, res.direction) == ("resolved", "push", *expected), (
+        res.to_dict()
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "靠金戒指那个罐子拿起来",
+        "靠近金戒指的那个罐子拿起来",
+        "金戒指旁边的那个罐子拿起来",
+        "pick up the jar next to the gold ring",
+    ],
+)
+def test_near_a_landmark_in_either_order(resolver, shop, text) -> None:
+    # the clear jar (0.40, 0.12) is nearer the gold ring (0.50, 0.10) than the amber one (0.25, -0.05)
+    assert _cmd(resolver.resolve(text, shop)) == ("resolved", "pick", "jar_clear", None)
+
+
+def test_take_to_a_place_in_chinese_keeps_the_place(resolver, shop) -> None:
+    # 拿去X: 去 after a verb says where; the place must not be dropped into a bare pick
+    res = resolver.resolve("琥珀色那个罐子拿去检重秤上称一下", shop)
+    assert _cmd(res) == ("resolved", "pick_place", "jar", "weigher"), res.to_dict()
+
+
+@pytest.mark.parametrize("text", ["烙铁快点直接递到我手上", "把罐子放到他手里", "hand me the amber jar"])
+def test_handing_to_a_person_is_refused(resolver, shop, text) -> None:
+    assert resolver.resolve(text, shop).status == "reject"
