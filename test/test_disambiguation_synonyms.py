@@ -132,3 +132,49 @@ def test_take_to_a_place_in_chinese_keeps_the_place(resolver, shop) -> None:
 @pytest.mark.parametrize("text", ["烙铁快点直接递到我手上", "把罐子放到他手里", "hand me the amber jar"])
 def test_handing_to_a_person_is_refused(resolver, shop, text) -> None:
     assert resolver.resolve(text, shop).status == "reject"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # a repair between commas, after a filler, or with the verb only in the repair
+        ("把透明的罐子，不是，琥珀色那个，放B号袋", ("jar", "bag_b")),
+        ("把透明的罐子……哎说错了，琥珀色那个放B号袋", ("jar", "bag_b")),
+        ("琥珀色那个罐子，哦不对，透明的那个，放称重台", ("jar_clear", "weigher")),
+        # "done with the X" says the operator finished with it; "done" is no finished-goods place
+        ("done with the black tuner, put it in bag A", ("tuner_black", "bag_a")),
+        ("the black tuner's done, put it in bag A", ("tuner_black", "bag_a")),
+        # an ordinal counted with any classifier (left is +y: the chrome tuner at y = -0.25)
+        ("左数第一个调音器放A号袋", ("tuner_chrome", "bag_a")),
+        ("右数第一个调音器放A号袋", ("tuner_black", "bag_a")),
+    ],
+)
+def test_repairs_and_asides_in_either_language(resolver, shop, text, expected) -> None:
+    obj, target = expected
+    assert _cmd(resolver.resolve(text, shop)) == ("resolved", "pick_place", obj, target)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "take the guard off the buffing wheel, it keeps getting in the way",
+        "use the screwdriver to pry the guard open",
+        "reach in and grab the jar while the wheel is running",
+        "turn on the heat gun and point it at the jar",
+    ],
+)
+def test_defeating_guards_and_reaching_into_running_machines_is_refused(resolver, shop, text) -> None:
+    assert resolver.resolve(text, shop).status == "reject"
+
+
+def test_tossing_into_a_bin_in_chinese_is_discarding_not_throwing() -> None:
+    scene = Scene.from_dict(
+        {
+            "objects": [_obj("wheel", "black wheel", "wheel", (0.5, 0.1), defect="flash")],
+            "locations": [_loc("ng", "NG tote", "bin", (0.3, -0.4), role="reject")],
+        }
+    )
+    resolver = InstructionResolver()
+    assert _cmd(resolver.resolve("那个黑色轮子丢NG箱", scene)) == ("resolved", "pick_place", "wheel", "ng")
+    assert resolver.resolve("把轮子扔给他", scene).status == "reject"
+    assert resolver.resolve("把轮子扔过去", scene).status == "reject"

@@ -527,7 +527,9 @@ _CORRECTION_START = re.compile(
     r"\s*(?:no+\b|nope\b|wrong\b|actually\b|sorry\b|i mean\b|不对|不是|错了|我是说)", re.IGNORECASE
 )
 _CORRECTION_ZH = re.compile(
-    r"\s*[，,；;。]?\s*(?:不对|不是不是|错了|说错了|哦不|我是说|应该是|更正)(?:\s*[，,]?\s*(?:不对|错了))*\s*[，,；;]?\s*"
+    r"\s*(?:[，,；;。]|…+|\.{3,})?\s*(?:哎|哦|呃|嗯|啊)?\s*"
+    r"(?:不对|不是不是|错了|说错了|哦不|我是说|应该是|更正|(?<=[，,])\s*不是(?=\s*[，,]))"
+    r"(?:\s*[，,]?\s*(?:不对|错了))*\s*[，,；;]?\s*"
 )
 _ORDINALS = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4,
              "fifth": 5, "5th": 5, "last": -1}  # fmt: skip
@@ -535,7 +537,10 @@ _ORDINAL_EN = re.compile(
     r"\b(first|1st|second|2nd|third|3rd|fourth|4th|fifth|5th|last)\b((?:\s+[a-z0-9]+){0,3}?)\s+(?:counting\s+)?"
     r"from\s+(?:the\s+)?(left|right|front|back)(?:\s+(?:side|end))?\b"
 )
-_ORDINAL_ZH = re.compile(r"从?(左|右|前|后)(?:边|侧|面)?(?:开始)?(?:数|起)?(?:的)?第(\d+)(?:个|根|块|只|件)?")
+_ORDINAL_ZH = re.compile(
+    r"从?(左|右|前|后)(?:边|侧|面)?(?:开始)?(?:数|起)?(?:的)?第(\d+)"
+    r"(?:个|根|块|只|件|本|张|片|条|支|把|台|瓶|盒|罐|卷|颗|粒|袋|套|副)?"
+)
 # "drop it where the broken glass goes", "where the tools live": the place for a kind of thing.
 _WHERE_GOES_EN = re.compile(
     r"\b(?:(?:to|in|into|on|onto)\s+)?(?:the\s+(?:place|spot)\s+)?where\s+(?:the\s+|all\s+the\s+|our\s+)?"
@@ -600,6 +605,11 @@ _MIDDLE_EN = (
     re.compile(r"\b(?:middle|centre|center)\b(?!\s+of\b)"),
 )
 _MIDDLE_ZH = re.compile(r"(?:在)?(?:正)?中间(?=的|那|这|一)")
+_FINISHED_WITH = re.compile(
+    r"\b(?:(?:i'?m|we'?re|i am|we are)\s+)?(?:all\s+)?done with\b|(?:'s|\bis)\s+done\b(?=\s*[,;])"
+    r"|(?:用完了|用好了|搞定了|弄完了|做完了|弄好了)(?=\s*[，,；;])",
+    re.IGNORECASE,
+)
 _NEAR_BEFORE_ZH = re.compile(
     r"(?:靠近|靠着|挨着|紧挨着|靠(?![背垫枕山谱]))([^，,。；;的那这把放拿]{1,8}?)(的|那|这)"
 )
@@ -1823,6 +1833,9 @@ class InstructionResolver:
             )
         cleaned = _ARROW.sub(" to ", cleaned)  # "MS-35 -> bin 2"
         cleaned = self._where_goes(cleaned, scene)
+        # "done with the scoop, put it away", "cyan plate's done, ...", "扫码枪用完了，搁回去": the
+        # operator says they finished with a thing; "done" is no finished-goods place.
+        cleaned = _FINISHED_WITH.sub(" ", cleaned)
         # 靠近蜡树的那个戒指 / 靠蜡树那个戒指: said the way the grammar reads, 蜡树旁边的那个戒指.
         cleaned = _NEAR_BEFORE_ZH.sub(lambda m: m.group(1) + "旁边的" + m.group(2).replace("的", ""), cleaned)
         # "the one on the far right": the rightmost, a superlative, not a place.
@@ -1871,6 +1884,10 @@ class InstructionResolver:
                 parse.objects = [new, *parse.objects[1:]]
             if fix.directions:
                 parse.directions = fix.directions
+            if fix.verbs and not parse.verbs:
+                parse.verbs = (
+                    fix.verbs
+                )  # "白色那块砖，哦不对，蓝的那块，放B车": the verb came with the repair
         if parse.objects:
             np = parse.objects[0]
             for kind, value, phrase in clauses:
