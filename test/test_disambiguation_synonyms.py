@@ -178,3 +178,65 @@ def test_tossing_into_a_bin_in_chinese_is_discarding_not_throwing() -> None:
     assert _cmd(resolver.resolve("那个黑色轮子丢NG箱", scene)) == ("resolved", "pick_place", "wheel", "ng")
     assert resolver.resolve("把轮子扔给他", scene).status == "reject"
     assert resolver.resolve("把轮子扔过去", scene).status == "reject"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "can you renew the squash racket for customer 4471 in the system",
+        "please clean the fixture",
+        "could you tune the black tuner for me",
+        "帮我把今天的出货单打印一下",
+        "你帮我吹一下这个试试音",
+        "拿刀切一块给我尝尝",
+    ],
+)
+def test_tasks_that_are_not_the_arms_are_refused(resolver, shop, text) -> None:
+    assert resolver.resolve(text, shop).status == "reject"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("put the black tuner in bag A", ("tuner_black", "bag_a")),  # "tune"/"tuner" is no task word
+        ("clean jar into bag A", None),  # "clean" as a word of the thing, not an imperative: asked
+    ],
+)
+def test_task_words_only_refuse_as_the_leading_verb(resolver, shop, text, expected) -> None:
+    res = resolver.resolve(text, shop)
+    if expected is None:
+        assert res.status != "reject", res.to_dict()
+    else:
+        assert _cmd(res) == ("resolved", "pick_place", *expected), res.to_dict()
+
+
+def test_chinese_nouns_the_cell_words_differently_and_places_said_after_the_verb() -> None:
+    scene = Scene.from_dict(
+        {
+            "objects": [
+                _obj("vase", "tall celadon vase", "vase", (0.5, 0.2)),
+                _obj("blanket_thick", "thick blanket", "blanket", (0.5, -0.2), thickness_mm=1.9),
+                _obj("blanket_thin", "thin blanket", "blanket", (0.4, -0.3), thickness_mm=1.2),
+            ],
+            "locations": [
+                _loc("cart_a", "kiln cart A", "cart", (0.2, 0.5)),
+                _loc("unit2", "print unit 2", "machine", (0.8, -0.4)),
+                _loc("unit1", "print unit 1", "machine", (0.8, 0.4)),
+            ],
+        }
+    )
+    resolver = InstructionResolver()
+    # 瓶子 is a bottle in the lexicon; no bottle here, and 瓶 is also a vase. A车: cart A.
+    assert _cmd(resolver.resolve("那个青瓷瓶子搁A车上", scene)) == (
+        "resolved",
+        "pick_place",
+        "vase",
+        "cart_a",
+    )
+    # the thing first, then the verb and the place without 到
+    assert _cmd(resolver.resolve("最厚那个装二号机组", scene)) == (
+        "resolved",
+        "pick_place",
+        "blanket_thick",
+        "unit2",
+    )

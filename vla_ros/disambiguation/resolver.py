@@ -1185,6 +1185,15 @@ class InstructionResolver:
             if role and token.cjk and tokens[i + 1].cjk and tokens[i + 1].tag == "LOCCAT":
                 # 发货箱, 报废箱: the verb says what the place is for (a role), not what to do.
                 tokens[i] = Token(token.text, token.text, [("ROLE", role)], cjk=True)
+            if (
+                token.cjk
+                and token.value("VERB") == "put"
+                and tokens[i + 1].tag in ("LABEL", "NAME", "UNKNOWN", "NUM")
+                and any(t.tag in ("BA", "CAT", "DET", "NAME", "LABEL", "COLOR", "SUPER") for t in tokens[:i])
+            ):
+                # 最厚那个装二号机组, 把马达放装机台: the thing was said first, so what follows the
+                # verb is where it goes, even without 到
+                tokens.insert(i + 1, Token("", "", [("PREP", "target")], cjk=True))
             if token.tag == "VERB" and token.cjk and tokens[i + 1].text == "去" and i + 2 < len(tokens):
                 # 拿去检重秤: "take to the checkweigher"; 去 after a verb says where, it is no second verb
                 tokens[i + 1] = Token("去", "去", [("PREP", "target")], cjk=True)
@@ -1224,6 +1233,13 @@ class InstructionResolver:
                 # thing: "glass" for 杯子 is no material, "stand" for 支架 no place.
                 glossed = [t for t in glossed if t.tag in ("CAT", "KIND")] and glossed
                 glossed = [t for t in glossed if t.tag in ("CAT", "KIND", "UNKNOWN")]
+                if not any(t.tag in ("CAT", "KIND") for t in glossed) and len(segment) > 1:
+                    # nor the compound's head character's (瓶子 "bottle"; 瓶 is also a vase)
+                    head = [t for t in gloss(segment[-2] if segment[-1] == "子" else segment[-1])
+                            if t.tag in ("CAT", "KIND")]  # fmt: skip
+                    glossed = [
+                        Token(segment, segment, t.tags, corrected=t.corrected, cjk=True) for t in head
+                    ] or glossed
             if glossed:
                 out.extend(glossed)
                 continue
