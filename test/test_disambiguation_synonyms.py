@@ -240,3 +240,63 @@ def test_chinese_nouns_the_cell_words_differently_and_places_said_after_the_verb
         "blanket_thick",
         "unit2",
     )
+
+
+def test_safety_and_repair_edges_found_on_fresh_cases() -> None:
+    scene = Scene.from_dict(
+        {
+            "objects": [
+                _obj("battery", "4000 mAh battery", "battery", (0.5, 0.2), part_number="BT-4000"),
+                _obj("phone", "phone with cracked screen", "phone", (0.5, -0.2)),
+                _obj("brg_a", "6003 bearing", "bearing", (0.4, 0.30)),
+                _obj("brg_b", "6308 bearing", "bearing", (0.4, 0.00)),
+                _obj("brg_c", "needle bearing", "bearing", (0.4, -0.30)),
+                _obj("cap_red", "red cap", "cap", (0.3, 0.4), color="red"),
+                _obj("cap_blue", "blue cap", "cap", (0.3, -0.4), color="blue"),
+            ],
+            "locations": [
+                _loc("drawer", "parts drawer", "bin", (0.1, 0.3), role="storage"),
+                _loc("scope", "microscope station", "station", (0.6, 0.55)),
+                _loc("shelf", "repaired shelf", "rack", (0.7, -0.5), role="output"),
+                _loc("wash", "wash station", "station", (0.8, 0.0)),
+                _loc("reject", "reject bin", "bin", (0.1, -0.4), role="reject"),
+            ],
+        }
+    )
+    r = InstructionResolver()
+    # 放回零件抽屉 holds 回零 ("go to zero"): a put-back, never a homing
+    res = r.resolve("把电池放回零件抽屉", scene)
+    assert _cmd(res) == ("resolved", "pick_place", "battery", "drawer"), res.to_dict()
+    # a repair's place that names nothing here replaces the first place: asked, not the first place
+    res = r.resolve("把红盖子放零件抽屉，哦不对，是蓝盖子放到压盖头那里", scene)
+    assert res.status == "clarify" and not res.forwarded, res.to_dict()
+    # "with" in "phone with cracked screen" is no name word: "careful with that" names no phone
+    res = r.resolve("careful with that, drop it in the reject bin", scene, ["pick up the red cap"])
+    assert res.status == "resolved" and res.object_id in (None, "cap_red") and res.target_id == "reject"
+    # the side said before the ordinal
+    res = r.resolve("from the right, the second bearing, put it in the parts drawer", scene)
+    assert _cmd(res) == ("resolved", "pick_place", "brg_b", "drawer"), res.to_dict()
+    # a glossary compound whose word is one place's name, whatever category the glossary gives it
+    res = r.resolve("把电池放到显微镜台上", scene)
+    assert _cmd(res) == ("resolved", "pick_place", "battery", "scope"), res.to_dict()
+    # a wash station is a place, not a cleaning job; tossing into an English-named bin is discarding
+    res = r.resolve("把滚针轴承放到清洗台", scene)
+    assert _cmd(res) == ("resolved", "pick_place", "brg_c", "wash"), res.to_dict()
+    res = r.resolve("把那个 6308 的 bearing 丢 reject bin", scene)
+    assert _cmd(res) == ("resolved", "pick_place", "brg_b", "reject"), res.to_dict()
+    assert r.resolve("weigh yourself on the wash station", scene).status == "reject"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["put the gold ring in bag A, no sorry, qwzx blorp", "把金戒指放A号袋，不对，那个啥啥"],
+)
+def test_a_repair_nothing_of_which_can_be_used_is_asked_not_ignored(resolver, shop, text) -> None:
+    # the operator took the first words back: acting on them would be a wrong command
+    res = resolver.resolve(text, shop)
+    assert res.status == "clarify" and not res.forwarded, res.to_dict()
+
+
+def test_a_repair_that_names_a_place_after_a_verb_replaces_the_place(resolver, shop) -> None:
+    res = resolver.resolve("把黑色那个放到A号袋，不是，放回称重台", shop)
+    assert _cmd(res) == ("resolved", "pick_place", "tuner_black", "weigher"), res.to_dict()

@@ -537,6 +537,10 @@ _ORDINAL_EN = re.compile(
     r"\b(first|1st|second|2nd|third|3rd|fourth|4th|fifth|5th|last)\b((?:\s+[a-z0-9]+){0,3}?)\s+(?:counting\s+)?"
     r"from\s+(?:the\s+)?(left|right|front|back)(?:\s+(?:side|end))?\b"
 )
+_SIDE_FIRST_ORDINAL_EN = re.compile(
+    r"\b(?:counting\s+)?from\s+(?:the\s+)?(left|right|front|back)(?:\s+(?:side|end))?\s*,?\s+(?:it'?s\s+)?"
+    r"(?:the\s+)?(first|1st|second|2nd|third|3rd|fourth|4th|fifth|5th|last)\b"
+)
 _ORDINAL_ZH = re.compile(
     r"从?(左|右|前|后)(?:边|侧|面)?(?:开始)?(?:数|起)?(?:的)?第(\d+)"
     r"(?:个|根|块|只|件|本|张|片|条|支|把|台|瓶|盒|罐|卷|颗|粒|袋|套|副)?"
@@ -754,6 +758,10 @@ def _referring_clauses(
         side = match.group(3)
         clauses.append(("ordinal", (_ORDINALS[match.group(1)], side), ""))
         text = text[: match.start()] + match.group(2) + text[match.end() :]
+    elif match := _SIDE_FIRST_ORDINAL_EN.search(text):
+        # "from the right, the second bearing": the side said first
+        clauses.append(("ordinal", (_ORDINALS[match.group(2)], match.group(1)), ""))
+        text = text[: match.start()] + " the" + text[match.end() :]
     match = _SIDE_OF_EN.search(text)
     if match:
         clauses.append(("side_of", match.group(1), match.group(2)))
@@ -1054,7 +1062,10 @@ class InstructionResolver:
         english = normalise_english(cleaned)
         if any(p.search(english) for p in self._home_en):
             return True
-        return any(phrase in cleaned for phrase in self.vocab.lists["home"]["zh"])
+        # 回零 is "go to zero", but 放回零件抽屉 is "put back in the parts drawer"
+        return any(
+            re.search(re.escape(phrase) + r"(?![件部])", cleaned) for phrase in self.vocab.lists["home"]["zh"]
+        )
 
     def _unsafe(self, cleaned: str, raw: str, scene: Scene, lang: str) -> Resolution | None:
         english = normalise_english(cleaned)
@@ -1102,7 +1113,7 @@ class InstructionResolver:
             if obj.material:
                 add(obj.material, "MATERIAL", obj.material)
             for w in _name_tokens(obj.name):
-                if not w.isdigit() and len(w) > 1:
+                if not w.isdigit() and len(w) > 1 and w not in _NAME_FUNCTION_WORDS:
                     add(w, "NAME", w)
         for loc in scene.locations:
             if loc.category:
@@ -1180,6 +1191,19 @@ class InstructionResolver:
             value = token.value("CAT") if token.tag == "CAT" else None
             if value is not None and value not in object_categories and value in place_categories:
                 token.tags = [("LOCCAT", value), *token.tags[1:]]
+        place_words = {w for loc in scene.locations for w in _name_tokens(loc.name)}
+        for i, token in enumerate(tokens[:-1]):
+            after = tokens[i + 1]
+            if (
+                token.cjk
+                and token.tag in ("KIND", "CAT")
+                and after.cjk
+                and after.tag == "UNKNOWN"
+                and (after.value("UNKNOWN") or "") in place_words
+            ):
+                # 零件抽屉 is a parts drawer: the noun before a place's word describes the place
+                word = token.value(token.tag) or token.text
+                tokens[i] = Token(token.text, token.text, [("UNKNOWN", word)], corrected=word, cjk=True)
         for i, token in enumerate(tokens[:-1]):
             role = _VERB_ROLES.get(token.value("VERB") or "")
             if role and token.cjk and tokens[i + 1].cjk and tokens[i + 1].tag == "LOCCAT":
@@ -1877,33 +1901,7 @@ class InstructionResolver:
         )
         parse = self._parse(self._tokenize(head, scene), scene)
         if repair:
-            fix = self._parse(self._tokenize(repair, scene), scene)
-            if (
-                not fix.targets
-                and parse.targets
-                and len(fix.objects) == 1
-                and fix.objects[0].kind == "location"
-            ):
-                # "放到缝纫工位，不对，放裁切台": the repair names a place, so it is the new target.
-                fix.targets, fix.objects = fix.objects, []
-            if fix.targets:
-                parse.targets = fix.targets
-            if fix.objects and fix.objects[0].kind in ("object", "name"):
-                old = parse.objects[0] if parse.objects else None
-                new = fix.objects[0]
-                if (
-                    old is not None
-                    and new.head in (None, "GENERIC")
-                    and old.head not in (None, "GENERIC", "PRON")
-                ):
-                    new.head, new.head_value, new.head_word = old.head, old.head_value, old.head_word
-                parse.objects = [new, *parse.objects[1:]]
-            if fix.directions:
-                parse.directions = fix.directions
-            if fix.verbs and not parse.verbs:
-                parse.verbs = (
-                    fix.verbs
-                )  # "白色那块砖，哦不对，蓝的那块，放B车": the verb came with the repair
+            self._apply_repair(parse, repair, scene)
         if parse.objects:
             np = parse.objects[0]
             for kind, value, phrase in clauses:
@@ -2211,6 +2209,47 @@ class InstructionResolver:
         if any(t.has("UNKNOWN") for t in tokens):
             p.unknown_words.extend(t.text for t in tokens if t.tag == "UNKNOWN")
         return p
+
+    def _apply_repair(self, parse: _Parse, repair: str, scene: Scene) -> None:
+        """What a self-repair says replaces what it repairs: the place, the thing, the direction, and
+        the verb when only the repair has one. A repair none of whose words can be used leaves the
+        instruction unclear (asked), never the words it took back."""
+        fix_tokens = self._tokenize(repair, scene)
+        fix = self._parse(fix_tokens, scene)
+        to_place = any(t.tag == "PREP" and t.value("PREP") == "target" for t in fix_tokens)
+        if (
+            not fix.targets
+            and parse.targets
+            and len(fix.objects) == 1
+            and (
+                fix.objects[0].kind == "location" or (to_place and fix.objects[0].kind in ("unknown", "name"))
+            )
+        ):
+            # "放到缝纫工位，不对，放裁切台", "..., 不是，放回零件抽屉": the repair names a place
+            fix.targets, fix.objects = fix.objects, []
+        used = False
+        if fix.targets or fix.target_objects:
+            # the repair's place replaces the first, even one that names nothing here (asked)
+            parse.targets, parse.target_objects = fix.targets, fix.target_objects
+            used = True
+        if fix.objects and fix.objects[0].kind in ("object", "name"):
+            old = parse.objects[0] if parse.objects else None
+            new = fix.objects[0]
+            if (
+                old is not None
+                and new.head in (None, "GENERIC")
+                and old.head not in (None, "GENERIC", "PRON")
+            ):
+                new.head, new.head_value, new.head_word = old.head, old.head_value, old.head_word
+            parse.objects = [new, *parse.objects[1:]]
+            used = True
+        if fix.directions:
+            parse.directions = fix.directions
+            used = True
+        if fix.verbs and not parse.verbs:
+            parse.verbs = fix.verbs  # "白色那块砖，哦不对，蓝的那块，放B车": the verb came with the repair
+        if not used:
+            parse.negated = True
 
     def _names_a_place(self, np: _NP, scene: Scene | None) -> bool:
         """A thing-word phrase ("the wheel") that fits no object here but a place's name (the buffing
@@ -2802,11 +2841,20 @@ class InstructionResolver:
         head, value = np.head, np.head_value or ""
         if head == "LOCCAT":
             words = self._category_words.get(value, {value})
-            locs = [
+            of_category = [
                 loc
                 for loc in locs
                 if loc.category == value or loc.category in words or words & _entity_tokens(loc)
             ]
+            # A Chinese compound read through the glossary (显微镜台: "microscope" + a stand) whose
+            # other word is exactly one place's name: that place, whatever the category word says.
+            named = [
+                loc
+                for loc in locs
+                if np.cjk
+                and any(t == "UNKNOWN" and len(m) > 3 and m in _entity_tokens(loc) for t, m in np.mods)
+            ]
+            locs = named if len(named) == 1 and named[0] not in of_category else of_category
         elif head in ("KIND", "CAT"):
             locs = [loc for loc in locs if value in loc.accepts or value in _entity_tokens(loc)]
         elif head == "PRON":
@@ -3346,6 +3394,8 @@ _SAME_PLACE = re.compile(
     r"|放过去|放那里|放那边|放那儿|同一个地方|一样的地方|原来那个地方|老地方",
     re.IGNORECASE,
 )
+# Words of a name that say nothing of the thing ("phone with cracked screen"): never a name word.
+_NAME_FUNCTION_WORDS = frozenset({"with", "of", "for", "and", "the", "to", "from", "by", "at"})
 # Sense words too vague to point at anything: every object is a "part" or an "item".
 _VAGUE_SENSE_WORDS = frozenset(
     {"part", "parts", "item", "items", "component", "components", "piece", "pieces", "thing", "things",
