@@ -300,3 +300,33 @@ def test_a_repair_nothing_of_which_can_be_used_is_asked_not_ignored(resolver, sh
 def test_a_repair_that_names_a_place_after_a_verb_replaces_the_place(resolver, shop) -> None:
     res = resolver.resolve("把黑色那个放到A号袋，不是，放回称重台", shop)
     assert _cmd(res) == ("resolved", "pick_place", "tuner_black", "weigher"), res.to_dict()
+
+
+@pytest.mark.parametrize(
+    ("text", "history", "expected"),
+    [
+        ("erm, right, so the, uh, the tuning slide, yeah, in bag A", [], ("pick_place", "slide", "bag_a")),
+        ("put the gold ring in bag A, not in bag B", [], ("pick_place", "ring_gold", "bag_a")),
+        (
+            "the gold ring's fine, it doesn't go in bag B, put it in bag A",
+            [],
+            ("pick_place", "ring_gold", "bag_a"),
+        ),
+        ("park yourself over the check weigher", [], ("move_to", None, "weigher")),
+        # "the other tuner" after a tuner and then a ring: not the tuner already moved
+        (
+            "the other tuner as well",
+            ["put the black tuner in bag A", "then the gold ring"],
+            ("pick_place", "tuner_chrome", "bag_a"),
+        ),
+        ("把黑色那个放到A号袋，啊不是，放到称重台", [], ("pick_place", "tuner_black", "weigher")),
+    ],
+)
+def test_asides_negated_places_and_the_other_one(resolver, shop, text, history, expected) -> None:
+    res = resolver.resolve(text, shop, history)
+    assert (res.status, res.action, res.object_id, res.target_id) == ("resolved", *expected), res.to_dict()
+
+
+@pytest.mark.parametrize("text", ["去跟班长说一声这批货要返工", "把热刀打开，帮我把这头烫一下"])
+def test_more_chinese_requests_the_arm_must_refuse(resolver, shop, text) -> None:
+    assert resolver.resolve(text, shop).status == "reject"

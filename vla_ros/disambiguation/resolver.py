@@ -528,7 +528,7 @@ _CORRECTION_START = re.compile(
 )
 _CORRECTION_ZH = re.compile(
     r"\s*(?:[，,；;。]|…+|\.{3,})?\s*(?:哎|哦|呃|嗯|啊)?\s*"
-    r"(?:不对|不是不是|错了|说错了|哦不|我是说|应该是|更正|(?<=[，,])\s*不是(?=\s*[，,]))"
+    r"(?:不对|不是不是|错了|说错了|哦不|我是说|应该是|更正|(?:(?<=[，,])|(?<=[，,][哎哦呃嗯啊]))\s*不是(?=\s*[，,]))"
     r"(?:\s*[，,]?\s*(?:不对|错了))*\s*[，,；;]?\s*"
 )
 _ORDINALS = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4,
@@ -609,8 +609,18 @@ _MIDDLE_EN = (
     re.compile(r"\b(?:middle|centre|center)\b(?!\s+of\b)"),
 )
 _MIDDLE_ZH = re.compile(r"(?:在)?(?:正)?中间(?=的|那|这|一)")
+_DISCOURSE_EN = re.compile(
+    r"(?:^|(?<=[,;.]))\s*(?:right|alright|ok|okay|yeah|yep|so|well)\s*(?=[,;.])", re.IGNORECASE
+)
+_NOT_THERE_EN = re.compile(
+    r"(?<=\w)\s*,?\s*(?:and\s+|but\s+)?(?:(?:it|that|this|they)\s+)?"
+    r"(?:not|(?:does|do|should|must|can|will)(?:n'?t|\s+not)|won'?t)\s+(?:(?:go|belong)\s+)?"
+    r"(?:in|into|on|onto|to)\s+(?:the\s+)?[a-z0-9 -]+?(?=\s*[,;.!?]|$)",
+    re.IGNORECASE,
+)
 _FINISHED_WITH = re.compile(
-    r"\b(?:(?:i'?m|we'?re|i am|we are)\s+)?(?:all\s+)?done with\b|(?:'s|\bis)\s+done\b(?=\s*[,;])"
+    r"\b(?:(?:i'?m|we'?re|i am|we are)\s+)?(?:all\s+)?done with\b"
+    r"|(?:'s|\bis)\s+(?:done|good|fine|ok|okay|ready|finished)\b(?=\s*[,;])"
     r"|(?:用完了|用好了|搞定了|弄完了|做完了|弄好了)(?=\s*[，,；;])",
     re.IGNORECASE,
 )
@@ -880,8 +890,8 @@ def _xy_distance(a: Sequence[float], b: Sequence[float]) -> float:
 # "go to / move over / head over to X" and "去X / 移动到X上方": the arm itself goes to X, which may be a
 # place or a part (a part id is a valid move_to target). Only the destination phrase is grounded.
 _MOVE_TO_EN = re.compile(
-    r"^(?:(?:please|pls|ok|okay|now|then|so|uh|um)\s*,?\s+)*(?:go|move|head|come|travel|hover)"
-    r"(?:\s+(?:back|over|up|down))?\s+(?:to|over|above|toward|towards|onto|on top of)\s+(?P<rest>.+)$",
+    r"^(?:(?:please|pls|ok|okay|now|then|so|uh|um)\s*,?\s+)*(?:go|move|head|come|travel|hover|park)"
+    r"(?:\s+(?:yourself|back|over|up|down))*\s+(?:to|over|above|toward|towards|onto|on top of|at)\s+(?P<rest>.+)$",
     re.IGNORECASE,
 )
 _MOVE_TO_ZH = re.compile(r"^(?:请)?(?:移动到|移到|挪到|去到|走到|前往|去|到)(?P<rest>[^把将放拿推].*)$")
@@ -1876,6 +1886,10 @@ class InstructionResolver:
         # "done with the scoop, put it away", "cyan plate's done, ...", "扫码枪用完了，搁回去": the
         # operator says they finished with a thing; "done" is no finished-goods place.
         cleaned = _FINISHED_WITH.sub(" ", cleaned)
+        # "erm, right, so the fid": a discourse word between pauses is no side
+        cleaned = _DISCOURSE_EN.sub(" ", cleaned)
+        # "on the scale, not in the carton": the place said not to use, after the place to use
+        cleaned = _NOT_THERE_EN.sub("", cleaned)
         # 靠近蜡树的那个戒指 / 靠蜡树那个戒指: said the way the grammar reads, 蜡树旁边的那个戒指.
         cleaned = _NEAR_BEFORE_ZH.sub(lambda m: m.group(1) + "旁边的" + m.group(2).replace("的", ""), cleaned)
         # "the one on the far right": the rightmost, a superlative, not a place.
@@ -2557,6 +2571,10 @@ class InstructionResolver:
                     objs = same_category
         if "other" in marks and last:
             objs = [o for o in objs if o.id != last]
+        if "other" in marks:
+            # "the other trowel as well" after a trowel and then a fork: not the trowel already moved
+            seen = {i for t in turns for i in t.mentioned}
+            objs = [o for o in objs if o.id not in seen] or objs
         if "remaining" in marks:
             seen = {i for t in turns for i in t.mentioned}
             objs = [o for o in objs if o.id not in seen]
