@@ -891,7 +891,8 @@ def _xy_distance(a: Sequence[float], b: Sequence[float]) -> float:
 # place or a part (a part id is a valid move_to target). Only the destination phrase is grounded.
 _MOVE_TO_EN = re.compile(
     r"^(?:(?:please|pls|ok|okay|now|then|so|uh|um)\s*,?\s+)*(?:go|move|head|come|travel|hover|park)"
-    r"(?:\s+(?:yourself|back|over|up|down))*\s+(?:to|over|above|toward|towards|onto|on top of|at)\s+(?P<rest>.+)$",
+    r"(?:\s+(?:yourself|back|over|up|down))*\s+(?:to|over|above|toward|towards|onto|on top of|at)"
+    r"\s+(?P<rest>.+)$",
     re.IGNORECASE,
 )
 _MOVE_TO_ZH = re.compile(r"^(?:请)?(?:移动到|移到|挪到|去到|走到|前往|去|到)(?P<rest>[^把将放拿推].*)$")
