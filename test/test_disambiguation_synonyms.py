@@ -330,3 +330,19 @@ def test_asides_negated_places_and_the_other_one(resolver, shop, text, history, 
 @pytest.mark.parametrize("text", ["去跟班长说一声这批货要返工", "把热刀打开，帮我把这头烫一下"])
 def test_more_chinese_requests_the_arm_must_refuse(resolver, shop, text) -> None:
     assert resolver.resolve(text, shop).status == "reject"
+
+
+def test_task_words_inside_place_and_part_names_are_not_refusals() -> None:
+    scene = Scene.from_dict(
+        {
+            "objects": [_obj("bracket", "3D printed bracket", "bracket", (0.5, 0.1))],
+            "locations": [
+                _loc("repair", "repair station", "station", (0.2, 0.4)),
+                _loc("photo", "photo booth", "station", (0.2, -0.4)),
+            ],
+        }
+    )
+    r = InstructionResolver()
+    for text in ("把3D打印件放到修理台", "把支架放到修理区", "支架放拍照台"):
+        assert r.resolve(text, scene).status != "reject", text
+    assert r.resolve("帮我打印一下这个单子", scene).status == "reject"
