@@ -346,3 +346,28 @@ def test_task_words_inside_place_and_part_names_are_not_refusals() -> None:
     for text in ("把3D打印件放到修理台", "把支架放到修理区", "支架放拍照台"):
         assert r.resolve(text, scene).status != "reject", text
     assert r.resolve("帮我打印一下这个单子", scene).status == "reject"
+
+
+def test_chinese_compounds_read_through_the_scenes_own_names() -> None:
+    # 振动台 / 钛架子 are in no dictionary as such: their pieces render the scene's English words
+    scene = Scene.from_dict(
+        {
+            "objects": [
+                _obj("frame_ti", "titanium frame", "frame", (0.5, 0.2)),
+                _obj("frame_ac", "black acetate frame", "frame", (0.5, -0.2)),
+                _obj("brg", "6003 bearing", "bearing", (0.3, 0.0)),
+            ],
+            "locations": [
+                _loc("vib", "vibration tester", "machine", (0.8, 0.4)),
+                _loc("wash", "wash station", "station", (0.8, -0.4)),
+                _loc("hook", "tool hook", "rack", (0.1, 0.5)),
+                _loc("line", "hanging line", "conveyor", (0.1, -0.5)),
+            ],
+        }
+    )
+    r = InstructionResolver()
+    assert _cmd(r.resolve("把轴承放到振动台", scene)) == ("resolved", "pick_place", "brg", "vib")
+    assert _cmd(r.resolve("把钛架子放到清洗台", scene)) == ("resolved", "pick_place", "frame_ti", "wash")
+    # 挂具线: 挂 could be the hook or the hanging, 具 the tool, 线 the line: no place stands out, asked
+    res = r.resolve("把轴承挂到挂具线上", scene)
+    assert res.status == "clarify" and not res.forwarded, res.to_dict()

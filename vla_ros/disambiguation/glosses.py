@@ -58,7 +58,45 @@ def english_senses(word: str) -> tuple[str, ...]:
     return tuple(senses)
 
 
+@functools.lru_cache(maxsize=1)
+def _reverse_index() -> dict[str, frozenset[str]]:
+    """English sense word -> the Chinese words (one to four characters, simplified or traditional)
+    that the dictionary glosses with it, from short senses only (a name, not a description)."""
+    reverse: dict[str, set[str]] = {}
+    for form, definitions in _definitions().items():
+        if not 1 <= len(form) <= 4 or not all("\u4e00" <= ch <= "\u9fff" for ch in form):
+            continue
+        for raw in definitions:
+            if _SKIPPED_SENSE.match(raw.strip()):
+                continue
+            sense = _VERB_PREFIX.sub("", _PARENTHETICAL.sub(" ", raw).strip().lower())
+            words = re.findall(r"[a-z]+", sense)
+            if 0 < len(words) <= 3:
+                for word in words:
+                    if len(word) > 2:
+                        reverse.setdefault(word, set()).add(form)
+    return {word: frozenset(forms) for word, forms in reverse.items()}
+
+
+def chinese_forms(english_word: str) -> frozenset[str]:
+    """The Chinese words the dictionary renders an English word with ("lamp" -> 灯, 吊灯 ...; an
+    inflected word by its stem: "tester" -> test), so a scene's English names can be looked for in
+    what an operator says in Chinese. Empty for a word the dictionary never uses."""
+    index = _reverse_index()
+    word = english_word.lower()
+    forms = set(index.get(word, ()))
+    for suffix in ("ing", "er", "es", "s", "ed"):
+        stem = word[: -len(suffix)]
+        if word.endswith(suffix) and len(stem) > 2:
+            doubled = stem[:-1] if stem[-1:] == stem[-2:-1] else ""  # capping -> cap
+            for base in (stem, stem + "e", doubled):
+                forms |= index.get(base, frozenset())
+            break
+    return frozenset(forms)
+
+
 def load() -> None:
-    """Read the dictionary now (about a second), so that the first Chinese word nobody listed does
+    """Read the dictionary now (about two seconds), so that the first Chinese word nobody listed does
     not pay for it: the node calls this from a background thread at start-up."""
     _definitions()
+    _reverse_index()

@@ -413,6 +413,31 @@ def _compact_tokens(text: str) -> set[str]:
     return {re.sub(r"[^a-z0-9]", "", w) for w in text.lower().split() if re.search(r"[^a-z0-9]", w)} - {""}
 
 
+# Characters too common in Chinese words to stand for an English word alone.
+_WEAK_CHARACTERS = frozenset("子儿的个那这一了上下里中大小件只块根条张把")
+# Noun pieces that a run of Chinese may be made of.
+_SPAN_TAGS = frozenset({"CAT", "LOCCAT", "UNKNOWN", "KIND", "MATERIAL", "ROLE"})
+
+
+def _entity_content_words_of(entity: SceneObject | SceneLocation) -> tuple[str, ...]:
+    words = english_words(entity.name.replace("-", " ")) + english_words(entity.category.replace("_", " "))
+    kept = (w for w in words if w.isalpha() and len(w) > 2 and w not in _NAME_FUNCTION_WORDS)
+    return tuple(dict.fromkeys(kept))
+
+
+def _entity_content_words(scene: Scene) -> list[tuple[str, tuple[str, ...]]]:
+    """Each entity's English name and category words that say what it is (no numbers, no function
+    words), for finding them in Chinese."""
+    return [(e.id, _entity_content_words_of(e)) for e in (*scene.objects, *scene.locations)]
+
+
+def _rendered_entity(read: list, entities: list) -> SceneObject | SceneLocation | None:
+    """The one entity whose words are all of a rendered reading's words, if exactly one is."""
+    words = {t.value("UNKNOWN") for t in read}
+    fits = [e for e in entities if words and words <= set(_entity_content_words_of(e))]
+    return fits[0] if len(fits) == 1 else None
+
+
 def _entity_tokens(entity: SceneObject | SceneLocation) -> set[str]:
     """Words that name an entity: its name, id and every text attribute (part number, SKU, thread,
     defect...), so "PCB-1077", "the 6205 bearing" or "the swollen cell" need no lexicon entry."""
@@ -922,6 +947,7 @@ class InstructionResolver:
         self.vocab = vocabulary if vocabulary is not None else load_vocabulary()
         self.lex = _Lexicon(self.vocab)
         self._glossary_by_length: dict[int, list[str]] | None = None
+        self._glossary_by_word: dict[str, frozenset[str]] | None = None
         v = self.vocab
         self._stop_en = [
             re.compile(r"(?<![a-z0-9])" + r"\s+".join(map(re.escape, english_words(p))) + r"(?![a-z0-9])")
@@ -958,6 +984,7 @@ class InstructionResolver:
         glosses.load()
         self.resolve("把那个零件放到一号料箱", Scene())
         self._glossary_homophone("料箱")  # the pinyin of the glossary's two-character terms
+        self._glossary_reverse()
 
     def resolve(
         self,
@@ -1170,9 +1197,10 @@ class InstructionResolver:
             entity_words=entity_words,
         )
         tokens: list[Token] = []
+        render = functools.partial(self._render_in_scene, entities=_entity_content_words(scene))
         for cjk, run in split_runs(cleaned):
             if cjk:
-                tokens.extend(self._zh_tokens(run, zh_scene, gloss, present))
+                tokens.extend(self._zh_tokens(run, zh_scene, gloss, present, render))
             else:
                 zh_context = detect_language(cleaned) == "zh"
                 tokens.extend(self._en_tokens(run, scene_words, scene_phrases, zh_context, gloss=gloss))
@@ -1202,6 +1230,8 @@ class InstructionResolver:
             value = token.value("CAT") if token.tag == "CAT" else None
             if value is not None and value not in object_categories and value in place_categories:
                 token.tags = [("LOCCAT", value), *token.tags[1:]]
+        if is_cjk(cleaned):
+            tokens = self._reread_spans(tokens, scene, render)
         place_words = {w for loc in scene.locations for w in _name_tokens(loc.name)}
         for i, token in enumerate(tokens[:-1]):
             after = tokens[i + 1]
@@ -1243,6 +1273,7 @@ class InstructionResolver:
         zh_scene: dict[str, list[tuple[str, str]]],
         gloss: Callable[[str], list[Token]],
         present: frozenset[str] = frozenset(),
+        render: Callable[[str], list[Token]] | None = None,
     ) -> list[Token]:
         """Chinese words: jieba segments (lexicon and scene words are in its dictionary). A segment
         that is a Chinese word of the scene (a name or category) is read as that whole word, so names
@@ -1336,6 +1367,10 @@ class InstructionResolver:
             if whole:  # 汽泡石, a pinyin-keyboard slip for the glossary's 气泡石 (air stone)
                 read.extend(whole)
                 continue
+            whole = render(token.text) if render is not None and len(token.text) > 1 else []
+            if whole:  # 检验灯: the inspection lamp, said in the words a dictionary renders it with
+                read.extend(whole)
+                continue
             for piece in _jieba().lcut(token.text, HMM=False):
                 glossed = gloss(piece, evidence_only=len(piece) == 1)
                 if not glossed and len(piece) > 1 and not self._senses(piece):
@@ -1366,6 +1401,98 @@ class InstructionResolver:
             self._glossary_by_length = by_length
         alike = [t for t in self._glossary_by_length.get(len(word), ()) if sounds_alike(word, t)]
         return alike[0] if len(alike) == 1 else None
+
+    def _render_in_scene(self, text: str, entities: list[tuple[str, tuple[str, ...]]]) -> list[Token]:
+        """A Chinese word nobody listed, read by looking for the scene's English names in it: each
+        name word is rendered in Chinese through CC-CEDICT and the glossary (inspection -> 检验,
+        lamp -> 灯), and the one entity whose words the Chinese word covers best, clearly ahead of
+        every other, lends it those words as evidence (检验灯 -> inspection, lamp). A whole Chinese
+        word counts 1, a single character half; ``[]`` when no entity stands out."""
+        scored: list[tuple[float, tuple[str, ...]]] = []
+        for _entity_id, words in entities:
+            covered: list[str] = []
+            score = 0.0
+            used: set[str] = set()  # a character stands for one English word only
+            whole = False
+            matches = []
+            for word in words:
+                forms = glosses.chinese_forms(word) | self._glossary_reverse().get(word, frozenset())
+                found = [f for f in forms if f in text and f not in _WEAK_CHARACTERS]
+                if found:
+                    matches.append((max(len(f) for f in found), word, found))
+            for _length, word, found in sorted(matches, key=lambda m: -m[0]):
+                free = [f for f in found if not used & set(f)]
+                if free:
+                    form = max(free, key=len)
+                    used |= set(form)
+                    covered.append(word)
+                    score += 1.0 if len(form) > 1 else 0.5
+                    whole = whole or len(form) > 1
+            if not whole and len(covered) < 2:
+                score = 0.0  # one character alone says too little
+            scored.append((score, tuple(covered)))
+        scored.sort(key=lambda x: -x[0])
+        if not scored or scored[0][0] < 1.0 or (len(scored) > 1 and scored[1][0] > scored[0][0] - 0.5):
+            return []
+        return [Token(text, text, [("UNKNOWN", w)], corrected=w, cjk=True) for w in scored[0][1]]
+
+    def _reread_spans(
+        self, tokens: list[Token], scene: Scene, render: Callable[[str], list[Token]]
+    ) -> list[Token]:
+        """A run of Chinese noun pieces (振动 + 台, 钛 + 架子) whose lexicon readings fit no entity of
+        the scene is read as a whole by :meth:`_render_in_scene` when that points clearly at one
+        entity: 振动台 is the vibration tester, not a syringe on a station."""
+        entities = [*scene.objects, *scene.locations]
+        out: list[Token] = []
+        i = 0
+        while i < len(tokens):
+            j = i
+            while j < len(tokens) and tokens[j].cjk and tokens[j].tag in _SPAN_TAGS:
+                j += 1
+            span = tokens[i:j]
+            text = "".join(t.text for t in span)
+            if len(span) >= 2 or (
+                span and span[0].tag == "UNKNOWN" and not span[0].corrected and len(text) > 1
+            ):
+                read = render(text)
+                meant = _rendered_entity(read, entities)
+                nouns = [t for t in span if t.tag in ("CAT", "LOCCAT", "KIND", "MATERIAL")]
+                # only where the pieces' own readings fit no one entity together (铝 + 棒料 do)
+                fitting = nouns and any(all(self._reading_fits(t, e) for t in nouns) for e in entities)
+                if meant is not None and not fitting and meant.category:
+                    # the entity's own category heads the phrase, so a place reads as a place
+                    head = "LOCCAT" if isinstance(meant, SceneLocation) else "CAT"
+                    out.extend([*read, Token(text, text, [(head, meant.category)], cjk=True)])
+                    i = j
+                    continue
+            out.extend(tokens[i : max(j, i + 1)])
+            i = max(j, i + 1)
+        return out
+
+    def _reading_fits(self, token: Token, entity: SceneObject | SceneLocation) -> bool:
+        """Whether a noun piece's lexicon reading already names the entity (its category or a word)."""
+        value = token.value(token.tag) or ""
+        if token.tag in ("CAT", "LOCCAT", "KIND"):
+            words = self._category_words.get(value, {value})
+            return (
+                entity.category == value or entity.category in words or bool(words & _entity_tokens(entity))
+            )
+        if token.tag == "MATERIAL":
+            return value in _entity_tokens(entity) or getattr(entity, "material", "") == value
+        return False
+
+    def _glossary_reverse(self) -> dict[str, frozenset[str]]:
+        """English word -> the glossary's Chinese terms that name it (checkweigher -> 检重秤)."""
+        if self._glossary_by_word is None:
+            reverse: dict[str, set[str]] = {}
+            for term, senses in self.vocab.glossary.items():
+                if is_cjk(term):
+                    for sense in senses:
+                        for word in english_words(sense):
+                            if len(word) > 2:
+                                reverse.setdefault(word, set()).add(term)
+            self._glossary_by_word = {w: frozenset(t) for w, t in reverse.items()}
+        return self._glossary_by_word
 
     def _senses(self, word: str) -> tuple[str, ...]:
         """English senses of a Chinese word: the vocabulary's shop-floor glossary, then CC-CEDICT."""
