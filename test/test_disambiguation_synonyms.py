@@ -371,3 +371,21 @@ def test_chinese_compounds_read_through_the_scenes_own_names() -> None:
     # 挂具线: 挂 could be the hook or the hanging, 具 the tool, 线 the line: no place stands out, asked
     res = r.resolve("把轴承挂到挂具线上", scene)
     assert res.status == "clarify" and not res.forwarded, res.to_dict()
+
+
+def test_its_own_place_and_make_that() -> None:
+    scene = Scene.from_dict(
+        {
+            "objects": [_obj("iron", "soldering iron", "iron", (0.5, 0.1), kind="tool")],
+            "locations": [
+                _loc("iron_stand", "iron stand", "stand", (0.2, 0.4)),
+                _loc("build_stand", "build stand", "stand", (0.2, -0.4)),
+                _loc("bench", "cutting table", "station", (0.8, 0.0)),
+            ],
+        }
+    )
+    r = InstructionResolver()
+    res = r.resolve("pick up the soldring iorn and put it back on its stand", scene)
+    assert _cmd(res) == ("resolved", "pick_place", "iron", "iron_stand"), res.to_dict()
+    res = r.resolve("put the iron on the build stand... actually make that the cutting table", scene)
+    assert _cmd(res) == ("resolved", "pick_place", "iron", "bench"), res.to_dict()

@@ -688,6 +688,7 @@ def _split_correction(text: str) -> tuple[str, str]:
     if match and match.end() < len(english):
         # "..., actually not the frame, the 2207 motor": what is taken back is not the repair.
         repair = re.sub(r"^(?:not|no)\s+(?:the\s+|that\s+)?[^,;]+[,;]\s*(?=\S)", "", english[match.end() :])
+        repair = re.sub(r"^(?:make (?:that|it)|i mean|rather)\b\s*", "", repair)  # "actually make that X"
         return english[: match.start()], repair
     match = _CORRECTION_ZH.search(text)
     if match and match.start() > 0 and match.end() < len(text):
@@ -2312,7 +2313,12 @@ class InstructionResolver:
             elif kind in ("object", "name", "unknown"):
                 if prep in ("target", "toward") and p.objects:
                     p.target_objects.append(np)
-                elif p.objects and np.head == "PRON" and (last_conj or p.objects[-1].head != "PRON"):
+                elif (
+                    p.objects
+                    and (np.head == "PRON" or (np.head == "GENERIC" and {t for t, _ in np.mods} <= {"DET"}))
+                    and (last_conj or p.objects[-1].head != "PRON")
+                ):
+                    # "the second prop from the left, scrap that one": that one = the prop
                     pass  # "pick up the bolt and put it ..." : it = the bolt
                 elif p.objects and last_conj and not p.verbs[1:]:
                     p.conj_objects = True
@@ -2572,6 +2578,15 @@ class InstructionResolver:
             if p.targets:
                 np = p.targets[-1]
                 cands = self._match_locations(np, scene, turns)
+                if len(cands) > 1 and "its" in np.words and len(draft.objects) == 1:
+                    # "put it back on its stand": the stand named after the thing (the iron stand)
+                    own = (
+                        _name_tokens(scene.object(draft.objects[0]).name)
+                        if scene.object(draft.objects[0])
+                        else set()
+                    )
+                    named = tuple(c for c in cands if own & _name_tokens(scene.location(c).name))
+                    cands = named if len(named) == 1 else cands
                 draft = replace(draft, targets=cands, target_words=np.text)
             elif p.target_objects:
                 np = p.target_objects[-1]
