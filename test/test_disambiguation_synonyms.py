@@ -389,3 +389,41 @@ def test_its_own_place_and_make_that() -> None:
     assert _cmd(res) == ("resolved", "pick_place", "iron", "iron_stand"), res.to_dict()
     res = r.resolve("put the iron on the build stand... actually make that the cutting table", scene)
     assert _cmd(res) == ("resolved", "pick_place", "iron", "bench"), res.to_dict()
+
+
+def test_wrong_commands_found_on_fresh_sets_13_and_14() -> None:
+    scene = Scene.from_dict(
+        {
+            "objects": [
+                _obj("torch", "MIG welding torch", "torch", (0.40, 0.30), kind="tool"),
+                _obj("tube_a", "steel tube", "tube", (0.45, 0.20)),
+                _obj("tube_b", "steel tube", "tube", (0.45, -0.30)),
+                _obj("wrench", "torque wrench", "wrench", (0.30, -0.05), kind="tool"),
+                _obj("skate_tool", "skate tool", "skate tool", (0.6, -0.1), kind="tool"),
+                _obj("brush", "group brush", "brush", (0.6, 0.1), kind="tool"),
+                _obj("labels", "pallet label pack", "label", (0.2, 0.3)),
+            ],
+            "locations": [
+                _loc("jig", "welding jig", "fixture", (0.8, 0.0)),
+                _loc("cart", "tool cart", "cart", (0.1, -0.5)),
+                _loc("qa", "QA table", "station", (0.1, 0.5)),
+            ],
+        }
+    )
+    r = InstructionResolver()
+    # X旁边那根Y (no 的): the Y beside X, never the landmark X
+    assert _cmd(r.resolve("焊枪旁边那根管子放夹具上", scene)) == ("resolved", "pick_place", "tube_a", "jig")
+    # unknown words before a place are a thing to carry: asked, never the arm driving there
+    res = r.resolve("tensioning jack back on the tool cart", scene)
+    assert res.status == "clarify" and not res.forwarded, res.to_dict()
+    # "gun" is no misspelt "guy": a thing nobody has here, asked; not refused as aiming at a person
+    assert r.resolve("put the pallet tag gun on the QA table", scene).status == "clarify"
+    # a glossary synonym's first sense only ("wand" is an applicator, not the group brush)
+    res = r.resolve("can you put the steam wand on the QA table", scene)
+    assert res.status == "clarify" and not res.forwarded, res.to_dict()
+    # a lone character's "tool" (器) and a longer word that merely starts a name (skateboard / skate)
+    for text in ("焊枪旁边那个储液器放夹具上", "把宽一点的那个滑板桥放到夹具上"):
+        res = r.resolve(text, scene)
+        assert res.status == "clarify" and not res.forwarded, (text, res.to_dict())
+    assert r.resolve("哎莫动莫动！", scene).action == "stop"
+    assert r.resolve("run the torch over my hand", scene).status == "reject"

@@ -65,7 +65,12 @@ def unexplained_word_support(word: str, entity_words: Iterable[str]) -> float:
                 best = max(best, 0.8)
                 continue
             stem = _common_prefix(word, candidate)
-            if stem >= _SHARED_STEM_MIN and stem >= min(len(word), len(candidate)) - 3:
+            # an inflection ("threaded" / "thread"), not a longer compound ("skateboard" / "skate")
+            if (
+                stem >= _SHARED_STEM_MIN
+                and stem >= min(len(word), len(candidate)) - 3
+                and abs(len(word) - len(candidate)) <= 3
+            ):
                 best = max(best, 0.8)
                 continue
         abbreviation = word.isalpha() and len(word) >= _ABBREVIATION_MIN and len(candidate) >= len(word) + 3

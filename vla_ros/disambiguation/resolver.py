@@ -415,6 +415,9 @@ def _compact_tokens(text: str) -> set[str]:
 
 # Characters too common in Chinese words to stand for an English word alone.
 _WEAK_CHARACTERS = frozenset("子儿的个那这一了上下里中大小件只块根条张把")
+# Last characters that only say "a place of some kind" (振动台, 挂具线): a compound may end on one that
+# the scene's words do not render.
+_PLACE_SUFFIXES = frozenset("台架机器箱盒盘车线区柜桌站位座口")
 # Noun pieces that a run of Chinese may be made of.
 _SPAN_TAGS = frozenset({"CAT", "LOCCAT", "UNKNOWN", "KIND", "MATERIAL", "ROLE"})
 
@@ -649,6 +652,7 @@ _FINISHED_WITH = re.compile(
     r"|(?:用完了|用好了|搞定了|弄完了|做完了|弄好了)(?=\s*[，,；;])",
     re.IGNORECASE,
 )
+_NEAR_AFTER_ZH = re.compile(r"(?<=[\u4e00-\u9fffA-Za-z0-9])(旁边|附近|边上|隔壁|跟前)(?=那|这)")
 _NEAR_BEFORE_ZH = re.compile(
     r"(?:靠近|靠着|挨着|紧挨着|靠(?![背垫枕山谱]))([^，,。；;的那这把放拿]{1,8}?)(的|那|这)"
 )
@@ -1431,6 +1435,9 @@ class InstructionResolver:
                     whole = whole or len(form) > 1
             if not whole and len(covered) < 2:
                 score = 0.0  # one character alone says too little
+            head = text.rstrip("子儿")[-1:]
+            if head and head not in used and head not in _PLACE_SUFFIXES:
+                score = 0.0  # the compound's head (its last character) names something else: 滑板桥
             scored.append((score, tuple(covered)))
         scored.sort(key=lambda x: -x[0])
         if not scored or scored[0][0] < 1.0 or (len(scored) > 1 and scored[1][0] > scored[0][0] - 0.5):
@@ -1511,6 +1518,7 @@ class InstructionResolver:
         present: frozenset[str],
         entity_words: frozenset[str],
         evidence_only: bool = False,
+        first_only: bool = False,
     ) -> list[Token]:
         """A Chinese word read through its English senses (CC-CEDICT, see :mod:`.glosses`): the first
         sense whose words the scene explains wins. A sense word that is a category, colour or material
@@ -1518,7 +1526,7 @@ class InstructionResolver:
         scene word (a name, a defect: 黑麦 -> "rye", 裂开 -> "split") is kept as an unexplained English
         word, which adds evidence for what it resembles but never vetoes. ``[]`` when no sense fits
         anything here: the word stays unknown."""
-        for sense in self._senses(piece):
+        for sense in self._senses(piece)[: 1 if first_only else None]:
             if len(sense.split()) > 3 or _SENSE_FUNCTION_WORDS & set(sense.split()):
                 continue  # a description ("peel with a knife"), not a name
             words = self._en_tokens(sense, scene_words, scene_phrases, zh_context=False, correct=False)
@@ -1542,6 +1550,8 @@ class InstructionResolver:
                     and len(word.text) > 2
                     and word.text.isalpha()
                     and word.text not in _VAGUE_SENSE_WORDS
+                    # a lone character's "tool" (器) says only that it is some kind of tool
+                    and not (evidence_only and len(piece) == 1 and word.text in ("tool", "tools"))
                     and unexplained_word_support(word.text, entity_words) > 0.0
                 ):
                     read.append(Token(piece, piece, [("UNKNOWN", word.text)], corrected=word.text, cjk=True))
@@ -1707,7 +1717,7 @@ class InstructionResolver:
             return []
         if unexplained_word_support(word, scene_words) >= 0.8:
             return []  # "capper" beside a "capping station": the word itself points there
-        read = gloss(word)
+        read = gloss(word, first_only=True)  # an English synonym's first sense only: "wand" is no brush
         if read and all(t.tag == "UNKNOWN" for t in read):
             read = [Token(word, word, [("UNKNOWN", word)]), *read]
         return read
@@ -1759,6 +1769,8 @@ class InstructionResolver:
         for cand, tags in pool.items():
             if len(cand) < 3 or abs(len(cand) - len(word)) > 2:
                 continue
+            if any(t in ("PERSON", "SELF") for t, _ in tags):
+                continue  # people are named as said: "gun" is no misspelt "guy"
             if len(word) <= 4 and cand[0] != word[0]:
                 continue
             d = typo_distance(word, cand)
@@ -1903,7 +1915,24 @@ class InstructionResolver:
                     close()  # "the cover forward": a name ends the phrase like a noun does
                 if cur is not None and cur.head is not None:
                     compound = is_head and last_was_head and tag != "PRON"
-                    keep = tag == "LABEL" or compound or (tag == "ROLE" and cur.head == "LOCCAT")
+                    # "the pallet tag gun": a word nobody knows right after the noun is the real noun
+                    # (the phrase's head), not a phrase of its own
+                    noun_after = (
+                        tag == "UNKNOWN"
+                        and last_was_head
+                        and not tok.cjk
+                        and tok.text.isalpha()
+                        and len(tok.text) > 2
+                        and not tok.text.endswith("ly")
+                        and (
+                            nxt is None
+                            or nxt.tag in ("PUNCT", "CONJ")
+                            or (nxt.tag == "PREP" and nxt.text != "to")
+                        )
+                    )
+                    keep = (
+                        tag == "LABEL" or compound or (tag == "ROLE" and cur.head == "LOCCAT") or noun_after
+                    )
                     if keep or (tag == "NAME" and last_was_head):
                         pass
                     else:
@@ -2020,6 +2049,7 @@ class InstructionResolver:
         # "on the scale, not in the carton": the place said not to use, after the place to use
         cleaned = _NOT_THERE_EN.sub("", cleaned)
         # 靠近蜡树的那个戒指 / 靠蜡树那个戒指: said the way the grammar reads, 蜡树旁边的那个戒指.
+        cleaned = _NEAR_AFTER_ZH.sub(r"\1的", cleaned)  # 焊枪旁边那根管子: the pipe beside the torch
         cleaned = _NEAR_BEFORE_ZH.sub(lambda m: m.group(1) + "旁边的" + m.group(2).replace("的", ""), cleaned)
         # "the one on the far right": the rightmost, a superlative, not a place.
         cleaned = re.sub(
@@ -2487,6 +2517,17 @@ class InstructionResolver:
                 verbs = ["put"]
                 conf *= 0.8
             elif p.targets and not p.objects:
+                place_words = {w for np in p.targets for w in np.words}
+                unplaced = [w for w in p.unknown_words if w not in place_words and (is_cjk(w) or len(w) > 2)]
+                if unplaced:
+                    # "tensioning jack back on the tool cart": words nobody knows before the place are
+                    # a thing to carry there, not the arm going there
+                    return self._clarify_plain(
+                        cleaned,
+                        lang,
+                        f"I don't know '{' '.join(unplaced)}': which object do you mean?",
+                        f"我不知道“{''.join(unplaced)}”是哪个物体，请问是哪个？",
+                    )
                 verbs = ["go"]
                 conf *= 0.8
             elif p.objects or p.targets:
@@ -2882,6 +2923,17 @@ class InstructionResolver:
         ):
             # "the tennis balls" where only tennis rackets are: the noun naming the thing fits nothing.
             return []
+        if (
+            np.head in ("CAT", "KIND")
+            and not np.cjk
+            and np.words
+            and np.words[-1] != np.head_word
+            and ("UNKNOWN", np.words[-1]) in np.mods
+            and np.words[-1].isalpha()
+            and len(np.words[-1]) > 2
+            and not any(unexplained_word_support(np.words[-1], tokens[o.id]) for o in items)
+        ):
+            return []  # "the pallet tag gun": a gun, which nothing here is; "tag" only describes it
         for value in size_words:
             ranked = self._select_size(ranked, value)
         return _said_in_full(np, ranked)
@@ -3552,7 +3604,7 @@ _VERB_ROLES = {"scrap": "reject", "ship": "output", "put_away": "storage"}
 _PRONOUN_IN_VERB = re.compile(r"\b(?:it|that|this|them)\b|它|这个|那个", re.IGNORECASE)
 _SAME_PLACE = re.compile(
     r"\b(?:same|that)\s+(?:place|spot|location)\b|\bover\s+there\b|\b(?:put|place|set|drop)\s+(?:it\s+)?there\b"
-    r"|放过去|放那里|放那边|放那儿|同一个地方|一样的地方|原来那个地方|老地方",
+    r"|放过去|放那里|放那边|放那儿|拿过去|送过去|搬过去|同一个地方|一样的地方|原来那个地方|老地方",
     re.IGNORECASE,
 )
 # Words of a name that say nothing of the thing ("phone with cracked screen"): never a name word.
@@ -3561,7 +3613,7 @@ _NAME_FUNCTION_WORDS = frozenset({"with", "of", "for", "and", "the", "to", "from
 _VAGUE_SENSE_WORDS = frozenset(
     {"part", "parts", "item", "items", "component", "components", "piece", "pieces", "thing", "things",
      "object", "objects", "device", "equipment", "gadget", "accessory", "stuff", "article",
-     "small", "large", "big", "little", "tiny", "long", "short"}
+     "small", "large", "big", "little", "tiny", "long", "short", "utensil", "implement", "apparatus"}
 )  # fmt: skip
 _DETERMINERS = frozenset({"the", "a", "an", "that", "this", "those", "these", "my", "your", "our"})
 _SENSE_FUNCTION_WORDS = frozenset(
