@@ -427,3 +427,21 @@ def test_wrong_commands_found_on_fresh_sets_13_and_14() -> None:
         assert res.status == "clarify" and not res.forwarded, (text, res.to_dict())
     assert r.resolve("哎莫动莫动！", scene).action == "stop"
     assert r.resolve("run the torch over my hand", scene).status == "reject"
+
+
+@pytest.mark.parametrize("answer", ["the left hand one", "left-hand", "LH", "left hand side"])
+def test_left_hand_and_right_hand_are_sides(answer) -> None:
+    scene = Scene.from_dict(
+        {
+            "objects": [
+                _obj("mount_l", "engine mount bracket LH", "bracket", (0.5, 0.2)),
+                _obj("mount_r", "engine mount bracket RH", "bracket", (0.5, -0.2)),
+            ],
+            "locations": [_loc("jig", "jig 1", "fixture", (0.8, 0.0))],
+        }
+    )
+    r = InstructionResolver()
+    first = r.resolve("put the engine mount bracket on jig 1", scene)
+    assert first.status == "clarify"
+    assert _cmd(r.answer(first, answer, scene)) == ("resolved", "pick_place", "mount_l", "jig")
+    assert r.resolve("hand me the bracket", scene).status == "reject"
