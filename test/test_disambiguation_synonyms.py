@@ -445,3 +445,20 @@ def test_left_hand_and_right_hand_are_sides(answer) -> None:
     assert first.status == "clarify"
     assert _cmd(r.answer(first, answer, scene)) == ("resolved", "pick_place", "mount_l", "jig")
     assert r.resolve("hand me the bracket", scene).status == "reject"
+
+
+@pytest.mark.parametrize(
+    ("text", "answer", "expected"),
+    [
+        ("put the 25 g weight in bag A", None, "weight_25"),
+        ("put the twenty-five gram weight in bag A", None, "weight_25"),
+        ("put the weight in bag A", "the twenty-five", "weight_25"),
+        ("put the weight in bag A", "the five", "weight_5"),
+    ],
+)
+def test_english_number_words(resolver, shop, text, answer, expected) -> None:
+    res = resolver.resolve(text, shop)
+    if answer is not None:
+        assert res.status == "clarify", res.to_dict()
+        res = resolver.answer(res, answer, shop)
+    assert _cmd(res) == ("resolved", "pick_place", expected, "bag_a"), res.to_dict()

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field, replace
 
 import cn2an
 from pypinyin import Style, pinyin
+from text_to_num import alpha2digit
 
 from vla_ros.disambiguation import glosses
 from vla_ros.disambiguation.dialogue import DialogueState
@@ -503,6 +504,17 @@ def _add_jieba_words(words: Iterable[str]) -> None:
     for word in words:
         if len(word) >= 2:
             jieba.add_word(word, freq=100000)
+
+
+def normalise_english_numbers(text: str) -> str:
+    """English number words as digits ("the fifty-four", "M forty-two", "the eight hundred") with
+    ``text2num``; numbers below ten stay words ("bin two", "one of them"), which the lexicon reads."""
+    if not re.search(r"[A-Za-z]", text):
+        return text
+    try:
+        return alpha2digit(text, "en")
+    except Exception:  # a parser hiccup must never lose the instruction
+        return text
 
 
 def normalise_chinese_numbers(text: str) -> str:
@@ -2034,6 +2046,7 @@ class InstructionResolver:
         Clauses that the word-level grammar cannot attach ("that isn't steel", "the second from the
         left", "between the two boards", "left of the housing", "..., no, the red one") are cut out of
         the text first, parsed as phrases of their own, and attached to the object phrase."""
+        cleaned = normalise_english_numbers(cleaned)
         if is_cjk(cleaned):
             cleaned = normalise_chinese_numbers(cleaned)
             _add_jieba_words(
@@ -3371,6 +3384,7 @@ class InstructionResolver:
             return self.resolve(answer_text, scene)
         pc = pending.pending
         cleaned, _ = clean_text(str(answer_text))
+        cleaned = normalise_english_numbers(cleaned)  # "the twenty-eight"
         lang = pending.language
         if not cleaned:
             return pending
