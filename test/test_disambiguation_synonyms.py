@@ -462,3 +462,24 @@ def test_english_number_words(resolver, shop, text, answer, expected) -> None:
         assert res.status == "clarify", res.to_dict()
         res = resolver.answer(res, answer, shop)
     assert _cmd(res) == ("resolved", "pick_place", expected, "bag_a"), res.to_dict()
+
+
+@pytest.mark.parametrize(
+    ("text", "history", "expected"),
+    [
+        ("罐子不要琥珀色的那个，放B号袋", [], ("pick_place", "jar_clear", "bag_b")),
+        ("琥珀色那个罐子不要，另一个放B号袋", [], ("pick_place", "jar_clear", "bag_b")),
+        ("罐子，不要琥珀色那个，放B号袋", [], ("pick_place", "jar_clear", "bag_b")),
+        ("不是透明的，是琥珀色的那个", ["把透明的罐子放A号袋"], ("pick_place", "jar", "bag_a")),
+        ("那个啥，嗯，琥珀色那个罐子，放A号袋吧", [], ("pick_place", "jar", "bag_a")),
+        ("挪到称重台那上面去", [], ("move_to", None, "weigher")),
+    ],
+)
+def test_chinese_exclusions_fillers_and_moves(resolver, shop, text, history, expected) -> None:
+    res = resolver.resolve(text, shop, history)
+    assert (res.status, res.action, res.object_id, res.target_id) == ("resolved", *expected), res.to_dict()
+
+
+@pytest.mark.parametrize("text", ["焊枪拿起来对着老王那边打一下", "帮我记一下，今天做了四十二台"])
+def test_aiming_at_a_named_person_and_note_taking_are_refused(resolver, shop, text) -> None:
+    assert resolver.resolve(text, shop).status == "reject"

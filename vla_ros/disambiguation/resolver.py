@@ -684,10 +684,17 @@ _NOT_EN = re.compile(
     r"(.+?)(?=\s+(?:to|into|onto|in|on|on to|in to)\s+|\s*[,;.!?]|$)"
 )
 # "除了坏的那个，把定子…": the exception runs to the comma when there is one, else to the first 的.
+_ZH_THAT = r"(?:那个|那块|那根|那只|那件|那卷|那片|那张|那包|那盒|那罐|的)"
 _NOT_ZH = re.compile(
     r"除了([^，,]+?)(?:以外|之外)?[，,]|除了(.+?)(?:以外|之外)?的"
-    r"|[，,]\s*(?:不要|别拿|不是)([^，,]+?)(?:那个|那块|那根|那只|那件|的)?\s*[。.!！]?$"
+    r"|[，,]\s*(?:不要|别拿|不是)([^，,]+?)" + _ZH_THAT + r"?\s*[。.!！]?$"
     r"|(?:^|(?<=把)|(?<=将))不是([^，,]+?)的(?=那|这|[\u4e00-\u9fff])"
+    # "60的小卷，不要有毛刺那卷，放成品车" / "垫片不要大的那个，放检验台": the one not wanted, mid-sentence
+    r"|(?:(?<=[，,])|(?<=[\u4e00-\u9fff]))\s*(?:不要|别拿|别要)([^，,]+?)" + _ZH_THAT + r"?\s*[，,](?=\s*\S)"
+    # "内胆有划痕那个不要，另一个放..." / "瘪的那个也不要，剩下那个放秤上"
+    r"|(?:^|(?<=[，,]))([^，,]+?)" + _ZH_THAT + r"?(?:也)?不要[，,](?=\s*\S)"
+    # "不是白的，是蓝的那卷": not X, but Y
+    r"|^不是([^，,]+?)[，,]\s*(?=是)"
 )
 _BETWEEN_EN = re.compile(r"\s*\b(?:in\s+)?between\s+(.+?)(?=\s+(?:to|into|onto|in|on)\s+|\s*[,;.!?]|$)")
 _BETWEEN_ZH = re.compile(r"(?:在)?([^在把]+?)(?:和|与|跟)(.+?)(?:之间|中间)(?:的|(?=那|这))")
@@ -937,7 +944,9 @@ _MOVE_TO_EN = re.compile(
     r"\s+(?P<rest>.+)$",
     re.IGNORECASE,
 )
-_MOVE_TO_ZH = re.compile(r"^(?:请)?(?:移动到|移到|挪到|去到|走到|前往|去|到)(?P<rest>[^把将放拿推].*)$")
+_MOVE_TO_ZH = re.compile(
+    r"^(?:请)?(?:移动到|移到|挪到|去到|走到|前往|去|到)(?P<rest>(?![把将拿推]|放(?!大镜)).*)$"
+)
 _MOVE_TO_CLAUSE_END = re.compile(r"\s*(?:[,，;；。!！?？]|\band\b|\bthen\b|然后|并且|再)")
 _ZH_OVER_SUFFIX = re.compile(r"(?:的)?(?:正上方|上方|上面|上边|那里|那儿|那边|这里|旁边|处)+$")
 _HERE_THERE = frozenset({"there", "here", "over there", "over here", "that", "this", "那里", "那边", "这里"})
@@ -2129,6 +2138,10 @@ class InstructionResolver:
                 ex.head, ex.head_value = np.head, np.head_value
             drop = set(self._match_objects(ex, scene, turns, "pick")[0])
             objs = [o for o in objs if o.id not in drop]
+        kinds = {ex.head_value for ex in np.excluded if ex.head == "CAT" and ex.head_value}
+        if np.head in (None, "GENERIC") and kinds:
+            # "琥珀色那个罐子不要，另一个放B袋": the other one is another jar
+            objs = [o for o in objs if any(self._is_category(o, k) for k in kinds)]
         if np.side_of is not None and objs:
             side, landmark = np.side_of
             refs = [scene.entity(i) for i in self._match_objects(landmark, scene, turns, "pick")[0]]
