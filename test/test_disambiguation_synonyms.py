@@ -483,3 +483,11 @@ def test_chinese_exclusions_fillers_and_moves(resolver, shop, text, history, exp
 @pytest.mark.parametrize("text", ["焊枪拿起来对着老王那边打一下", "帮我记一下，今天做了四十二台"])
 def test_aiming_at_a_named_person_and_note_taking_are_refused(resolver, shop, text) -> None:
     assert resolver.resolve(text, shop).status == "reject"
+
+
+def test_chinese_loading_onto_and_putting_up_there(resolver, shop) -> None:
+    # 上 before a place is "load it onto"; 放上去 after a command is "to the same place"
+    res = resolver.resolve("最重那个配重上称重台", shop)
+    assert _cmd(res) == ("resolved", "pick_place", "weight_25", "weigher"), res.to_dict()
+    res = resolver.resolve("琥珀色的罐子也放上去", shop, ["把黑色那个调音器放到A号袋"])
+    assert _cmd(res) == ("resolved", "pick_place", "jar", "bag_a"), res.to_dict()

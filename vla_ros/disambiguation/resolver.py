@@ -1285,6 +1285,17 @@ class InstructionResolver:
                 # 最厚那个装二号机组, 把马达放装机台: the thing was said first, so what follows the
                 # verb is where it goes, even without 到
                 tokens.insert(i + 1, Token("", "", [("PREP", "target")], cjk=True))
+            if (
+                token.cjk
+                and token.text == "上"
+                and token.tag == "FILLER"
+                and any(t.tag == "LOCCAT" and t.text == tokens[i + 1].text for t in tokens[i + 1 : i + 4])
+                and any(t.tag in ("CAT", "NAME", "LABEL", "COLOR", "SUPER", "DET") for t in tokens[:i])
+                and not any(t.tag == "VERB" for t in tokens[:i])
+            ):
+                # 最长那根横管上夹具: 上 before a place is "load it onto", a verb
+                tokens[i] = Token("上", "上", [("VERB", "put")], cjk=True)
+                tokens.insert(i + 1, Token("", "", [("PREP", "target")], cjk=True))
             if token.tag == "VERB" and token.cjk and tokens[i + 1].text == "去" and i + 2 < len(tokens):
                 # 拿去检重秤: "take to the checkweigher"; 去 after a verb says where, it is no second verb
                 tokens[i + 1] = Token("去", "去", [("PREP", "target")], cjk=True)
@@ -2545,6 +2556,12 @@ class InstructionResolver:
             elif p.targets and not p.objects:
                 place_words = {w for np in p.targets for w in np.words}
                 unplaced = [w for w in p.unknown_words if w not in place_words and (is_cjk(w) or len(w) > 2)]
+                thingish = {"SUPER", "COLOR", "MATERIAL", "SIZE", "THREAD", "LENGTH", "CAT", "KIND"}
+                if any(t in thingish for np in p.targets for t, _ in np.mods):
+                    # "最重那个配重称重台" read as one place: words that describe a thing are in it
+                    return self._clarify_plain(
+                        cleaned, lang, "no action given: what should I do?", "请问要做什么？", slot="action"
+                    )
                 if unplaced:
                     # "tensioning jack back on the tool cart": words nobody knows before the place are
                     # a thing to carry there, not the arm going there
@@ -3631,7 +3648,8 @@ _VERB_ROLES = {"scrap": "reject", "ship": "output", "put_away": "storage"}
 _PRONOUN_IN_VERB = re.compile(r"\b(?:it|that|this|them)\b|它|这个|那个", re.IGNORECASE)
 _SAME_PLACE = re.compile(
     r"\b(?:same|that)\s+(?:place|spot|location)\b|\bover\s+there\b|\b(?:put|place|set|drop)\s+(?:it\s+)?there\b"
-    r"|放过去|放那里|放那边|放那儿|拿过去|送过去|搬过去|同一个地方|一样的地方|原来那个地方|老地方",
+    r"|放过去|放那里|放那边|放那儿|拿过去|送过去|搬过去|放上去|搁上去|挂上去|装上去"
+    r"|同一个地方|一样的地方|原来那个地方|老地方",
     re.IGNORECASE,
 )
 # Words of a name that say nothing of the thing ("phone with cracked screen"): never a name word.
