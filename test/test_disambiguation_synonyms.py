@@ -491,3 +491,22 @@ def test_chinese_loading_onto_and_putting_up_there(resolver, shop) -> None:
     assert _cmd(res) == ("resolved", "pick_place", "weight_25", "weigher"), res.to_dict()
     res = resolver.resolve("琥珀色的罐子也放上去", shop, ["把黑色那个调音器放到A号袋"])
     assert _cmd(res) == ("resolved", "pick_place", "jar", "bag_a"), res.to_dict()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "not the amber jar, the other one, bag B",
+        "not the amber one, the other jar, bag B",
+    ],
+)
+def test_the_one_not_meant_said_first(resolver, shop, text) -> None:
+    assert _cmd(resolver.resolve(text, shop)) == ("resolved", "pick_place", "jar_clear", "bag_b")
+
+
+def test_a_defect_said_before_what_to_do_with_it(resolver, shop) -> None:
+    res = resolver.resolve("the amber jar's cracked, stick it in bag B", shop)
+    assert _cmd(res) == ("resolved", "pick_place", "jar", "bag_b"), res.to_dict()
+    # a defect of one thing, then another thing: never the cracked one by mistake
+    res = resolver.resolve("the amber jar's cracked, so the clear jar in bag B", shop)
+    assert res.object_id != "jar", res.to_dict()

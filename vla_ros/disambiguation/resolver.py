@@ -658,9 +658,15 @@ _NOT_THERE_EN = re.compile(
     r"(?:in|into|on|onto|to)\s+(?:the\s+)?[a-z0-9 -]+?(?=\s*[,;.!?]|$)",
     re.IGNORECASE,
 )
+_NOT_FIRST_EN = re.compile(
+    r"\s*(?:no,?\s+)?not\s+(?:the\s+|that\s+)([a-z0-9][^,;]*?)\s*[,;]\s*(?=\S)", re.IGNORECASE
+)
 _FINISHED_WITH = re.compile(
     r"\b(?:(?:i'?m|we'?re|i am|we are)\s+)?(?:all\s+)?done with\b"
     r"|(?:'s|\bis)\s+(?:done|good|fine|ok|okay|ready|finished)\b(?=\s*[,;])"
+    # "the gel sleeve's ripped, bin it": what is wrong with it, said before what to do
+    r"|(?:'s|\bis)\s+(?:ripped|torn|busted|broken|bent|cracked|chipped|dented|soaked|knackered|shot|wrecked)\b"
+    r"(?=\s*[,;][^,;]*\bit\b)"
     r"|(?:用完了|用好了|搞定了|弄完了|做完了|弄好了)(?=\s*[，,；;])",
     re.IGNORECASE,
 )
@@ -730,6 +736,11 @@ def _referring_clauses(
     ``counted`` the singular nouns of its numeric attributes ("more teeth" needs a ``teeth``);
     ``zh_verbs`` the Chinese action phrases, longest first (no landmark holds a verb)."""
     clauses: list[tuple[str, object, str]] = []
+    match = _NOT_FIRST_EN.match(text)
+    if match:
+        # "not the cola, the other 330 can, scan station": the one not meant, said first
+        clauses.append(("not", None, match.group(1)))
+        text = text[match.end() :]
     if is_cjk(text):
         text = _DISTANCE_AFTER_DIRECTION_ZH.sub("", text)  # 往左推5 cm: how far, not which part
         match = _COUNT_EXTREME_ZH.search(text)
@@ -2537,6 +2548,8 @@ class InstructionResolver:
         verbs = p.verbs
         conf = 0.9 if p.corrected else 1.0
         ellipsis = not verbs and (p.markers & {"again", "same", "too", "other", "remaining"})
+        if ellipsis and p.markers <= {"other"} and p.objects and p.objects[0].excluded:
+            ellipsis = False  # "not the cola, the other 330 can, scan station": other than the one excluded
         known_nps = [np for np in p.objects + p.targets if np.kind not in ("unknown", "empty")]
         if not verbs and _WH_QUESTION.match(cleaned):
             return self._reject(cleaned, lang, "not a task for the robot arm", "这不是机械臂的任务")
