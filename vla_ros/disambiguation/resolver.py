@@ -78,21 +78,9 @@ _NP_TAGS = frozenset(
 _PHRASE_BREAKING = frozenset({"VERB", "SELF", "PERSON", "MARK", "PRON", "GENERIC", "ORD", "NEG", "HOME"})
 _HEADS = frozenset({"CAT", "KIND", "GENERIC", "LOCCAT", "SELF", "PERSON", "PRON"})
 _IN_CATEGORIES = frozenset(
-    {
-        "bin",
-        "box",
-        "crate",
-        "container",
-        "tote",
-        "bucket",
-        "bag",
-        "pouch",
-        "drawer",
-        "carton",
-        "basket",
-        "hopper",
-    }
-)
+    {"bin", "box", "crate", "container", "tote", "bucket", "bag", "pouch", "drawer", "carton", "basket",
+     "hopper"}
+)  # fmt: skip
 _ZH_DIRECTION = {"left": "左", "right": "右", "forward": "前", "backward": "后", "up": "上", "down": "下"}
 _EN_DIRECTION = {
     "left": "to the left",
@@ -340,7 +328,7 @@ class _Lexicon:
                 self.zh_nouns.setdefault(len(phrase), []).append((phrase, tags))
         _add_jieba_words(self.zh)
         _add_jieba_words([t for t in vocab.glossary if is_cjk(t)])  # one word each (弯头, 烧结炉)
-        # English glossary phrases ("tyre iron", "machine head"), longest first.
+        # English glossary phrases of two words or more ("tyre iron", "machine head"), by their words.
         self.en_glossary = {
             key: term
             for term in vocab.glossary
@@ -423,23 +411,17 @@ _PLACE_SUFFIXES = frozenset("台架机器箱盒盘车线区柜桌站位座口")
 _SPAN_TAGS = frozenset({"CAT", "LOCCAT", "UNKNOWN", "KIND", "MATERIAL", "ROLE"})
 
 
-def _entity_content_words_of(entity: SceneObject | SceneLocation) -> tuple[str, ...]:
-    words = english_words(entity.name.replace("-", " ")) + english_words(entity.category.replace("_", " "))
-    kept = (w for w in words if w.isalpha() and len(w) > 2 and w not in _NAME_FUNCTION_WORDS)
-    return tuple(dict.fromkeys(kept))
-
-
 def _entity_content_words(scene: Scene) -> list[tuple[str, tuple[str, ...]]]:
     """Each entity's English name and category words that say what it is (no numbers, no function
     words), for finding them in Chinese."""
-    return [(e.id, _entity_content_words_of(e)) for e in (*scene.objects, *scene.locations)]
-
-
-def _rendered_entity(read: list, entities: list) -> SceneObject | SceneLocation | None:
-    """The one entity whose words are all of a rendered reading's words, if exactly one is."""
-    words = {t.value("UNKNOWN") for t in read}
-    fits = [e for e in entities if words and words <= set(_entity_content_words_of(e))]
-    return fits[0] if len(fits) == 1 else None
+    out = []
+    for entity in (*scene.objects, *scene.locations):
+        words = english_words(entity.name.replace("-", " ")) + english_words(
+            entity.category.replace("_", " ")
+        )
+        kept = (w for w in words if w.isalpha() and len(w) > 2 and w not in _NAME_FUNCTION_WORDS)
+        out.append((entity.id, tuple(dict.fromkeys(kept))))
+    return out
 
 
 def _entity_tokens(entity: SceneObject | SceneLocation) -> set[str]:
@@ -983,8 +965,6 @@ class InstructionResolver:
     def __init__(self, vocabulary: Vocabulary | None = None) -> None:
         self.vocab = vocabulary if vocabulary is not None else load_vocabulary()
         self.lex = _Lexicon(self.vocab)
-        self._glossary_by_length: dict[int, list[str]] | None = None
-        self._glossary_by_word: dict[str, frozenset[str]] | None = None
         v = self.vocab
         self._stop_en = [
             re.compile(r"(?<![a-z0-9])" + r"\s+".join(map(re.escape, english_words(p))) + r"(?![a-z0-9])")
@@ -1021,7 +1001,7 @@ class InstructionResolver:
         glosses.load()
         self.resolve("把那个零件放到一号料箱", Scene())
         self._glossary_homophone("料箱")  # the pinyin of the glossary's two-character terms
-        self._glossary_reverse()
+        _ = self._glossary_reverse  # the glossary read backwards, for the scene's names in Chinese
 
     def resolve(
         self,
@@ -1234,7 +1214,8 @@ class InstructionResolver:
             entity_words=entity_words,
         )
         tokens: list[Token] = []
-        render = functools.partial(self._render_in_scene, entities=_entity_content_words(scene))
+        entities = _entity_content_words(scene)
+        render = functools.partial(self._render_in_scene, entities=entities)
         for cjk, run in split_runs(cleaned):
             if cjk:
                 tokens.extend(self._zh_tokens(run, zh_scene, gloss, present, render))
@@ -1268,7 +1249,7 @@ class InstructionResolver:
             if value is not None and value not in object_categories and value in place_categories:
                 token.tags = [("LOCCAT", value), *token.tags[1:]]
         if is_cjk(cleaned):
-            tokens = self._reread_spans(tokens, scene, render)
+            tokens = self._reread_spans(tokens, scene, entities)
         place_words = {w for loc in scene.locations for w in _name_tokens(loc.name)}
         for i, token in enumerate(tokens[:-1]):
             after = tokens[i + 1]
@@ -1282,7 +1263,11 @@ class InstructionResolver:
                 # 零件抽屉 is a parts drawer: the noun before a place's word describes the place
                 word = token.value(token.tag) or token.text
                 tokens[i] = Token(token.text, token.text, [("UNKNOWN", word)], corrected=word, cjk=True)
-        for i, token in enumerate(tokens[:-1]):
+        # One pass over the live list: a rule that inserts a token (an implied "to") is never read
+        # against the wrong neighbour by the rules after it.
+        i = -1
+        while (i := i + 1) < len(tokens) - 1:
+            token = tokens[i]
             role = _VERB_ROLES.get(token.value("VERB") or "")
             if role and token.cjk and tokens[i + 1].cjk and tokens[i + 1].tag == "LOCCAT":
                 # 发货箱, 报废箱: the verb says what the place is for (a role), not what to do.
@@ -1441,30 +1426,43 @@ class InstructionResolver:
         (tones ignored), or ``None`` when none or several do."""
         if len(word) < 2:
             return None
-        if self._glossary_by_length is None:
-            by_length: dict[int, list[str]] = {}
-            for term in self.vocab.glossary:
-                if is_cjk(term):
-                    by_length.setdefault(len(term), []).append(term)
-            self._glossary_by_length = by_length
         alike = [t for t in self._glossary_by_length.get(len(word), ()) if sounds_alike(word, t)]
         return alike[0] if len(alike) == 1 else None
 
+    @functools.cached_property
+    def _glossary_by_length(self) -> dict[int, list[str]]:
+        """The glossary's Chinese terms by length, for :meth:`_glossary_homophone`."""
+        by_length: dict[int, list[str]] = {}
+        for term in self.vocab.glossary:
+            if is_cjk(term):
+                by_length.setdefault(len(term), []).append(term)
+        return by_length
+
     def _render_in_scene(self, text: str, entities: list[tuple[str, tuple[str, ...]]]) -> list[Token]:
-        """A Chinese word nobody listed, read by looking for the scene's English names in it: each
-        name word is rendered in Chinese through CC-CEDICT and the glossary (inspection -> 检验,
+        """A Chinese word nobody listed read through :meth:`_rendering`: the words of the entity it
+        names, as evidence (检验灯 -> inspection, lamp); ``[]`` when no entity stands out."""
+        rendering = self._rendering(text, entities)
+        if rendering is None:
+            return []
+        return [Token(text, text, [("UNKNOWN", w)], corrected=w, cjk=True) for w in rendering[1]]
+
+    def _rendering(
+        self, text: str, entities: list[tuple[str, tuple[str, ...]]]
+    ) -> tuple[str, tuple[str, ...]] | None:
+        """The entity a Chinese word names, found by looking for the scene's English names in it:
+        each name word is rendered in Chinese through CC-CEDICT and the glossary (inspection -> 检验,
         lamp -> 灯), and the one entity whose words the Chinese word covers best, clearly ahead of
-        every other, lends it those words as evidence (检验灯 -> inspection, lamp). A whole Chinese
-        word counts 1, a single character half; ``[]`` when no entity stands out."""
-        scored: list[tuple[float, tuple[str, ...]]] = []
-        for _entity_id, words in entities:
+        every other, is meant, with the words covered. A whole Chinese word counts 1, a single
+        character half; ``None`` when no entity stands out."""
+        scored: list[tuple[float, str, tuple[str, ...]]] = []
+        for entity_id, words in entities:
             covered: list[str] = []
             score = 0.0
             used: set[str] = set()  # a character stands for one English word only
             whole = False
             matches = []
             for word in words:
-                forms = glosses.chinese_forms(word) | self._glossary_reverse().get(word, frozenset())
+                forms = glosses.chinese_forms(word) | self._glossary_reverse.get(word, frozenset())
                 found = [f for f in forms if f in text and f not in _WEAK_CHARACTERS]
                 if found:
                     matches.append((max(len(f) for f in found), word, found))
@@ -1481,19 +1479,18 @@ class InstructionResolver:
             head = text.rstrip("子儿")[-1:]
             if head and head not in used and head not in _PLACE_SUFFIXES:
                 score = 0.0  # the compound's head (its last character) names something else: 滑板桥
-            scored.append((score, tuple(covered)))
+            scored.append((score, entity_id, tuple(covered)))
         scored.sort(key=lambda x: -x[0])
         if not scored or scored[0][0] < 1.0 or (len(scored) > 1 and scored[1][0] > scored[0][0] - 0.5):
-            return []
-        return [Token(text, text, [("UNKNOWN", w)], corrected=w, cjk=True) for w in scored[0][1]]
+            return None
+        return scored[0][1], scored[0][2]
 
     def _reread_spans(
-        self, tokens: list[Token], scene: Scene, render: Callable[[str], list[Token]]
+        self, tokens: list[Token], scene: Scene, entities: list[tuple[str, tuple[str, ...]]]
     ) -> list[Token]:
         """A run of Chinese noun pieces (振动 + 台, 钛 + 架子) whose lexicon readings fit no entity of
-        the scene is read as a whole by :meth:`_render_in_scene` when that points clearly at one
-        entity: 振动台 is the vibration tester, not a syringe on a station."""
-        entities = [*scene.objects, *scene.locations]
+        the scene is read as a whole by :meth:`_rendering` when that points clearly at one entity:
+        振动台 is the vibration tester, not a syringe on a station."""
         out: list[Token] = []
         i = 0
         while i < len(tokens):
@@ -1505,14 +1502,17 @@ class InstructionResolver:
             if len(span) >= 2 or (
                 span and span[0].tag == "UNKNOWN" and not span[0].corrected and len(text) > 1
             ):
-                read = render(text)
-                meant = _rendered_entity(read, entities)
+                rendering = self._rendering(text, entities)
+                meant = scene.entity(rendering[0]) if rendering is not None else None
                 nouns = [t for t in span if t.tag in ("CAT", "LOCCAT", "KIND", "MATERIAL")]
                 # only where the pieces' own readings fit no one entity together (铝 + 棒料 do)
-                fitting = nouns and any(all(self._reading_fits(t, e) for t in nouns) for e in entities)
+                fitting = nouns and any(
+                    all(self._reading_fits(t, e) for t in nouns) for e in (*scene.objects, *scene.locations)
+                )
                 if meant is not None and not fitting and meant.category:
                     # the entity's own category heads the phrase, so a place reads as a place
                     head = "LOCCAT" if isinstance(meant, SceneLocation) else "CAT"
+                    read = [Token(text, text, [("UNKNOWN", w)], corrected=w, cjk=True) for w in rendering[1]]
                     out.extend([*read, Token(text, text, [(head, meant.category)], cjk=True)])
                     i = j
                     continue
@@ -1532,18 +1532,17 @@ class InstructionResolver:
             return value in _entity_tokens(entity) or getattr(entity, "material", "") == value
         return False
 
+    @functools.cached_property
     def _glossary_reverse(self) -> dict[str, frozenset[str]]:
         """English word -> the glossary's Chinese terms that name it (checkweigher -> 检重秤)."""
-        if self._glossary_by_word is None:
-            reverse: dict[str, set[str]] = {}
-            for term, senses in self.vocab.glossary.items():
-                if is_cjk(term):
-                    for sense in senses:
-                        for word in english_words(sense):
-                            if len(word) > 2:
-                                reverse.setdefault(word, set()).add(term)
-            self._glossary_by_word = {w: frozenset(t) for w, t in reverse.items()}
-        return self._glossary_by_word
+        reverse: dict[str, set[str]] = {}
+        for term, senses in self.vocab.glossary.items():
+            if is_cjk(term):
+                for sense in senses:
+                    for word in english_words(sense):
+                        if len(word) > 2:
+                            reverse.setdefault(word, set()).add(term)
+        return {w: frozenset(t) for w, t in reverse.items()}
 
     def _senses(self, word: str) -> tuple[str, ...]:
         """English senses of a Chinese word: the vocabulary's shop-floor glossary, then CC-CEDICT."""
@@ -2384,7 +2383,9 @@ class InstructionResolver:
                     kind == "object"
                     and prep in ("target", "locative")
                     and p.objects
-                    and self._names_a_place(np, scene)
+                    and np.head == "CAT"
+                    and scene is not None
+                    and self._places_named_by(np, scene)
                 )
             ):
                 loc_mentions.append((np, prep, relcl, idx, len(p.objects)))
@@ -2477,12 +2478,12 @@ class InstructionResolver:
         if not used:
             parse.negated = True
 
-    def _names_a_place(self, np: _NP, scene: Scene | None) -> bool:
-        """A thing-word phrase ("the wheel") that fits no object here but a place's name (the buffing
-        wheel): it is that place."""
-        if scene is None or np.head != "CAT" or self._ground(np, list(scene.objects)):
-            return False
-        return bool(self._match_locations(np, scene, ()))
+    def _places_named_by(self, np: _NP, scene: Scene, turns: Sequence[_Turn] = ()) -> tuple[str, ...]:
+        """The places a thing-word phrase names when it fits no object here: "on the wheel" where no
+        object is a wheel but the buffing wheel is a place. ``()`` when an object fits."""
+        if self._ground(np, list(scene.objects)):
+            return ()
+        return self._match_locations(np, scene, turns)
 
     def _place_targets(self, p: _Parse, mentions: list[tuple[_NP, str | None, bool, int, int]]) -> None:
         """Pick the place the object goes to; other places describe where an object is now."""
@@ -2675,22 +2676,16 @@ class InstructionResolver:
             if p.targets:
                 np = p.targets[-1]
                 cands = self._match_locations(np, scene, turns)
-                if len(cands) > 1 and "its" in np.words and len(draft.objects) == 1:
+                thing = scene.object(draft.objects[0]) if draft.objects and len(draft.objects) == 1 else None
+                if len(cands) > 1 and "its" in np.words and thing is not None:
                     # "put it back on its stand": the stand named after the thing (the iron stand)
-                    own = (
-                        _name_tokens(scene.object(draft.objects[0]).name)
-                        if scene.object(draft.objects[0])
-                        else set()
-                    )
+                    own = _name_tokens(thing.name)
                     named = tuple(c for c in cands if own & _name_tokens(scene.location(c).name))
                     cands = named if len(named) == 1 else cands
                 draft = replace(draft, targets=cands, target_words=np.text)
             elif p.target_objects:
                 np = p.target_objects[-1]
-                # "on the wheel" where no object is a wheel but the buffing wheel is a place: that place.
-                cands = (
-                    () if self._ground(np, list(scene.objects)) else self._match_locations(np, scene, turns)
-                )
+                cands = self._places_named_by(np, scene, turns)
                 draft = replace(draft, targets=cands, target_words=np.text)
             elif default_target:
                 draft = replace(draft, default_target=default_target, confidence=draft.confidence * 0.95)
@@ -2811,12 +2806,11 @@ class InstructionResolver:
                     objs = same_category
         if "other" in marks and last:
             objs = [o for o in objs if o.id != last]
+        seen = {i for t in turns for i in t.mentioned}
         if "other" in marks:
             # "the other trowel as well" after a trowel and then a fork: not the trowel already moved
-            seen = {i for t in turns for i in t.mentioned}
             objs = [o for o in objs if o.id not in seen] or objs
         if "remaining" in marks:
-            seen = {i for t in turns for i in t.mentioned}
             objs = [o for o in objs if o.id not in seen]
         if "previous" in marks:
             for turn in reversed(turns):
@@ -3732,10 +3726,10 @@ def _said_in_full(np: _NP, items: list) -> list:
     and more, the operator named that one (the other would have been named by its extra word)."""
     if len(items) < 2 or np.cjk:
         return items
-    said = {w for word in np.words for w in re.split(r"[^a-z0-9]+", word.lower()) if w} - _DETERMINERS
+    said = {w for word in np.words for w in _name_tokens(word)} - _DETERMINERS
     if not said:
         return items
-    names = {id(e): {w for w in re.split(r"[^a-z0-9]+", e.name.lower()) if w} for e in items}
+    names = {id(e): _name_tokens(e.name) for e in items}
     exact = [e for e in items if names[id(e)] == said]
     if len(exact) == 1 and all(names[id(e)] > said for e in items if e is not exact[0]):
         return exact
