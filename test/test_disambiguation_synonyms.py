@@ -510,3 +510,19 @@ def test_a_defect_said_before_what_to_do_with_it(resolver, shop) -> None:
     # a defect of one thing, then another thing: never the cracked one by mistake
     res = resolver.resolve("the amber jar's cracked, so the clear jar in bag B", shop)
     assert res.object_id != "jar", res.to_dict()
+
+
+def test_a_pinyin_slip_of_a_glossary_term() -> None:
+    # 卵园钳 is a keyboard slip for the glossary's 卵圆钳 (sponge forceps); no dictionary knows the slip
+    scene = Scene.from_dict(
+        {
+            "objects": [
+                _obj("sponge", "sponge forceps", "forceps", (0.5, 0.1), kind="tool"),
+                _obj("tissue", "tissue forceps", "forceps", (0.5, -0.1), kind="tool"),
+            ],
+            "locations": [_loc("cart", "autoclave cart", "cart", (0.2, 0.4))],
+        }
+    )
+    r = InstructionResolver()
+    assert "卵圆钳" in r.vocab.glossary
+    assert _cmd(r.resolve("卵园钳放到灭菌车上", scene)) == ("resolved", "pick_place", "sponge", "cart")
