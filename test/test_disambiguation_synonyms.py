@@ -526,3 +526,107 @@ def test_a_pinyin_slip_of_a_glossary_term() -> None:
     r = InstructionResolver()
     assert "卵圆钳" in r.vocab.glossary
     assert _cmd(r.resolve("卵园钳放到灭菌车上", scene)) == ("resolved", "pick_place", "sponge", "cart")
+
+
+# A second cell of our own for the English phrasings and the no-verb Chinese orders found on fresh
+# development sets (round 5): states and colours said in a relative clause, "a bag of", hesitations and
+# repairs, names said in part, questions and errands that are no task for the arm.
+WORKSHOP = {
+    "objects": [
+        _obj("deck_ok", "maple deck", "deck", (0.50, 0.30)),
+        _obj("deck_bad", "black deck", "deck", (0.50, 0.10), defect="delaminated"),
+        _obj("knob_chrome", "program knob", "knob", (0.30, -0.20), color="chrome"),
+        _obj("knob_white", "program knob", "knob", (0.30, -0.35), color="white"),
+        _obj("crisps_salt", "ready salted crisps", "snack", (0.60, -0.20), mass_g=45),
+        _obj("crisps_cheese", "cheese and onion crisps", "snack", (0.60, -0.35), mass_g=32),
+        _obj("can_lemon", "lemon soda can", "can", (0.45, 0.45), defect="dented"),
+        _obj("shoe_far", "guide shoe", "shoe", (0.55, 0.50)),
+        _obj("shoe_near", "guide shoe", "shoe", (0.30, -0.05)),
+        _obj("liner", "guide shoe liner", "liner", (0.20, 0.10)),
+        _obj("strainer", "paint strainer", "strainer", (0.40, -0.50)),
+        _obj("sealer", "impulse sealer", "sealer", (0.25, 0.35), kind="tool"),
+        _obj("meter_ok", "single-phase meter", "meter", (0.70, 0.20)),
+        _obj("meter_bad", "single-phase meter", "meter", (0.70, 0.45), defect="display dead"),
+        _obj("pack_root", "ginseng root slices pack", "pack", (0.15, -0.30)),
+    ],
+    "locations": [
+        _loc("jig", "assembly jig", "fixture", (0.85, 0.40)),
+        _loc("tote_dmg", "damaged tote", "bin", (0.85, 0.20), role="reject"),
+        _loc("snack_row", "snack row", "rack", (0.85, 0.00)),
+        _loc("spool_table", "spool assembly table", "station", (0.85, -0.20)),
+        _loc("gun_washer", "gun washer", "station", (0.85, -0.40)),
+        _loc("haz_bin", "hazardous waste bin", "bin", (0.10, -0.55)),
+        _loc("tool_shelf", "tool shelf", "rack", (0.05, 0.55)),
+        _loc("tool_tray", "tool tray", "tray", (0.05, -0.55)),
+        _loc("parts_bin", "parts bin", "bin", (0.05, 0.30)),
+        _loc("ng_bin", "NG bin", "bin", (0.95, 0.60)),
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def workshop() -> Scene:
+    return Scene.from_dict(WORKSHOP)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # the not-defective one, said with a negative prefix or in a relative clause (the prefix was
+        # once corrected to "damaged" and the defective deck taken)
+        ("the undamaged deck onto the jig", ("pick_place", "deck_ok", "jig")),
+        ("the intact deck onto the jig", ("pick_place", "deck_ok", "jig")),
+        ("the deck that isn't busted, onto the jig", ("pick_place", "deck_ok", "jig")),
+        # a colour the scene spells one way and the lexicon another (chrome = silver), and its negation
+        ("pick up the chrome knob", ("pick", "knob_chrome", None)),
+        ("pick up the knob that isn't chrome", ("pick", "knob_white", None)),
+        ("pick up the knob w/ the white finish", ("pick", "knob_white", None)),
+        # a pack holds what is meant: "a bag of crisps" where no bag is a thing here
+        ("the bigger bag of crisps into the snack row", ("pick_place", "crisps_salt", "snack_row")),
+        ("load the cheese-and-onion crisps into the snack row", ("pick_place", "crisps_cheese", "snack_row")),
+        # a defect's noun ("a dent") for the scene's state ("dented"), said before what to do
+        (
+            "the lemon pop's got a dent in it, stick it in the damaged tote",
+            ("pick_place", "can_lemon", "tote_dmg"),
+        ),
+        # hesitations inside a phrase, a repair of scene words after "no wait", a repair said before "I mean"
+        (
+            "put the strainer in the, uh, gun washer - no wait, hazardous waste",
+            ("pick_place", "strainer", "haz_bin"),
+        ),
+        ("put the strainer in the parts bin, er, tool tray I mean", ("pick_place", "strainer", "tool_tray")),
+        # a name said without its middle word; a typo the cell's own word settles (tabel: table, not label)
+        ("put the strainer on the spool tabel", ("pick_place", "strainer", "spool_table")),
+        # the whole name said ("guide shoe") beside a longer one, then the nearer of the two that carry it
+        ("take the guide shoe closest to you over to the jig", ("pick_place", "shoe_near", "jig")),
+        ("home the arm please", ("home", None, None)),
+        ("ok that's us done, send it home", ("home", None, None)),
+        # no verb: the first phrase, which names no kind of place, is the thing
+        ("封口机用完了放回tool shelf", ("pick_place", "sealer", "tool_shelf")),
+        ("显示坏的那个单相表，NG掉", ("pick_place", "meter_bad", "ng_bin")),
+    ],
+)
+def test_phrasings_of_fresh_operators(resolver, workshop, text, expected) -> None:
+    res = resolver.resolve(text, workshop)
+    assert (res.status, res.action, res.object_id, res.target_id) == ("resolved", *expected), res.question
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "yo what's the best setup for a mini ramp, like durometer wise?",
+        "reckon the tide'll be in by four?",
+        "can you work out how many strips we get off this coil",
+        "order another case of clear from the supplier",
+        "这批料28天强度应该是多少？",
+    ],
+)
+def test_questions_and_errands_are_no_task_for_the_arm(resolver, workshop, text) -> None:
+    assert resolver.resolve(text, workshop).status == "reject"
+
+
+def test_a_phrasal_verb_sense_of_a_character_names_nothing(resolver, workshop) -> None:
+    """铲 is glossed "root up" among its senses; a 料铲 (scoop) the cell lacks is no ginseng root pack."""
+    res = resolver.resolve("料铲放回工具架", workshop)
+    assert res.object_id != "pack_root"
+    assert res.status == "clarify"

@@ -106,7 +106,7 @@ _STOP_EXCEPTION_EN = re.compile(
 # stop. Anything longer or different after it ("wait, the door is open") still stops.
 _REPAIR_WAIT_EN = re.compile(
     r"(?<=[a-z0-9])\s*(?:[,;.…—]+|-{1,2})\s*(?:(?:no+|oh|um+|uh+|er+)\s*,?\s*)?wait\s*[,.…—-]*\s*(?:no+\s*[,.]*\s*)?"
-    r"(?=(?:the|that|this|i mean|make (?:it|that)|in|on|into|onto|to)\b(?:\s+[a-z0-9]+){0,5}\s*[.!]*$)"
+    r"(?=(?:(?:the|that|this|i mean|make (?:it|that)|in|on|into|onto|to)\b)?(?:\s*[a-z0-9]+){1,6}\s*[.!]*$)"
 )
 _REPAIR_FUNCTION_WORDS = (
     "the",
@@ -397,11 +397,22 @@ def _name_bigrams(scene: Scene) -> set[tuple[str, str]]:
     return pairs
 
 
+def _name_pairs(scene: Scene) -> set[tuple[str, str]]:
+    """Pairs of words in the order one of the scene's English names has them, adjacent or not
+    ("spool", "table" in "spool assembly table")."""
+    pairs: set[tuple[str, str]] = set()
+    for entity in (*scene.objects, *scene.locations):
+        pairs |= set(itertools.combinations(english_words(entity.name), 2))
+    return pairs
+
+
 def _compact_tokens(text: str) -> set[str]:
     """ "CR-50" -> cr50, "hi-lok pin" -> hilok: the spellings an operator runs together or splits."""
     return {re.sub(r"[^a-z0-9]", "", w) for w in text.lower().split() if re.search(r"[^a-z0-9]", w)} - {""}
 
 
+# Endings that turn a defect's noun into the scene's word for the state (dent -> dented, chip -> chipped).
+_INFLECTIONS = frozenset({"ed", "ing", "ped", "ted", "ged", "ded", "ked", "led", "red"})
 # Characters too common in Chinese words to stand for an English word alone.
 _WEAK_CHARACTERS = frozenset("子儿的个那这一了上下里中大小件只块根条张把")
 # Last characters that only say "a place of some kind" (振动台, 挂具线): a compound may end on one that
@@ -544,6 +555,10 @@ _CORRECTION_EN = re.compile(
     r"|i mean|i meant|or rather|rather|make that|make it|correction|scratch that|my bad|oops|wait)"
     r"\b\s*(?:[,;.…—]+|-{1,2})?\s*(?:i mean\b|no+\b)?\s*[,;]?\s*"
 )
+# A repair said before its marker: "put the crimper in the parts bin, er, tool tray I mean".
+_MEANT_AFTER_EN = re.compile(
+    r"\s*(?:[,;…—]+|-{1,2})\s*(?:(?:um+|uh+|er+|erm)\s*[,;…]*\s*)?([a-z0-9][^,;]*?)\s*,?\s*i mean\s*[.!]*$"
+)
 # An instruction that opens by taking back the previous command: "no, the other one", "不对，是蓝色的".
 _CORRECTION_START = re.compile(
     r"\s*(?:no+\b|nope\b|wrong\b|actually\b|sorry\b|i mean\b|不对|不是|错了|我是说)", re.IGNORECASE
@@ -649,7 +664,7 @@ _FINISHED_WITH = re.compile(
     # "the gel sleeve's ripped, bin it": what is wrong with it, said before what to do
     r"|(?:'s|\bis)\s+(?:ripped|torn|busted|broken|bent|cracked|chipped|dented|soaked|knackered|shot|wrecked)\b"
     r"(?=\s*[,;][^,;]*\bit\b)"
-    r"|(?:用完了|用好了|搞定了|弄完了|做完了|弄好了)(?=\s*[，,；;])",
+    r"|(?:用完了|用好了|搞定了|弄完了|做完了|弄好了)(?=\s*[，,；;]|\s*(?:放回|放到|放|搁回|搁|收回|收|送回|拿回))",
     re.IGNORECASE,
 )
 _NEAR_AFTER_ZH = re.compile(r"(?<=[\u4e00-\u9fffA-Za-z0-9])(旁边|附近|边上|隔壁|跟前)(?=那|这)")
@@ -695,6 +710,9 @@ _SIDE_OF_EN = re.compile(
 def _split_correction(text: str) -> tuple[str, str]:
     """ "put the blue tray, no, the grey one" -> ("put the blue tray", "the grey one"): the repair wins."""
     english = normalise_english(text)
+    trailing = _MEANT_AFTER_EN.search(english) if not is_cjk(text) else None
+    if trailing and trailing.start() > 0:
+        return english[: trailing.start()], trailing.group(1)  # "..., er, tool tray I mean"
     match = _CORRECTION_EN.search(english) if english == text.lower() or not is_cjk(text) else None
     if match and match.end() < len(english):
         # "..., actually not the frame, the 2207 motor": what is taken back is not the repair.
@@ -1297,7 +1315,29 @@ class InstructionResolver:
                 tokens[i + 1] = Token("去", "去", [("PREP", "target")], cjk=True)
             if token.text in ("那个", "这个") and tokens[i + 1].tag == "PUNCT":
                 tokens[i] = Token(token.text, token.text, [("FILLER", token.text)], cjk=True)  # 嗯…那个…
+            if (
+                not token.cjk
+                and token.tag == "CAT"
+                and tokens[i + 1].text == "of"
+                and i + 2 < len(tokens)
+                and tokens[i + 2].tag in ("NAME", "CAT", "UNKNOWN")
+                and self._describes_nothing_here(token.tags[:1], present)
+            ):
+                # "the bigger bag of crisps" where no bag is a thing here: the pack only holds what is
+                # meant, and the noun after "of" names it
+                tokens[i] = Token(token.text, token.text, [("FILLER", token.text)])
         self._choose_readings(tokens, _name_bigrams(scene))
+        pairs = _name_pairs(scene)
+        for token, after in itertools.pairwise(tokens):
+            if (
+                not token.cjk
+                and token.tag == "CAT"
+                and token.has("NAME")
+                and after.tag in ("LOCCAT", "NAME", "CAT")
+                and (token.text, after.corrected or after.text) in pairs
+            ):
+                # "the spool tabel" for a spool assembly table: the name's word, not a reel
+                token.tags.sort(key=lambda tv: tv[0] != "NAME")
         return tokens
 
     def _zh_tokens(
@@ -1571,6 +1611,8 @@ class InstructionResolver:
         for sense in self._senses(piece)[: 1 if first_only else None]:
             if len(sense.split()) > 3 or _SENSE_FUNCTION_WORDS & set(sense.split()):
                 continue  # a description ("peel with a knife"), not a name
+            if re.fullmatch(r"[a-z]+ (?:up|out|off|down|away|over|in)", sense):
+                continue  # a phrasal verb (铲: "root up") names nothing, whatever its words resemble
             words = self._en_tokens(sense, scene_words, scene_phrases, zh_context=False, correct=False)
             read: list[Token] = []
             for word in words:
@@ -1798,6 +1840,10 @@ class InstructionResolver:
         if len(word) < v.typo_min_word_length or word.isdigit():
             return Token(word, word, [("UNKNOWN", word)])
         limit = v.typo_max_distance_short if len(word) <= 7 else v.typo_max_distance_long
+        inflected = [w for w in scene_words if w.startswith(word) and w[len(word) :] in _INFLECTIONS]
+        if len(word) >= 4 and len(inflected) == 1:
+            # "a dent" beside a part flagged "dented": the scene's word, not the closest function word
+            return Token(word, word, list(scene_words[inflected[0]]), corrected=inflected[0])
         best: list[tuple[float, str, list]] = []
         # A word that only describes things (a colour, material, category) is a typo target only when
         # the cell has such a thing: "capper" is no "copper" in a cell without copper.
@@ -1826,7 +1872,10 @@ class InstructionResolver:
         top = min(d for d, _, _ in best)
         winners = [(c, t) for d, c, t in best if d == top]
         readings = {tuple(sorted(t for t in tags if t[0] != "NAME")) or tuple(tags) for _, tags in winners}
-        if len(readings) > 1:
+        in_scene = [(c, t) for c, t in winners if c in scene_words]
+        if len(readings) > 1 and len(in_scene) == 1:
+            winners = in_scene  # "spool tabel": the cell's table, not a label
+        elif len(readings) > 1:
             return Token(word, word, [("UNKNOWN", word)])
         cand, tags = winners[0]
         return Token(word, word, list(tags), corrected=cand)
@@ -2076,6 +2125,10 @@ class InstructionResolver:
         Clauses that the word-level grammar cannot attach ("that isn't steel", "the second from the
         left", "between the two boards", "left of the housing", "..., no, the red one") are cut out of
         the text first, parsed as phrases of their own, and attached to the object phrase."""
+        cleaned = re.sub(r"(?<![A-Za-z])w/o(?![A-Za-z])", " without ", cleaned)  # "sokcet w/ bent pins"
+        cleaned = re.sub(r"(?<![A-Za-z])w/(?![A-Za-z])", " with ", cleaned)
+        # "cheese-and-onion crisps" is one name, not two things
+        cleaned = re.sub(r"(?<=[A-Za-z])-(?:and|n|&)-(?=[A-Za-z])", " ", cleaned)
         cleaned = normalise_english_numbers(cleaned)
         if is_cjk(cleaned):
             cleaned = normalise_chinese_numbers(cleaned)
@@ -2089,6 +2142,13 @@ class InstructionResolver:
         cleaned = _FINISHED_WITH.sub(" ", cleaned)
         # "erm, right, so the fid": a discourse word between pauses is no side
         cleaned = _DISCOURSE_EN.sub(" ", cleaned)
+        # "in the, uh, gun washer": a hesitation inside a phrase does not end it
+        cleaned = re.sub(
+            r"\b(the|a|an|in|on|into|onto|to)\s*,\s*(?:uh+|um+|er+|erm)\s*,\s*",
+            r"\1 ",
+            cleaned,
+            flags=re.IGNORECASE,
+        )
         # "on the scale, not in the carton": the place said not to use, after the place to use
         cleaned = _NOT_THERE_EN.sub("", cleaned)
         # 靠近蜡树的那个戒指 / 靠蜡树那个戒指: said the way the grammar reads, 蜡树旁边的那个戒指.
@@ -2144,6 +2204,10 @@ class InstructionResolver:
                     continue
                 phrase_parse = self._parse(self._tokenize(phrase, scene), scene)
                 nps = [n for n in (*phrase_parse.objects, *phrase_parse.targets) if n.kind != "empty"]
+                if kind == "not" and not nps and not is_cjk(phrase) and len(phrase.split()) <= 2:
+                    # "the tip that isn't worn": a state or colour alone is "the worn one"
+                    phrase_parse = self._parse(self._tokenize(f"the {phrase} one", scene), scene)
+                    nps = [n for n in phrase_parse.objects if n.kind != "empty"]
                 if kind == "not":
                     np.excluded.extend(nps)
                 elif kind == "between" and nps:
@@ -2563,6 +2627,10 @@ class InstructionResolver:
             ellipsis = ellipsis or has_template
         if ellipsis:
             return self._ellipsis(p, scene, turns, lang, cleaned, conf)
+        if not verbs and not p.objects and len(p.targets) >= 2 and not p.targets[0].head:
+            # "显示坏的那个单相表，NG掉", "封口机用完了放回tool shelf": two phrases and no verb; the first,
+            # which names no kind of place, is the thing that goes to the second
+            p.objects, p.targets = [p.targets[0]], p.targets[1:]
         if not verbs:
             if p.objects and (p.targets or p.target_objects):
                 verbs = ["put"]
@@ -2902,7 +2970,16 @@ class InstructionResolver:
                 key = tag.lower()
                 require(
                     value,
-                    {o.id: float(getattr(o, key, "") == value or value in tokens[o.id]) for o in items},
+                    {
+                        o.id: float(
+                            getattr(o, key, "") == value
+                            or value in tokens[o.id]
+                            # a scene colour the lexicon spells otherwise: "chrome" is silver
+                            or (tag, value)
+                            in self.lex.en_words.get(str(getattr(o, key, "") or "").lower(), ())
+                        )
+                        for o in items
+                    },
                 )
             elif tag == "THREAD":
                 require(
@@ -3731,7 +3808,8 @@ def _said_in_full(np: _NP, items: list) -> list:
         return items
     names = {id(e): _name_tokens(e.name) for e in items}
     exact = [e for e in items if names[id(e)] == said]
-    if len(exact) == 1 and all(names[id(e)] > said for e in items if e is not exact[0]):
+    # (several may carry that name: "the guide shoe closest to you" beside a "guide shoe liner")
+    if exact and all(names[id(e)] > said for e in items if names[id(e)] != said):
         return exact
     return items
 
