@@ -548,6 +548,7 @@ WORKSHOP = {
         _obj("meter_ok", "single-phase meter", "meter", (0.70, 0.20)),
         _obj("meter_bad", "single-phase meter", "meter", (0.70, 0.45), defect="display dead"),
         _obj("pack_root", "ginseng root slices pack", "pack", (0.15, -0.30)),
+        _obj("core", "stator core", "core", (0.12, 0.00)),
     ],
     "locations": [
         _loc("jig", "assembly jig", "fixture", (0.85, 0.40)),
@@ -558,8 +559,9 @@ WORKSHOP = {
         _loc("haz_bin", "hazardous waste bin", "bin", (0.10, -0.55)),
         _loc("tool_shelf", "tool shelf", "rack", (0.05, 0.55)),
         _loc("tool_tray", "tool tray", "tray", (0.05, -0.55)),
-        _loc("parts_bin", "parts bin", "bin", (0.05, 0.30)),
+        _loc("spares_bin", "spares bin", "bin", (0.05, 0.30)),
         _loc("ng_bin", "NG bin", "bin", (0.95, 0.60)),
+        _loc("ok_tote", "good parts tote", "bin", (0.95, -0.60)),
     ],
 }
 
@@ -594,7 +596,7 @@ def workshop() -> Scene:
             "put the strainer in the, uh, gun washer - no wait, hazardous waste",
             ("pick_place", "strainer", "haz_bin"),
         ),
-        ("put the strainer in the parts bin, er, tool tray I mean", ("pick_place", "strainer", "tool_tray")),
+        ("put the strainer in the spares bin, er, tool tray I mean", ("pick_place", "strainer", "tool_tray")),
         # a name said without its middle word; a typo the cell's own word settles (tabel: table, not label)
         ("put the strainer on the spool tabel", ("pick_place", "strainer", "spool_table")),
         # the whole name said ("guide shoe") beside a longer one, then the nearer of the two that carry it
@@ -630,3 +632,16 @@ def test_a_phrasal_verb_sense_of_a_character_names_nothing(resolver, workshop) -
     res = resolver.resolve("料铲放回工具架", workshop)
     assert res.object_id != "pack_root"
     assert res.status == "clarify"
+
+
+def test_a_chinese_place_word_read_in_english_keeps_its_other_words(resolver, workshop) -> None:
+    """良品箱 reads "good parts bin": the good parts *tote* is meant, not the NG bin whose name says bin
+    (the noun's English word once narrowed the places to the NG bin before "good" was read); 铁芯 is a
+    trade word the glossary carries (a stator core)."""
+    res = resolver.resolve("铁芯放良品箱", workshop)
+    assert (res.status, res.action, res.object_id, res.target_id) == (
+        "resolved",
+        "pick_place",
+        "core",
+        "ok_tote",
+    )

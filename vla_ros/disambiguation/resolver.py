@@ -3200,7 +3200,8 @@ class InstructionResolver:
         elif head == "PRON":
             last_targets = [t.target_id for t in reversed(turns) if t.target_id]
             return (last_targets[0],) if last_targets else ()
-        locs = _prefer_named(locs, np.head_word)
+        if not np.cjk:
+            locs = _prefer_named(locs, np.head_word)
         marks = set(np.mod_values("MARK"))
         if marks & {"same", "previous"}:
             for turn in reversed(turns):
@@ -3247,6 +3248,10 @@ class InstructionResolver:
                 locs = [loc for loc in locs if best - evidence[loc.id] < EVIDENCE_MARGIN]
             elif not understood:
                 return ()  # nothing in the phrase names any place of the cell
+        if np.cjk:
+            # a Chinese word's English reading ("good parts bin" for 良品箱) prefers the places its
+            # noun names only among those its other words allow (the good parts tote has no "bin")
+            locs = _prefer_named(locs, np.head_word)
         locs = self._spatial_select(np, _said_in_full(np, locs))
         return tuple(loc.id for loc in locs)
 
