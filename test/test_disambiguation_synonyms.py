@@ -645,3 +645,29 @@ def test_a_chinese_place_word_read_in_english_keeps_its_other_words(resolver, wo
         "core",
         "ok_tote",
     )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "拿剪刀帮我把线头剪一下，我手扶着呢",
+        "我手扶着工装，你把螺丝钻进去",
+        "cut the tape while I'm holding the strainer",
+    ],
+)
+def test_working_on_what_a_person_holds_is_refused(resolver, workshop, text) -> None:
+    assert resolver.resolve(text, workshop).status == "reject"
+
+
+def test_an_answer_saying_what_the_thing_has_keeps_the_question(resolver, workshop) -> None:
+    """ "which deck?" - "the black one, it's got a crack": 'got' is no order to pick it up; the place
+    asked with stays."""
+    pending = resolver.resolve("put the deck on the assembly jig", workshop)
+    assert pending.status == "clarify"
+    res = resolver.answer(pending, "the black one, it's got a crack", workshop)
+    assert (res.status, res.action, res.object_id, res.target_id) == (
+        "resolved",
+        "pick_place",
+        "deck_bad",
+        "jig",
+    )

@@ -3514,6 +3514,8 @@ class InstructionResolver:
         refusal = self._unsafe(cleaned, answer_text, scene, detect_language(cleaned))
         if refusal is not None:
             return refusal
+        # "the forty, it's got a twisted tip": what the thing has, not an order to get it
+        cleaned = re.sub(r"(?:'s|\bhas|\bhave)\s+got\b", " has", cleaned, flags=re.IGNORECASE)
         tokens = self._tokenize(cleaned, scene)
         parse = self._parse(tokens, scene)
         if parse.verbs or pc.draft.intent == "unknown" or pc.slot == "action":
