@@ -671,3 +671,45 @@ def test_an_answer_saying_what_the_thing_has_keeps_the_question(resolver, worksh
         "deck_bad",
         "jig",
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # a repair that opens with a placing verb names the place (it was asked: no usable words)
+        ("把封口机放工具架，哎不是，放检测台", ("sealer", "insp")),
+        # only the place's number repaired
+        ("把封口机放1号工位，哦不，2号", ("sealer", "station_2")),
+        # the one not meant, said first in Chinese and in English with a dash
+        ("不要坏的那个，好的单相表放检测台", ("meter_ok", "insp")),
+        ("不是显示坏的那个，另一个单相表放检测台", ("meter_ok", "insp")),
+        ("not the black deck — put the other deck on the assembly jig", ("deck_ok", "jig")),
+        # 收 is putting away (it was no verb: "what should I do with ...?")
+        ("那个impulse sealer收工具箱里", ("sealer", "tool_case")),
+    ],
+)
+def test_chinese_repairs_and_exclusions_said_first(resolver, workshop, text, expected) -> None:
+    scene = Scene.from_dict(
+        {
+            "objects": WORKSHOP["objects"],
+            "locations": [
+                *WORKSHOP["locations"],
+                _loc("tool_rack", "tool rack", "rack", (0.20, 0.62)),
+                _loc("tool_case", "tool case", "case", (0.30, 0.62), accepts=["tool"]),
+                _loc("station_1", "station 1", "station", (0.60, 0.62)),
+                _loc("station_2", "station 2", "station", (0.40, 0.62)),
+                _loc("insp", "inspection table", "station", (0.70, -0.62), role="inspection"),
+            ],
+        }
+    )
+    res = resolver.resolve(text, scene)
+    assert (res.status, res.action, res.object_id, res.target_id) == ("resolved", "pick_place", *expected), (
+        res.question
+    )
+
+
+@pytest.mark.parametrize(
+    "text", ["开模的时候你直接伸进去把产品夹出来，别等安全门了", "安全门开着，你直接伸进去夹"]
+)
+def test_reaching_into_a_machine_or_not_waiting_for_its_guard_is_refused(resolver, workshop, text) -> None:
+    assert resolver.resolve(text, workshop).status == "reject"

@@ -656,7 +656,8 @@ _NOT_THERE_EN = re.compile(
     re.IGNORECASE,
 )
 _NOT_FIRST_EN = re.compile(
-    r"\s*(?:no,?\s+)?not\s+(?:the\s+|that\s+)([a-z0-9][^,;]*?)\s*[,;]\s*(?=\S)", re.IGNORECASE
+    r"\s*(?:no,?\s+)?not\s+(?:the\s+|that\s+)([a-z0-9][^,;—–]*?)\s*(?:[,;]|[—–]|\s-{1,2}\s)\s*(?=\S)",
+    re.IGNORECASE,
 )
 _FINISHED_WITH = re.compile(
     r"\b(?:(?:i'?m|we'?re|i am|we are)\s+)?(?:all\s+)?done with\b"
@@ -698,6 +699,8 @@ _NOT_ZH = re.compile(
     r"|(?:^|(?<=[，,]))([^，,]+?)" + _ZH_THAT + r"?(?:也)?不要[，,](?=\s*\S)"
     # "不是白的，是蓝的那卷": not X, but Y
     r"|^不是([^，,]+?)[，,]\s*(?=是)"
+    # "不要裂的那个，好的素坯杯放转盘上" / "不是厨房那个，面盆龙头拿去试水": the one not meant, said first
+    r"|^(?:不要|别拿|不是)([^，,]+?)" + _ZH_THAT + r"\s*[，,](?=\s*\S)"
 )
 _BETWEEN_EN = re.compile(r"\s*\b(?:in\s+)?between\s+(.+?)(?=\s+(?:to|into|onto|in|on)\s+|\s*[,;.!?]|$)")
 _BETWEEN_ZH = re.compile(r"(?:在)?([^在把]+?)(?:和|与|跟)(.+?)(?:之间|中间)(?:的|(?=那|这))")
@@ -1287,8 +1290,15 @@ class InstructionResolver:
         while (i := i + 1) < len(tokens) - 1:
             token = tokens[i]
             role = _VERB_ROLES.get(token.value("VERB") or "")
-            if role and token.cjk and tokens[i + 1].cjk and tokens[i + 1].tag == "LOCCAT":
-                # 发货箱, 报废箱: the verb says what the place is for (a role), not what to do.
+            if (
+                role
+                and token.cjk
+                and tokens[i + 1].cjk
+                and tokens[i + 1].tag == "LOCCAT"
+                and len(tokens[i + 1].text) == 1
+            ):
+                # 发货箱, 报废箱: the verb says what the place is for (a role), not what to do; before a
+                # whole place word (收零件箱里) it is what to do.
                 tokens[i] = Token(token.text, token.text, [("ROLE", role)], cjk=True)
             if (
                 token.cjk
@@ -2507,7 +2517,29 @@ class InstructionResolver:
         instruction unclear (asked), never the words it took back."""
         fix_tokens = self._tokenize(repair, scene)
         fix = self._parse(fix_tokens, scene)
-        to_place = any(t.tag == "PREP" and t.value("PREP") == "target" for t in fix_tokens)
+        to_place = any(t.tag == "PREP" and t.value("PREP") == "target" for t in fix_tokens) or (
+            # "..., 哎不是，放工具箱": a placing verb opens the repair of an instruction that has its thing
+            bool(parse.objects and parse.targets and fix_tokens)
+            and fix_tokens[0].tag == "VERB"
+            and set(fix.verbs) <= {"put", "move", "take"}
+        )
+        labels = [m for m in fix.objects[0].mods if m[0] not in ("DET", "FILLER")] if fix.objects else []
+        if (
+            not fix.targets
+            and len(fix.objects) == 1
+            and labels
+            and all(t == "LABEL" for t, _ in labels)
+            and parse.targets
+            and any(t == "LABEL" for t, _ in parse.targets[0].mods)
+            and not any(t == "LABEL" for np in parse.objects for t, _ in np.mods)
+        ):
+            # "领片放1号工位，哦不，2号": only the place's number is repaired
+            old_place = parse.targets[0]
+            mods = [m for m in old_place.mods if m[0] != "LABEL"] + labels
+            fix.targets, fix.objects = (
+                [replace(old_place, mods=mods, words=[*old_place.words, *fix.objects[0].words])],
+                [],
+            )
         if (
             not fix.targets
             and parse.targets
