@@ -713,3 +713,37 @@ def test_chinese_repairs_and_exclusions_said_first(resolver, workshop, text, exp
 )
 def test_reaching_into_a_machine_or_not_waiting_for_its_guard_is_refused(resolver, workshop, text) -> None:
     assert resolver.resolve(text, workshop).status == "reject"
+
+
+CANDLES = {
+    "objects": [
+        _obj("wick_near", "CD-10 wick", "wick", (0.55, 0.10)),
+        _obj("wick_block", "CD-16 wick", "wick", (0.52, -0.22)),
+        _obj("wax_block", "soy wax block", "wax", (0.62, -0.32)),
+        _obj("head_near", "pendent sprinkler head", "sprinkler_head", (0.30, 0.20)),
+        _obj("head_far", "upright sprinkler head", "sprinkler_head", (0.70, 0.30)),
+        _obj("tape", "PTFE tape", "tape", (0.85, -0.50)),
+    ],
+    "locations": [
+        _loc("tray_wick", "wick tray", "tray", (0.20, 0.50)),
+        _loc("cabinet", "spare head cabinet", "rack", (0.10, -0.50)),
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # a landmark no word explains (蜡 + 块) is still the landmark; the wick beside it is meant (the
+        # wax block was taken)
+        ("蜡块旁边那根芯子放到烛芯盘里", ("wick_block", "tray_wick")),
+        # a verb's word inside a noun phrase is a noun: "head" is no "go" (the farthest thing, a roll of
+        # tape, was taken)
+        ("the head farthest from you goes in the cabinet", ("head_far", "cabinet")),
+    ],
+)
+def test_landmarks_and_nouns_that_look_like_verbs(resolver, text, expected) -> None:
+    res = resolver.resolve(text, Scene.from_dict(CANDLES))
+    assert (res.status, res.action, res.object_id, res.target_id) == ("resolved", "pick_place", *expected), (
+        res.question
+    )

@@ -555,6 +555,8 @@ _CORRECTION_EN = re.compile(
     r"|i mean|i meant|or rather|rather|make that|make it|correction|scratch that|my bad|oops|wait)"
     r"\b\s*(?:[,;.…—]+|-{1,2})?\s*(?:i mean\b|no+\b)?\s*[,;]?\s*"
 )
+# "it's got a dent", "has got": what a thing has, no order to get it
+_HAS_GOT = re.compile(r"(?:'s|\bhas|\bhave)\s+got\b", re.IGNORECASE)
 # A repair said before its marker: "put the crimper in the parts bin, er, tool tray I mean".
 _MEANT_AFTER_EN = re.compile(
     r"\s*(?:[,;…—]+|-{1,2})\s*(?:(?:um+|uh+|er+|erm)\s*[,;…]*\s*)?([a-z0-9][^,;]*?)\s*,?\s*i mean\s*[.!]*$"
@@ -1337,6 +1339,19 @@ class InstructionResolver:
                 # meant, and the noun after "of" names it
                 tokens[i] = Token(token.text, token.text, [("FILLER", token.text)])
         self._choose_readings(tokens, _name_bigrams(scene))
+        modifiers = ("DET", "SUPER", "COLOR", "SIZE", "MATERIAL")
+        for i, token in enumerate(tokens):
+            if token.cjk or token.tag != "VERB" or i == 0:
+                continue
+            prev, nxt = tokens[i - 1], tokens[i + 1] if i + 1 < len(tokens) else None
+            after_article = prev.tag in modifiers or (
+                prev.tag in ("CAT", "NAME") and i > 1 and tokens[i - 2].tag in modifiers
+            )
+            if after_article and nxt is not None and nxt.tag in ("VERB", "SUPER", "REL"):
+                # "the head farthest from you goes ...", "the heaviest hammer head goes ...": a verb's
+                # word inside a noun phrase is a noun (the scene's word, or one nobody knows)
+                named = [t for t in token.tags if t[0] == "NAME"]
+                token.tags = named or [("UNKNOWN", token.text)]
         pairs = _name_pairs(scene)
         for token, after in itertools.pairwise(tokens):
             if (
@@ -2102,7 +2117,11 @@ class InstructionResolver:
                     and isinstance(items[j], _NP)
                     and items[j].words
                     and items[j].words[0] == "的"
-                    and item.kind in ("location", "object", "self", "name")
+                    # (a landmark nobody's words explain, 蜡块旁边那根芯子, is still the landmark)
+                    and (
+                        item.kind in ("location", "object", "self", "name")
+                        or (rel is not None and item.kind == "unknown")
+                    )
                 ):
                     target_np = items[j]
                     prep = out[-1] if out and isinstance(out[-1], Token) and out[-1].tag == "PREP" else None
@@ -2137,6 +2156,7 @@ class InstructionResolver:
         the text first, parsed as phrases of their own, and attached to the object phrase."""
         cleaned = re.sub(r"(?<![A-Za-z])w/o(?![A-Za-z])", " without ", cleaned)  # "sokcet w/ bent pins"
         cleaned = re.sub(r"(?<![A-Za-z])w/(?![A-Za-z])", " with ", cleaned)
+        cleaned = _HAS_GOT.sub(" has", cleaned)  # "the lemon pop's got a dent in it"
         # "cheese-and-onion crisps" is one name, not two things
         cleaned = re.sub(r"(?<=[A-Za-z])-(?:and|n|&)-(?=[A-Za-z])", " ", cleaned)
         cleaned = normalise_english_numbers(cleaned)
@@ -2164,6 +2184,14 @@ class InstructionResolver:
         # 靠近蜡树的那个戒指 / 靠蜡树那个戒指: said the way the grammar reads, 蜡树旁边的那个戒指.
         cleaned = _NEAR_AFTER_ZH.sub(r"\1的", cleaned)  # 焊枪旁边那根管子: the pipe beside the torch
         cleaned = _NEAR_BEFORE_ZH.sub(lambda m: m.group(1) + "旁边的" + m.group(2).replace("的", ""), cleaned)
+        # "the head farthest from you": the farthest head (from the robot), said after the noun
+        cleaned = re.sub(
+            r"\bthe ((?:[a-z0-9-]+ ){1,3}?)(farthest|furthest)\s+(?:away\s+)?from\s+"
+            r"(?:you|yourself|the robot|the arm)\b",
+            r"the \2 \1",
+            cleaned,
+            flags=re.IGNORECASE,
+        )
         # "the one on the far right": the rightmost, a superlative, not a place.
         cleaned = re.sub(
             r"\b(?:on|at|over on)\s+the\s+(?:far|very)\s+(left|right)(?:\s+(?:side|end))?\b",
@@ -3115,7 +3143,11 @@ class InstructionResolver:
         if ref_np.head == "SELF" or ref_np.kind == "self":
             points = [(0.0, 0.0, 0.0)]
         else:
-            ref_ids = self._match_objects(ref_np, scene, turns, "pick")[0] if ref_np.kind == "object" else ()
+            ref_ids = (
+                self._match_objects(ref_np, scene, turns, "pick")[0]
+                if ref_np.kind in ("object", "unknown")
+                else ()
+            )
             if not ref_ids:
                 ref_ids = self._match_locations(ref_np, scene, turns)
             points = [scene.entity(i).position for i in ref_ids if scene.entity(i) is not None]
@@ -3546,8 +3578,7 @@ class InstructionResolver:
         refusal = self._unsafe(cleaned, answer_text, scene, detect_language(cleaned))
         if refusal is not None:
             return refusal
-        # "the forty, it's got a twisted tip": what the thing has, not an order to get it
-        cleaned = re.sub(r"(?:'s|\bhas|\bhave)\s+got\b", " has", cleaned, flags=re.IGNORECASE)
+        cleaned = _HAS_GOT.sub(" has", cleaned)  # "the forty, it's got a twisted tip"
         tokens = self._tokenize(cleaned, scene)
         parse = self._parse(tokens, scene)
         if parse.verbs or pc.draft.intent == "unknown" or pc.slot == "action":
