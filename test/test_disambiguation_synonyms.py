@@ -747,3 +747,36 @@ def test_landmarks_and_nouns_that_look_like_verbs(resolver, text, expected) -> N
     assert (res.status, res.action, res.object_id, res.target_id) == ("resolved", "pick_place", *expected), (
         res.question
     )
+
+
+def test_an_instruction_that_trails_off_after_to_asks_where(resolver, workshop) -> None:
+    """ "take the strainer over to, uh...": the place was begun and never said (it was picked up)."""
+    res = resolver.resolve("take the strainer over to, uh...", workshop)
+    assert res.status == "clarify" and res.candidates == ()
+    assert resolver.resolve("take the strainer", workshop).action == "pick"
+
+
+def test_a_repair_said_before_sorry(resolver, workshop) -> None:
+    res = resolver.resolve("put the white knob on the assembly jig, er, the chrome one, sorry", workshop)
+    assert (res.status, res.object_id, res.target_id) == ("resolved", "knob_chrome", "jig")
+
+
+def test_taken_over_there_goes_where_the_last_one_went(resolver, workshop) -> None:
+    first = "把单相表放到检测台"
+    scene = Scene.from_dict(
+        {
+            "objects": [o for o in WORKSHOP["objects"] if o["id"] != "meter_bad"],
+            "locations": [
+                *WORKSHOP["locations"],
+                _loc("insp", "inspection table", "station", (0.7, -0.6), role="inspection"),
+            ],
+        }
+    )
+    assert resolver.resolve(first, scene).target_id == "insp"
+    res = resolver.resolve("封口机也拿过去", scene, [first])
+    assert (res.status, res.action, res.object_id, res.target_id) == (
+        "resolved",
+        "pick_place",
+        "sealer",
+        "insp",
+    )

@@ -287,6 +287,7 @@ class _Parse:
     conj_objects: bool = False
     unknown_words: list[str] = field(default_factory=list)
     corrected: bool = False
+    place_unsaid: bool = False  # "take the plate over to, uh...": a place was begun and never said
 
 
 @dataclass(frozen=True)
@@ -555,11 +556,17 @@ _CORRECTION_EN = re.compile(
     r"|i mean|i meant|or rather|rather|make that|make it|correction|scratch that|my bad|oops|wait)"
     r"\b\s*(?:[,;.…—]+|-{1,2})?\s*(?:i mean\b|no+\b)?\s*[,;]?\s*"
 )
+# An instruction that trails off after "to": the place was never said ("over to, uh...")
+_PLACE_UNSAID_EN = re.compile(
+    r"[a-z]\s+(?:over\s+)?(?:to|into|onto)\s*(?:[,.…]*\s*(?:uh+|um+|er+|erm)\b)*\s*[,.…]*\s*$", re.IGNORECASE
+)
 # "it's got a dent", "has got": what a thing has, no order to get it
 _HAS_GOT = re.compile(r"(?:'s|\bhas|\bhave)\s+got\b", re.IGNORECASE)
-# A repair said before its marker: "put the crimper in the parts bin, er, tool tray I mean".
+# A repair said before its marker: "put the crimper in the parts bin, er, tool tray I mean", "…, er,
+# the sixty, sorry".
 _MEANT_AFTER_EN = re.compile(
-    r"\s*(?:[,;…—]+|-{1,2})\s*(?:(?:um+|uh+|er+|erm)\s*[,;…]*\s*)?([a-z0-9][^,;]*?)\s*,?\s*i mean\s*[.!]*$"
+    r"\s*(?:[,;…—]+|-{1,2})\s*(?:(?:um+|uh+|er+|erm)\s*[,;…]*\s*)?"
+    r"([a-z0-9][^,;]*?)\s*,?\s*(?:i mean|sorry)\s*[.!]*$"
 )
 # An instruction that opens by taking back the previous command: "no, the other one", "不对，是蓝色的".
 _CORRECTION_START = re.compile(
@@ -2214,6 +2221,7 @@ class InstructionResolver:
             self._zh_verbs,
         )
         parse = self._parse(self._tokenize(head, scene), scene)
+        parse.place_unsaid = not repair and _PLACE_UNSAID_EN.search(head) is not None
         if repair:
             self._apply_repair(parse, repair, scene)
         if parse.objects:
@@ -2747,7 +2755,9 @@ class InstructionResolver:
             elif not p.targets and not p.target_objects and p.directions:
                 intent = "push"
         elif "take" in verbs or "pick" in verbs:
-            intent = "put" if (p.targets or p.target_objects) else "pick"
+            # "藏青的也拿过去": taken over there, where the last one went
+            there = _SAME_PLACE.search(cleaned) is not None and self._last_target(turns) is not None
+            intent = "put" if (p.targets or p.target_objects or there or p.place_unsaid) else "pick"
         elif "go" in verbs:
             # "the cracked impeller needs to go in the NG bin": what goes is the object, not the arm.
             intent = "put" if p.objects and not p.self_object else "move_to"
