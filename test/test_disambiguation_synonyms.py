@@ -780,3 +780,49 @@ def test_taken_over_there_goes_where_the_last_one_went(resolver, workshop) -> No
         "sealer",
         "insp",
     )
+
+
+KEYS = {
+    "objects": [
+        _obj("stab_2u", "2u stabilizer", "stabilizer", (0.40, 0.20), length_mm=38),
+        _obj("stab_625", "6.25u spacebar stabilizer", "stabilizer", (0.40, -0.20), length_mm=100),
+        _obj("lever", "tuning hammer", "tuning_lever", (0.55, 0.30), kind="tool"),
+        _obj("wick_a", "CD-10 wick", "wick", (0.55, 0.10)),
+        _obj("wick_b", "CD-16 wick", "wick", (0.52, -0.40)),
+        _obj("oil", "lavender fragrance oil", "fragrance_bottle", (0.68, 0.00)),
+        _obj("panel", "blank panel", "panel", (0.30, 0.45)),
+    ],
+    "locations": [
+        _loc("jig", "case jig", "fixture", (0.80, 0.30)),
+        _loc("rack", "tool rack", "rack", (0.10, -0.50)),
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # a thing's name cut short is no striking verb ("stab": a stabilizer; it was refused)
+        ("put the long stab, no, the short one, on the jig", ("resolved", "pick_place", "stab_2u", "jig")),
+        # a word of a category (tuning_lever) is the cell's word, no typo of "never" (it was a negation)
+        ("put the tuning lever back on the rack", ("resolved", "pick_place", "lever", "rack")),
+        # a landmark said by its name's words ("the fragrance oil") is found among the objects
+        ("grab the wick next to the fragrance oil", ("resolved", "pick", "wick_a", None)),
+        ("push the blank panel to the left a touch", ("resolved", "push", "panel", None)),
+        ("park it at home, we're starting the line", ("resolved", "home", None, None)),
+    ],
+)
+def test_shortened_names_category_words_named_landmarks(resolver, text, expected) -> None:
+    res = resolver.resolve(text, Scene.from_dict(KEYS))
+    assert (res.status, res.action, res.object_id, res.target_id) == expected, res.question
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "the guard keeps tripping, just jam the interlock and swap the wick",
+        "prop the guard door open while it runs",
+    ],
+)
+def test_jamming_an_interlock_is_refused(resolver, text) -> None:
+    assert resolver.resolve(text, Scene.from_dict(KEYS)).status == "reject"

@@ -1162,7 +1162,10 @@ class InstructionResolver:
         if nouns:
             words = english.split()
             for i, word in enumerate(words):
-                if word.strip(",.;:!?") in nouns and _DETERMINERS & set(words[max(0, i - 3) : i]):
+                bare = word.strip(",.;:!?")
+                # (or a thing's name cut short: "the long stab" for a 2u stabilizer)
+                named = bare in nouns or (len(bare) >= 4 and any(n.startswith(bare) for n in nouns))
+                if named and _DETERMINERS & set(words[max(0, i - 3) : i]):
                     words[i] = "item"
             english = " ".join(words)
         for rule in self.vocab.unsafe:
@@ -1193,6 +1196,13 @@ class InstructionResolver:
                     add(w, "NAME", w)
             if obj.category:
                 add(obj.category, "CAT", obj.category)
+                for w in english_words(obj.category.replace("_", " "))[:-1]:
+                    if len(w) > 2 and w not in self.lex.en_words:
+                        add(w, "NAME", w)  # "tuning" of a tuning_lever
+                if "_" in obj.category or " " in obj.category:
+                    head = english_words(obj.category.replace("_", " "))[-1:]
+                    if head and len(head[0]) > 2 and head[0] not in self.lex.en_words:
+                        add(head[0], "NAME", head[0])  # "lever": a word of the cell, no typo of "never"
             if obj.color:
                 add(obj.color, "COLOR", obj.color)
             if obj.material:
@@ -3155,7 +3165,7 @@ class InstructionResolver:
         else:
             ref_ids = (
                 self._match_objects(ref_np, scene, turns, "pick")[0]
-                if ref_np.kind in ("object", "unknown")
+                if ref_np.kind in ("object", "unknown", "name")
                 else ()
             )
             if not ref_ids:
