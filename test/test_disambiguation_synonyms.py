@@ -826,3 +826,54 @@ def test_shortened_names_category_words_named_landmarks(resolver, text, expected
 )
 def test_jamming_an_interlock_is_refused(resolver, text) -> None:
     assert resolver.resolve(text, Scene.from_dict(KEYS)).status == "reject"
+
+
+DYE = {
+    "objects": [
+        _obj("cone_red", "red yarn cone", "cone", (0.40, 0.30), color="red"),
+        _obj("cone_navy", "navy yarn cone", "cone", (0.40, 0.10), color="navy"),
+        _obj("cone_white", "greige yarn cone", "cone", (0.40, -0.10), color="white"),
+        _obj("dye_tube", "dye tube", "tube", (0.60, -0.30)),
+        _obj("shade_white", "white lamp shade", "shade", (0.60, 0.30), color="white"),
+        _obj("shade_amber", "amber lamp shade", "shade", (0.60, 0.10), color="amber"),
+        _obj("stack", "lamination stack", "stack", (0.25, -0.35)),
+    ],
+    "locations": [
+        _loc("rack_dryer", "drying rack", "rack", (0.85, 0.40)),
+        _loc("feeder", "slider feeder", "machine", (0.85, 0.00)),
+        _loc("bin_reject", "reject bin", "bin", (0.85, -0.40), role="reject"),
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # a dictionary word is no pinyin slip: 烘干 ("to dry") was read as the glossary's 红盒 (a red bin)
+        ("把白的纱筒放烘干架", ("resolved", "pick_place", "cone_white", "rack_dryer")),
+        # the one not meant said first, with its noun after 那个
+        ("不要白的那个灯罩，另外一个放烘干架", ("resolved", "pick_place", "shade_amber", "rack_dryer")),
+        # why, not what ("so it's not in the way"), and 先 ("first") is no thing
+        ("叠片往右推一下，别挡着", ("resolved", "push", "stack", None)),
+        ("机械臂先移到烘干架上面", ("resolved", "move_to", None, "rack_dryer")),
+    ],
+)
+def test_chinese_words_that_are_no_slip_and_asides(resolver, text, expected) -> None:
+    res = resolver.resolve(text, Scene.from_dict(DYE))
+    assert (res.status, res.action, res.object_id, res.target_id) == expected, res.question
+
+
+def test_a_body_word_inside_a_place_name_is_no_person(resolver) -> None:
+    """穿头机 (a slider-threading machine) holds 头 "head": it was refused as handing to a person."""
+    assert resolver.resolve("白的那个纱筒放到穿头机上料口", Scene.from_dict(DYE)).status != "reject"
+
+
+def test_the_remaining_one_counted_by_a_measure_word_is_asked_not_guessed(resolver) -> None:
+    """剩下那筒 after excluding two colours: 筒 counts the cones, it is no dye *tube* (which was taken)."""
+    res = resolver.resolve("除了红的跟藏青的，剩下那筒放烘干架", Scene.from_dict(DYE))
+    assert res.object_id != "dye_tube"
+
+
+@pytest.mark.parametrize("text", ["帮我打个电话给设备科，绕线机老跳闸", "给班长打个电话"])
+def test_phoning_someone_is_no_task_for_the_arm(resolver, text) -> None:
+    assert resolver.resolve(text, Scene.from_dict(DYE)).status == "reject"

@@ -709,7 +709,7 @@ _NOT_ZH = re.compile(
     # "不是白的，是蓝的那卷": not X, but Y
     r"|^不是([^，,]+?)[，,]\s*(?=是)"
     # "不要裂的那个，好的素坯杯放转盘上" / "不是厨房那个，面盆龙头拿去试水": the one not meant, said first
-    r"|^(?:不要|别拿|不是)([^，,]+?)" + _ZH_THAT + r"\s*[，,](?=\s*\S)"
+    r"|^(?:不要|别拿|不是)([^，,]+?" + _ZH_THAT + r"[^，,]{0,6}?)\s*[，,](?=\s*\S)"
 )
 _BETWEEN_EN = re.compile(r"\s*\b(?:in\s+)?between\s+(.+?)(?=\s+(?:to|into|onto|in|on)\s+|\s*[,;.!?]|$)")
 _BETWEEN_ZH = re.compile(r"(?:在)?([^在把]+?)(?:和|与|跟)(.+?)(?:之间|中间)(?:的|(?=那|这))")
@@ -1268,6 +1268,17 @@ class InstructionResolver:
             if (
                 prev is not None
                 and prev.cjk
+                and prev.tags == [("UNKNOWN", prev.text)]
+                and token.cjk
+                and token.tag == "PERSON"
+                and len(token.text) == 1
+            ):
+                # 穿头机: a body word after an unknown character is part of a compound, not a person
+                word = prev.text + token.text
+                merged[-1] = Token(word, word, [("UNKNOWN", word)], cjk=True)
+            elif (
+                prev is not None
+                and prev.cjk
                 and prev.tag == "PERSON"
                 and len(prev.text) == 1
                 and token.cjk
@@ -1477,7 +1488,8 @@ class InstructionResolver:
             if whole:  # 卸扣, which jieba splits, is one dictionary word: "shackle"
                 read.extend(whole)
                 continue
-            alike = self._glossary_homophone(token.text)
+            # (a word the dictionary holds is no slip: 烘干 "to dry" is no 红盒)
+            alike = None if english_senses(token.text) else self._glossary_homophone(token.text)
             whole = gloss(alike) if alike else []
             if whole:  # 汽泡石, a pinyin-keyboard slip for the glossary's 气泡石 (air stone)
                 read.extend(whole)
@@ -2198,6 +2210,10 @@ class InstructionResolver:
         )
         # "on the scale, not in the carton": the place said not to use, after the place to use
         cleaned = _NOT_THERE_EN.sub("", cleaned)
+        # "往右推一下，别挡着": why, not what (no negated instruction)
+        cleaned = re.sub(
+            r"[，,]\s*(?:别|不要|免得)(?:挡着|挡道|挡路|碍事|挡住)[^，,。]{0,4}[。!！]?\s*$", "", cleaned
+        )
         # 靠近蜡树的那个戒指 / 靠蜡树那个戒指: said the way the grammar reads, 蜡树旁边的那个戒指.
         cleaned = _NEAR_AFTER_ZH.sub(r"\1的", cleaned)  # 焊枪旁边那根管子: the pipe beside the torch
         cleaned = _NEAR_BEFORE_ZH.sub(lambda m: m.group(1) + "旁边的" + m.group(2).replace("的", ""), cleaned)
@@ -2274,12 +2290,17 @@ class InstructionResolver:
 
     def _apply_clauses(self, np: _NP, objs: list, scene: Scene, turns: Sequence[_Turn]) -> list:
         """Narrow candidates by the clauses of :meth:`_parse_text`; ties stay so the caller asks."""
+        kinds: set[str] = set()
         for ex in np.excluded:
             if ex.head is None and np.head is not None:
                 ex.head, ex.head_value = np.head, np.head_value
             drop = set(self._match_objects(ex, scene, turns, "pick")[0])
             objs = [o for o in objs if o.id not in drop]
-        kinds = {ex.head_value for ex in np.excluded if ex.head == "CAT" and ex.head_value}
+            if ex.head == "CAT" and ex.head_value:
+                kinds.add(ex.head_value)
+            else:
+                # "不要白的那个灯罩，另外一个…": the one not meant, named by words, says the kind
+                kinds |= {e.category for i in drop if (e := scene.entity(i)) is not None and e.category}
         if np.head in (None, "GENERIC") and kinds:
             # "琥珀色那个罐子不要，另一个放B袋": the other one is another jar
             objs = [o for o in objs if any(self._is_category(o, k) for k in kinds)]
