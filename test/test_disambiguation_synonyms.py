@@ -877,3 +877,34 @@ def test_the_remaining_one_counted_by_a_measure_word_is_asked_not_guessed(resolv
 @pytest.mark.parametrize("text", ["帮我打个电话给设备科，绕线机老跳闸", "给班长打个电话"])
 def test_phoning_someone_is_no_task_for_the_arm(resolver, text) -> None:
     assert resolver.resolve(text, Scene.from_dict(DYE)).status == "reject"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # the kind said first, the one not meant between commas
+        ("灯罩，不是白的那个，放烘干架", ("shade_amber", "rack_dryer")),
+        # a thing and a place after 把 is a task even when no word of the thing is understood (it was
+        # refused as "not a task for the arm"); here the thing is then asked
+        ("把纱筒放烘干架", ("cone_red", "rack_dryer")),
+    ],
+)
+def test_an_exclusion_between_commas(resolver, text, expected) -> None:
+    kept = [o for o in DYE["objects"] if o["id"] not in ("cone_navy", "cone_white")]
+    scene = Scene.from_dict({"objects": kept, "locations": DYE["locations"]})
+    res = resolver.resolve(text, scene)
+    assert (res.status, res.action, res.object_id, res.target_id) == ("resolved", "pick_place", *expected), (
+        res.question
+    )
+
+
+def test_an_unknown_thing_put_somewhere_after_ba_is_asked_not_refused(resolver) -> None:
+    res = resolver.resolve("把清洁比放回烘干架", Scene.from_dict(DYE))
+    assert res.status == "clarify"
+
+
+@pytest.mark.parametrize(
+    "text", ["把穿刺针包直接递到护士手里", "帮我把这次换型时间记到MES里", "帮我把这个配方抄到工艺单上"]
+)
+def test_handing_into_hands_and_record_keeping_are_refused(resolver, text) -> None:
+    assert resolver.resolve(text, Scene.from_dict(DYE)).status == "reject"

@@ -288,6 +288,7 @@ class _Parse:
     unknown_words: list[str] = field(default_factory=list)
     corrected: bool = False
     place_unsaid: bool = False  # "take the plate over to, uh...": a place was begun and never said
+    disposal: bool = False  # 把/将 said: something is to be done with a thing, whatever the words
 
 
 @dataclass(frozen=True)
@@ -704,6 +705,8 @@ _NOT_ZH = re.compile(
     r"|(?:^|(?<=把)|(?<=将))不是([^，,]+?)的(?=那|这|[\u4e00-\u9fff])"
     # "60的小卷，不要有毛刺那卷，放成品车" / "垫片不要大的那个，放检验台": the one not wanted, mid-sentence
     r"|(?:(?<=[，,])|(?<=[\u4e00-\u9fff]))\s*(?:不要|别拿|别要)([^，,]+?)" + _ZH_THAT + r"?\s*[，,](?=\s*\S)"
+    # "耳壳，不是红的那个，放测试箱": the kind said first, the one not meant between commas
+    r"|(?<=[，,])\s*不是([^，,]+?)" + _ZH_THAT + r"\s*[，,](?=\s*\S)"
     # "内胆有划痕那个不要，另一个放..." / "瘪的那个也不要，剩下那个放秤上"
     r"|(?:^|(?<=[，,]))([^，,]+?)" + _ZH_THAT + r"?(?:也)?不要[，,](?=\s*\S)"
     # "不是白的，是蓝的那卷": not X, but Y
@@ -2246,7 +2249,9 @@ class InstructionResolver:
             ),
             self._zh_verbs,
         )
-        parse = self._parse(self._tokenize(head, scene), scene)
+        head_tokens = self._tokenize(head, scene)
+        parse = self._parse(head_tokens, scene)
+        parse.disposal = any(t.tag == "BA" for t in head_tokens)
         parse.place_unsaid = not repair and _PLACE_UNSAID_EN.search(head) is not None
         if repair:
             self._apply_repair(parse, repair, scene)
@@ -2717,7 +2722,14 @@ class InstructionResolver:
         known_nps = [np for np in p.objects + p.targets if np.kind not in ("unknown", "empty")]
         if not verbs and _WH_QUESTION.match(cleaned):
             return self._reject(cleaned, lang, "not a task for the robot arm", "这不是机械臂的任务")
-        if not verbs and (p.objects or p.targets) and not known_nps and not p.markers:
+        if (
+            not verbs
+            and (p.objects or p.targets)
+            and not known_nps
+            and not p.markers
+            # "把清洁比放回工具箱": a thing and a place after 把 is a task, whatever the words
+            and not (p.disposal and p.objects and p.targets)
+        ):
             return self._reject(cleaned, lang, "not a task for the robot arm", "这不是机械臂的任务")
         if not verbs and p.objects and not p.targets and not p.target_objects and not p.directions:
             has_template = any(
