@@ -908,3 +908,38 @@ def test_an_unknown_thing_put_somewhere_after_ba_is_asked_not_refused(resolver) 
 )
 def test_handing_into_hands_and_record_keeping_are_refused(resolver, text) -> None:
     assert resolver.resolve(text, Scene.from_dict(DYE)).status == "reject"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # a closing remark is no thing
+        (
+            "put the strainer in the gun washer - actually no, on the spool table, it's fine",
+            ("resolved", "pick_place", "strainer", "spool_table"),
+        ),
+    ],
+)
+def test_a_closing_remark_is_no_thing(resolver, workshop, text, expected) -> None:
+    res = resolver.resolve(text, workshop)
+    assert (res.status, res.action, res.object_id, res.target_id) == expected, res.question
+
+
+def test_a_real_word_is_never_corrected_into_a_grammar_word(resolver, workshop) -> None:
+    """ "the joint bar" was read as "the joint bad" (a reject role), "form board" as "from board"."""
+    tokens = resolver._tokenize("put the joint bar on the form board", workshop)
+    assert [t.tag for t in tokens if t.text in ("bar", "form")] == ["UNKNOWN", "UNKNOWN"]
+    # slips between content words stay corrected
+    assert next(
+        t for t in resolver._tokenize("put read strainer on the jig", workshop) if t.text == "read"
+    ).corrected
+
+
+def test_ng_it_scraps_it(resolver) -> None:
+    res = resolver.resolve("the white shade's cracked, NG it", Scene.from_dict(DYE))
+    assert (res.status, res.action, res.object_id, res.target_id) == (
+        "resolved",
+        "pick_place",
+        "shade_white",
+        "bin_reject",
+    )

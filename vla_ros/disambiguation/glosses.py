@@ -95,6 +95,12 @@ def chinese_forms(english_word: str) -> frozenset[str]:
     return frozenset(forms)
 
 
+def is_english_word(word: str) -> bool:
+    """Whether the dictionary uses the word itself in a short sense: a real word ("bar", "lever"),
+    which an operator said on purpose, not a misspelling to be corrected."""
+    return word.lower() in _reverse_index()
+
+
 def load() -> None:
     """Read the dictionary now (about two seconds), so that the first Chinese word nobody listed does
     not pay for it: the node calls this from a background thread at start-up."""

@@ -39,7 +39,7 @@ from text_to_num import alpha2digit
 
 from vla_ros.disambiguation import glosses
 from vla_ros.disambiguation.dialogue import DialogueState
-from vla_ros.disambiguation.glosses import english_senses
+from vla_ros.disambiguation.glosses import english_senses, is_english_word
 from vla_ros.disambiguation.grounding import (
     EVIDENCE_MARGIN,
     Requirement,
@@ -413,6 +413,8 @@ def _compact_tokens(text: str) -> set[str]:
     return {re.sub(r"[^a-z0-9]", "", w) for w in text.lower().split() if re.search(r"[^a-z0-9]", w)} - {""}
 
 
+# Readings that shape a sentence rather than name a thing: a real word is never corrected into one.
+_GRAMMAR_TAGS = frozenset({"NEG", "ROLE", "FILLER", "DET", "CONJ", "PREP", "PRON", "MARK", "REL"})
 # Endings that turn a defect's noun into the scene's word for the state (dent -> dented, chip -> chipped).
 _INFLECTIONS = frozenset({"ed", "ing", "ped", "ted", "ged", "ded", "ked", "led", "red"})
 # Characters too common in Chinese words to stand for an English word alone.
@@ -1935,6 +1937,10 @@ class InstructionResolver:
         elif len(readings) > 1:
             return Token(word, word, [("UNKNOWN", word)])
         cand, tags = winners[0]
+        if tags and tags[0][0] in _GRAMMAR_TAGS and is_english_word(word):
+            # a real word is no slip for a grammar word: "the joint bar" is no "bad", "form board" no
+            # "from"; slips between content words stay ("read wheel" is the red one)
+            return Token(word, word, [("UNKNOWN", word)])
         return Token(word, word, list(tags), corrected=cand)
 
     def _choose_readings(self, tokens: list[Token], name_bigrams: set[tuple[str, str]]) -> None:
@@ -2189,6 +2195,13 @@ class InstructionResolver:
         cleaned = re.sub(r"(?<![A-Za-z])w/o(?![A-Za-z])", " without ", cleaned)  # "sokcet w/ bent pins"
         cleaned = re.sub(r"(?<![A-Za-z])w/(?![A-Za-z])", " with ", cleaned)
         cleaned = _HAS_GOT.sub(" has", cleaned)  # "the lemon pop's got a dent in it"
+        # "..., on the line, it's fine": a closing remark, not a thing
+        cleaned = re.sub(
+            r"[,;]\s*(?:it|that|this)(?:'s|\s+is)\s+(?:fine|ok|okay|good|alright|all right)\s*[.!]*\s*$",
+            "",
+            cleaned,
+            flags=re.IGNORECASE,
+        )
         # "cheese-and-onion crisps" is one name, not two things
         cleaned = re.sub(r"(?<=[A-Za-z])-(?:and|n|&)-(?=[A-Za-z])", " ", cleaned)
         cleaned = normalise_english_numbers(cleaned)
