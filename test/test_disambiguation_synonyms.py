@@ -943,3 +943,9 @@ def test_ng_it_scraps_it(resolver) -> None:
         "shade_white",
         "bin_reject",
     )
+
+
+def test_closest_to_you_said_with_kaojin(resolver, workshop) -> None:
+    """最靠近你的那个旋钮 is 离你最近的那个旋钮 (the 'near' rewrite once ate it: "no 的那个旋钮 fits")."""
+    res = resolver.resolve("最靠近你的那个旋钮拿起来", workshop)
+    assert (res.status, res.action, res.object_id) == ("resolved", "pick", "knob_chrome")

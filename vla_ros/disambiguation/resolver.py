@@ -2230,6 +2230,9 @@ class InstructionResolver:
         cleaned = re.sub(
             r"[，,]\s*(?:别|不要|免得)(?:挡着|挡道|挡路|碍事|挡住)[^，,。]{0,4}[。!！]?\s*$", "", cleaned
         )
+        # 最靠近你的那个梭子: said the way the grammar reads, 离你最近的那个梭子 (also 最靠近X的 / 最远离X的)
+        cleaned = re.sub(r"最靠近([^，,。的]{1,8}?)(?:的|(?=那|这))", r"离\1最近的", cleaned)
+        cleaned = re.sub(r"最远离([^，,。的]{1,8}?)(?:的|(?=那|这))", r"离\1最远的", cleaned)
         # 靠近蜡树的那个戒指 / 靠蜡树那个戒指: said the way the grammar reads, 蜡树旁边的那个戒指.
         cleaned = _NEAR_AFTER_ZH.sub(r"\1的", cleaned)  # 焊枪旁边那根管子: the pipe beside the torch
         cleaned = _NEAR_BEFORE_ZH.sub(lambda m: m.group(1) + "旁边的" + m.group(2).replace("的", ""), cleaned)
