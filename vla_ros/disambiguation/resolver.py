@@ -399,6 +399,16 @@ def _name_bigrams(scene: Scene) -> set[tuple[str, str]]:
     return pairs
 
 
+def _body_word(token: Token) -> bool:
+    """A single Chinese character the lexicon reads as a person or a body part (手, 头)."""
+    return token.tag == "PERSON" and len(token.text) == 1
+
+
+def _bare_unknown(token: Token) -> bool:
+    """A token no dictionary or scene word explains (its only reading is itself)."""
+    return token.tags == [("UNKNOWN", token.text)]
+
+
 def _name_pairs(scene: Scene) -> set[tuple[str, str]]:
     """Pairs of words in the order one of the scene's English names has them, adjacent or not
     ("spool", "table" in "spool assembly table")."""
@@ -1201,13 +1211,11 @@ class InstructionResolver:
                     add(w, "NAME", w)
             if obj.category:
                 add(obj.category, "CAT", obj.category)
-                for w in english_words(obj.category.replace("_", " "))[:-1]:
+                parts = english_words(obj.category.replace("_", " "))
+                for w in parts if len(parts) > 1 else ():
                     if len(w) > 2 and w not in self.lex.en_words:
-                        add(w, "NAME", w)  # "tuning" of a tuning_lever
-                if "_" in obj.category or " " in obj.category:
-                    head = english_words(obj.category.replace("_", " "))[-1:]
-                    if head and len(head[0]) > 2 and head[0] not in self.lex.en_words:
-                        add(head[0], "NAME", head[0])  # "lever": a word of the cell, no typo of "never"
+                        # "tuning", "lever" of a tuning_lever: words of the cell ("lever" is no "never")
+                        add(w, "NAME", w)
             if obj.color:
                 add(obj.color, "COLOR", obj.color)
             if obj.material:
@@ -1273,24 +1281,13 @@ class InstructionResolver:
             if (
                 prev is not None
                 and prev.cjk
-                and prev.tags == [("UNKNOWN", prev.text)]
                 and token.cjk
-                and token.tag == "PERSON"
-                and len(token.text) == 1
+                and (
+                    (_body_word(prev) and _bare_unknown(token)) or (_bare_unknown(prev) and _body_word(token))
+                )
             ):
-                # 穿头机: a body word after an unknown character is part of a compound, not a person
-                word = prev.text + token.text
-                merged[-1] = Token(word, word, [("UNKNOWN", word)], cjk=True)
-            elif (
-                prev is not None
-                and prev.cjk
-                and prev.tag == "PERSON"
-                and len(prev.text) == 1
-                and token.cjk
-                and token.tags == [("UNKNOWN", token.text)]
-            ):
-                # 手胶 (grip tape) split as 手 "hand" + 胶: a body word glued to an unknown one is a part
-                # of a compound, not a person.
+                # 手胶 (grip tape: 手 "hand" + 胶), 穿头机 (穿 + 头 "head" + 机): a body word glued to an
+                # unknown one is a part of a compound, not a person.
                 word = prev.text + token.text
                 merged[-1:] = gloss(word) or [Token(word, word, [("UNKNOWN", word)], cjk=True)]
             else:
@@ -1371,31 +1368,7 @@ class InstructionResolver:
                 # "the bigger bag of crisps" where no bag is a thing here: the pack only holds what is
                 # meant, and the noun after "of" names it
                 tokens[i] = Token(token.text, token.text, [("FILLER", token.text)])
-        self._choose_readings(tokens, _name_bigrams(scene))
-        modifiers = ("DET", "SUPER", "COLOR", "SIZE", "MATERIAL")
-        for i, token in enumerate(tokens):
-            if token.cjk or token.tag != "VERB" or i == 0:
-                continue
-            prev, nxt = tokens[i - 1], tokens[i + 1] if i + 1 < len(tokens) else None
-            after_article = prev.tag in modifiers or (
-                prev.tag in ("CAT", "NAME") and i > 1 and tokens[i - 2].tag in modifiers
-            )
-            if after_article and nxt is not None and nxt.tag in ("VERB", "SUPER", "REL"):
-                # "the head farthest from you goes ...", "the heaviest hammer head goes ...": a verb's
-                # word inside a noun phrase is a noun (the scene's word, or one nobody knows)
-                named = [t for t in token.tags if t[0] == "NAME"]
-                token.tags = named or [("UNKNOWN", token.text)]
-        pairs = _name_pairs(scene)
-        for token, after in itertools.pairwise(tokens):
-            if (
-                not token.cjk
-                and token.tag == "CAT"
-                and token.has("NAME")
-                and after.tag in ("LOCCAT", "NAME", "CAT")
-                and (token.text, after.corrected or after.text) in pairs
-            ):
-                # "the spool tabel" for a spool assembly table: the name's word, not a reel
-                token.tags.sort(key=lambda tv: tv[0] != "NAME")
+        self._choose_readings(tokens, _name_bigrams(scene), _name_pairs(scene))
         return tokens
 
     def _zh_tokens(
@@ -1943,12 +1916,15 @@ class InstructionResolver:
             return Token(word, word, [("UNKNOWN", word)])
         return Token(word, word, list(tags), corrected=cand)
 
-    def _choose_readings(self, tokens: list[Token], name_bigrams: set[tuple[str, str]]) -> None:
+    def _choose_readings(
+        self, tokens: list[Token], name_bigrams: set[tuple[str, str]], name_pairs: set[tuple[str, str]]
+    ) -> None:
         """Keep one reading per token, by priority, then fix the known ambiguous cases by context.
 
         Two words that follow each other in a scene name are read as that name, whatever else the
         second means in the lexicon: "crank arm" is no robot arm, "shoe last" no "last one", "deck
-        position 2" no verb."""
+        position 2" no verb. A word said before a later word of the same name is that name's word
+        ("spool tabel" for a spool assembly table), and a verb's word inside a noun phrase is a noun."""
         for tok in tokens:
             tok.tags.sort(key=lambda tv: _TAG_PRIORITY.index(tv[0]) if tv[0] in _TAG_PRIORITY else 99)
             if tok.tag == "PERSON" and tok.has("NAME"):
@@ -1991,6 +1967,29 @@ class InstructionResolver:
                     tok.tags.sort(key=lambda tv, o=other: tv[0] != o)
         for tok in tokens:
             tok.tags = tok.tags[:1] + [t for t in tok.tags[1:] if t[0] in ("NAME", "NUMWORD")]
+        modifiers = ("DET", "SUPER", "COLOR", "SIZE", "MATERIAL")
+        for i, tok in enumerate(tokens):
+            if tok.cjk or tok.tag != "VERB" or i == 0:
+                continue
+            prev, nxt = tokens[i - 1], tokens[i + 1] if i + 1 < len(tokens) else None
+            after_article = prev.tag in modifiers or (
+                prev.tag in ("CAT", "NAME") and i > 1 and tokens[i - 2].tag in modifiers
+            )
+            if after_article and nxt is not None and nxt.tag in ("VERB", "SUPER", "REL"):
+                # "the head farthest from you goes ...", "the heaviest hammer head goes ...": a verb's
+                # word inside a noun phrase is a noun (the scene's word, or one nobody knows)
+                named = [t for t in tok.tags if t[0] == "NAME"]
+                tok.tags = named or [("UNKNOWN", tok.text)]
+        for tok, after in itertools.pairwise(tokens):
+            if (
+                not tok.cjk
+                and tok.tag == "CAT"
+                and tok.has("NAME")
+                and after.tag in ("LOCCAT", "NAME", "CAT")
+                and (tok.text, after.corrected or after.text) in name_pairs
+            ):
+                # "the spool tabel" for a spool assembly table: the name's word, not a reel
+                tok.tags.sort(key=lambda tv: tv[0] != "NAME")
 
     # ------------------------------------------------------------------ grammar
     def _chunk(self, tokens: list[Token]) -> list[Token | _NP]:
