@@ -690,6 +690,34 @@ _FINISHED_WITH = re.compile(
     r"|(?:用完了|用好了|搞定了|弄完了|做完了|弄好了)(?=\s*[，,；;]|\s*(?:放回|放到|放|搁回|搁|收回|收|送回|拿回))",
     re.IGNORECASE,
 )
+# Surface rewrites `_parse_text` applies before parsing: each says a phrasing the way the grammar reads it.
+_WITHOUT_SLASH = re.compile(r"(?<![A-Za-z])w/o(?![A-Za-z])")
+_WITH_SLASH = re.compile(r"(?<![A-Za-z])w/(?![A-Za-z])")
+# "..., on the line, it's fine": a closing remark, not a thing
+_CLOSING_FINE_EN = re.compile(
+    r"[,;]\s*(?:it|that|this)(?:'s|\s+is)\s+(?:fine|ok|okay|good|alright|all right)\s*[.!]*\s*$",
+    re.IGNORECASE,
+)
+_AND_IN_NAME_EN = re.compile(r"(?<=[A-Za-z])-(?:and|n|&)-(?=[A-Za-z])")
+# "in the, uh, gun washer": a hesitation inside a phrase does not end it
+_HESITATION_IN_PHRASE_EN = re.compile(
+    r"\b(the|a|an|in|on|into|onto|to)\s*,\s*(?:uh+|um+|er+|erm)\s*,\s*", re.IGNORECASE
+)
+# "往右推一下，别挡着": why, not what (no negated instruction)
+_OUT_OF_THE_WAY_ZH = re.compile(
+    r"[，,]\s*(?:别|不要|免得)(?:挡着|挡道|挡路|碍事|挡住)[^，,。]{0,4}[。!！]?\s*$"
+)
+_NEAREST_TO_ZH = re.compile(r"最靠近([^，,。的]{1,8}?)(?:的|(?=那|这))")
+_FARTHEST_FROM_ZH = re.compile(r"最远离([^，,。的]{1,8}?)(?:的|(?=那|这))")
+# "the head farthest from you": the farthest head (from the robot), said after the noun
+_FARTHEST_FROM_ROBOT_AFTER_EN = re.compile(
+    r"\bthe ((?:[a-z0-9-]+ ){1,3}?)(farthest|furthest)\s+(?:away\s+)?from\s+"
+    r"(?:you|yourself|the robot|the arm)\b",
+    re.IGNORECASE,
+)
+_FAR_SIDE_EN = re.compile(
+    r"\b(?:on|at|over on)\s+the\s+(?:far|very)\s+(left|right)(?:\s+(?:side|end))?\b", re.IGNORECASE
+)
 _NEAR_AFTER_ZH = re.compile(r"(?<=[\u4e00-\u9fffA-Za-z0-9])(旁边|附近|边上|隔壁|跟前)(?=那|这)")
 _NEAR_BEFORE_ZH = re.compile(
     r"(?:靠近|靠着|挨着|紧挨着|靠(?![背垫枕山谱]))([^，,。；;的那这把放拿]{1,8}?)(的|那|这)"
@@ -1444,11 +1472,7 @@ class InstructionResolver:
                     # before the known noun, which then describes it instead of ending the phrase.
                     pieces = [*pieces[:-2], pieces[-1], pieces[-2]]
             for token in pieces:
-                if (
-                    out
-                    and token.tags == [("UNKNOWN", token.text)]
-                    and out[-1].tags == [("UNKNOWN", out[-1].text)]
-                ):
+                if out and _bare_unknown(token) and _bare_unknown(out[-1]):
                     merged = out[-1].text + token.text
                     out[-1] = Token(merged, merged, [("UNKNOWN", merged)], cjk=True)
                 else:
@@ -1486,7 +1510,7 @@ class InstructionResolver:
                         glossed = [Token(piece, piece, [("UNKNOWN", piece)], cjk=True), *hints]
                 if glossed:
                     read.extend(glossed)
-                elif read and read[-1].tags == [("UNKNOWN", read[-1].text)]:
+                elif read and _bare_unknown(read[-1]):
                     merged = read[-1].text + piece
                     read[-1] = Token(merged, merged, [("UNKNOWN", merged)], cjk=True)
                 else:
@@ -1686,7 +1710,7 @@ class InstructionResolver:
                     i += length
                     break
             else:
-                if out and out[-1].tags == [("UNKNOWN", out[-1].text)]:
+                if out and _bare_unknown(out[-1]):
                     merged = out[-1].text + run[i]
                     out[-1] = Token(merged, merged, [("UNKNOWN", merged)], cjk=True)
                 else:
@@ -2191,18 +2215,11 @@ class InstructionResolver:
         Clauses that the word-level grammar cannot attach ("that isn't steel", "the second from the
         left", "between the two boards", "left of the housing", "..., no, the red one") are cut out of
         the text first, parsed as phrases of their own, and attached to the object phrase."""
-        cleaned = re.sub(r"(?<![A-Za-z])w/o(?![A-Za-z])", " without ", cleaned)  # "sokcet w/ bent pins"
-        cleaned = re.sub(r"(?<![A-Za-z])w/(?![A-Za-z])", " with ", cleaned)
+        cleaned = _WITHOUT_SLASH.sub(" without ", cleaned)  # "sokcet w/o bent pins"
+        cleaned = _WITH_SLASH.sub(" with ", cleaned)
         cleaned = _HAS_GOT.sub(" has", cleaned)  # "the lemon pop's got a dent in it"
-        # "..., on the line, it's fine": a closing remark, not a thing
-        cleaned = re.sub(
-            r"[,;]\s*(?:it|that|this)(?:'s|\s+is)\s+(?:fine|ok|okay|good|alright|all right)\s*[.!]*\s*$",
-            "",
-            cleaned,
-            flags=re.IGNORECASE,
-        )
-        # "cheese-and-onion crisps" is one name, not two things
-        cleaned = re.sub(r"(?<=[A-Za-z])-(?:and|n|&)-(?=[A-Za-z])", " ", cleaned)
+        cleaned = _CLOSING_FINE_EN.sub("", cleaned)  # "..., on the line, it's fine"
+        cleaned = _AND_IN_NAME_EN.sub(" ", cleaned)  # "cheese-and-onion crisps" is one name
         cleaned = normalise_english_numbers(cleaned)
         if is_cjk(cleaned):
             cleaned = normalise_chinese_numbers(cleaned)
@@ -2216,40 +2233,19 @@ class InstructionResolver:
         cleaned = _FINISHED_WITH.sub(" ", cleaned)
         # "erm, right, so the fid": a discourse word between pauses is no side
         cleaned = _DISCOURSE_EN.sub(" ", cleaned)
-        # "in the, uh, gun washer": a hesitation inside a phrase does not end it
-        cleaned = re.sub(
-            r"\b(the|a|an|in|on|into|onto|to)\s*,\s*(?:uh+|um+|er+|erm)\s*,\s*",
-            r"\1 ",
-            cleaned,
-            flags=re.IGNORECASE,
-        )
+        cleaned = _HESITATION_IN_PHRASE_EN.sub(r"\1 ", cleaned)  # "in the, uh, gun washer"
         # "on the scale, not in the carton": the place said not to use, after the place to use
         cleaned = _NOT_THERE_EN.sub("", cleaned)
-        # "往右推一下，别挡着": why, not what (no negated instruction)
-        cleaned = re.sub(
-            r"[，,]\s*(?:别|不要|免得)(?:挡着|挡道|挡路|碍事|挡住)[^，,。]{0,4}[。!！]?\s*$", "", cleaned
-        )
-        # 最靠近你的那个梭子: said the way the grammar reads, 离你最近的那个梭子 (also 最靠近X的 / 最远离X的)
-        cleaned = re.sub(r"最靠近([^，,。的]{1,8}?)(?:的|(?=那|这))", r"离\1最近的", cleaned)
-        cleaned = re.sub(r"最远离([^，,。的]{1,8}?)(?:的|(?=那|这))", r"离\1最远的", cleaned)
+        cleaned = _OUT_OF_THE_WAY_ZH.sub("", cleaned)  # "往右推一下，别挡着": why, not what
+        # 最靠近你的那个梭子: said the way the grammar reads, 离你最近的那个梭子 (also 最远离X的)
+        cleaned = _NEAREST_TO_ZH.sub(r"离\1最近的", cleaned)
+        cleaned = _FARTHEST_FROM_ZH.sub(r"离\1最远的", cleaned)
         # 靠近蜡树的那个戒指 / 靠蜡树那个戒指: said the way the grammar reads, 蜡树旁边的那个戒指.
         cleaned = _NEAR_AFTER_ZH.sub(r"\1的", cleaned)  # 焊枪旁边那根管子: the pipe beside the torch
         cleaned = _NEAR_BEFORE_ZH.sub(lambda m: m.group(1) + "旁边的" + m.group(2).replace("的", ""), cleaned)
-        # "the head farthest from you": the farthest head (from the robot), said after the noun
-        cleaned = re.sub(
-            r"\bthe ((?:[a-z0-9-]+ ){1,3}?)(farthest|furthest)\s+(?:away\s+)?from\s+"
-            r"(?:you|yourself|the robot|the arm)\b",
-            r"the \2 \1",
-            cleaned,
-            flags=re.IGNORECASE,
-        )
+        cleaned = _FARTHEST_FROM_ROBOT_AFTER_EN.sub(r"the \2 \1", cleaned)  # "the head farthest from you"
         # "the one on the far right": the rightmost, a superlative, not a place.
-        cleaned = re.sub(
-            r"\b(?:on|at|over on)\s+the\s+(?:far|very)\s+(left|right)(?:\s+(?:side|end))?\b",
-            lambda m: f"{m.group(1).lower()}most",
-            cleaned,
-            flags=re.IGNORECASE,
-        )
+        cleaned = _FAR_SIDE_EN.sub(lambda m: f"{m.group(1).lower()}most", cleaned)
         head, repair = _split_correction(cleaned)
         entities = (*scene.objects, *scene.locations)
         head, clauses = _referring_clauses(
