@@ -99,13 +99,14 @@ _DESCRIBE_BY_POSITION = (
 # "go to the press and wait there" asks for the move and then a pause at the place: not a stop.
 # Only after something else was asked ("wait there!" alone still stops).
 _STOP_EXCEPTION_EN = re.compile(
-    r"(?<=[a-z0-9])\s*,?\s+(?:and\s+|then\s+)+wait\s+(?:there|here|at it|for me)\b"
+    r"(?<=[a-z0-9])\s*,?\s+(?:and\s+|then\s+|n\s+|&\s+)+wait\s+(?:there|here|at it|for me)\b"
 )
 # "put the brass valve on the bench, no wait, the steel one": a "wait" that only opens a short repair
 # of what was just asked (a few words naming a thing or place, nothing else) is a correction, not a
 # stop. Anything longer or different after it ("wait, the door is open") still stops.
 _REPAIR_WAIT_EN = re.compile(
-    r"(?<=[a-z0-9])\s*(?:[,;.…—]+|-{1,2})\s*(?:(?:no+|oh|um+|uh+|er+)\s*,?\s*)?wait\s*[,.…—-]*\s*(?:no+\s*[,.]*\s*)?"
+    r"(?<=[a-z0-9])\s*(?:[,;.…—]+|-{1,2})\s*(?:(?:no+|oh|um+|uh+|er+)\s*,?\s*)?(?:wait|hang on|hold on)"
+    r"\s*[,.…—-]*\s*(?:no+\s*[,.]*\s*)?"
     r"(?=(?:(?:the|that|this|i mean|make (?:it|that)|in|on|into|onto|to)\b)?(?:\s*[a-z0-9]+){1,6}\s*[.!]*$)"
 )
 _REPAIR_FUNCTION_WORDS = (
@@ -122,9 +123,16 @@ _REPAIR_FUNCTION_WORDS = (
     "into",
     "onto",
     "to",
+    "first",  # "..., no wait, polariscope first"
+    "instead",
+)
+# "移到切边机上方，先别抓": the arm goes over a thing and is told not to grasp it yet
+_NOT_YET_GRASP_ZH = re.compile(
+    r"(?<=上方|上面|上边|那边|过去)[，,]\s*先别(?:抓|吸|夹|取|拿|碰)[它了]?[。!！]?$"
 )
 _STOP_EXCEPTION_ZH = re.compile(
     r"(?<=[\u4e00-\u9fff])[，,]?(?:然后|并且|并)(?:在那里|在那儿|在那|在这里|在这)?等着"
+    r"|" + _NOT_YET_GRASP_ZH.pattern
 )
 # A question with no action in it ("what time is it", "where's lunch"): talk, not a task.
 _WH_QUESTION = re.compile(
@@ -566,7 +574,8 @@ def numeric_attribute(item: SceneObject | SceneLocation, attribute: str) -> floa
 _CORRECTION_EN = re.compile(
     r"\s*(?:[,;.…—]+|-{1,2})\s*(?:(?:um+|uh+|er+|erm)\s*[,;.…—]*\s*)?"
     r"(?:(?:no+|oh|um+|uh+|er+)\s*,?\s*wait(?:\s*,?\s*no+)?|no+|nope|actually|sorry"
-    r"|i mean|i meant|or rather|rather|make that|make it|correction|scratch that|my bad|oops|wait)"
+    r"|i mean|i meant|or rather|rather|make that|make it|correction|scratch that|my bad|oops|wait"
+    r"|hang on|hold on)"
     r"\b\s*(?:[,;.…—]+|-{1,2})?\s*(?:i mean\b|no+\b)?\s*[,;]?\s*"
 )
 # An instruction that trails off after "to": the place was never said ("over to, uh...")
@@ -586,8 +595,9 @@ _CORRECTION_START = re.compile(
     r"\s*(?:no+\b|nope\b|wrong\b|actually\b|sorry\b|i mean\b|不对|不是|错了|我是说)", re.IGNORECASE
 )
 _CORRECTION_ZH = re.compile(
-    r"\s*(?:[，,；;。]|…+|\.{3,})?\s*(?:哎|哦|呃|嗯|啊)?\s*"
-    r"(?:不对|不是不是|错了|说错了|哦不|我是说|应该是|更正|(?:(?<=[，,])|(?<=[，,][哎哦呃嗯啊]))\s*不是(?=\s*[，,]))"
+    r"\s*(?:[，,；;。]|…+|\.{3,})?\s*(?:(?:哎|哦|呃|嗯|啊)\s*[，,]?)?\s*"
+    r"(?:不对|不是不是|错了|说错了|哦不|我是说|应该是|更正|不不+(?=\s*[，,])"
+    r"|(?:(?<=[，,])|(?<=[哎哦呃嗯啊]))\s*不是(?=\s*[，,]))"
     r"(?:\s*[，,]?\s*(?:不对|错了))*\s*[，,；;]?\s*"
 )
 _ORDINALS = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4,
@@ -715,6 +725,10 @@ _FARTHEST_FROM_ROBOT_AFTER_EN = re.compile(
     r"(?:you|yourself|the robot|the arm)\b",
     re.IGNORECASE,
 )
+# "跟刚才一样，番茄的": the same as before (a marker), not "the previous one" (刚才那个 still is)
+_SAME_AS_BEFORE_ZH = re.compile(r"(?:跟|和|同|像|照)?(?:刚才|之前|上次|前面)(?:那样|一样)")
+# "..., polariscope first": do it before anything else, not the first of several ("the first" still is)
+_FIRST_AT_CLAUSE_END_EN = re.compile(r"(?<!\bthe)(?<!\bthe very)\s+first\s*(?=[,.;!…—]|$)", re.IGNORECASE)
 _FAR_SIDE_EN = re.compile(
     r"\b(?:on|at|over on)\s+the\s+(?:far|very)\s+(left|right)(?:\s+(?:side|end))?\b", re.IGNORECASE
 )
@@ -1005,16 +1019,22 @@ def _xy_distance(a: Sequence[float], b: Sequence[float]) -> float:
 # "go to / move over / head over to X" and "去X / 移动到X上方": the arm itself goes to X, which may be a
 # place or a part (a part id is a valid move_to target). Only the destination phrase is grounded.
 _MOVE_TO_EN = re.compile(
-    r"^(?:(?:please|pls|ok|okay|now|then|so|uh|um)\s*,?\s+)*(?:go|move|head|come|travel|hover|park)"
+    r"^(?:(?:please|pls|ok|okay|now|then|so|uh|um|can you|could you|can u)\s*,?\s+)*"
+    r"(?:go\s+)?(?:go|move|head|come|travel|hover|park|position)"
+    r"(?:\s+(?:the|your)\s+(?:arm|robot|gripper|head|end effector|tool head))?"
     r"(?:\s+(?:yourself|back|over|up|down))*\s+(?:to|over|above|toward|towards|onto|on top of|at)"
     r"\s+(?P<rest>.+)$",
     re.IGNORECASE,
 )
 _MOVE_TO_ZH = re.compile(
-    r"^(?:请)?(?:移动到|移到|挪到|去到|走到|前往|去|到)(?P<rest>(?![把将拿推]|放(?!大镜)).*)$"
+    r"^(?:请)?(?:(?:机械臂|机器人|机械手|手臂|臂|你)(?:先|就)?)?(?:移动到|移到|挪到|去到|走到|前往|去|到)"
+    r"(?P<rest>(?![把将拿推]|放(?!大镜)).*)$"
 )
-_MOVE_TO_CLAUSE_END = re.compile(r"\s*(?:[,，;；。!！?？]|\band\b|\bthen\b|然后|并且|再)")
-_ZH_OVER_SUFFIX = re.compile(r"(?:的)?(?:正上方|上方|上面|上边|那里|那儿|那边|这里|旁边|处)+$")
+_MOVE_TO_CLAUSE_END = re.compile(r"\s*(?:[,，;；。!！?？&]|\band\b|\bn\b|\bthen\b|然后|并且|再)")
+# (and "待命 / 等着" after it: the arm waits there, "到热压机上方等着")
+_ZH_OVER_SUFFIX = re.compile(
+    r"(?:的)?(?:正上方|上方|上面|上边|那里|那儿|那边|这里|旁边|处)*(?:待命|等着|候着|停着|悬停)?$"
+)
 _HERE_THERE = frozenset({"there", "here", "over there", "over here", "that", "this", "那里", "那边", "这里"})
 # Words that name "a place" without naming which: the relation or role around them decides.
 # Words for "a place" in general. Not "station": that is a category of place ("go to the station" asks
@@ -1970,6 +1990,19 @@ class InstructionResolver:
             ):
                 tok.tags.sort(key=lambda tv: tv[0] != "NAME")
                 continue
+            if (
+                tok.tag == "DIR"
+                and tok.has("NAME")
+                and not tok.cjk
+                and prev is not None
+                and prev.tag == "DET"
+                and (i < 2 or tokens[i - 2].tag in ("MARK", "VERB"))
+                and (nxt is None or nxt.tag in ("PREP", "PUNCT", "CONJ", "MARK"))
+            ):
+                # "same for the back", "put the front on the press": the thing a name calls "back
+                # panel" when one is here; "push it to the back" still goes backward.
+                tok.tags.sort(key=lambda tv: tv[0] != "NAME")
+                continue
             if tok.has("VERB") and (tok.has("ROLE") or tok.has("CAT")):
                 other = "ROLE" if tok.has("ROLE") else "CAT"
                 as_noun = (nxt is not None and (nxt.has("LOCCAT") or nxt.tag in ("LOCCAT", "NAME"))) or (
@@ -2220,6 +2253,7 @@ class InstructionResolver:
         cleaned = _HAS_GOT.sub(" has", cleaned)  # "the lemon pop's got a dent in it"
         cleaned = _CLOSING_FINE_EN.sub("", cleaned)  # "..., on the line, it's fine"
         cleaned = _AND_IN_NAME_EN.sub(" ", cleaned)  # "cheese-and-onion crisps" is one name
+        cleaned = _FIRST_AT_CLAUSE_END_EN.sub("", cleaned)
         cleaned = normalise_english_numbers(cleaned)
         if is_cjk(cleaned):
             cleaned = normalise_chinese_numbers(cleaned)
@@ -2237,6 +2271,8 @@ class InstructionResolver:
         # "on the scale, not in the carton": the place said not to use, after the place to use
         cleaned = _NOT_THERE_EN.sub("", cleaned)
         cleaned = _OUT_OF_THE_WAY_ZH.sub("", cleaned)  # "往右推一下，别挡着": why, not what
+        cleaned = _NOT_YET_GRASP_ZH.sub("", cleaned)
+        cleaned = _SAME_AS_BEFORE_ZH.sub("一样", cleaned)
         # 最靠近你的那个梭子: said the way the grammar reads, 离你最近的那个梭子 (also 最远离X的)
         cleaned = _NEAREST_TO_ZH.sub(r"离\1最近的", cleaned)
         cleaned = _FARTHEST_FROM_ZH.sub(r"离\1最远的", cleaned)
@@ -2710,6 +2746,14 @@ class InstructionResolver:
                 direction=turn.direction,
             )
             turns.append(_Turn(turn.text, draft, obj, (obj,) if obj else (), target))
+        asked = state.pending.resolution.pending if state.pending is not None else None
+        if asked is not None and asked.slot == "object" and asked.draft.intent == "put":
+            # "把磨损的门轮放进旧件箱" was asked about (which roller?) and the operator moved on with
+            # "靴衬也一样": the place of the unanswered question is the place meant.
+            places = [t for t in asked.draft.targets or () if scene.location(t)]
+            if len(places) == 1:
+                draft = Draft(intent="put", targets=(places[0],))
+                turns.append(_Turn(asked.raw_text, draft, None, (), places[0]))
         return turns
 
     def _last_target(self, turns: Sequence[_Turn]) -> str | None:
@@ -2747,6 +2791,20 @@ class InstructionResolver:
                 t.draft is not None and t.draft.intent in ("put", "pick", "push") for t in turns
             )
             ellipsis = ellipsis or has_template
+        last = next((t for t in reversed(turns) if t.draft is not None), None)
+        if (
+            _CORRECTION_START.match(cleaned)
+            and p.targets
+            and not p.objects
+            and not p.directions
+            and set(verbs) <= {"put", "move"}
+            and last is not None
+            and last.draft is not None
+            and last.draft.intent == "put"
+        ):
+            # "no, bin 2" / "不对，放2号箱" after "put the torsion spring in bin 1": the place is repaired
+            ellipsis = True
+            conf *= 0.9
         if ellipsis:
             return self._ellipsis(p, scene, turns, lang, cleaned, conf)
         if not verbs and not p.objects and len(p.targets) >= 2 and not p.targets[0].head:
@@ -2943,7 +3001,11 @@ class InstructionResolver:
             base = replace(base, targets=targets, target_words=target_np.text, default_target=None)
         loose_marks = (p.markers & {"other", "remaining"}) - (target_marks - object_marks)
         if not p.objects and not loose_marks:
-            unknown = [w for w in p.unknown_words if is_cjk(w) or (w.isalpha() and len(w) > 3)]
+            unknown = [
+                w
+                for w in p.unknown_words
+                if (is_cjk(w) or (w.isalpha() and len(w) > 3)) and not _CORRECTION_START.fullmatch(w)
+            ]
             if unknown:
                 # "X也一样" with an X nobody understood: X is another thing, not the last one again.
                 return self._clarify_plain(
@@ -2952,6 +3014,11 @@ class InstructionResolver:
                     f"I don't know '{' '.join(unknown)}': which object do you mean?",
                     f"我不知道“{''.join(unknown)}”是哪个物体，请问是哪个？",
                     slot="object",
+                )
+            if p.directions and base.intent != "push":
+                # "same for the top" where no name says "top": a side said for a thing, not a push
+                return self._clarify_plain(
+                    cleaned, lang, "which object do you mean?", "请问是哪个物体？", slot="object"
                 )
             return replace(base, confidence=base.confidence * 0.9 * conf)
         np = p.objects[0] if p.objects else _NP(head="GENERIC", head_value="one")
@@ -3773,8 +3840,8 @@ class InstructionResolver:
         np = next((n for n in nps if n.head == "LOCCAT"), nps[0])
         places = self._match_locations(np, scene, turns) if np.head != "PRON" else ()
         parts, _note = self._match_objects(np, scene, turns, "pick")
-        if np.head == "LOCCAT" or (places and not parts):
-            cands = places or parts
+        if np.head == "LOCCAT" or (places and (not parts or np.has_mod("ROLE"))):
+            cands = places or parts  # (a role word, "go to QC", names a place)
         elif np.head in ("CAT", "KIND", "GENERIC", "PRON"):
             cands = parts or places
         else:

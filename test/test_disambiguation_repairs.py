@@ -1,0 +1,131 @@
+"""Self-repairs, ellipsis after an unanswered question, and hovering (issue 28): "..., hang on, tray B",
+"no, bin 2" after a command, "same for the back", "跟刚才一样，番茄的", "position the arm over X, don't
+grab anything", "臂挪到压机上方，先别抓", in a press-shop cell of our own, in both languages. A stop
+word that opens anything but a short repair of scene words still stops."""
+
+from __future__ import annotations
+
+import pytest
+
+from vla_ros.disambiguation import InstructionResolver, Scene
+
+
+def _obj(oid: str, name: str, category: str, xy: tuple[float, float], **extra) -> dict:
+    return {"id": oid, "name": name, "kind": extra.pop("kind", "part"), "category": category,
+            "position": [*xy, 0.02], **extra}  # fmt: skip
+
+
+def _loc(lid: str, name: str, category: str, xy: tuple[float, float], **extra) -> dict:
+    return {"id": lid, "name": name, "category": category, "position": [*xy, 0.0], **extra}
+
+
+PRESS_SHOP = {
+    "objects": [
+        _obj("bush", "brass bush", "bush", (0.40, 0.20), material="brass"),
+        _obj("panel_front", "front panel", "panel", (0.50, 0.05)),
+        _obj("panel_back", "back panel", "panel", (0.50, -0.10)),
+        _obj("spring_tor", "torsion spring", "spring", (0.35, -0.25)),
+        _obj("pkt_tomato", "tomato seed packet", "packet", (0.60, 0.30)),
+        _obj("pkt_carrot", "carrot seed packet", "packet", (0.60, 0.15)),
+    ],
+    "locations": [
+        _loc("press", "press", "machine", (0.75, 0.00)),
+        _loc("tray_a", "tray A", "tray", (0.30, 0.40)),
+        _loc("tray_b", "tray B", "tray", (0.30, -0.40)),
+        _loc("bin_1", "bin 1", "bin", (0.20, 0.30)),
+        _loc("bin_2", "bin 2", "bin", (0.20, -0.30)),
+        _loc("conveyor", "conveyor", "conveyor", (0.70, 0.40)),
+        _loc("qc", "QC station", "station", (0.70, -0.40), role="inspection"),
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def resolver() -> InstructionResolver:
+    return InstructionResolver()
+
+
+@pytest.fixture(scope="module")
+def shop() -> Scene:
+    return Scene.from_dict(PRESS_SHOP)
+
+
+def _cmd(res) -> tuple:
+    return (res.status, res.action, res.object_id, res.target_id)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("load the brass bush on the conveyor — no wait, press first", ("bush", "press")),
+        ("bush to tray A — hang on, tray B", ("bush", "tray_b")),
+        ("put the bush in tray A, hold on, tray B", ("bush", "tray_b")),
+        ("把铜衬套放到A托盘，呃，不对，放到B托盘", ("bush", "tray_b")),
+        ("把铜衬套放到A托盘…哦不是，放到B托盘", ("bush", "tray_b")),
+        ("把铜衬套放到A托盘，不不，放到B托盘", ("bush", "tray_b")),
+    ],
+)
+def test_a_repair_after_hang_on_or_an_interjection_replaces_the_place(resolver, shop, text, expected) -> None:
+    assert _cmd(resolver.resolve(text, shop)) == ("resolved", "pick_place", *expected)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["put the bush in tray A, hang on, the door is open", "hang on", "移到压机上方，先别动"],
+)
+def test_hang_on_or_dont_move_that_is_no_short_repair_still_stops(resolver, shop, text) -> None:
+    assert _cmd(resolver.resolve(text, shop))[:2] == ("resolved", "stop")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "go over the press n wait there",
+        "position the arm over the press, don't grab anything",
+        "Go hover over the press.",
+        "机械臂移到压机上方",
+        "臂挪到压机上方，先别抓",
+        "到压机上方等着",
+    ],
+)
+def test_the_arm_goes_over_a_place_and_waits_without_grasping(resolver, shop, text) -> None:
+    assert _cmd(resolver.resolve(text, shop)) == ("resolved", "move_to", None, "press")
+
+
+def test_a_role_word_alone_is_a_place_to_go(resolver, shop) -> None:
+    # "QC" is the inspection role: no part is meant, however many parts there are
+    assert _cmd(resolver.resolve("go to QC", shop)) == ("resolved", "move_to", None, "qc")
+
+
+def test_an_unanswered_question_lends_its_place_to_the_next_ellipsis(resolver, shop) -> None:
+    # The operator never said which "worn widget" and moved on: the bush goes where it was to go.
+    res = resolver.resolve("铜衬套也一样", shop, ["把磨损的小零件放进2号箱"])
+    assert _cmd(res) == ("resolved", "pick_place", "bush", "bin_2")
+
+
+@pytest.mark.parametrize(
+    ("history", "text", "expected"),
+    [
+        (
+            "put the front panel on the press",
+            "same for the back",
+            ("resolved", "pick_place", "panel_back", "press"),
+        ),
+        ("把胡萝卜种子包放到压机上", "跟刚才一样，番茄的", ("resolved", "pick_place", "pkt_tomato", "press")),
+        ("把胡萝卜种子包放到压机上", "跟刚才一样", ("resolved", "pick_place", "pkt_carrot", "press")),
+        ("put the torsion spring in bin 1", "no, bin 2", ("resolved", "pick_place", "spring_tor", "bin_2")),
+        (
+            "put the torsion spring in bin 1",
+            "不对，放2号箱",
+            ("resolved", "pick_place", "spring_tor", "bin_2"),
+        ),
+        ("put the torsion spring in bin 1", "no, go to bin 2", ("resolved", "move_to", None, "bin_2")),
+    ],
+)
+def test_an_ellipsis_or_a_repair_changes_only_what_it_says(resolver, shop, history, text, expected) -> None:
+    assert _cmd(resolver.resolve(text, shop, [history])) == expected
+
+
+def test_a_side_said_for_a_thing_no_name_has_is_asked_not_a_repeat(resolver, shop) -> None:
+    res = resolver.resolve("same for the top", shop, ["put the front panel on the press"])
+    assert res.status == "clarify" and not res.forwarded
