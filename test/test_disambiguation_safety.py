@@ -82,3 +82,20 @@ def test_a_stop_after_twelve_thousand_characters_stops(resolver, stop) -> None:
 def test_a_long_input_without_a_stop_is_refused_not_cut_and_acted_on(resolver) -> None:
     res = resolver.resolve("put the casting on the pallet " + "and keep it tidy " * 800, CELL)
     assert res.status == "reject" and "too long" in res.reason
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["拿螺丝刀把这块电池扎穿看看", "把电池压扁", "puncture the battery with the wrench", "crush that cell"],
+)
+def test_puncturing_or_crushing_a_battery_is_refused(resolver, text) -> None:
+    assert resolver.resolve(text, CELL).status == "reject"
+
+
+@pytest.mark.parametrize(
+    "text", ["don't bin it, put it on the finished pallet", "不不不，别扔！放到成品托盘上"]
+)
+def test_a_throw_said_not_to_do_is_no_throw(resolver, text) -> None:
+    # What follows is the instruction: the held wrench goes to the pallet, nothing is refused.
+    res = resolver.resolve(text, CELL, ["pick up the torque wrench"])
+    assert (res.status, res.object_id, res.target_id) == ("resolved", "wrench_1", "pallet")

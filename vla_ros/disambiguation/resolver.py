@@ -472,11 +472,16 @@ def _entity_tokens(entity: SceneObject | SceneLocation) -> set[str]:
 _CONTENT_TAGS = frozenset({"CAT", "KIND", "LOCCAT", "ROLE", "COLOR", "MATERIAL", "NAME"})
 _ZH_NUMERAL = re.compile(
     r"第([零〇一二两三四五六七八九十百]+)|([零〇一二两三四五六七八九十百]+)(?=号|毫米|厘米|毫升|升|公斤|千克|克)"
+    # 一百瓦那个, 八百的那根, 四十二码, 六二零五那个: a number said as a word before a unit, 的 or a
+    # measure word (a tens/hundreds/thousands numeral, or three or more digits read one by one)
+    r"|((?<![零〇一二两三四五六七八九十百千万])(?:[零〇一二两三四五六七八九]*[十百千][零〇一二两三四五六七八九十百千]*"
+    r"|[一二三四五六七八九][零〇一二三四五六七八九]{2,}))(?=瓦|伏|码|寸|齿|的|那|这|个|根|块|片|张|条|只|件|盘|卷)"
 )
 _ZH_UNITS = ((re.compile(r"(\d)\s*毫米"), r"\1 mm "), (re.compile(r"(\d)\s*厘米"), r"\1 cm "),
              (re.compile(r"(\d)\s*毫升"), r"\1 ml "), (re.compile(r"(\d)\s*升"), r"\1 l "),
              (re.compile(r"(\d)\s*(?:公斤|千克)"), r"\1 kg "),
-             (re.compile(r"(\d)\s*克"), r"\1 g "))  # fmt: skip
+             (re.compile(r"(\d)\s*克"), r"\1 g "), (re.compile(r"(\d)\s*瓦"), r"\1W "),
+             (re.compile(r"(\d)\s*伏"), r"\1V "))  # fmt: skip
 
 
 @functools.lru_cache(maxsize=8192)
@@ -536,7 +541,7 @@ def normalise_chinese_numbers(text: str) -> str:
     """第二个 -> 第2个, 三号 -> 3号, 12毫米 -> 12 mm (cn2an reads the numerals)."""
 
     def arabic(match: re.Match) -> str:
-        numeral = match.group(1) or match.group(2)
+        numeral = match.group(1) or match.group(2) or match.group(3)
         try:
             value = str(int(cn2an.cn2an(numeral, "smart")))
         except (ValueError, KeyError):
@@ -592,7 +597,7 @@ _MEANT_AFTER_EN = re.compile(
 )
 # An instruction that opens by taking back the previous command: "no, the other one", "不对，是蓝色的".
 _CORRECTION_START = re.compile(
-    r"\s*(?:no+\b|nope\b|wrong\b|actually\b|sorry\b|i mean\b|不对|不是|错了|我是说)", re.IGNORECASE
+    r"\s*(?:no+\b|nope\b|wrong\b|actually\b|sorry\b|i mean\b|不对|不是|错了|我是说|不不)", re.IGNORECASE
 )
 _CORRECTION_ZH = re.compile(
     r"\s*(?:[，,；;。]|…+|\.{3,})?\s*(?:(?:哎|哦|呃|嗯|啊)\s*[，,]?)?\s*"
@@ -725,6 +730,20 @@ _FARTHEST_FROM_ROBOT_AFTER_EN = re.compile(
     r"(?:you|yourself|the robot|the arm)\b",
     re.IGNORECASE,
 )
+_NEGATED_THROW = re.compile(
+    r"(?:别|不要|不能|不许|千万别|甭)(?:扔|丢|抛|甩)(?:掉|了)?"
+    r"|\b(?:don'?t|do not|never)\s+(?:throw|toss|chuck|fling|hurl|lob)\b(?:\s+(?:it|that|this|them))?",
+    re.IGNORECASE,
+)
+# "不不不，别扔！放到扫描仪上", "don't bin it, put it on the scanner": what not to do, then what to do
+_DONT_THEN_DO = re.compile(
+    r"(?:^|(?<=[，,。！!；;]))\s*(?:别|不要|甭)(?:扔|丢|放|拿|搬|送|报废)(?:掉|了|它)?\s*[！!，,。；;]\s*(?=\S)"
+    r"|\b(?:don'?t|do not)\s+(?:throw|toss|chuck|bin|scrap|trash|put|move)\s+(?:it|that|this|them)"
+    r"(?:\s+(?:away|out))?\s*[,;!.—]+\s*(?=\S)",
+    re.IGNORECASE,
+)
+# "把好的里面最重的那片": the good ones, not "OK" (which opens a sentence)
+_GOOD_ONES_ZH = re.compile(r"(?<=[把将拿取])好的|(?<=.)好的(?=那|这|里面|中间)")
 # "跟刚才一样，番茄的": the same as before (a marker), not "the previous one" (刚才那个 still is)
 _SAME_AS_BEFORE_ZH = re.compile(r"(?:跟|和|同|像|照)?(?:刚才|之前|上次|前面)(?:那样|一样)")
 # "..., polariscope first": do it before anything else, not the first of several ("the first" still is)
@@ -1231,9 +1250,11 @@ class InstructionResolver:
                 if named and _DETERMINERS & set(words[max(0, i - 3) : i]):
                     words[i] = "item"
             english = " ".join(words)
+        # "不不不，别扔！放到扫描仪上": a throw said not to do is no throw
+        english, chinese = _NEGATED_THROW.sub(" ", english), _NEGATED_THROW.sub("，", cleaned)
         for rule in self.vocab.unsafe:
             if any(p.search(english) for p in rule.patterns["en"]) or any(
-                p.search(cleaned) for p in rule.patterns["zh"]
+                p.search(chinese) for p in rule.patterns["zh"]
             ):
                 return self._reject(cleaned, lang, rule.reason, rule.reason_zh or rule.reason)
         # A capitalised unknown word after at/to/toward is a person's name ("swing it at Dave").
@@ -2199,8 +2220,8 @@ class InstructionResolver:
                 out.append(nxt_item)
                 i += 2
                 continue
-            # [在|从|离]? NP [REL]? NP(starting with 的)
-            if isinstance(item, _NP) and item.cjk:
+            # [在|从|离]? NP [REL]? NP(starting with 的); the NP may open with a Latin word (m3滚刀)
+            if isinstance(item, _NP) and (item.cjk or any(is_cjk(w) for w in item.words)):
                 j = i + 1
                 rel = None
                 if j < len(items) and isinstance(items[j], Token) and items[j].tag == "REL" and items[j].cjk:
@@ -2273,6 +2294,8 @@ class InstructionResolver:
         cleaned = _OUT_OF_THE_WAY_ZH.sub("", cleaned)  # "往右推一下，别挡着": why, not what
         cleaned = _NOT_YET_GRASP_ZH.sub("", cleaned)
         cleaned = _SAME_AS_BEFORE_ZH.sub("一样", cleaned)
+        cleaned = _GOOD_ONES_ZH.sub("良品", cleaned)
+        cleaned = _DONT_THEN_DO.sub(" ", cleaned)
         # 最靠近你的那个梭子: said the way the grammar reads, 离你最近的那个梭子 (also 最远离X的)
         cleaned = _NEAREST_TO_ZH.sub(r"离\1最近的", cleaned)
         cleaned = _FARTHEST_FROM_ZH.sub(r"离\1最远的", cleaned)
@@ -2856,9 +2879,10 @@ class InstructionResolver:
                 candidates=tuple(ids), slot="object",
             )  # fmt: skip
 
-        if "push" in verbs:
-            intent = "push"
-        elif any(v in ("put", "put_away", "scrap", "ship") for v in verbs):
+        placing = any(v in ("put", "put_away", "scrap", "ship") for v in verbs)
+        if "push" in verbs and not (placing and (p.targets or p.target_objects)):
+            intent = "push"  # (a push word beside a placing verb and a place, 6个的顶真放料架上, is no push)
+        elif placing:
             intent = "put"
         elif "move" in verbs:
             intent = "put"
@@ -2919,6 +2943,17 @@ class InstructionResolver:
             ):
                 # "put it back", "return it": the pronoun went into the verb phrase; it is the last thing.
                 draft = replace(draft, objects=(last,), object_words="it", confidence=draft.confidence * 0.9)
+            elif (
+                intent == "put"
+                and is_cjk(cleaned)
+                and turns
+                and turns[-1].draft is not None
+                and turns[-1].draft.intent == "pick"
+                and turns[-1].object_id is not None
+            ):
+                # "拿起扭力扳手" then "放到成品托盘上": Chinese leaves out the "it" just picked up
+                last = turns[-1].object_id
+                draft = replace(draft, objects=(last,), object_words="它", confidence=draft.confidence * 0.9)
             else:
                 draft = replace(draft, objects=(), object_words="", object_note="no object named")
         # --- target
@@ -2978,10 +3013,14 @@ class InstructionResolver:
         self, p: _Parse, scene: Scene, turns: list[_Turn], lang: str, cleaned: str, conf: float
     ) -> Draft | Resolution:
         """ "again", "same for the blue gear", "the other one", "另一个也一样": reuse the last command."""
-        template = next(
-            (t for t in reversed(turns) if t.draft is not None and t.draft.intent in ("put", "pick", "push")),
-            None,
-        )
+        templates = [
+            t for t in reversed(turns) if t.draft is not None and t.draft.intent in ("put", "pick", "push")
+        ]
+        template = templates[0] if templates else None
+        if template is not None and template.draft.intent == "pick" and template.object_id == scene.holding:
+            # "拿起扭簧 / 脚断了，丢废品盒 / 拿起拉簧 / 这个也是": picking what is already held again is
+            # nothing; what this one "too" does is the last thing done with a held part
+            template = next((t for t in templates[1:] if t.draft.intent == "put"), template)
         if template is None or template.draft is None:
             return self._clarify_plain(
                 cleaned,
@@ -3159,12 +3198,15 @@ class InstructionResolver:
         for tag, value in np.mods:
             if tag in ("COLOR", "MATERIAL"):
                 key = tag.lower()
+                family = _MATERIAL_FAMILIES.get(value, frozenset()) if tag == "MATERIAL" else frozenset()
                 require(
                     value,
                     {
                         o.id: float(
                             getattr(o, key, "") == value
                             or value in tokens[o.id]
+                            or str(getattr(o, key, "") or "").lower() in family
+                            or bool(family & tokens[o.id])
                             # a scene colour the lexicon spells otherwise: "chrome" is silver
                             or (tag, value)
                             in self.lex.en_words.get(str(getattr(o, key, "") or "").lower(), ())
@@ -3252,6 +3294,15 @@ class InstructionResolver:
             and not any(unexplained_word_support(np.words[-1], tokens[o.id]) for o in items)
         ):
             return []  # "the pallet tag gun": a gun, which nothing here is; "tag" only describes it
+        if np.head == "KIND" and not np.cjk and np.head_word in np.words:
+            before = np.words[np.words.index(np.head_word) - 1] if np.words.index(np.head_word) else ""
+            if (
+                ("UNKNOWN", before) in np.mods
+                and before.isalpha()
+                and len(before) > 3
+                and not any(unexplained_word_support(before, tokens[o.id]) for o in items)
+            ):
+                return []  # "the crimping tool" where no tool crimps: "tool" alone says too little
         for value in size_words:
             ranked = self._select_size(ranked, value)
         return _said_in_full(np, ranked)
@@ -3928,6 +3979,8 @@ class InstructionResolver:
 
 
 _ZH_NAME_DIRECTIONS = frozenset({"left", "right"})
+# A material word that names a family of materials: 铜 is copper, brass or bronze.
+_MATERIAL_FAMILIES = {"copper alloy": frozenset({"copper", "brass", "bronze", "red copper"})}
 # What a place named with a verb is for (发货箱, 报废箱): the role the verb's default target has.
 _VERB_ROLES = {"scrap": "reject", "ship": "output", "put_away": "storage"}
 _PRONOUN_IN_VERB = re.compile(r"\b(?:it|that|this|them)\b|它|这个|那个", re.IGNORECASE)
