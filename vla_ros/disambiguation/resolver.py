@@ -242,6 +242,7 @@ class _NP:
     bounds: list[tuple[str, float, str]] = field(default_factory=list)  # ("thinner", 2.0, "mm")
     between: list[_NP] = field(default_factory=list)  # "between the two boards", "between A and B"
     side_of: tuple[str, _NP] | None = None  # ("left", landmark): "left of the housing"
+    suffix: str | None = None  # "尾号71", "ending in 71": the last digits of its part number, SKU or name
 
     def has_mod(self, tag: str) -> bool:
         return any(t == tag for t, _ in self.mods)
@@ -410,6 +411,17 @@ def _name_bigrams(scene: Scene) -> set[tuple[str, str]]:
 def _body_word(token: Token) -> bool:
     """A single Chinese character the lexicon reads as a person or a body part (手, 头)."""
     return token.tag == "PERSON" and len(token.text) == 1
+
+
+_MEASURE_WORDS = frozenset({"mm", "cm", "m", "g", "kg", "ml", "l", "v", "w", "a", "in", "inch", "mah", "kw"})
+
+
+def _name_noun(name: str) -> str:
+    """The noun of an English name: its last word before any number or measure ("lens blank 65 mm")."""
+    words = english_words(name)
+    while words and (not words[-1].isalpha() or words[-1] in _MEASURE_WORDS):
+        words.pop()
+    return words[-1] if words else ""
 
 
 def _bare_unknown(token: Token) -> bool:
@@ -641,6 +653,15 @@ _OVER_UNDER_EN = re.compile(
     r"less than|at most|bigger than|smaller than)\s+(\d+(?:\.\d+)?)\s*(mm|cm|m|g|kg|ml|l)\b\s*"
     r"(thick|long|heavy|wide|tall|big|large)?"
 )
+# "料号尾号是71的那个", "SKU尾号123的那包", "the one ending in 23": the last digits of its number
+_SUFFIX_ZH = re.compile(
+    r"(?:料号|型号|编号|编码|批号|零件号|货号|SKU|sku|PN|pn)?的?尾(?:号|数|巴)?(?:是|为)?\s*(\d+)(?:的)?"
+)
+_SUFFIX_EN = re.compile(
+    r"\s*\b(?:(?:whose|with (?:a|the)|the) (?:part number|pn|sku|number) )?"
+    r"(?:ending (?:in|with)|that ends (?:in|with)|which ends (?:in|with)|ends (?:in|with)|with last digits)"
+    r"\s+(\d+)\b"
+)
 _THAN_ZH = re.compile(
     r"比(\d+(?:\.\d+)?)\s*(mm|cm|m|g|kg|ml|l)?\s*(?:还)?(更)?([\u4e00-\u9fff]{1,2}?)(?:一点|一些)?的"
 )
@@ -744,6 +765,21 @@ _DONT_THEN_DO = re.compile(
 )
 # "把好的里面最重的那片": the good ones, not "OK" (which opens a sentence)
 _GOOD_ONES_ZH = re.compile(r"(?<=[把将拿取])好的|(?<=.)好的(?=那|这|里面|中间)")
+# "the figure that's next to the pull-test station": the relation, without its relative pronoun
+_THAT_IS_BEFORE_RELATION_EN = re.compile(
+    r"\s+(?:that|which)(?:'s|\s+is|\s+are)\s+(?=(?:next to|near|beside|by|close to|closest to|nearest to"
+    r"|left of|right of|to the (?:left|right) of|behind|in front of|on|in|at|inside|under)\b)",
+    re.IGNORECASE,
+)
+# "again, bit more", "push it left like 5 cm": how far, not which part
+_HOW_FAR_EN = re.compile(
+    r"\b(?:a\s+)?(?:bit|little|touch|tad|smidge|hair)\s+(?:more|further|farther)\b"
+    r"|\b(left|right|forwards?|backwards?|back|up|down|ahead|away)\s+(?:by\s+)?(?:like|about|around|roughly|maybe)?\s*"
+    r"\d+(?:\.\d+)?\s*(?:mm|cm|m|millimet(?:er|re)s?|centimet(?:er|re)s?)\b",
+    re.IGNORECASE,
+)
+# "the 5520s go on the output rack": the parts numbered 5520, said in the plural
+_NUMBER_PLURAL_EN = re.compile(r"(?<![\w.-])(\d{2,})s\b")
 # "跟刚才一样，番茄的": the same as before (a marker), not "the previous one" (刚才那个 still is)
 _SAME_AS_BEFORE_ZH = re.compile(r"(?:跟|和|同|像|照)?(?:刚才|之前|上次|前面)(?:那样|一样)")
 # "..., polariscope first": do it before anything else, not the first of several ("the first" still is)
@@ -838,6 +874,10 @@ def _referring_clauses(
             order = "max" if match.group(2) in _MORE else "min"
             clauses.append(("count_extreme", (words, order), ""))
             text = text[: match.start()] + text[match.end() - 1 :]
+        match = _SUFFIX_ZH.search(text)
+        if match:
+            clauses.append(("suffix", match.group(1), ""))
+            text = text[: match.start()] + text[match.end() :]
         match = _THAN_ZH.search(text)
         if match:
             clauses.append(("than", (match.group(4), float(match.group(1)), match.group(2) or ""), ""))
@@ -880,6 +920,10 @@ def _referring_clauses(
     text = normalise_english(text)
     # "move it 5 cm to the left": a distance to move, not a measure of the part.
     text = _DISTANCE_BEFORE_DIRECTION_EN.sub(" ", text)
+    match = _SUFFIX_EN.search(text)
+    if match:
+        clauses.append(("suffix", match.group(1), ""))
+        text = text[: match.start()] + text[match.end() :]
     match = _THAN_EN.search(text)
     if match:
         clauses.append(("than", (match.group(1), float(match.group(2)), match.group(3) or ""), ""))
@@ -1022,7 +1066,21 @@ def _carries_label(item: SceneObject, label: str, tokens: set[str]) -> bool:
     if label.isdigit():
         if any(t.startswith(label) and t[len(label) :].isalpha() for t in tokens):
             return True
+        if label.startswith("0") and any(
+            t.isdigit() and len(t) > len(label) and t.endswith(label) for t in tokens
+        ):
+            return True  # "the 05" for a 6205 bearing: a leading zero says the number's last digits
+
         return _has_quantity(item, label)
+    return False
+
+
+def _number_ends_with(item: SceneObject, digits: str) -> bool:
+    """Whether one of the thing's numbers (part number, SKU, name) ends with these digits."""
+    for text in (item.attributes.get("part_number"), item.attributes.get("sku"), item.name):
+        numbers = re.findall(r"\d+", str(text or ""))
+        if any(n.endswith(digits) for n in numbers) or "".join(numbers).endswith(digits):
+            return True
     return False
 
 
@@ -2131,9 +2189,11 @@ class InstructionResolver:
                 close()
                 items.append(Token(tok.text, tok.original, [("REL", value)]))
                 continue
-            if cur is not None and cur.head in ("LOCCAT", "CAT") and last_was_head:
+            if cur is not None and ((cur.head in ("LOCCAT", "CAT") and last_was_head) or last_was_name):
+                # "bin two", "unit two": a number word after a noun or a name's word is its label
                 number = next((v for t, v in tok.tags if t == "NUMWORD"), None)
-                if number is not None:
+                # ("the wheat one" is no No. 1, and "fine" said after "bin" no "five")
+                if number is not None and (last_was_head or (tok.text != "one" and not tok.corrected)):
                     tag, value = "LABEL", number
             label_a = tag == "DET" and tok.text == "a" and cur is not None and cur.head is not None
             after_label = nxt is None or nxt.tag in ("PUNCT", "FILLER", "PREP", "CONJ", "DET")
@@ -2274,6 +2334,9 @@ class InstructionResolver:
         cleaned = _HAS_GOT.sub(" has", cleaned)  # "the lemon pop's got a dent in it"
         cleaned = _CLOSING_FINE_EN.sub("", cleaned)  # "..., on the line, it's fine"
         cleaned = _AND_IN_NAME_EN.sub(" ", cleaned)  # "cheese-and-onion crisps" is one name
+        cleaned = _THAT_IS_BEFORE_RELATION_EN.sub(" ", cleaned)
+        cleaned = _NUMBER_PLURAL_EN.sub(r"\1", cleaned)
+        cleaned = _HOW_FAR_EN.sub(lambda m: m.group(1) or " ", cleaned)
         cleaned = _FIRST_AT_CLAUSE_END_EN.sub("", cleaned)
         cleaned = normalise_english_numbers(cleaned)
         if is_cjk(cleaned):
@@ -2325,6 +2388,11 @@ class InstructionResolver:
         parse.place_unsaid = not repair and _PLACE_UNSAID_EN.search(head) is not None
         if repair:
             self._apply_repair(parse, repair, scene)
+        if any(kind == "suffix" for kind, _, _ in clauses) and (
+            not parse.objects or parse.objects[0].head == "PRON" or parse.objects[0].kind == "empty"
+        ):
+            # "把尾号71的那个放…": the digits say which one; "那个" is no pronoun here
+            parse.objects[:1] = [_NP(head="GENERIC", head_value="one", words=["one"], cjk=is_cjk(head))]
         if parse.objects:
             np = parse.objects[0]
             for kind, value, phrase in clauses:
@@ -2339,6 +2407,9 @@ class InstructionResolver:
                     continue
                 if kind == "than":
                     np.bounds.append(value)
+                    continue
+                if kind == "suffix":
+                    np.suffix = str(value)
                     continue
                 if kind == "with":
                     # Measures it has are measures of the part ("with the 30 mm diameter"); the other
@@ -2379,6 +2450,8 @@ class InstructionResolver:
         if np.head in (None, "GENERIC") and kinds:
             # "琥珀色那个罐子不要，另一个放B袋": the other one is another jar
             objs = [o for o in objs if any(self._is_category(o, k) for k in kinds)]
+        if np.suffix is not None:
+            objs = [o for o in objs if _number_ends_with(o, np.suffix)]
         if np.side_of is not None and objs:
             side, landmark = np.side_of
             refs = [scene.entity(i) for i in self._match_objects(landmark, scene, turns, "pick")[0]]
@@ -2944,14 +3017,14 @@ class InstructionResolver:
                 # "put it back", "return it": the pronoun went into the verb phrase; it is the last thing.
                 draft = replace(draft, objects=(last,), object_words="it", confidence=draft.confidence * 0.9)
             elif (
-                intent == "put"
-                and is_cjk(cleaned)
+                ((intent == "put" and is_cjk(cleaned)) or intent == "push")
                 and turns
                 and turns[-1].draft is not None
-                and turns[-1].draft.intent == "pick"
+                and turns[-1].draft.intent == ("pick" if intent == "put" else "push")
                 and turns[-1].object_id is not None
             ):
-                # "拿起扭力扳手" then "放到成品托盘上": Chinese leaves out the "it" just picked up
+                # "拿起扭力扳手" then "放到成品托盘上", a push then "往左推一下" / "再推一下": the thing just
+                # picked up or pushed (Chinese leaves out the "it")
                 last = turns[-1].object_id
                 draft = replace(draft, objects=(last,), object_words="它", confidence=draft.confidence * 0.9)
             else:
@@ -2987,6 +3060,11 @@ class InstructionResolver:
             elif p.targets:
                 toward = self._direction_toward(draft.objects or (), p.targets[-1], scene, turns)
                 draft = replace(draft, direction=toward, target_words=p.targets[-1].text)
+            elif not dirs and turns and turns[-1].draft is not None and turns[-1].draft.intent == "push":
+                # "再推一下", "push it again": the last push once more, the same way
+                last = turns[-1]
+                if draft.objects == (last.object_id,) and (not p.objects or p.objects[0].head == "PRON"):
+                    draft = replace(draft, direction=last.draft.direction)
         return draft
 
     def _direction_toward(
@@ -3174,7 +3252,7 @@ class InstructionResolver:
                     np.cjk
                     or is_cjk(word)
                     or not o.name
-                    or english_words(o.name)[-1:] == [word]
+                    or _name_noun(o.name) == word
                     or (word in english_words(o.category))
                 )
 

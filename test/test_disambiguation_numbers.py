@@ -1,0 +1,125 @@
+"""Numbers an operator says about parts and moves (issue 28): the last digits of a part number (尾号71,
+"ending in 123", "the 05"), numbers in the plural ("the 5520s"), number words as labels ("unit two",
+but "the wheat one" is no No. 1), how far to push ("right like 5 cm", "again, a bit more", 再推一下), a
+name's noun before its measure ("lens blank 65 mm" is a blank), "that's next to", "can u", and "put
+the file away" in a shop with a file. A cell of our own, in both languages."""
+
+from __future__ import annotations
+
+import pytest
+
+from vla_ros.disambiguation import InstructionResolver, Scene
+
+
+def _obj(oid: str, name: str, category: str, xy: tuple[float, float], **extra) -> dict:
+    return {"id": oid, "name": name, "kind": extra.pop("kind", "part"), "category": category,
+            "position": [*xy, 0.02], **extra}  # fmt: skip
+
+
+def _loc(lid: str, name: str, category: str, xy: tuple[float, float], **extra) -> dict:
+    return {"id": lid, "name": name, "category": category, "position": [*xy, 0.0], **extra}
+
+
+SHOP = {
+    "objects": [
+        _obj("seal_71", "mechanical seal", "seal", (0.40, 0.30), part_number="MS-2271"),
+        _obj("seal_38", "mechanical seal", "seal", (0.40, 0.15), part_number="MS-2238"),
+        _obj("brg_6205", "ball bearing 6205", "bearing", (0.55, 0.30)),
+        _obj("brg_6310", "ball bearing 6310", "bearing", (0.55, 0.15)),
+        _obj("pad_5520", "rear pad set", "brake_pad", (0.55, -0.05), part_number="BP-5520-R"),
+        _obj("pad_4480", "rear pad set", "brake_pad", (0.55, -0.20), part_number="BP-4480-R"),
+        _obj("blank_65", "lens blank 65 mm", "lens", (0.70, 0.20), diameter_mm=65),
+        _obj("blank_70", "lens blank 70 mm", "lens", (0.70, 0.00), diameter_mm=70),
+        _obj("rail", "aluminium rail", "rail", (0.30, -0.30)),
+        _obj("file", "flat file", "file", (0.25, 0.35), kind="tool"),
+        _obj("tray_wheat", "wheat tray", "tray", (0.30, -0.10)),
+        _obj("tray_rye", "rye tray", "tray", (0.35, 0.05)),
+    ],
+    "locations": [
+        _loc("unit_1", "print unit 1", "station", (0.80, 0.35)),
+        _loc("unit_2", "print unit 2", "station", (0.80, -0.35)),
+        _loc("rack", "output rack", "rack", (0.15, -0.40)),
+        _loc("tools", "tool rack", "rack", (0.15, 0.40), accepts=["tool"]),
+        _loc("edger", "lens edger", "machine", (0.85, 0.00)),
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def resolver() -> InstructionResolver:
+    return InstructionResolver()
+
+
+@pytest.fixture(scope="module")
+def shop() -> Scene:
+    return Scene.from_dict(SHOP)
+
+
+def _cmd(res) -> tuple:
+    return (res.status, res.action, res.object_id, res.target_id)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("把料号尾号是71的那个放到输出架上", ("seal_71", "rack")),
+        ("put the seal ending in 38 on the output rack", ("seal_38", "rack")),
+        ("the 05, put it on the output rack", ("brg_6205", "rack")),
+        ("the 5520s go on the output rack", ("pad_5520", "rack")),
+        ("put the bigger blank in the edger", ("blank_70", "edger")),
+        ("put the file away", ("file", "tools")),
+    ],
+)
+def test_numbers_and_nouns_that_say_which_part(resolver, shop, text, expected) -> None:
+    assert _cmd(resolver.resolve(text, shop)) == ("resolved", "pick_place", *expected)
+
+
+def test_a_suffix_no_number_ends_with_is_asked(resolver, shop) -> None:
+    res = resolver.resolve("put the seal ending in 99 on the output rack", shop)
+    assert res.status == "clarify" and not res.forwarded
+
+
+@pytest.mark.parametrize(
+    ("text", "target"), [("uh move over to unit two", "unit_2"), ("go to unit 1", "unit_1")]
+)
+def test_a_number_word_after_a_name_is_its_label(resolver, shop, text, target) -> None:
+    assert _cmd(resolver.resolve(text, shop)) == ("resolved", "move_to", None, target)
+
+
+def test_one_after_a_name_word_is_still_the_one(resolver, shop) -> None:
+    res = resolver.resolve("same with the wheat one", shop, ["put the rye tray on the output rack"])
+    assert _cmd(res) == ("resolved", "pick_place", "tray_wheat", "rack")
+
+
+@pytest.mark.parametrize(
+    ("history", "text", "direction"),
+    [
+        ((), "slide the rail right like 5 cm", "right"),
+        ((), "push the rail forward about 3 cm", "forward"),
+        (("push the rail left a touch",), "again, bit more", "left"),
+        (("把铝导轨往前推一点",), "再推一下", "forward"),
+        (("把铝导轨往前推一点",), "往左推一下", "left"),
+    ],
+)
+def test_how_far_is_not_which_and_a_push_repeats(resolver, shop, history, text, direction) -> None:
+    res = resolver.resolve(text, shop, list(history))
+    assert (res.status, res.action, res.object_id, res.direction) == ("resolved", "push", "rail", direction)
+
+
+def test_pushing_a_named_part_again_without_a_way_asks_which_way(resolver, shop) -> None:
+    res = resolver.resolve("推一下铝导轨", shop, ["把铝导轨往前推一点"])
+    assert res.status == "clarify" and not res.forwarded
+
+
+def test_text_speak_and_relative_clauses(resolver, shop) -> None:
+    res = resolver.resolve("can u pick up the seal", shop)
+    assert res.status == "clarify" and set(res.candidates) == {"seal_71", "seal_38"}
+    res = resolver.resolve("put the tray that's next to the output rack on unit 2", shop)
+    assert _cmd(res) == ("resolved", "pick_place", "tray_wheat", "unit_2")
+
+
+def test_digits_two_numbers_end_with_are_asked_with_both(resolver) -> None:
+    extra = _obj("pad_9938", "front pad set", "brake_pad", (0.20, 0.0), part_number="BP-9938-F")
+    scene = Scene.from_dict({**SHOP, "objects": [*SHOP["objects"], extra]})
+    res = resolver.resolve("把尾号38的那个放到输出架上", scene)
+    assert res.status == "clarify" and set(res.candidates) == {"seal_38", "pad_9938"}
