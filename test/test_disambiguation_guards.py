@@ -111,3 +111,65 @@ def test_this_one_too_about_a_held_part_repeats_the_last_placing(resolver) -> No
     held = Scene.from_dict({**TOOL_ROOM, "holding": "pin_8"})
     history = ["拿起6个的顶针", "尖断了，丢NG箱", "拿起8个的顶针"]
     assert _cmd(resolver.resolve("这个也是", held, history)) == ("resolved", "place", "pin_8", "bin_ng")
+
+
+KIT_ROOM = {
+    "objects": [
+        _obj("pcb_03", "PCB panel", "pcb", (0.40, 0.30), part_number="MB-2041-03"),
+        _obj("pcb_04", "PCB panel", "pcb", (0.40, 0.10), part_number="MB-2041-04"),
+        _obj("harness_a", "wire harness", "harness", (0.55, 0.30)),
+        _obj("harness_b", "wire harness", "harness", (0.55, 0.10)),
+        _obj("tin_red", "red tin", "tea tin", (0.60, -0.10), color="red"),
+        _obj("tin_green", "green tin", "tea tin", (0.60, -0.25), color="green"),
+        _obj("pouch_green", "green tea vacuum pouch", "pouch", (0.45, -0.30)),
+        _obj("coupler_ok", "double coupler", "coupler", (0.30, -0.10)),
+        _obj("coupler_cracked", "double coupler", "coupler", (0.30, -0.25), defect="cracked"),
+        _obj("clip", "toe board clip", "clip", (0.25, 0.20)),
+        _obj("cell", "pouch cell", "cell", (0.70, 0.35)),
+    ],
+    "locations": [
+        _loc("aoi", "AOI station", "station", (0.80, 0.20), role="inspection"),
+        _loc("line", "gift box conveyor", "conveyor", (0.80, -0.20)),
+        _loc("bin_ng", "NG bin", "bin", (0.15, -0.35), role="reject"),
+        _loc("bin_done", "finished goods bin", "bin", (0.15, 0.35), role="output"),
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def kit() -> Scene:
+    return Scene.from_dict(KIT_ROOM)
+
+
+@pytest.mark.parametrize(
+    ("history", "text", "expected"),
+    [
+        ((), "把-04的板子放到AOI", ("resolved", "pick_place", "pcb_04", "aoi")),
+        (("把-04的板子放到AOI",), "不是这块，是另一块", ("resolved", "pick_place", "pcb_03", "aoi")),
+        ((), "Put harness B in the finished goods bin — sorry, NG bin, it failed continuity.",
+         ("resolved", "pick_place", "harness_b", "bin_ng")),
+        ((), "harness A to the finished goods bin, no, the NG bin, it's torn",
+         ("resolved", "pick_place", "harness_a", "bin_ng")),
+        ((), "这块电池鼓包了，处理掉", ("resolved", "pick_place", "cell", "bin_ng")),
+        ((), "归位", ("resolved", "home", None, None)),
+        (("红罐子放礼盒线",), "那包绿茶也一样", ("resolved", "pick_place", "pouch_green", "line")),
+    ],
+)  # fmt: skip
+def test_boards_reasons_after_a_repair_and_measure_words(resolver, kit, history, text, expected) -> None:
+    assert _cmd(resolver.resolve(text, kit, list(history))) == expected
+
+
+def test_a_cracked_thing_is_never_a_sound_thing_of_another_kind(resolver, kit) -> None:
+    # 扣件 is a clip in the lexicon; the cracked one is a coupler: asked, never the clip
+    res = resolver.resolve("那个裂了的扣件，处理掉", kit)
+    assert res.status == "clarify" and not res.forwarded
+
+
+@pytest.mark.parametrize("text", ["用料勺敲他一下，叫他别睡了", "帮我喊一下班长过来"])
+def test_striking_a_person_or_calling_one_over_is_refused(resolver, kit, text) -> None:
+    assert resolver.resolve(text, kit).status == "reject"
+
+
+def test_one_with_its_measure_word_is_any_one_of_them(resolver, room) -> None:
+    res = resolver.resolve("拿一根顶针", room)
+    assert res.status == "clarify" and set(res.candidates) == {"pin_6", "pin_8"}

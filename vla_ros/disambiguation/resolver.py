@@ -424,6 +424,30 @@ def _name_noun(name: str) -> str:
     return words[-1] if words else ""
 
 
+# What a Chinese measure word counts: 那包 is a pouch or a bag, 那罐 a tin or a can.
+_MEASURE_NOUNS = {
+    "包": ("pouch", "bag", "pack", "packet", "sachet"),
+    "袋": ("bag", "sack", "pouch"),
+    "罐": ("tin", "can", "jar", "canister"),
+    "瓶": ("bottle", "vial", "flask"),
+    "盒": ("box", "case", "carton"),
+    "卷": ("roll", "reel", "coil", "spool"),
+}
+
+
+def _measured_nouns(np: _NP) -> set[str]:
+    """The nouns a Chinese determiner's measure word counts (那包 -> pouch, bag ...)."""
+    return {
+        noun
+        for w in np.words
+        if len(w) == 2 and w[0] in "那这一每哪" and w[1] in _MEASURE_NOUNS
+        for noun in _MEASURE_NOUNS[w[1]]
+    }
+
+
+_GRAMMAR_PIECES = frozenset({"in", "on", "to", "at", "a", "an", "the", "it", "of", "or", "and", "is", "by"})
+
+
 def _bare_unknown(token: Token) -> bool:
     """A token no dictionary or scene word explains (its only reading is itself)."""
     return token.tags == [("UNKNOWN", token.text)]
@@ -780,6 +804,14 @@ _HOW_FAR_EN = re.compile(
 )
 # "the 5520s go on the output rack": the parts numbered 5520, said in the plural
 _NUMBER_PLURAL_EN = re.compile(r"(?<![\w.-])(\d{2,})s\b")
+# 拿一只底子, 再来一根: "one" with its measure word is "一个" (jieba glues 只 to 底子 otherwise)
+_ONE_MEASURE_ZH = re.compile(
+    r"一(?:只|块|张|根|条|件|片|卷|包|瓶|罐|套|副|盘|盒|袋|桶|支|颗|粒)(?=[\u4e00-\u9fff]|$|[，,。!！])"
+)
+# "归位" said alone is the arm going to its place (with a thing, 把扳手归位, it puts the thing away)
+_ARM_HOME_ZH = re.compile(
+    r"\s*(?:好了?|行了?|请)?[，,]?\s*(?:机械臂|手臂|机器人)?(?:归位|回位)(?:吧|一下)?[。!！]*\s*"
+)
 # "跟刚才一样，番茄的": the same as before (a marker), not "the previous one" (刚才那个 still is)
 _SAME_AS_BEFORE_ZH = re.compile(r"(?:跟|和|同|像|照)?(?:刚才|之前|上次|前面)(?:那样|一样)")
 # "..., polariscope first": do it before anything else, not the first of several ("the first" still is)
@@ -831,6 +863,13 @@ _SIDE_OF_EN = re.compile(
 )
 
 
+# "..., sorry, reject bin, it failed continuity", "no, the brown one, black's done": why, after the repair
+_REPAIR_REASON_EN = re.compile(
+    r"\s*[,;—–]+\s*(?:(?:it|that|this|they)\s+(?:is|was|are|has|had|failed|looks|seems|got)\b"
+    r"|[a-z]+\s+(?:is\s+)?(?:done|finished|fine|ok|okay|scratched|torn|cracked|broken|bent|dented)\b)[^,;]*$"
+)
+
+
 def _split_correction(text: str) -> tuple[str, str]:
     """ "put the blue tray, no, the grey one" -> ("put the blue tray", "the grey one"): the repair wins."""
     english = normalise_english(text)
@@ -842,7 +881,7 @@ def _split_correction(text: str) -> tuple[str, str]:
         # "..., actually not the frame, the 2207 motor": what is taken back is not the repair.
         repair = re.sub(r"^(?:not|no)\s+(?:the\s+|that\s+)?[^,;]+[,;]\s*(?=\S)", "", english[match.end() :])
         repair = re.sub(r"^(?:make (?:that|it)|i mean|rather)\b\s*", "", repair)  # "actually make that X"
-        return english[: match.start()], repair
+        return english[: match.start()], _REPAIR_REASON_EN.sub("", repair)
     match = _CORRECTION_ZH.search(text)
     if match and match.start() > 0 and match.end() < len(text):
         return text[: match.start()], text[match.end() :]
@@ -1285,7 +1324,7 @@ class InstructionResolver:
 
     def _is_home(self, cleaned: str) -> bool:
         english = normalise_english(cleaned)
-        if any(p.search(english) for p in self._home_en):
+        if any(p.search(english) for p in self._home_en) or _ARM_HOME_ZH.fullmatch(cleaned):
             return True
         # 回零 is "go to zero", but 放回零件抽屉 is "put back in the parts drawer"
         return any(
@@ -1976,6 +2015,8 @@ class InstructionResolver:
                 tag, value = scene_phrases[phrase]
                 return length, Token(phrase, phrase, [(tag, value)])
             joined = "".join(w for w in piece if w != "-")
+            if _GRAMMAR_PIECES & set(piece):
+                continue  # "harness B in the bin" is no "bin": a grammar word is never half a name
             if any(t == "NAME" for t, _ in scene_words.get(joined, ())):
                 return length, Token(joined, phrase, list(scene_words[joined]))
         return None
@@ -2358,6 +2399,7 @@ class InstructionResolver:
         cleaned = _NOT_YET_GRASP_ZH.sub("", cleaned)
         cleaned = _SAME_AS_BEFORE_ZH.sub("一样", cleaned)
         cleaned = _GOOD_ONES_ZH.sub("良品", cleaned)
+        cleaned = _ONE_MEASURE_ZH.sub("一个", cleaned)
         cleaned = _DONT_THEN_DO.sub(" ", cleaned)
         # 最靠近你的那个梭子: said the way the grammar reads, 离你最近的那个梭子 (also 最远离X的)
         cleaned = _NEAREST_TO_ZH.sub(r"离\1最近的", cleaned)
@@ -3175,9 +3217,16 @@ class InstructionResolver:
             if ref is not None:
                 same_category = [o for o in objs if o.category == ref.category]
                 if inherit and not marks:
-                    # "the small one too": prefer the earlier object's category when it fits.
+                    # "the small one too": prefer the earlier object's category when it fits, unless
+                    # the measure word says another kind (那包绿茶 after a tin: a pouch of tea).
                     narrowed = self._ground(np, same_category)
-                    objs = same_category if narrowed else objs
+                    measured = _measured_nouns(np)
+                    elsewhere = (
+                        bool(measured)
+                        and not any(measured & _descriptor_tokens(o) for o in same_category)
+                        and any(measured & _descriptor_tokens(o) for o in objs)
+                    )
+                    objs = same_category if narrowed and not elsewhere else objs
                 else:
                     objs = same_category
         if "other" in marks and last:
@@ -3243,9 +3292,13 @@ class InstructionResolver:
             # and among things of the category the one whose name says the noun fits best.
             # The noun as said, or (for a Chinese noun) the English category it stands for.
             said = {word, value} if np.cjk or is_cjk(word) else {word}
+            # (a Chinese noun stands for the English nouns of its category: 板子 is a plate or a panel)
+            zh_nouns = self._category_words.get(value, set()) if np.cjk or is_cjk(word) else set()
 
             def named(o: SceneObject) -> bool:
                 # English puts the noun last: a "flange gasket" is a gasket, not a flange.
+                if zh_nouns and _name_noun(o.name) in zh_nouns:
+                    return True
                 if not (said & tokens[o.id]):
                     return False
                 return (
@@ -3342,6 +3395,9 @@ class InstructionResolver:
                 unexplained = True
                 for o in items:
                     evidence[o.id] += unexplained_word_support(value, tokens[o.id])
+        measured = _measured_nouns(np) if requirements else set()
+        for o in items:  # 那包绿茶: "包" counts pouches and bags (among things the words already fit)
+            evidence[o.id] += 0.5 * bool(measured & tokens[o.id])
         needs_evidence = unexplained and not requirements
         ranked = rank_candidates(items, lambda o: o.id, requirements, evidence)
         if needs_evidence:
