@@ -173,3 +173,8 @@ def test_striking_a_person_or_calling_one_over_is_refused(resolver, kit, text) -
 def test_one_with_its_measure_word_is_any_one_of_them(resolver, room) -> None:
     res = resolver.resolve("拿一根顶针", room)
     assert res.status == "clarify" and set(res.candidates) == {"pin_6", "pin_8"}
+
+
+def test_an_english_landmark_before_a_chinese_relation_word_is_the_landmark(resolver, room) -> None:
+    res = resolver.resolve("把gear hob旁边那个gear blank放到测试台", room)
+    assert _cmd(res) == ("resolved", "pick_place", "blank_far", "bench")

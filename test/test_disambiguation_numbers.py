@@ -123,3 +123,41 @@ def test_digits_two_numbers_end_with_are_asked_with_both(resolver) -> None:
     scene = Scene.from_dict({**SHOP, "objects": [*SHOP["objects"], extra]})
     res = resolver.resolve("把尾号38的那个放到输出架上", scene)
     assert res.status == "clarify" and set(res.candidates) == {"seal_38", "pad_9938"}
+
+
+BENDS = {
+    "objects": [
+        _obj("ubend_38", "3/8 inch return bend", "return_bend", (0.40, 0.20), diameter_mm=9.5),
+        _obj("ubend_12", "1/2 inch return bend", "return_bend", (0.40, -0.20), diameter_mm=12.7),
+        _obj("wafer_a", "test wafer", "wafer", (0.60, 0.20), thickness_mm=0.775),
+        _obj("wafer_b", "dummy wafer", "wafer", (0.60, -0.20), thickness_mm=0.725, defect="edge chip"),
+        _obj("bag_1kg", "seed bag 1 kg", "seed_bag", (0.30, 0.35), mass_g=1000),
+        _obj("bag_25kg", "seed bag 2.5 kg", "seed_bag", (0.30, -0.35), mass_g=2500),
+    ],
+    "locations": [
+        _loc("jig", "coil jig", "fixture", (0.80, 0.30)),
+        _loc("metrology", "metrology station", "station", (0.80, -0.30)),
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("the return bend under 10 mm goes on the coil jig", ("ubend_38", "jig")),
+        ("put the bend that's over 10 mm across on the coil jig", ("ubend_12", "jig")),
+        ("whichever bend is less than 10 millimetres, coil jig", ("ubend_38", "jig")),
+        ("put the half-inch one on the coil jig", ("ubend_12", "jig")),
+        ("把厚度超过0.75毫米的wafer放到metrology station", ("wafer_a", "metrology")),
+        ("把两公斤以上的那袋放到线圈夹具上", ("bag_25kg", "jig")),
+        ("take the wafer without the chipped edge to metrology", ("wafer_a", "metrology")),
+        ("take the wafer that doesn't have the chipped edge to metrology", ("wafer_a", "metrology")),
+    ],
+)
+def test_bounds_fractions_and_what_a_part_lacks(resolver, text, expected) -> None:
+    assert _cmd(resolver.resolve(text, Scene.from_dict(BENDS))) == ("resolved", "pick_place", *expected)
+
+
+def test_a_bound_no_measure_of_theirs_meets_is_asked(resolver) -> None:
+    res = resolver.resolve("the return bend under 5 mm goes on the coil jig", Scene.from_dict(BENDS))
+    assert res.status == "clarify" and not res.forwarded

@@ -129,3 +129,25 @@ def test_an_ellipsis_or_a_repair_changes_only_what_it_says(resolver, shop, histo
 def test_a_side_said_for_a_thing_no_name_has_is_asked_not_a_repeat(resolver, shop) -> None:
     res = resolver.resolve("same for the top", shop, ["put the front panel on the press"])
     assert res.status == "clarify" and not res.forwarded
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("can you move above the press and just wait there", ("resolved", "move_to", None, "press")),
+        ("机械臂先过去压机那边等着", ("resolved", "move_to", None, "press")),
+        ("right, take the arm across to the press", ("resolved", "move_to", None, "press")),
+        ("Front panel to tray A. Hang on. Back. The back panel.",
+         ("resolved", "pick_place", "panel_back", "tray_a")),
+        ("right so what I need, if you don't mind, is the brass bush going into tray B yeah",
+         ("resolved", "pick_place", "bush", "tray_b")),
+        ("that bush's had it, stick it in bin 2", ("resolved", "pick_place", "bush", "bin_2")),
+    ],
+)  # fmt: skip
+def test_waiting_over_a_place_repairs_between_full_stops_and_asides(resolver, shop, text, expected) -> None:
+    assert _cmd(resolver.resolve(text, shop)) == expected
+
+
+def test_gao_cuo_le_opens_a_repair_of_the_last_command(resolver, shop) -> None:
+    res = resolver.resolve("搞错了，放2号箱", shop, ["put the torsion spring in bin 1"])
+    assert _cmd(res) == ("resolved", "pick_place", "spring_tor", "bin_2")

@@ -99,7 +99,7 @@ _DESCRIBE_BY_POSITION = (
 # "go to the press and wait there" asks for the move and then a pause at the place: not a stop.
 # Only after something else was asked ("wait there!" alone still stops).
 _STOP_EXCEPTION_EN = re.compile(
-    r"(?<=[a-z0-9])\s*,?\s+(?:and\s+|then\s+|n\s+|&\s+)+wait\s+(?:there|here|at it|for me)\b"
+    r"(?<=[a-z0-9])\s*,?\s+(?:and\s+|then\s+|n\s+|&\s+)+(?:just\s+)?wait\s+(?:there|here|at it|for me)\b"
 )
 # "put the brass valve on the bench, no wait, the steel one": a "wait" that only opens a short repair
 # of what was just asked (a few words naming a thing or place, nothing else) is a correction, not a
@@ -107,7 +107,8 @@ _STOP_EXCEPTION_EN = re.compile(
 _REPAIR_WAIT_EN = re.compile(
     r"(?<=[a-z0-9])\s*(?:[,;.…—]+|-{1,2})\s*(?:(?:no+|oh|um+|uh+|er+)\s*,?\s*)?(?:wait|hang on|hold on)"
     r"\s*[,.…—-]*\s*(?:no+\s*[,.]*\s*)?"
-    r"(?=(?:(?:the|that|this|i mean|make (?:it|that)|in|on|into|onto|to)\b)?(?:\s*[a-z0-9]+){1,6}\s*[.!]*$)"
+    r"(?=(?:(?:the|that|this|i mean|make (?:it|that)|in|on|into|onto|to)\b)?"
+    r"(?:[\s.,]*[a-z0-9]+){1,6}\s*[.!]*$)"
 )
 _REPAIR_FUNCTION_WORDS = (
     "the",
@@ -445,7 +446,7 @@ def _measured_nouns(np: _NP) -> set[str]:
     }
 
 
-_GRAMMAR_PIECES = frozenset({"in", "on", "to", "at", "a", "an", "the", "it", "of", "or", "and", "is", "by"})
+_GRAMMAR_PIECES = frozenset({"in", "on", "to", "at", "the", "it", "of", "or", "and", "is", "by"})
 
 
 def _bare_unknown(token: Token) -> bool:
@@ -633,7 +634,9 @@ _MEANT_AFTER_EN = re.compile(
 )
 # An instruction that opens by taking back the previous command: "no, the other one", "不对，是蓝色的".
 _CORRECTION_START = re.compile(
-    r"\s*(?:no+\b|nope\b|wrong\b|actually\b|sorry\b|i mean\b|不对|不是|错了|我是说|不不)", re.IGNORECASE
+    r"\s*(?:no+\b|nope\b|wrong\b|actually\b|sorry\b|i mean\b"
+    r"|不对|不是|错了|我是说|不不|搞错了|弄错了|说错了)",
+    re.IGNORECASE,
 )
 _CORRECTION_ZH = re.compile(
     r"\s*(?:[，,；;。]|…+|\.{3,})?\s*(?:(?:哎|哦|呃|嗯|啊)\s*[，,]?)?\s*"
@@ -675,7 +678,7 @@ _DIMENSION_COMPARATIVES = {
 _OVER_UNDER_EN = re.compile(
     r"\s*\b(?:(?:that|which)\s+(?:is|are|s)\s+)?(over|above|more than|greater than|at least|under|below|"
     r"less than|at most|bigger than|smaller than)\s+(\d+(?:\.\d+)?)\s*(mm|cm|m|g|kg|ml|l)\b\s*"
-    r"(thick|long|heavy|wide|tall|big|large)?"
+    r"(thick|long|heavy|wide|tall|big|large|across|in diameter)?"
 )
 # "料号尾号是71的那个", "SKU尾号123的那包", "the one ending in 23": the last digits of its number
 _SUFFIX_ZH = re.compile(
@@ -689,6 +692,13 @@ _SUFFIX_EN = re.compile(
 _THAN_ZH = re.compile(
     r"比(\d+(?:\.\d+)?)\s*(mm|cm|m|g|kg|ml|l)?\s*(?:还)?(更)?([\u4e00-\u9fff]{1,2}?)(?:一点|一些)?的"
 )
+# "厚度超过0.75 mm的wafer", "200 g以上的那个茶罐": a bound on a measure, said the Chinese way
+_OVER_UNDER_ZH = re.compile(
+    r"(厚度|厚|长度|长|重量|重|宽度|宽|高度|高|直径|外径|内径|线径)?\s*"
+    r"(超过|大于|高于|多于|小于|低于|少于|不到|不超过)?\s*(\d+(?:\.\d+)?)\s*(mm|cm|m|g|kg|ml|l)\s*"
+    r"(以上|以下|以内|之上|之下)?(?=的|那|这)"
+)
+_ZH_MEASURE_ADJECTIVES = {"厚": "thick", "长": "long", "重": "heavy", "宽": "wide", "高": "tall"}
 # "那个25克配重左边那块配重": the thing on one side of a landmark named first.
 _SIDE_OF_ZH = re.compile(
     r"(?:那个|这个|那块|那根)?(?P<landmark>[^，,把将]{2,14}?)(?P<side>左边|右边|左侧|右侧|左手边|右手边)(?:的|那个|那块|那根|那只|那件|那台)"
@@ -745,7 +755,8 @@ _FINISHED_WITH = re.compile(
     r"\b(?:(?:i'?m|we'?re|i am|we are)\s+)?(?:all\s+)?done with\b"
     r"|(?:'s|\bis)\s+(?:done|good|fine|ok|okay|ready|finished)\b(?=\s*[,;])"
     # "the gel sleeve's ripped, bin it": what is wrong with it, said before what to do
-    r"|(?:'s|\bis)\s+(?:ripped|torn|busted|broken|bent|cracked|chipped|dented|soaked|knackered|shot|wrecked)\b"
+    r"|(?:'s|\bis|\bhas)\s+(?:ripped|torn|busted|broken|bent|cracked|chipped|dented|soaked|knackered|shot|wrecked"
+    r"|had it)\b"
     r"(?=\s*[,;][^,;]*\bit\b)"
     r"|(?:用完了|用好了|搞定了|弄完了|做完了|弄好了)(?=\s*[，,；;]|\s*(?:放回|放到|放|搁回|搁|收回|收|送回|拿回))",
     re.IGNORECASE,
@@ -802,6 +813,38 @@ _HOW_FAR_EN = re.compile(
     r"\d+(?:\.\d+)?\s*(?:mm|cm|m|millimet(?:er|re)s?|centimet(?:er|re)s?)\b",
     re.IGNORECASE,
 )
+# "less than 60 millimetres": units as the grammar reads them
+_UNIT_WORDS_EN = (
+    (re.compile(r"(?<=\d)\s*(?:millimet(?:re|er)s?|mils?)\b", re.IGNORECASE), " mm"),
+    (re.compile(r"(?<=\d)\s*(?:centimet(?:re|er)s?)\b", re.IGNORECASE), " cm"),
+    (re.compile(r"(?<=\d)\s*(?:grams?|grammes?)\b", re.IGNORECASE), " g"),
+    (re.compile(r"(?<=\d)\s*(?:kilos?|kilograms?)\b", re.IGNORECASE), " kg"),
+)
+# "whichever impeller is less than 60 mm": the impeller that is
+_WHICHEVER_EN = re.compile(
+    r"\bwhichever\s+((?:[a-z0-9-]+\s+){0,2}?[a-z0-9-]+)\s+(?=is\s+(?:less|more|under|over|below|above)\b)",
+    re.IGNORECASE,
+)
+# "the FOUP nearest load port B": nearest to it (said after the noun, without "to")
+_NEAREST_WITHOUT_TO_EN = re.compile(
+    r"\b(the\s+(?:[a-z0-9-]+\s+){1,3}?(?:nearest|closest))\s+"
+    r"(?!to\b|the robot\b|you\b|me\b|one\b)(?=[a-z0-9])",
+    re.IGNORECASE,
+)
+# "the chicken-head knob going into the kit tray": the knob goes there
+_GOING_INTO_EN = re.compile(r"\bgoing\s+(?=(?:into|onto|in|on)\b)", re.IGNORECASE)
+# "搞错了，是下颌的": the same opener as 不对
+_MISTAKE_OPENER_ZH = re.compile(r"^\s*(?:哦|呃|啊|哎)?\s*(?:搞错了|弄错了|说错了|错了错了)\s*[，,]\s*")
+# "..., if you don't mind, ...": politeness, not a negation
+_POLITE_NOT_EN = re.compile(
+    r"\bif you (?:don'?t|do not) mind\b|\bif it(?:'s| is) not too much trouble\b", re.IGNORECASE
+)
+# "the half-inch one": a fraction said in words
+_FRACTION_WORDS_EN = (
+    (re.compile(r"\bhalf[\s-]inch\b", re.IGNORECASE), "1/2 inch"),
+    (re.compile(r"\bquarter[\s-]inch\b", re.IGNORECASE), "1/4 inch"),
+    (re.compile(r"\bthree[\s-]eighths?(?:[\s-]inch)?\b", re.IGNORECASE), "3/8 inch"),
+)
 # "the 5520s go on the output rack": the parts numbered 5520, said in the plural
 _NUMBER_PLURAL_EN = re.compile(r"(?<![\w.-])(\d{2,})s\b")
 # 拿一只底子, 再来一根: "one" with its measure word is "一个" (jieba glues 只 to 底子 otherwise)
@@ -835,6 +878,8 @@ _COUNT_EXTREME_ZH = re.compile(
 _MORE = frozenset({"more", "most", "最多", "更多", "较多", "多一些", "多一点", "多"})
 _NOT_EN = re.compile(
     r"\s*,?\s*\b(?:(?:that|which)\s+(?:is|are)\s+not|but\s+not|not|except(?:\s+for)?|other\s+than|apart\s+from|"
+    # "the wafer without the chipped edge", "that doesn't have a crack": what it lacks, said of the one meant
+    r"without|with\s+no|(?:that|which)\s+(?:does\s+not|do\s+not)\s+have|(?:that|which)\s+has\s+no|"
     r"besides|but)\s+(?!to\b|into\b|onto\b|in\b|on\b)"
     r"(.+?)(?=\s+(?:to|into|onto|in|on|on to|in to)\s+|\s*[,;.!?]|$)"
 )
@@ -921,6 +966,19 @@ def _referring_clauses(
         if match:
             clauses.append(("than", (match.group(4), float(match.group(1)), match.group(2) or ""), ""))
             text = text[: match.start()] + text[match.end() - 1 :]
+        match = _OVER_UNDER_ZH.search(text)
+        if match and (match.group(2) or match.group(5)):
+            below = (match.group(2) or "") in ("小于", "低于", "少于", "不到", "不超过") or (
+                match.group(5) or ""
+            ) in ("以下", "以内", "之下")
+            adjective = _ZH_MEASURE_ADJECTIVES.get((match.group(1) or "")[:1])
+            word = (
+                _DIMENSION_COMPARATIVES[adjective][1 if below else 0]
+                if adjective
+                else ("under" if below else "over")
+            )
+            clauses.append(("than", (word, float(match.group(3)), match.group(4)), ""))
+            text = text[: match.start()] + text[match.end() :]
         match = _SIDE_OF_ZH.search(text)
         landmark, lead = (match.group("landmark"), "") if match else ("", "")
         verb = next((v for v in zh_verbs if landmark.startswith(v)), "")
@@ -973,11 +1031,14 @@ def _referring_clauses(
         if match
         else None
     )
-    if match and adjective:
+    if match:
         above = match.group(1) in ("over", "above", "more than", "greater than", "at least", "bigger than")
-        word = _DIMENSION_COMPARATIVES[adjective][0 if above else 1]
+        if adjective in _DIMENSION_COMPARATIVES:
+            word = _DIMENSION_COMPARATIVES[adjective][0 if above else 1]
+        else:
+            word = "over" if above else "under"  # "the bend under 10 mm": whichever measure is in mm
         clauses.append(("than", (word, float(match.group(2)), match.group(3) or ""), ""))
-        text = text[: match.start()] + text[match.end() :]
+        text = text[: match.start()] + " " + text[match.end() :]
     match = _WITH_EN.search(text)
     before = set(re.findall(r"[a-z0-9]+", text[: match.start()])) if match else set()
     if match and before - _ELLIPSIS_WORDS:  # "same with the black wire" is an ellipsis, not a part's feature
@@ -1135,15 +1196,16 @@ def _xy_distance(a: Sequence[float], b: Sequence[float]) -> float:
 # "go to / move over / head over to X" and "去X / 移动到X上方": the arm itself goes to X, which may be a
 # place or a part (a part id is a valid move_to target). Only the destination phrase is grounded.
 _MOVE_TO_EN = re.compile(
-    r"^(?:(?:please|pls|ok|okay|now|then|so|uh|um|can you|could you|can u)\s*,?\s+)*"
-    r"(?:go\s+)?(?:go|move|head|come|travel|hover|park|position)"
+    r"^(?:(?:please|pls|ok|okay|now|then|so|uh|um|right|alright|can you|could you|can u)\s*,?\s+)*"
+    r"(?:(?:go\s+)?(?:go|move|head|come|travel|hover|park|position)"
     r"(?:\s+(?:the|your)\s+(?:arm|robot|gripper|head|end effector|tool head))?"
-    r"(?:\s+(?:yourself|back|over|up|down))*\s+(?:to|over|above|toward|towards|onto|on top of|at)"
+    r"|(?:take|bring|swing|send)\s+(?:the|your)\s+(?:arm|robot|gripper))"  # "take the arm across to X"
+    r"(?:\s+(?:yourself|back|over|up|down|across))*\s+(?:to|over|above|toward|towards|onto|on top of|at)"
     r"\s+(?P<rest>.+)$",
     re.IGNORECASE,
 )
 _MOVE_TO_ZH = re.compile(
-    r"^(?:请)?(?:(?:机械臂|机器人|机械手|手臂|臂|你)(?:先|就)?)?(?:移动到|移到|挪到|去到|走到|前往|去|到)"
+    r"^(?:请)?(?:(?:机械臂|机器人|机械手|手臂|臂|你)(?:先|就)?)?(?:移动到|移到|挪到|去到|走到|前往|过去|去|到)"
     r"(?P<rest>(?![把将拿推]|放(?!大镜)).*)$"
 )
 _MOVE_TO_CLAUSE_END = re.compile(r"\s*(?:[,，;；。!！?？&]|\band\b|\bn\b|\bthen\b|然后|并且|再)")
@@ -2321,8 +2383,10 @@ class InstructionResolver:
                 out.append(nxt_item)
                 i += 2
                 continue
-            # [在|从|离]? NP [REL]? NP(starting with 的); the NP may open with a Latin word (m3滚刀)
-            if isinstance(item, _NP) and (item.cjk or any(is_cjk(w) for w in item.words)):
+            # [在|从|离]? NP [REL]? NP(starting with 的); the NP may open with a Latin word (m3滚刀) or be
+            # all English before a Chinese relation word (sample jar旁边那个coupler)
+            rel_zh = isinstance(nxt_item, Token) and nxt_item.tag == "REL" and nxt_item.cjk
+            if isinstance(item, _NP) and (item.cjk or any(is_cjk(w) for w in item.words) or rel_zh):
                 j = i + 1
                 rel = None
                 if j < len(items) and isinstance(items[j], Token) and items[j].tag == "REL" and items[j].cjk:
@@ -2377,6 +2441,15 @@ class InstructionResolver:
         cleaned = _AND_IN_NAME_EN.sub(" ", cleaned)  # "cheese-and-onion crisps" is one name
         cleaned = _THAT_IS_BEFORE_RELATION_EN.sub(" ", cleaned)
         cleaned = _NUMBER_PLURAL_EN.sub(r"\1", cleaned)
+        for pattern, unit in _UNIT_WORDS_EN:
+            cleaned = pattern.sub(unit, cleaned)
+        cleaned = _WHICHEVER_EN.sub(r"the \1 that ", cleaned)
+        cleaned = _NEAREST_WITHOUT_TO_EN.sub(r"\1 to ", cleaned)
+        cleaned = _GOING_INTO_EN.sub("goes ", cleaned)
+        cleaned = _POLITE_NOT_EN.sub(" ", cleaned)
+        cleaned = _MISTAKE_OPENER_ZH.sub("不对，", cleaned)
+        for pattern, fraction in _FRACTION_WORDS_EN:
+            cleaned = pattern.sub(fraction, cleaned)
         cleaned = _HOW_FAR_EN.sub(lambda m: m.group(1) or " ", cleaned)
         cleaned = _FIRST_AT_CLAUSE_END_EN.sub("", cleaned)
         cleaned = normalise_english_numbers(cleaned)
@@ -2430,10 +2503,10 @@ class InstructionResolver:
         parse.place_unsaid = not repair and _PLACE_UNSAID_EN.search(head) is not None
         if repair:
             self._apply_repair(parse, repair, scene)
-        if any(kind == "suffix" for kind, _, _ in clauses) and (
+        if any(kind in ("suffix", "than") for kind, _, _ in clauses) and (
             not parse.objects or parse.objects[0].head == "PRON" or parse.objects[0].kind == "empty"
         ):
-            # "把尾号71的那个放…": the digits say which one; "那个" is no pronoun here
+            # "把尾号71的那个放…", "把两公斤以上的那袋…": the digits say which one; "那个" is no pronoun here
             parse.objects[:1] = [_NP(head="GENERIC", head_value="one", words=["one"], cjk=is_cjk(head))]
         if parse.objects:
             np = parse.objects[0]
@@ -2544,7 +2617,22 @@ class InstructionResolver:
     def _within_bound(self, objs: list, word: str, number: float, unit: str) -> list:
         """ "thinner than 2 mm": the candidates whose attribute (the one the comparative names, as for
         "the thinnest") lies strictly beyond the bound; ``[]`` when the word names no attribute they
-        carry, so the caller asks."""
+        carry, so the caller asks. "over"/"under" with a unit alone ("the bend under 10 mm") use the
+        one attribute in that unit the candidates carry."""
+        if word in ("over", "under"):
+            classes = ({"mm", "cm", "m"}, {"g", "kg"}, {"ml", "l"})
+            units = next((c for c in classes if unit in c), set())
+            keys = {k for o in objs for k in o.attributes if "_" in k and k.rsplit("_", 1)[-1] in units}
+            if "mm" in units and any(getattr(o, "length_mm", None) is not None for o in objs):
+                keys.add("length_mm")
+            if len(keys) != 1:
+                return []
+            key = keys.pop()
+            bound = number * _UNIT_SCALE.get(unit, 1.0)
+            sign = 1.0 if word == "over" else -1.0
+            return [
+                o for o in objs if (v := numeric_attribute(o, key)) is not None and sign * (v - bound) > 1e-9
+            ]
         entry = next(
             (
                 e
