@@ -178,3 +178,15 @@ def test_one_with_its_measure_word_is_any_one_of_them(resolver, room) -> None:
 def test_an_english_landmark_before_a_chinese_relation_word_is_the_landmark(resolver, room) -> None:
     res = resolver.resolve("把gear hob旁边那个gear blank放到测试台", room)
     assert _cmd(res) == ("resolved", "pick_place", "blank_far", "bench")
+
+
+def test_a_compound_cut_into_characters_takes_no_thing_that_merely_starts_alike(resolver) -> None:
+    # 划线机 is cut into 划 ("transfer") + 线 + 机; "transparent" starts like "transfer" but is no form of it
+    scene = Scene.from_dict({
+        "objects": [_obj("barrel", "transparent barrel", "barrel", (0.4, 0.1)),
+                    _obj("scraper", "scraper", "scraper", (0.5, -0.1), kind="tool")],
+        "locations": [_loc("hook", "tool hook", "rack", (0.2, 0.3), accepts=["tool"])],
+    })  # fmt: skip
+    res = resolver.resolve("机械臂挪到划线机上面去", scene)
+    assert res.status == "clarify" and not res.forwarded
+    assert _cmd(resolver.resolve("刮板放回去", scene)) == ("resolved", "pick_place", "scraper", "hook")

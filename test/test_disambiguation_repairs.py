@@ -151,3 +151,17 @@ def test_waiting_over_a_place_repairs_between_full_stops_and_asides(resolver, sh
 def test_gao_cuo_le_opens_a_repair_of_the_last_command(resolver, shop) -> None:
     res = resolver.resolve("搞错了，放2号箱", shop, ["put the torsion spring in bin 1"])
     assert _cmd(res) == ("resolved", "pick_place", "spring_tor", "bin_2")
+
+
+@pytest.mark.parametrize(
+    ("history", "text", "expected"),
+    [
+        ((), "臂过去压机那边停着", ("resolved", "move_to", None, "press")),
+        ((), "Park the arm over the press.", ("resolved", "move_to", None, "press")),
+        ((), "park the arm", ("resolved", "home", None, None)),
+        ((), "go to the home position", ("resolved", "home", None, None)),
+        (("push the brass bush forward a bit",), "a bit more", ("resolved", "push", "bush", None)),
+    ],
+)
+def test_waiting_parking_over_a_place_and_a_bit_more(resolver, shop, history, text, expected) -> None:
+    assert _cmd(resolver.resolve(text, shop, list(history))) == expected

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field, replace
 
 import cn2an
 from pypinyin import Style, pinyin
+from rapidfuzz.distance import Levenshtein
 from text_to_num import alpha2digit
 
 from vla_ros.disambiguation import glosses
@@ -133,7 +134,10 @@ _NOT_YET_GRASP_ZH = re.compile(
 )
 _STOP_EXCEPTION_ZH = re.compile(
     r"(?<=[\u4e00-\u9fff])[，,]?(?:然后|并且|并)(?:在那里|在那儿|在那|在这里|在这)?等着"
-    r"|" + _NOT_YET_GRASP_ZH.pattern
+    r"|"
+    + _NOT_YET_GRASP_ZH.pattern
+    # "臂过去静电盘那边停着": the arm waits over there (停着 after the place), no stop
+    + r"|(?<=那边|那里|那儿|上方|上面|旁边|过去)\s*停着"
 )
 # A question with no action in it ("what time is it", "where's lunch"): talk, not a task.
 _WH_QUESTION = re.compile(
@@ -434,6 +438,20 @@ _MEASURE_NOUNS = {
     "盒": ("box", "case", "carton"),
     "卷": ("roll", "reel", "coil", "spool"),
 }
+
+
+def _word_form_of(word: str, tokens: set[str]) -> bool:
+    """Whether a token is the word with a short ending added or dropped (scrape / scraper), or the
+    word spelt one letter otherwise (mold / mould)."""
+    return any(
+        len(word) >= 3
+        and len(t) >= 3
+        and (
+            ((t.startswith(word) or word.startswith(t)) and abs(len(t) - len(word)) <= 3)
+            or (len(word) >= 4 and Levenshtein.distance(word, t) <= 1)
+        )
+        for t in tokens
+    )
 
 
 def _measured_nouns(np: _NP) -> set[str]:
@@ -851,6 +869,7 @@ _NUMBER_PLURAL_EN = re.compile(r"(?<![\w.-])(\d{2,})s\b")
 _ONE_MEASURE_ZH = re.compile(
     r"一(?:只|块|张|根|条|件|片|卷|包|瓶|罐|套|副|盘|盒|袋|桶|支|颗|粒)(?=[\u4e00-\u9fff]|$|[，,。!！])"
 )
+_HOME_WORDS_EN = re.compile(r"\b(?:home|base|rest|start|starting|park|parking|zero|original)\b")
 # "归位" said alone is the arm going to its place (with a thing, 把扳手归位, it puts the thing away)
 _ARM_HOME_ZH = re.compile(
     r"\s*(?:好了?|行了?|请)?[，,]?\s*(?:机械臂|手臂|机器人)?(?:归位|回位)(?:吧|一下)?[。!！]*\s*"
@@ -1211,7 +1230,7 @@ _MOVE_TO_ZH = re.compile(
 _MOVE_TO_CLAUSE_END = re.compile(r"\s*(?:[,，;；。!！?？&]|\band\b|\bn\b|\bthen\b|然后|并且|再)")
 # (and "待命 / 等着" after it: the arm waits there, "到热压机上方等着")
 _ZH_OVER_SUFFIX = re.compile(
-    r"(?:的)?(?:正上方|上方|上面|上边|那里|那儿|那边|这里|旁边|处)*(?:待命|等着|候着|停着|悬停)?$"
+    r"(?:的)?(?:正上方|上方|上面|上边|那里|那儿|那边|这里|旁边|处)*(?:待命|等着|候着|停着|悬停)?(?:去|来)?$"
 )
 _HERE_THERE = frozenset({"there", "here", "over there", "over here", "that", "this", "那里", "那边", "这里"})
 # Words that name "a place" without naming which: the relation or role around them decides.
@@ -1223,6 +1242,13 @@ _GENERIC_PLACE_ZH = re.compile(r"地方|位置|区域")
 
 def _without_article(text: str) -> str:
     return re.sub(r"^(?:the|a|an)\s+", "", text.strip(), flags=re.IGNORECASE).strip()
+
+
+def _goes_elsewhere(cleaned: str) -> bool:
+    """ "park the arm over the washer rack": a home phrase whose move names another place goes there
+    ("park the arm" alone, or "go to the home position", still homes)."""
+    going = _MOVE_TO_EN.match(normalise_english(cleaned))
+    return going is not None and not _HOME_WORDS_EN.search(going.group("rest"))
 
 
 class InstructionResolver:
@@ -1334,7 +1360,7 @@ class InstructionResolver:
         refusal = self._unsafe(cleaned, raw, scene, lang)
         if refusal is not None:
             return refusal
-        if self._is_home(cleaned):
+        if self._is_home(cleaned) and not _goes_elsewhere(cleaned):
             return self._resolved(Draft(intent="home"), scene, lang, cleaned)
         turns = self._dialogue_turns(state, scene)
         result = self._resolve_parsed(cleaned, scene, turns, lang)
@@ -1352,7 +1378,7 @@ class InstructionResolver:
             return self._reject(
                 cleaned, lang, "aiming at or handing things to people", "不能把物体对准人或递给人"
             )
-        if parse.home:
+        if parse.home and not _goes_elsewhere(cleaned):
             return self._resolved(Draft(intent="home"), scene, lang, cleaned)
         if parse.negated:
             return self._clarify_plain(
@@ -2450,7 +2476,7 @@ class InstructionResolver:
         cleaned = _MISTAKE_OPENER_ZH.sub("不对，", cleaned)
         for pattern, fraction in _FRACTION_WORDS_EN:
             cleaned = pattern.sub(fraction, cleaned)
-        cleaned = _HOW_FAR_EN.sub(lambda m: m.group(1) or " ", cleaned)
+        cleaned = _HOW_FAR_EN.sub(lambda m: m.group(1) or " again ", cleaned)  # "a bit more": once more
         cleaned = _FIRST_AT_CLAUSE_END_EN.sub("", cleaned)
         cleaned = normalise_english_numbers(cleaned)
         if is_cjk(cleaned):
@@ -3370,6 +3396,8 @@ class InstructionResolver:
         requirements: list[Requirement] = []
         evidence = dict.fromkeys(tokens, 0.0)
         unexplained = False
+        cjk_words = [w for w in np.words if is_cjk(w) and w not in ("的", "那个", "这个")]
+        single_chars = np.cjk and len(cjk_words) > 1 and all(len(w) == 1 for w in cjk_words)
 
         def require(word: str, support: dict[str, float]) -> None:
             requirements.append(Requirement(word, {i: v for i, v in support.items() if v > 0}))
@@ -3482,7 +3510,13 @@ class InstructionResolver:
             elif tag == "UNKNOWN":
                 unexplained = True
                 for o in items:
-                    evidence[o.id] += unexplained_word_support(value, tokens[o.id])
+                    support = unexplained_word_support(value, tokens[o.id])
+                    # a compound jieba cut into single characters (划线机 -> 划 "transfer" + 线 + 机):
+                    # a character's gloss only counts where a name says that word or a form of it
+                    # (刮 "scrape" for a scraper), not a word that merely starts alike ("transparent")
+                    if single_chars and support < 1.0 and not _word_form_of(value, tokens[o.id]):
+                        support = 0.0
+                    evidence[o.id] += support
         measured = _measured_nouns(np) if requirements else set()
         for o in items:  # 那包绿茶: "包" counts pouches and bags (among things the words already fit)
             evidence[o.id] += 0.5 * bool(measured & tokens[o.id])
