@@ -190,3 +190,22 @@ def test_a_compound_cut_into_characters_takes_no_thing_that_merely_starts_alike(
     res = resolver.resolve("机械臂挪到划线机上面去", scene)
     assert res.status == "clarify" and not res.forwarded
     assert _cmd(resolver.resolve("刮板放回去", scene)) == ("resolved", "pick_place", "scraper", "hook")
+
+
+def test_a_verb_that_names_a_thing_here_is_the_thing(resolver) -> None:
+    # "set" (put) and "chuck" (throw) are the scene's nouns after a determiner or an ordinal
+    scene = Scene.from_dict({
+        "objects": [_obj("set_lap", "laparotomy set", "set", (0.4, 0.2)),
+                    _obj("set_sut", "suture set", "set", (0.4, -0.2)),
+                    _obj("chuck", "collet chuck", "chuck", (0.6, 0.0), kind="tool"),
+                    _obj("reel_2000", "reel 2000", "reel", (0.3, 0.3)),
+                    _obj("reel_3000", "reel 3000", "reel", (0.3, -0.3))],
+        "locations": [_loc("table", "packing table", "station", (0.8, 0.3)),
+                      _loc("lathe", "lathe turret", "machine", (0.8, -0.3))],
+    })  # fmt: skip
+    res = resolver.resolve("Take the set that isn't the laparotomy one over to the packing table.", scene)
+    assert _cmd(res) == ("resolved", "pick_place", "set_sut", "table")
+    assert _cmd(resolver.resolve("put the chuck on the lathe turret", scene)) == (
+        "resolved", "pick_place", "chuck", "lathe")  # fmt: skip
+    res = resolver.resolve("Not the 2000. Put the other reel on the packing table.", scene)
+    assert _cmd(res) == ("resolved", "pick_place", "reel_3000", "table")

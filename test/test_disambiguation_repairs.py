@@ -165,3 +165,8 @@ def test_gao_cuo_le_opens_a_repair_of_the_last_command(resolver, shop) -> None:
 )
 def test_waiting_parking_over_a_place_and_a_bit_more(resolver, shop, history, text, expected) -> None:
     assert _cmd(resolver.resolve(text, shop, list(history))) == expected
+
+
+def test_a_doubled_opener_repairs_the_place(resolver, shop) -> None:
+    res = resolver.resolve("不对不对，放2号箱", shop, ["put the torsion spring in bin 1"])
+    assert _cmd(res) == ("resolved", "pick_place", "spring_tor", "bin_2")

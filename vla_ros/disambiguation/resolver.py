@@ -650,6 +650,9 @@ _MEANT_AFTER_EN = re.compile(
     r"\s*(?:[,;…—]+|-{1,2})\s*(?:(?:um+|uh+|er+|erm)\s*[,;…]*\s*)?"
     r"([a-z0-9][^,;]*?)\s*,?\s*(?:i mean|sorry)\s*[.!]*$"
 )
+_CORRECTION_WORDS = re.compile(
+    r"(?:不对|不是|错了|搞错了|弄错了|说错了|不不|哎|哦|呃|no|nope|wrong)+", re.IGNORECASE
+)
 # An instruction that opens by taking back the previous command: "no, the other one", "不对，是蓝色的".
 _CORRECTION_START = re.compile(
     r"\s*(?:no+\b|nope\b|wrong\b|actually\b|sorry\b|i mean\b"
@@ -766,7 +769,7 @@ _NOT_THERE_EN = re.compile(
     re.IGNORECASE,
 )
 _NOT_FIRST_EN = re.compile(
-    r"\s*(?:no,?\s+)?not\s+(?:the\s+|that\s+)([a-z0-9][^,;—–]*?)\s*(?:[,;]|[—–]|\s-{1,2}\s)\s*(?=\S)",
+    r"\s*(?:no,?\s+)?not\s+(?:the\s+|that\s+)([a-z0-9][^,;.—–]*?)\s*(?:[,;.]|[—–]|\s-{1,2}\s)\s*(?=\S)",
     re.IGNORECASE,
 )
 _FINISHED_WITH = re.compile(
@@ -837,6 +840,7 @@ _UNIT_WORDS_EN = (
     (re.compile(r"(?<=\d)\s*(?:centimet(?:re|er)s?)\b", re.IGNORECASE), " cm"),
     (re.compile(r"(?<=\d)\s*(?:grams?|grammes?)\b", re.IGNORECASE), " g"),
     (re.compile(r"(?<=\d)\s*(?:kilos?|kilograms?)\b", re.IGNORECASE), " kg"),
+    (re.compile(r"(?<=\d)\s*(?:ounces?)\b", re.IGNORECASE), " oz"),
 )
 # "whichever impeller is less than 60 mm": the impeller that is
 _WHICHEVER_EN = re.compile(
@@ -2198,6 +2202,20 @@ class InstructionResolver:
             ):
                 tok.tags.sort(key=lambda tv: tv[0] != "NAME")
                 continue
+            if tok.tag == "NUM" and nxt is not None and nxt.tag == "DE":
+                tok.tags = [("LABEL", tok.text)]  # "0.5的芯子": the number says which one
+                continue
+            if (
+                tok.tag == "VERB"
+                and tok.has("NAME")
+                and not tok.cjk
+                and prev is not None
+                and prev.tag in ("DET", "ORD", "SUPER", "COLOR", "SIZE", "MATERIAL", "LABEL", "NUM")
+                and (nxt is None or nxt.tag in ("PREP", "PUNCT", "DET", "REL", "VERB", "RELCL", "NEG"))
+            ):
+                # "second set from the left", "the set that isn't ...": the scene's noun, not "put"
+                tok.tags.sort(key=lambda tv: tv[0] != "NAME")
+                continue
             if (
                 tok.tag == "DIR"
                 and tok.has("NAME")
@@ -3277,7 +3295,7 @@ class InstructionResolver:
             unknown = [
                 w
                 for w in p.unknown_words
-                if (is_cjk(w) or (w.isalpha() and len(w) > 3)) and not _CORRECTION_START.fullmatch(w)
+                if (is_cjk(w) or (w.isalpha() and len(w) > 3)) and not _CORRECTION_WORDS.fullmatch(w)
             ]
             if unknown:
                 # "X也一样" with an X nobody understood: X is another thing, not the last one again.
