@@ -209,3 +209,13 @@ def test_a_verb_that_names_a_thing_here_is_the_thing(resolver) -> None:
         "resolved", "pick_place", "chuck", "lathe")  # fmt: skip
     res = resolver.resolve("Not the 2000. Put the other reel on the packing table.", scene)
     assert _cmd(res) == ("resolved", "pick_place", "reel_3000", "table")
+
+
+@pytest.mark.parametrize("text", ["把1号箱里那个顶针放到测试台", "1号箱里那个拿出来放到测试台"])
+def test_the_one_in_a_numbered_box_said_with_ba_or_alone(resolver, text) -> None:
+    in_box = _obj("pin_box", "ejector pin 10 mm", "pin", (0.05, 0.20), diameter_mm=10)
+    box = _loc("bin_1", "bin 1", "bin", (0.05, 0.20))
+    scene = Scene.from_dict(
+        {"objects": [*TOOL_ROOM["objects"], in_box], "locations": [*TOOL_ROOM["locations"], box]}
+    )
+    assert _cmd(resolver.resolve(text, scene)) == ("resolved", "pick_place", "pin_box", "bench")

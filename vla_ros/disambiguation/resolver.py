@@ -855,6 +855,8 @@ _NEAREST_WITHOUT_TO_EN = re.compile(
 )
 # "the chicken-head knob going into the kit tray": the knob goes there
 _GOING_INTO_EN = re.compile(r"\bgoing\s+(?=(?:into|onto|in|on)\b)", re.IGNORECASE)
+# "把1号箱里那个弹簧放到A托盘": what 把 marks is the thing in the box, not the box
+_BA_CONTAINER_ZH = re.compile(r"把([^，,把]{1,12}?)(里面|里|上面|上|中|内)(?=(?:的)?(?:那|这))")
 # "搞错了，是下颌的": the same opener as 不对
 _MISTAKE_OPENER_ZH = re.compile(r"^\s*(?:哦|呃|啊|哎)?\s*(?:搞错了|弄错了|说错了|错了错了)\s*[，,]\s*")
 # "..., if you don't mind, ...": politeness, not a negation
@@ -2492,6 +2494,7 @@ class InstructionResolver:
         cleaned = _GOING_INTO_EN.sub("goes ", cleaned)
         cleaned = _POLITE_NOT_EN.sub(" ", cleaned)
         cleaned = _MISTAKE_OPENER_ZH.sub("不对，", cleaned)
+        cleaned = _BA_CONTAINER_ZH.sub(r"\1\2", cleaned)
         for pattern, fraction in _FRACTION_WORDS_EN:
             cleaned = pattern.sub(fraction, cleaned)
         cleaned = _HOW_FAR_EN.sub(lambda m: m.group(1) or " again ", cleaned)  # "a bit more": once more
@@ -3336,6 +3339,8 @@ class InstructionResolver:
         objs = list(scene.objects)
         marks = set(np.mod_values("MARK"))
         last = inherit or self._last_object(turns)
+        if np.head == "PRON" and np.locatives and np.cjk:
+            np.head, np.head_value = "GENERIC", "one"  # 1号箱里那个: the one in bin 1, no pronoun
         if np.head == "PRON":
             if scene.holding and (intent != "pick" or not last or last == scene.holding):
                 return (scene.holding,), "held object"
