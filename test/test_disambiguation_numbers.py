@@ -161,3 +161,23 @@ def test_bounds_fractions_and_what_a_part_lacks(resolver, text, expected) -> Non
 def test_a_bound_no_measure_of_theirs_meets_is_asked(resolver) -> None:
     res = resolver.resolve("the return bend under 5 mm goes on the coil jig", Scene.from_dict(BENDS))
     assert res.status == "clarify" and not res.forwarded
+
+
+def test_a_comparative_with_the_noun_of_a_measure_picks_its_extreme(resolver) -> None:
+    scene = Scene.from_dict({
+        "objects": [_obj("r05", "0.5 mm blue refill", "refill", (0.4, 0.2), tip_mm=0.5),
+                    _obj("r07", "0.7 mm black refill", "refill", (0.4, -0.2), tip_mm=0.7)],
+        "locations": [_loc("jig", "assembly jig", "fixture", (0.7, 0.0))],
+    })  # fmt: skip
+    assert _cmd(resolver.resolve("Grab the refill with the bigger tip.", scene)) == (
+        "resolved",
+        "pick",
+        "r07",
+        None,
+    )
+    assert _cmd(resolver.resolve("grab the refill with the smaller tip", scene)) == (
+        "resolved",
+        "pick",
+        "r05",
+        None,
+    )

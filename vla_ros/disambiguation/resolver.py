@@ -727,7 +727,8 @@ _SIDE_OF_ZH = re.compile(
 # "the shackle with the rusty pin": what the part has describes it (evidence, never a veto).
 _WITH_EN = re.compile(
     r"\s+\b(?:with|having|that has|which has|that have)\s+"
-    r"(?!(?:the\s+)?(?:more|most|fewer|fewest|less|least)\b)"
+    r"(?!(?:the\s+)?(?:more|most|fewer|fewest|less|least)\b"
+    r"|(?:the\s+|a\s+)?(?:bigg|larg|small|long|short|wid|narrow|thick|thin|high|low|heav|light)(?:er|est|r|st|ier|iest)\b)"
     r"((?:the|a|an)\s+[a-z0-9 -]+?)(?=\s*[,;.!?]|\s+(?:to|into|onto|in|on|and)\s+|$)"
 )
 _ELLIPSIS_WORDS = frozenset(
@@ -897,6 +898,11 @@ _COUNT_EXTREME_EN = re.compile(
     r"\s*\b(?:(?:with|having|that has|which has|that have)\s+)?(?:the\s+)?"
     r"(more|most|fewer|fewest|less|least)\s+([a-z]+)\b"
 )
+_MEASURE_EXTREME_EN = re.compile(
+    r"\s*\b(?:with|having|that has|which has)\s+(?:the\s+|a\s+)?"
+    r"((?:bigg|larg|small|long|short|wid|narrow|thick|thin|high|low|heav|light)(?:er|est|r|st|ier|iest))\s+([a-z]+)\b"
+)
+_GROWING = ("bigg", "larg", "long", "wid", "thick", "high", "heav")
 _COUNT_EXTREME_ZH = re.compile(
     r"([\u4e00-\u9fff]{1,2}?)数?(最多|更多|较多|多一些|多一点|最少|更少|较少|少一些|少一点|多|少)的"
 )
@@ -1074,6 +1080,12 @@ def _referring_clauses(
         order = "max" if match.group(1) in _MORE else "min"
         clauses.append(("count_extreme", ((match.group(2),), order), ""))
         text = text[: match.start()] + text[match.end() :]
+    match = _MEASURE_EXTREME_EN.search(text)
+    if match and _singular(match.group(2)) in counted:
+        # "the refill with the bigger tip": the extreme of the measure its noun names (tip_mm)
+        order = "max" if match.group(1).startswith(_GROWING) else "min"
+        clauses.append(("count_extreme", ((match.group(2),), order), ""))
+        text = text[: match.start()] + " " + text[match.end() :]
     for pattern in _MIDDLE_EN:
         match = pattern.search(text)
         if match and not (name_words & {"middle", "centre", "center"}):
