@@ -209,6 +209,8 @@ def test_a_verb_that_names_a_thing_here_is_the_thing(resolver) -> None:
         "resolved", "pick_place", "chuck", "lathe")  # fmt: skip
     res = resolver.resolve("Not the 2000. Put the other reel on the packing table.", scene)
     assert _cmd(res) == ("resolved", "pick_place", "reel_3000", "table")
+    res = resolver.resolve("Second set from the left goes on the packing table.", scene)
+    assert _cmd(res) == ("resolved", "pick_place", "set_sut", "table")
 
 
 @pytest.mark.parametrize("text", ["把1号箱里那个顶针放到测试台", "1号箱里那个拿出来放到测试台"])

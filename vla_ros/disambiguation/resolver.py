@@ -2223,11 +2223,19 @@ class InstructionResolver:
                 tok.tag == "VERB"
                 and tok.has("NAME")
                 and not tok.cjk
-                and prev is not None
-                and prev.tag in ("DET", "ORD", "SUPER", "COLOR", "SIZE", "MATERIAL", "LABEL", "NUM")
-                and (nxt is None or nxt.tag in ("PREP", "PUNCT", "DET", "REL", "VERB", "RELCL", "NEG"))
+                and (
+                    (
+                        prev is not None
+                        and prev.tag in ("DET", "ORD", "SUPER", "COLOR", "SIZE", "MATERIAL", "LABEL", "NUM")
+                        and (
+                            nxt is None or nxt.tag in ("PREP", "PUNCT", "DET", "REL", "VERB", "RELCL", "NEG")
+                        )
+                    )
+                    or (prev is None and nxt is not None and nxt.tag == "VERB")
+                )
             ):
-                # "second set from the left", "the set that isn't ...": the scene's noun, not "put"
+                # "the second set from the left", "the set that isn't ...", "Set goes on the cart" (a
+                # sentence opening with the noun, its ordinal cut out): the scene's noun, not "put"
                 tok.tags.sort(key=lambda tv: tv[0] != "NAME")
                 continue
             if (
