@@ -2692,29 +2692,24 @@ class InstructionResolver:
             keys = {k for o in objs for k in o.attributes if "_" in k and k.rsplit("_", 1)[-1] in units}
             if "mm" in units and any(getattr(o, "length_mm", None) is not None for o in objs):
                 keys.add("length_mm")
-            if len(keys) != 1:
+            attribute = keys.pop() if len(keys) == 1 else None
+            order = "max" if word == "over" else "min"
+        else:
+            entry = next(
+                (
+                    e
+                    for e in self._superlatives.values()
+                    if word in e.get("en", ()) or {word, word + "的", "更" + word} & set(e.get("zh", ()))
+                ),
+                None,
+            )
+            if entry is None:
                 return []
-            key = keys.pop()
-            bound = number * _UNIT_SCALE.get(unit, 1.0)
-            sign = 1.0 if word == "over" else -1.0
-            return [
-                o for o in objs if (v := numeric_attribute(o, key)) is not None and sign * (v - bound) > 1e-9
-            ]
-        entry = next(
-            (
-                e
-                for e in self._superlatives.values()
-                if word in e.get("en", ()) or {word, word + "的", "更" + word} & set(e.get("zh", ()))
-            ),
-            None,
-        )
-        if entry is None:
-            return []
-        attribute = self._superlative_attribute(entry, objs)
+            attribute, order = self._superlative_attribute(entry, objs), entry["order"]
         if attribute is None or attribute in ("x", "y", "distance", "size"):
             return []
         bound = number * _UNIT_SCALE.get(unit, 1.0)
-        sign = 1.0 if entry["order"] == "max" else -1.0
+        sign = 1.0 if order == "max" else -1.0
         return [o for o in objs if (v := self._value(o, attribute)) is not None and sign * (v - bound) > 1e-9]
 
     def _count_extreme(self, objs: list, nouns: tuple[str, ...], order: str) -> list:
@@ -3084,16 +3079,17 @@ class InstructionResolver:
                 t.draft is not None and t.draft.intent in ("put", "pick", "push") for t in turns
             )
             ellipsis = ellipsis or has_template
-        last = next((t for t in reversed(turns) if t.draft is not None), None)
+        # the last command as a draft, and its object: repairs, dropped pronouns and pushes go on from it
+        previous = turns[-1].draft if turns else None
+        previous_object = turns[-1].object_id if turns else None
         if (
             _CORRECTION_START.match(cleaned)
             and p.targets
             and not p.objects
             and not p.directions
             and set(verbs) <= {"put", "move"}
-            and last is not None
-            and last.draft is not None
-            and last.draft.intent == "put"
+            and previous is not None
+            and previous.intent == "put"
         ):
             # "no, bin 2" / "不对，放2号箱" after "put the torsion spring in bin 1": the place is repaired
             ellipsis = True
@@ -3215,15 +3211,15 @@ class InstructionResolver:
                 draft = replace(draft, objects=(last,), object_words="it", confidence=draft.confidence * 0.9)
             elif (
                 ((intent == "put" and is_cjk(cleaned)) or intent == "push")
-                and turns
-                and turns[-1].draft is not None
-                and turns[-1].draft.intent == ("pick" if intent == "put" else "push")
-                and turns[-1].object_id is not None
+                and previous is not None
+                and previous.intent == ("pick" if intent == "put" else "push")
+                and previous_object is not None
             ):
                 # "拿起扭力扳手" then "放到成品托盘上", a push then "往左推一下" / "再推一下": the thing just
                 # picked up or pushed (Chinese leaves out the "it")
-                last = turns[-1].object_id
-                draft = replace(draft, objects=(last,), object_words="它", confidence=draft.confidence * 0.9)
+                draft = replace(
+                    draft, objects=(previous_object,), object_words="它", confidence=draft.confidence * 0.9
+                )
             else:
                 draft = replace(draft, objects=(), object_words="", object_note="no object named")
         # --- target
@@ -3257,11 +3253,15 @@ class InstructionResolver:
             elif p.targets:
                 toward = self._direction_toward(draft.objects or (), p.targets[-1], scene, turns)
                 draft = replace(draft, direction=toward, target_words=p.targets[-1].text)
-            elif not dirs and turns and turns[-1].draft is not None and turns[-1].draft.intent == "push":
+            elif (
+                not dirs
+                and previous is not None
+                and previous.intent == "push"
+                and draft.objects == (previous_object,)
+                and (not p.objects or p.objects[0].head == "PRON")
+            ):
                 # "再推一下", "push it again": the last push once more, the same way
-                last = turns[-1]
-                if draft.objects == (last.object_id,) and (not p.objects or p.objects[0].head == "PRON"):
-                    draft = replace(draft, direction=last.draft.direction)
+                draft = replace(draft, direction=previous.direction)
         return draft
 
     def _direction_toward(
