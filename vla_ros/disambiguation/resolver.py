@@ -724,11 +724,15 @@ _ZH_MEASURE_ADJECTIVES = {"厚": "thick", "长": "long", "重": "heavy", "宽": 
 _SIDE_OF_ZH = re.compile(
     r"(?:那个|这个|那块|那根)?(?P<landmark>[^，,把将]{2,14}?)(?P<side>左边|右边|左侧|右侧|左手边|右手边)(?:的|那个|那块|那根|那只|那件|那台)"
 )
+# A comparative or superlative of size or measure ("bigger", "largest", "thinner", "heavier")
+_COMPARATIVE_EN = (
+    r"(?:bigg|larg|small|long|short|wid|narrow|thick|thin|high|low|heav|light)(?:er|est|r|st|ier|iest)"
+)
 # "the shackle with the rusty pin": what the part has describes it (evidence, never a veto).
 _WITH_EN = re.compile(
     r"\s+\b(?:with|having|that has|which has|that have)\s+"
     r"(?!(?:the\s+)?(?:more|most|fewer|fewest|less|least)\b"
-    r"|(?:the\s+|a\s+)?(?:bigg|larg|small|long|short|wid|narrow|thick|thin|high|low|heav|light)(?:er|est|r|st|ier|iest)\b)"
+    r"|(?:the\s+|a\s+)?" + _COMPARATIVE_EN + r"\b)"
     r"((?:the|a|an)\s+[a-z0-9 -]+?)(?=\s*[,;.!?]|\s+(?:to|into|onto|in|on|and)\s+|$)"
 )
 _ELLIPSIS_WORDS = frozenset(
@@ -835,13 +839,17 @@ _HOW_FAR_EN = re.compile(
     r"\d+(?:\.\d+)?\s*(?:mm|cm|m|millimet(?:er|re)s?|centimet(?:er|re)s?)\b",
     re.IGNORECASE,
 )
-# "less than 60 millimetres": units as the grammar reads them
-_UNIT_WORDS_EN = (
+# "less than 60 millimetres", "the half-inch one": units and fractions said in words, as the grammar
+# reads them
+_SPOKEN_MEASURES_EN = (
     (re.compile(r"(?<=\d)\s*(?:millimet(?:re|er)s?|mils?)\b", re.IGNORECASE), " mm"),
     (re.compile(r"(?<=\d)\s*(?:centimet(?:re|er)s?)\b", re.IGNORECASE), " cm"),
     (re.compile(r"(?<=\d)\s*(?:grams?|grammes?)\b", re.IGNORECASE), " g"),
     (re.compile(r"(?<=\d)\s*(?:kilos?|kilograms?)\b", re.IGNORECASE), " kg"),
     (re.compile(r"(?<=\d)\s*(?:ounces?)\b", re.IGNORECASE), " oz"),
+    (re.compile(r"\bhalf[\s-]inch\b", re.IGNORECASE), "1/2 inch"),
+    (re.compile(r"\bquarter[\s-]inch\b", re.IGNORECASE), "1/4 inch"),
+    (re.compile(r"\bthree[\s-]eighths?(?:[\s-]inch)?\b", re.IGNORECASE), "3/8 inch"),
 )
 # "whichever impeller is less than 60 mm": the impeller that is
 _WHICHEVER_EN = re.compile(
@@ -863,12 +871,6 @@ _MISTAKE_OPENER_ZH = re.compile(r"^\s*(?:哦|呃|啊|哎)?\s*(?:搞错了|弄错
 # "..., if you don't mind, ...": politeness, not a negation
 _POLITE_NOT_EN = re.compile(
     r"\bif you (?:don'?t|do not) mind\b|\bif it(?:'s| is) not too much trouble\b", re.IGNORECASE
-)
-# "the half-inch one": a fraction said in words
-_FRACTION_WORDS_EN = (
-    (re.compile(r"\bhalf[\s-]inch\b", re.IGNORECASE), "1/2 inch"),
-    (re.compile(r"\bquarter[\s-]inch\b", re.IGNORECASE), "1/4 inch"),
-    (re.compile(r"\bthree[\s-]eighths?(?:[\s-]inch)?\b", re.IGNORECASE), "3/8 inch"),
 )
 # "the 5520s go on the output rack": the parts numbered 5520, said in the plural
 _NUMBER_PLURAL_EN = re.compile(r"(?<![\w.-])(\d{2,})s\b")
@@ -900,7 +902,7 @@ _COUNT_EXTREME_EN = re.compile(
 )
 _MEASURE_EXTREME_EN = re.compile(
     r"\s*\b(?:with|having|that has|which has)\s+(?:the\s+|a\s+)?"
-    r"((?:bigg|larg|small|long|short|wid|narrow|thick|thin|high|low|heav|light)(?:er|est|r|st|ier|iest))\s+([a-z]+)\b"
+    r"(" + _COMPARATIVE_EN + r")\s+([a-z]+)\b"
 )
 _GROWING = ("bigg", "larg", "long", "wid", "thick", "high", "heav")
 _COUNT_EXTREME_ZH = re.compile(
@@ -2507,16 +2509,14 @@ class InstructionResolver:
         cleaned = _AND_IN_NAME_EN.sub(" ", cleaned)  # "cheese-and-onion crisps" is one name
         cleaned = _THAT_IS_BEFORE_RELATION_EN.sub(" ", cleaned)
         cleaned = _NUMBER_PLURAL_EN.sub(r"\1", cleaned)
-        for pattern, unit in _UNIT_WORDS_EN:
-            cleaned = pattern.sub(unit, cleaned)
+        for pattern, spelt in _SPOKEN_MEASURES_EN:
+            cleaned = pattern.sub(spelt, cleaned)
         cleaned = _WHICHEVER_EN.sub(r"the \1 that ", cleaned)
         cleaned = _NEAREST_WITHOUT_TO_EN.sub(r"\1 to ", cleaned)
         cleaned = _GOING_INTO_EN.sub("goes ", cleaned)
         cleaned = _POLITE_NOT_EN.sub(" ", cleaned)
         cleaned = _MISTAKE_OPENER_ZH.sub("不对，", cleaned)
         cleaned = _BA_CONTAINER_ZH.sub(r"\1\2", cleaned)
-        for pattern, fraction in _FRACTION_WORDS_EN:
-            cleaned = pattern.sub(fraction, cleaned)
         cleaned = _HOW_FAR_EN.sub(lambda m: m.group(1) or " again ", cleaned)  # "a bit more": once more
         cleaned = _FIRST_AT_CLAUSE_END_EN.sub("", cleaned)
         cleaned = normalise_english_numbers(cleaned)
