@@ -170,3 +170,19 @@ def test_waiting_parking_over_a_place_and_a_bit_more(resolver, shop, history, te
 def test_a_doubled_opener_repairs_the_place(resolver, shop) -> None:
     res = resolver.resolve("不对不对，放2号箱", shop, ["put the torsion spring in bin 1"])
     assert _cmd(res) == ("resolved", "pick_place", "spring_tor", "bin_2")
+
+
+def test_a_number_alone_repairs_the_place_number_when_the_thing_has_a_letter(resolver) -> None:
+    scene = Scene.from_dict({
+        "objects": [_obj("oring", "O-ring", "seal", (0.4, 0.2)),
+                    _obj("body_1", "faucet body", "body", (0.5, 0.1)),
+                    _obj("body_2", "faucet body", "body", (0.5, -0.1))],
+        "locations": [_loc("fix_1", "assembly fixture 1", "fixture", (0.8, 0.3)),
+                      _loc("fix_2", "assembly fixture 2", "fixture", (0.8, -0.3))],
+    })  # fmt: skip
+    assert _cmd(resolver.resolve("O圈放一号工装，哦说错了，二号", scene)) == (
+        "resolved",
+        "pick_place",
+        "oring",
+        "fix_2",
+    )

@@ -662,7 +662,7 @@ _CORRECTION_START = re.compile(
 _CORRECTION_ZH = re.compile(
     r"\s*(?:[，,；;。]|…+|\.{3,})?\s*(?:(?:哎|哦|呃|嗯|啊)\s*[，,]?)?\s*"
     r"(?:不对|不是不是|错了|说错了|哦不|我是说|应该是|更正|不不+(?=\s*[，,])"
-    r"|(?:(?<=[，,])|(?<=[哎哦呃嗯啊]))\s*不是(?=\s*[，,]))"
+    r"|(?:(?<=[，,.])|(?<=[哎哦呃嗯啊]))\s*不是(?=\s*[，,]))"
     r"(?:\s*[，,]?\s*(?:不对|错了))*\s*[，,；;]?\s*"
 )
 _ORDINALS = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4,
@@ -2926,9 +2926,10 @@ class InstructionResolver:
         fix = self._parse(fix_tokens, scene)
         to_place = any(t.tag == "PREP" and t.value("PREP") == "target" for t in fix_tokens) or (
             # "..., 哎不是，放工具箱": a placing verb opens the repair of an instruction that has its thing
-            bool(parse.objects and parse.targets and fix_tokens)
+            bool(parse.objects and fix_tokens)
             and fix_tokens[0].tag == "VERB"
-            and set(fix.verbs) <= {"put", "move", "take"}
+            # (with no place said before, only a placing verb: "拿X，不是，拿Y" takes another thing)
+            and set(fix.verbs) <= ({"put", "move", "take"} if parse.targets else {"put"})
         )
         labels = [m for m in fix.objects[0].mods if m[0] not in ("DET", "FILLER")] if fix.objects else []
         if (
@@ -2938,7 +2939,8 @@ class InstructionResolver:
             and all(t == "LABEL" for t, _ in labels)
             and parse.targets
             and any(t == "LABEL" for t, _ in parse.targets[0].mods)
-            and not any(t == "LABEL" for np in parse.objects for t, _ in np.mods)
+            # (a thing numbered too may be what the number repairs; a letter ("O圈") numbers nothing)
+            and not any(t == "LABEL" and re.search(r"\d", v) for np in parse.objects for t, v in np.mods)
         ):
             # "领片放1号工位，哦不，2号": only the place's number is repaired
             old_place = parse.targets[0]
@@ -2949,7 +2951,7 @@ class InstructionResolver:
             )
         if (
             not fix.targets
-            and parse.targets
+            and (parse.targets or to_place)
             and len(fix.objects) == 1
             and (
                 fix.objects[0].kind == "location" or (to_place and fix.objects[0].kind in ("unknown", "name"))
