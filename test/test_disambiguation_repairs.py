@@ -186,3 +186,19 @@ def test_a_number_alone_repairs_the_place_number_when_the_thing_has_a_letter(res
         "oring",
         "fix_2",
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # the place trails off ("放到…"), then the repair says it
+        ("把铜衬套放到…不是，放2号箱", ("resolved", "pick_place", "bush", "bin_2")),
+        ("把铜衬套放到…不对，放压机上", ("resolved", "pick_place", "bush", "press")),
+        # a repair that places what the instruction had only picked
+        ("把铜衬套拿起来，不对，放2号箱", ("resolved", "pick_place", "bush", "bin_2")),
+        # "拿X，不是，拿Y" takes another thing; Y is no place
+        ("拿铜衬套…不是，拿扭簧", ("resolved", "pick", "spring_tor", None)),
+    ],
+)
+def test_a_repair_after_a_trailing_off_place_or_a_pick_says_the_place(resolver, shop, text, expected) -> None:
+    assert _cmd(resolver.resolve(text, shop)) == expected
