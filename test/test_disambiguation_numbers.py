@@ -181,3 +181,45 @@ def test_a_comparative_with_the_noun_of_a_measure_picks_its_extreme(resolver) ->
         "r05",
         None,
     )
+
+
+CHAINS = {
+    "objects": [
+        _obj("chain_8", "112-link 8-speed chain", "chain", (0.40, 0.20)),
+        _obj("chain_11", "116-link 11-speed chain", "chain", (0.40, -0.20)),
+        _obj("link_q", "quick link", "link", (0.55, 0.00)),
+        _obj("imp_3", "3-blade impeller", "impeller", (0.60, 0.25)),
+        _obj("imp_5", "5-blade impeller", "impeller", (0.60, -0.25)),
+        _obj("shim_a", "shim 1.8 mm", "shim", (0.30, 0.35), thickness_mm=1.8),
+        _obj("shim_b", "shim 2.4 mm", "shim", (0.30, -0.35), thickness_mm=2.4),
+    ],
+    "locations": [
+        _loc("oil", "oil dip tank", "station", (0.80, 0.30)),
+        _loc("conv", "outfeed conveyor", "conveyor", (0.80, -0.30)),
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # a numeral before a word is the number the cell's names carry: 八速 is the 8-speed chain (速 also
+        # glosses "quick", which the quick link is not), 五叶 the 5-blade impeller
+        ("把八速的放进浸油槽", ("chain_8", "oil")),
+        ("十一速那条放进浸油槽", ("chain_11", "oil")),
+        ("五叶的叶轮放出料输送线上", ("imp_5", "conv")),
+        # a decimal said in words
+        ("比一点八毫米厚的垫片放进浸油槽", ("shim_b", "oil")),
+        ("两点四毫米的垫片放出料输送线上", ("shim_b", "conv")),
+    ],
+)
+def test_numerals_the_cell_numbers_its_names_with_and_decimals_in_words(resolver, text, expected) -> None:
+    assert _cmd(resolver.resolve(text, Scene.from_dict(CHAINS))) == ("resolved", "pick_place", *expected)
+
+
+def test_a_numeral_the_cell_does_not_number_with_stays_a_word() -> None:
+    from vla_ros.disambiguation.resolver import scene_numbered_words
+
+    assert scene_numbered_words("把三通放好", frozenset({"8"})) == "把三通放好"
+    assert scene_numbered_words("把八速的放好", frozenset({"8"})) == "把8速的放好"
+    assert scene_numbered_words("第八速的", frozenset({"8"})) == "第八速的"

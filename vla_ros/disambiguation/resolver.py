@@ -357,7 +357,8 @@ class _Lexicon:
 
 
 def _name_tokens(text: str) -> set[str]:
-    return set(re.findall(r"[a-z0-9]+", text.lower().replace("_", " ")))
+    """Words and numbers of a name; a decimal stays whole ("shim 1.8 mm" carries no 8)."""
+    return set(re.findall(r"(?<![a-z0-9.])\d+\.\d+(?![0-9.])|[a-z0-9]+", text.lower().replace("_", " ")))
 
 
 _FULL_NAMES = "\x00full names"
@@ -393,7 +394,7 @@ def _zh_scene_words(scene: Scene) -> dict[str, list[tuple[str, str]]]:
     for loc in scene.locations:
         if is_cjk(loc.category):
             add(loc.category, "LOCCAT", loc.category)
-        for word in _cjk_tokens(loc.name):
+        for word in _cjk_tokens(loc.name) | {w for v in loc.attributes.values() for w in _cjk_tokens(str(v))}:
             add(word, "NAME", word)
     return {w: tags for w, tags in words.items() if tags}
 
@@ -520,7 +521,7 @@ def _entity_tokens(entity: SceneObject | SceneLocation) -> set[str]:
     for key, value in entity.attributes.items():
         if not NUMERIC_ATTRIBUTE_KEY.search(key):
             tokens |= set(english_words(str(value)))
-            tokens |= _name_tokens(str(value)) | _compact_tokens(str(value))
+            tokens |= _name_tokens(str(value)) | _compact_tokens(str(value)) | _cjk_tokens(str(value))
     return tokens | {t[:-1] for t in tokens if len(t) > 3 and t.endswith("s") and not t.endswith("ss")}
 
 
@@ -531,6 +532,13 @@ _ZH_NUMERAL = re.compile(
     # measure word (a tens/hundreds/thousands numeral, or three or more digits read one by one)
     r"|((?<![零〇一二两三四五六七八九十百千万])(?:[零〇一二两三四五六七八九]*[十百千][零〇一二两三四五六七八九十百千]*"
     r"|[一二三四五六七八九][零〇一二三四五六七八九]{2,}))(?=瓦|伏|码|寸|齿|的|那|这|个|根|块|片|张|条|只|件|盘|卷)"
+    # 一点八毫米, 零点五的: a decimal said in words
+    r"|([零〇一二两三四五六七八九十]+点[零〇一二三四五六七八九]+)(?=毫米|厘米|毫升|升|公斤|千克|克|的|那|这)"
+)
+# 八速的链条, 五叶的风叶: a numeral before a word, where the scene numbers its names so ("8-speed")
+_ZH_NUMERAL_BEFORE_WORD = re.compile(
+    r"(?<![零〇一二两三四五六七八九十百千万第\d])([二两三四五六七八九]|十[一二三四五六七八九]?|[二三四五六七八九]十[一二三四五六七八九]?)"
+    r"(?=[\u4e00-\u9fff])"
 )
 _ZH_UNITS = ((re.compile(r"(\d)\s*毫米"), r"\1 mm "), (re.compile(r"(\d)\s*厘米"), r"\1 cm "),
              (re.compile(r"(\d)\s*毫升"), r"\1 ml "), (re.compile(r"(\d)\s*升"), r"\1 l "),
@@ -592,14 +600,36 @@ def normalise_english_numbers(text: str) -> str:
         return text
 
 
+def _arabic(numeral: str) -> str | None:
+    """一点八 -> "1.8", 十一 -> "11" (cn2an); ``None`` for what is no number."""
+    try:
+        number = float(cn2an.cn2an(numeral, "smart"))
+    except (ValueError, KeyError):
+        return None
+    return str(int(number)) if number.is_integer() else f"{number:g}"
+
+
+def scene_numbered_words(text: str, numbers: frozenset[str]) -> str:
+    """八速 -> 8速 where the scene names an "8-speed" chain: a numeral before a word is the number its
+    names carry (``numbers``: the leading numbers of name words such as "8speed", "5blade"). Numerals
+    the scene does not number with stay words (三通 is a tee, 十字 a cross)."""
+    if not numbers:
+        return text
+
+    def digits(match: re.Match) -> str:
+        value = _arabic(match.group(1))
+        return value if value in numbers else match.group(0)
+
+    return _ZH_NUMERAL_BEFORE_WORD.sub(digits, text)
+
+
 def normalise_chinese_numbers(text: str) -> str:
     """第二个 -> 第2个, 三号 -> 3号, 12毫米 -> 12 mm (cn2an reads the numerals)."""
 
     def arabic(match: re.Match) -> str:
-        numeral = match.group(1) or match.group(2) or match.group(3)
-        try:
-            value = str(int(cn2an.cn2an(numeral, "smart")))
-        except (ValueError, KeyError):
+        numeral = match.group(1) or match.group(2) or match.group(3) or match.group(4)
+        value = _arabic(numeral)
+        if value is None:
             return match.group(0)
         return f"第{value}" if match.group(1) else value
 
@@ -1472,6 +1502,16 @@ class InstructionResolver:
         return None
 
     # ------------------------------------------------------------------ tokens
+    @staticmethod
+    def _name_numbers(scene: Scene) -> frozenset[str]:
+        """The numbers that open the words of the scene's names ("8-speed", "5-blade", "116-link")."""
+        return frozenset(
+            match.group(1)
+            for entity in (*scene.objects, *scene.locations)
+            for token in _entity_tokens(entity)
+            if (match := re.fullmatch(r"(\d+)[a-z]{2,}", token))
+        )
+
     def _scene_words(self, scene: Scene) -> dict[str, list[tuple[str, str]]]:
         words: dict[str, list[tuple[str, str]]] = {}
 
@@ -2522,8 +2562,12 @@ class InstructionResolver:
         cleaned = normalise_english_numbers(cleaned)
         if is_cjk(cleaned):
             cleaned = normalise_chinese_numbers(cleaned)
+            cleaned = scene_numbered_words(cleaned, self._name_numbers(scene))
             _add_jieba_words(
-                w for e in (*scene.objects, *scene.locations) for w in (e.name, e.category) if is_cjk(w)
+                w
+                for e in (*scene.objects, *scene.locations)
+                for w in (e.name, e.category, *e.attributes.values())
+                if is_cjk(str(w))
             )
         cleaned = _ARROW.sub(" to ", cleaned)  # "MS-35 -> bin 2"
         cleaned = self._where_goes(cleaned, scene)
