@@ -368,8 +368,11 @@ def test_chinese_compounds_read_through_the_scenes_own_names() -> None:
     r = InstructionResolver()
     assert _cmd(r.resolve("把轴承放到振动台", scene)) == ("resolved", "pick_place", "brg", "vib")
     assert _cmd(r.resolve("把钛架子放到清洗台", scene)) == ("resolved", "pick_place", "frame_ti", "wash")
-    # 挂具线: 挂 could be the hook or the hanging, 具 the tool, 线 the line: no place stands out, asked
-    res = r.resolve("把轴承挂到挂具线上", scene)
+    # 挂具线: the compound's head 线 is a line (its dictionary senses: thread, wire, line), so the
+    # hanging line, not the tool hook (a 挂钩), however 挂 and 具 alone could be read
+    assert _cmd(r.resolve("把轴承挂到挂具线上", scene)) == ("resolved", "pick_place", "brg", "line")
+    # a noun whose senses name no place here is still asked
+    res = r.resolve("把轴承放到冰箱里", scene)
     assert res.status == "clarify" and not res.forwarded, res.to_dict()
 
 

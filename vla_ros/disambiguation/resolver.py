@@ -276,8 +276,10 @@ class _NP:
             t in ("COLOR", "SIZE", "MATERIAL", "THREAD", "LENGTH", "SUPER", "MARK", "ORD") for t in content
         ):
             return "object"
-        if any(t == "ROLE" for t in content):
-            return "location"
+        tags = [t for t, _ in self.mods]
+        if "ROLE" in tags:
+            # 良品那捆, 开裂的那个: a state said before 那 describes a thing
+            return "object" if self.cjk and "DET" in tags[tags.index("ROLE") :] else "location"
         if any(t in ("NAME", "LABEL", "NUM") for t in content):
             return "name"
         if any(t == "UNKNOWN" for t in content):
@@ -438,6 +440,12 @@ _MEASURE_NOUNS = {
     "瓶": ("bottle", "vial", "flask"),
     "盒": ("box", "case", "carton"),
     "卷": ("roll", "reel", "coil", "spool"),
+    "捆": ("bundle", "bale", "coil"),
+    "摞": ("stack", "pile"),
+    "沓": ("stack", "pad", "sheaf"),
+    "桶": ("bucket", "drum", "pail", "barrel"),
+    "筒": ("spool", "bobbin", "tube", "cylinder"),
+    "箱": ("box", "case", "crate", "carton"),
 }
 
 
@@ -706,7 +714,7 @@ _SIDE_FIRST_ORDINAL_EN = re.compile(
     r"(?:the\s+)?(first|1st|second|2nd|third|3rd|fourth|4th|fifth|5th|last)\b"
 )
 _ORDINAL_ZH = re.compile(
-    r"从?(左|右|前|后)(?:边|侧|面)?(?:开始)?(?:数|起)?(?:的)?第(\d+)"
+    r"从?(左|右|前|后)(?:手边|手|边|侧|面)?(?:开始)?(?:往[左右前后])?(?:数|起)?(?:的)?(?:第(\d+)|头[一1])"
     r"(?:个|根|块|只|件|本|张|片|条|支|把|台|瓶|盒|罐|卷|颗|粒|袋|套|副)?"
 )
 # "drop it where the broken glass goes", "where the tools live": the place for a kind of thing.
@@ -855,6 +863,8 @@ _DONT_THEN_DO = re.compile(
     re.IGNORECASE,
 )
 # "把好的里面最重的那片": the good ones, not "OK" (which opens a sentence)
+# 靠右边那个插件, 靠左的那个刀柄: the one toward a side is the one farthest that way
+_LEANING_SIDE_ZH = re.compile(r"靠([左右])(?:手边|边|侧|面)?(?=(?:的)?[那这])")
 _GOOD_ONES_ZH = re.compile(r"(?<=[把将拿取])好的|(?<=.)好的(?=那|这|里面|中间)")
 # "the figure that's next to the pull-test station": the relation, without its relative pronoun
 _THAT_IS_BEFORE_RELATION_EN = re.compile(
@@ -1066,7 +1076,7 @@ def _referring_clauses(
         match = _ORDINAL_ZH.search(text)
         if match:
             side = {"左": "left", "右": "right", "前": "front", "后": "back"}[match.group(1)]
-            clauses.append(("ordinal", (int(match.group(2)), side), ""))
+            clauses.append(("ordinal", (int(match.group(2) or 1), side), ""))
             text = text[: match.start()] + text[match.end() :]
         match = _NOT_ZH.search(text)
         if match:
@@ -1669,6 +1679,14 @@ class InstructionResolver:
             if token.tag == "VERB" and token.cjk and tokens[i + 1].text == "去" and i + 2 < len(tokens):
                 # 拿去检重秤: "take to the checkweigher"; 去 after a verb says where, it is no second verb
                 tokens[i + 1] = Token("去", "去", [("PREP", "target")], cjk=True)
+            if (
+                token.cjk
+                and token.text in ("没", "没有", "无", "不")
+                and tokens[i + 1].value("ROLE") == "reject"
+            ):
+                # 没开裂的, 没有划伤的: without the defect, a good one (the defect alone took the bad one)
+                tokens[i + 1] = Token(tokens[i + 1].text, tokens[i + 1].text, [("ROLE", "output")], cjk=True)
+                tokens[i] = Token(token.text, token.text, [("FILLER", token.text)], cjk=True)
             if token.text in ("那个", "这个") and tokens[i + 1].tag == "PUNCT":
                 tokens[i] = Token(token.text, token.text, [("FILLER", token.text)], cjk=True)  # 嗯…那个…
             if (
@@ -1682,7 +1700,11 @@ class InstructionResolver:
                 # "the bigger bag of crisps" where no bag is a thing here: the pack only holds what is
                 # meant, and the noun after "of" names it
                 tokens[i] = Token(token.text, token.text, [("FILLER", token.text)])
-        self._choose_readings(tokens, _name_bigrams(scene), _name_pairs(scene))
+        bigrams = _name_bigrams(scene)
+        self._choose_readings(tokens, bigrams, _name_pairs(scene))
+        for before, tok in itertools.pairwise(tokens):
+            if not tok.cjk and tok.text == "one" and tok.has("NUMWORD") and (before.text, "1") in bigrams:
+                tok.tags = [("LABEL", "1")]  # "board one" where a name says "board 1" ("the wheat one" stays)
         return tokens
 
     def _zh_tokens(
@@ -2584,6 +2606,7 @@ class InstructionResolver:
         cleaned = _SAME_AS_BEFORE_ZH.sub("一样", cleaned)
         cleaned = _GOOD_ONES_ZH.sub("良品", cleaned)
         cleaned = _ONE_MEASURE_ZH.sub("一个", cleaned)
+        cleaned = _LEANING_SIDE_ZH.sub(r"最\1边", cleaned)  # 靠右边那个插件: the rightmost
         cleaned = _DONT_THEN_DO.sub(" ", cleaned)
         # 最靠近你的那个梭子: said the way the grammar reads, 离你最近的那个梭子 (also 最远离X的)
         cleaned = _NEAREST_TO_ZH.sub(r"离\1最近的", cleaned)
@@ -3002,6 +3025,15 @@ class InstructionResolver:
             )
         ):
             # "放到缝纫工位，不对，放裁切台", "..., 不是，放回零件抽屉": the repair names a place
+            fix.targets, fix.objects = fix.objects, []
+        elif (
+            not fix.targets
+            and parse.targets
+            and len(fix.objects) == 1
+            and fix.objects[0].kind == "object"
+            and self._places_named_by(fix.objects[0], scene)
+        ):
+            # "…放二号板……不对不对，一号板": a noun that names no thing here but a place
             fix.targets, fix.objects = fix.objects, []
         used = False
         if fix.targets or fix.target_objects:
@@ -3787,7 +3819,15 @@ class InstructionResolver:
             ]
             locs = named if len(named) == 1 and named[0] not in of_category else of_category
         elif head in ("KIND", "CAT"):
-            locs = [loc for loc in locs if value in loc.accepts or value in _entity_tokens(loc)]
+            fitting = [loc for loc in locs if value in loc.accepts or value in _entity_tokens(loc)]
+            chinese = [w for w in np.words if is_cjk(w)]
+            if not fitting and chinese and head == "CAT":
+                # 放到二号板 for "taping board 2", 背板 for a "panel backplate": a Chinese noun that
+                # names no place by its category is read through its own dictionary senses
+                senses = {w for sense in self._senses(chinese[-1])[:4] for w in english_words(sense)}
+                words = (self._category_words.get(value, set()) | senses) - _VAGUE_SENSE_WORDS
+                fitting = [loc for loc in locs if words & _entity_tokens(loc)]
+            locs = fitting
         elif head == "PRON":
             last_targets = [t.target_id for t in reversed(turns) if t.target_id]
             return (last_targets[0],) if last_targets else ()

@@ -1,0 +1,80 @@
+"""Shop talk the resolver must read (issue 28): places said by a Chinese noun whose lexicon category
+names no place here (二号板 for "taping board 2", 背板 for a "panel backplate"), a repair that names such
+a place, a state before 那 (没开裂的那捆, 良品那捆, 开裂的那捆), ordinals counted 从右往左 or 右手边头一个,
+the one 靠右边, "n" for "and", "thats", and "board one" where a name says "board 1". A harness and
+bamboo cell of our own, in both languages."""
+
+from __future__ import annotations
+
+import pytest
+
+from vla_ros.disambiguation import InstructionResolver, Scene
+
+
+def _obj(oid: str, name: str, category: str, xy: tuple[float, float], **extra) -> dict:
+    return {"id": oid, "name": name, "kind": extra.pop("kind", "part"), "category": category,
+            "position": [*xy, 0.02], **extra}  # fmt: skip
+
+
+def _loc(lid: str, name: str, category: str, xy: tuple[float, float], **extra) -> dict:
+    return {"id": lid, "name": name, "category": category, "position": [*xy, 0.0], **extra}
+
+
+CELL = {
+    "objects": [
+        _obj("conn_4", "4-pin connector housing", "connector", (0.45, -0.20)),
+        _obj("conn_12", "12-pin connector housing", "connector", (0.45, 0.05)),
+        _obj("conn_6", "6-pin connector housing", "connector", (0.45, 0.25)),
+        _obj("bundle_split", "bamboo strip bundle", "strip_bundle", (0.60, 0.20), defect="split"),
+        _obj("bundle_ok", "bamboo strip bundle", "strip_bundle", (0.60, -0.20)),
+        _obj("link", "quick link", "link", (0.30, 0.30), part_number="QL-11"),
+    ],
+    "locations": [
+        _loc("board_1", "taping board 1", "fixture", (0.80, 0.25)),
+        _loc("board_2", "taping board 2", "fixture", (0.80, -0.25)),
+        _loc("backplate", "panel backplate", "fixture", (0.85, 0.00)),
+        _loc("insp", "inspection table", "station", (0.20, -0.40), role="inspection"),
+        _loc("scrap", "scrap bin", "bin", (0.20, 0.40), role="reject"),
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def resolver() -> InstructionResolver:
+    return InstructionResolver()
+
+
+@pytest.fixture(scope="module")
+def cell() -> Scene:
+    return Scene.from_dict(CELL)
+
+
+def _cmd(res) -> tuple:
+    return (res.status, res.action, res.object_id, res.target_id)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("12针的插件放到二号板", ("conn_12", "board_2")),
+        ("把12针那个放一号板子上", ("conn_12", "board_1")),
+        ("把QL-11装到背板上", ("link", "backplate")),
+        ("把12针那个放二号板……不对不对，一号板", ("conn_12", "board_1")),
+        ("没开裂的那捆放检验台", ("bundle_ok", "insp")),
+        ("良品那捆放检验台", ("bundle_ok", "insp")),
+        ("开裂的那捆报废", ("bundle_split", "scrap")),
+        ("从右往左数第一个插件放到二号板", ("conn_4", "board_2")),
+        ("右手边头一个插件放到二号板", ("conn_4", "board_2")),
+        ("靠左边那个插件放到一号板", ("conn_6", "board_1")),
+        ("靠右的那个插件放到一号板", ("conn_4", "board_1")),
+        ("grab QL-11 n drop it on board one", ("link", "board_1")),
+        ("the connector thats farthest left goes on board two", ("conn_6", "board_2")),
+    ],
+)
+def test_places_states_ordinals_and_shorthand(resolver, cell, text, expected) -> None:
+    assert _cmd(resolver.resolve(text, cell)) == ("resolved", "pick_place", *expected)
+
+
+def test_a_chinese_noun_that_names_neither_a_thing_nor_a_place_is_asked(resolver, cell) -> None:
+    res = resolver.resolve("12针的插件放到货架上", cell)
+    assert res.status == "clarify" and not res.forwarded
