@@ -78,3 +78,59 @@ def test_places_states_ordinals_and_shorthand(resolver, cell, text, expected) ->
 def test_a_chinese_noun_that_names_neither_a_thing_nor_a_place_is_asked(resolver, cell) -> None:
     res = resolver.resolve("12针的插件放到货架上", cell)
     assert res.status == "clarify" and not res.forwarded
+
+
+def test_this_is_what_the_gripper_holds_whatever_it_is_called(resolver) -> None:
+    scene = Scene.from_dict({**CELL, "holding": "conn_12"})
+    # no bottle here: "this bottle failed, scrap it" is the thing in hand
+    assert _cmd(resolver.resolve("这个瓶子打压没过，报废吧", scene)) == (
+        "resolved",
+        "place",
+        "conn_12",
+        "scrap",
+    )
+    # among several connectors, "this connector" is the one in hand
+    assert _cmd(resolver.resolve("这个插件放二号板", scene)) == ("resolved", "place", "conn_12", "board_2")
+    # with nothing in hand "this bottle" names nothing
+    assert resolver.resolve("这个瓶子报废", Scene.from_dict(CELL)).status == "clarify"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # hovering: "go sit over", "go wait above", 上方停一下
+        ("go sit over board one", ("resolved", "move_to", None, "board_1")),
+        ("go wait above the backplate", ("resolved", "move_to", None, "backplate")),
+        ("移到二号板上方停一下", ("resolved", "move_to", None, "board_2")),
+        # ... but a wait that is said alone, or before anything else, still stops
+        ("wait above the backplate", ("resolved", "stop", None, None)),
+        ("移到二号板上方，停一下，有人", ("resolved", "stop", None, None)),
+    ],
+)
+def test_waiting_over_a_place(resolver, cell, text, expected) -> None:
+    assert _cmd(resolver.resolve(text, cell)) == expected
+
+
+def test_them_said_em_refers_back(resolver, cell) -> None:
+    res = resolver.resolve("done with those, put em on board two", cell, ["pick up the 4-pin connector"])
+    assert _cmd(res) == ("resolved", "pick_place", "conn_4", "board_2")
+
+
+def test_a_place_word_said_as_the_verb_puts_the_thing_there(resolver) -> None:
+    scene = Scene.from_dict(
+        {**CELL, "locations": [*CELL["locations"], _loc("quar", "quarantine cage", "rack", (0.1, 0.0))]}
+    )
+    assert _cmd(resolver.resolve("quarantine the 4-pin connector", scene)) == (
+        "resolved",
+        "pick_place",
+        "conn_4",
+        "quar",
+    )
+    assert _cmd(resolver.resolve("ok so quarantine that split bundle", scene)) == (
+        "resolved",
+        "pick_place",
+        "bundle_split",
+        "quar",
+    )
+    # a word two places share says no one place: asked
+    assert resolver.resolve("taping the 4-pin connector", scene).status == "clarify"

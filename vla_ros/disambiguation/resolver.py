@@ -101,6 +101,8 @@ _DESCRIBE_BY_POSITION = (
 # Only after something else was asked ("wait there!" alone still stops).
 _STOP_EXCEPTION_EN = re.compile(
     r"(?<=[a-z0-9])\s*,?\s+(?:and\s+|then\s+|n\s+|&\s+)+(?:just\s+)?wait\s+(?:there|here|at it|for me)\b"
+    # "go wait above the tray": a place to wait at, said with the move
+    r"|\bgo\s+(?:and\s+)?wait\s+(?=(?:above|over|by|at|near|on top of|next to)\s+\S)"
 )
 # "put the brass valve on the bench, no wait, the steel one": a "wait" that only opens a short repair
 # of what was just asked (a few words naming a thing or place, nothing else) is a correction, not a
@@ -137,7 +139,7 @@ _STOP_EXCEPTION_ZH = re.compile(
     r"|"
     + _NOT_YET_GRASP_ZH.pattern
     # "臂过去静电盘那边停着": the arm waits over there (停着 after the place), no stop
-    + r"|(?<=那边|那里|那儿|上方|上面|旁边|过去)\s*停着"
+    + r"|(?<=那边|那里|那儿|上方|上面|旁边|过去)\s*(?:停着|停一下|停一会儿?|停会儿)[。!！]?$"
 )
 # A question with no action in it ("what time is it", "where's lunch"): talk, not a task.
 _WH_QUESTION = re.compile(
@@ -863,6 +865,11 @@ _DONT_THEN_DO = re.compile(
     re.IGNORECASE,
 )
 # "把好的里面最重的那片": the good ones, not "OK" (which opens a sentence)
+# "quarantine the 54 cup": a place's word said as the verb, before the thing
+_PLACE_AS_VERB_EN = re.compile(
+    r"^\s*(?:(?:ok|okay|so|right|uh|um|and)\s*,?\s+)*([A-Za-z]+)\s+(?=(?:the|that|this|these|those|it|them|both)\b)",
+    re.IGNORECASE,
+)
 # 靠右边那个插件, 靠左的那个刀柄: the one toward a side is the one farthest that way
 _LEANING_SIDE_ZH = re.compile(r"靠([左右])(?:手边|边|侧|面)?(?=(?:的)?[那这])")
 _GOOD_ONES_ZH = re.compile(r"(?<=[把将拿取])好的|(?<=.)好的(?=那|这|里面|中间)")
@@ -1278,6 +1285,7 @@ _MOVE_TO_EN = re.compile(
     r"^(?:(?:please|pls|ok|okay|now|then|so|uh|um|right|alright|can you|could you|can u)\s*,?\s+)*"
     r"(?:(?:go\s+)?(?:go|move|head|come|travel|hover|park|position)"
     r"(?:\s+(?:the|your)\s+(?:arm|robot|gripper|head|end effector|tool head))?"
+    r"|go\s+(?:and\s+)?(?:sit|wait|hang|stay)"  # "go sit over the cradle", "go wait above the tray"
     r"|(?:take|bring|swing|send)\s+(?:the|your)\s+(?:arm|robot|gripper))"  # "take the arm across to X"
     r"(?:\s+(?:yourself|back|over|up|down|across))*\s+(?:to|over|above|toward|towards|onto|on top of|at)"
     r"\s+(?P<rest>.+)$",
@@ -1290,7 +1298,8 @@ _MOVE_TO_ZH = re.compile(
 _MOVE_TO_CLAUSE_END = re.compile(r"\s*(?:[,，;；。!！?？&]|\band\b|\bn\b|\bthen\b|然后|并且|再)")
 # (and "待命 / 等着" after it: the arm waits there, "到热压机上方等着")
 _ZH_OVER_SUFFIX = re.compile(
-    r"(?:的)?(?:正上方|上方|上面|上边|那里|那儿|那边|这里|旁边|处)*(?:待命|等着|候着|停着|悬停)?(?:去|来)?$"
+    r"(?:的)?(?:正上方|上方|上面|上边|那里|那儿|那边|这里|旁边|处)*"
+    r"(?:待命|等着|候着|停着|悬停|停一下|停一会儿?|停会儿)?(?:去|来)?[。!！]?$"
 )
 _HERE_THERE = frozenset({"there", "here", "over there", "over here", "that", "this", "那里", "那边", "这里"})
 # Words that name "a place" without naming which: the relation or role around them decides.
@@ -2593,6 +2602,7 @@ class InstructionResolver:
             )
         cleaned = _ARROW.sub(" to ", cleaned)  # "MS-35 -> bin 2"
         cleaned = self._where_goes(cleaned, scene)
+        cleaned = self._place_as_verb(cleaned, scene)
         # "done with the scoop, put it away", "cyan plate's done, ...", "扫码枪用完了，搁回去": the
         # operator says they finished with a thing; "done" is no finished-goods place.
         cleaned = _FINISHED_WITH.sub(" ", cleaned)
@@ -2682,6 +2692,20 @@ class InstructionResolver:
                 elif kind == "side_of" and nps:
                     np.side_of = (value, nps[0])
         return parse
+
+    def _place_as_verb(self, cleaned: str, scene: Scene) -> str:
+        """ "quarantine the 54 cup", "autoclave those": a word that opens the sentence and names one place
+        of the cell (no verb of the lexicon) says to put what follows there."""
+        match = _PLACE_AS_VERB_EN.match(cleaned)
+        if match is None or is_cjk(cleaned):
+            return cleaned
+        word = match.group(1).lower()
+        if any(tag == "VERB" for tag, _ in self.lex.en_words.get(word, ())):
+            return cleaned
+        places = [loc for loc in scene.locations if word in _name_tokens(loc.name)]
+        if len(places) != 1 or any(word in _name_tokens(o.name) for o in scene.objects):
+            return cleaned
+        return f"put {cleaned[match.end(1) :].strip()} in the {places[0].name}"
 
     def _apply_clauses(self, np: _NP, objs: list, scene: Scene, turns: Sequence[_Turn]) -> list:
         """Narrow candidates by the clauses of :meth:`_parse_text`; ties stay so the caller asks."""
@@ -3481,6 +3505,17 @@ class InstructionResolver:
         if not objs:
             return (), f"no {np.text or 'object'} fits"
         objs = self._ground(np, objs)
+        proximal = any(w == "this" or (len(w) == 2 and w[0] == "这") for w in np.words)
+        if (
+            proximal
+            and scene.holding
+            and not np.locatives
+            and np.near is None
+            and (not objs or scene.holding in {o.id for o in objs})
+        ):
+            # "这个瓶子打压没过，报废" while holding the extinguisher: "this" is what the gripper holds,
+            # whatever the operator calls it, and among several that fit it is the one in hand
+            return (scene.holding,), "held object"
         if not objs:
             return (), f"no {np.text} in the cell"
         for loc_np in np.locatives:

@@ -23,6 +23,7 @@ _CONTRACTIONS = (
     (re.compile(r"\b(can|could|would|will|do|did|are|thank|if)\s+u\b"), r"\1 you"),  # "can u pick up"
     (re.compile(r"(?<=[a-z0-9])\s+n\s+(?=[a-z])"), " and "),  # "grab QL-11 n drop it in the box"
     (re.compile(r"\bthats\b"), "that is"),
+    (re.compile(r"(?<=\s)'?em\b(?![-'\w])"), "them"),  # "put 'em away" (an "em-12" stays)
 )
 _EN_TOKEN = re.compile(r"m\d{1,2}(?:x\d+(?:\.\d+)?)?|\d+(?:\.\d+)?|[a-z]+|[^\sa-z0-9]")
 PUNCTUATION = frozenset(",.;:!?，。；：！？、()（）\"'“”‘’-…")
