@@ -223,3 +223,47 @@ def test_a_numeral_the_cell_does_not_number_with_stays_a_word() -> None:
     assert scene_numbered_words("把三通放好", frozenset({"8"})) == "把三通放好"
     assert scene_numbered_words("把八速的放好", frozenset({"8"})) == "把8速的放好"
     assert scene_numbered_words("第八速的", frozenset({"8"})) == "第八速的"
+
+
+JETS = {
+    "objects": [
+        _obj("jet_110", "#110 main jet", "jet", (0.40, 0.20)),
+        _obj("jet_120", "#120 main jet", "jet", (0.40, 0.00)),
+        _obj("fit_a", "JIC male fitting", "fitting", (0.55, 0.20), part_number="0403-08-08"),
+        _obj("fit_b", "BSP swivel fitting", "fitting", (0.55, -0.20), part_number="2BS-0806-12"),
+        _obj("cup_a", "52 mm cup", "cup", (0.30, -0.30), lot="L23-0412"),
+        _obj("cup_b", "54 mm cup", "cup", (0.30, 0.30), lot="L23-0417"),
+    ],
+    "locations": [
+        _loc("tray", "parts tray", "tray", (0.80, 0.30)),
+        _loc("laser", "laser marker", "station", (0.8, -0.3)),
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("put the one-twenty on the parts tray", ("jet_120", "tray")),  # hundreds said as two numbers
+        ("the fitting ending oh-eight goes on the parts tray", ("fit_a", "tray")),  # "oh" among digits
+        ("the fitting ending twelve goes on the laser marker", ("fit_b", "laser")),  # "ending" without "in"
+        ("把批号末四位是0412的那个cup放到laser marker", ("cup_a", "laser")),  # a lot number's last digits
+    ],
+)
+def test_numbers_said_in_pieces_and_the_last_digits_of_any_number(resolver, text, expected) -> None:
+    assert _cmd(resolver.resolve(text, Scene.from_dict(JETS))) == ("resolved", "pick_place", *expected)
+
+
+def test_an_answer_said_as_hundreds_picks_the_jet(resolver) -> None:
+    scene = Scene.from_dict(JETS)
+    asked = resolver.resolve("jet to the parts tray", scene)
+    assert asked.status == "clarify" and set(asked.candidates) == {"jet_110", "jet_120"}
+    assert _cmd(resolver.answer(asked, "one-twenty", scene)) == ("resolved", "pick_place", "jet_120", "tray")
+
+
+def test_spoken_hundreds_and_oh_become_digits() -> None:
+    from vla_ros.disambiguation.resolver import normalise_english_numbers
+
+    assert normalise_english_numbers("the one-seventies") == "the 170s"
+    assert normalise_english_numbers("ending oh-nine") == "ending 09"
+    assert normalise_english_numbers("bin two") == "bin two"

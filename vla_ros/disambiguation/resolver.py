@@ -599,11 +599,38 @@ def _add_jieba_words(words: Iterable[str]) -> None:
             jieba.add_word(word, freq=100000)
 
 
+_DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+_TEENS = ("ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
+          "nineteen")  # fmt: skip
+_TENS = ("", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
+# "ending oh-eight": "oh" is a zero among digits
+_OH_DIGIT_EN = re.compile(r"\boh[- ]?(one|two|three|four|five|six|seven|eight|nine)\b", re.IGNORECASE)
+# "the one-twenty", "the one-seventies", "the two-fifteen jet": hundreds said as two numbers, joined
+_HUNDREDS_SAID_EN = re.compile(
+    r"\b(one|two|three|four|five|six|seven|eight|nine)-(?:(ten|eleven|twelve|thirteen|fourteen|fifteen|"
+    r"sixteen|seventeen|eighteen|nineteen)|(twent|thirt|fort|fift|sixt|sevent|eight|ninet)(?:y|ies)"
+    r"(?:-(one|two|three|four|five|six|seven|eight|nine))?)(?=\b)",
+    re.IGNORECASE,
+)
+
+
+def _hundreds_said(match: re.Match) -> str:
+    hundreds = _DIGIT_WORDS.index(match.group(1).lower()) * 100
+    if match.group(2):
+        return str(hundreds + 10 + _TEENS.index(match.group(2).lower()))
+    tens = next(i for i, w in enumerate(_TENS) if w and w.startswith(match.group(3).lower()))
+    units = _DIGIT_WORDS.index(match.group(4).lower()) if match.group(4) else 0
+    plural = "s" if match.group(0).lower().endswith("ies") else ""
+    return f"{hundreds + tens * 10 + units}{plural}"
+
+
 def normalise_english_numbers(text: str) -> str:
     """English number words as digits ("the fifty-four", "M forty-two", "the eight hundred") with
     ``text2num``; numbers below ten stay words ("bin two", "one of them"), which the lexicon reads."""
     if not re.search(r"[A-Za-z]", text):
         return text
+    text = _OH_DIGIT_EN.sub(lambda m: "0" + str(_DIGIT_WORDS.index(m.group(1).lower())), text)
+    text = _HUNDREDS_SAID_EN.sub(_hundreds_said, text)
     try:
         return alpha2digit(text, "en")
     except Exception:  # a parser hiccup must never lose the instruction
@@ -743,11 +770,11 @@ _OVER_UNDER_EN = re.compile(
 )
 # "料号尾号是71的那个", "SKU尾号123的那包", "the one ending in 23": the last digits of its number
 _SUFFIX_ZH = re.compile(
-    r"(?:料号|型号|编号|编码|批号|零件号|货号|SKU|sku|PN|pn)?的?尾(?:号|数|巴)?(?:是|为)?\s*(\d+)(?:的)?"
+    r"(?:料号|型号|编号|编码|批号|零件号|货号|SKU|sku|PN|pn)?的?(?:尾(?:号|数|巴)?|末[一二两三四五六\d]?位)(?:是|为)?\s*(\d+)(?:的)?"
 )
 _SUFFIX_EN = re.compile(
     r"\s*\b(?:(?:whose|with (?:a|the)|the) (?:part number|pn|sku|number) )?"
-    r"(?:ending (?:in|with)|that ends (?:in|with)|which ends (?:in|with)|ends (?:in|with)|with last digits)"
+    r"(?:ending(?: (?:in|with))?|(?:that |which )?ends (?:in|with)|with last digits)"
     r"\s+(\d+)\b"
 )
 _THAN_ZH = re.compile(
@@ -1262,8 +1289,11 @@ def _carries_label(item: SceneObject, label: str, tokens: set[str]) -> bool:
 
 
 def _number_ends_with(item: SceneObject, digits: str) -> bool:
-    """Whether one of the thing's numbers (part number, SKU, name) ends with these digits."""
-    for text in (item.attributes.get("part_number"), item.attributes.get("sku"), item.name):
+    """Whether one of the thing's numbers (part number, SKU, lot, any text attribute, name) ends with
+    these digits."""
+    texts = [item.attributes.get("part_number"), item.attributes.get("sku"), item.name]
+    texts += [v for k, v in item.attributes.items() if not NUMERIC_ATTRIBUTE_KEY.search(k)]
+    for text in texts:
         numbers = re.findall(r"\d+", str(text or ""))
         if any(n.endswith(digits) for n in numbers) or "".join(numbers).endswith(digits):
             return True
