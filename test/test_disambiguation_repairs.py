@@ -202,3 +202,22 @@ def test_a_number_alone_repairs_the_place_number_when_the_thing_has_a_letter(res
 )
 def test_a_repair_after_a_trailing_off_place_or_a_pick_says_the_place(resolver, shop, text, expected) -> None:
     assert _cmd(resolver.resolve(text, shop)) == expected
+
+
+def test_wait_no_after_a_command_repairs_it_with_scene_words_only(resolver, shop) -> None:
+    history = ["put the front panel in tray A"]
+    res = resolver.resolve("wait, no, I meant the back panel", shop, history)
+    assert _cmd(res) == ("resolved", "pick_place", "panel_back", "tray_a") and res.corrects_previous
+    assert _cmd(resolver.resolve("no wait — tray B", shop, history)) == (
+        "resolved",
+        "pick_place",
+        "panel_front",
+        "tray_b",
+    )
+    # anything else after it, a bare "wait, no", or no command before: a stop
+    for text, before in [
+        ("wait, no, the door is open", history),
+        ("wait, no", history),
+        ("wait, no, I meant the back panel", []),
+    ]:
+        assert _cmd(resolver.resolve(text, shop, before))[:2] == ("resolved", "stop"), text

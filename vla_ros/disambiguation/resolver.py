@@ -113,6 +113,11 @@ _REPAIR_WAIT_EN = re.compile(
     r"(?=(?:(?:the|that|this|i mean|make (?:it|that)|in|on|into|onto|to)\b)?"
     r"(?:[\s.,]*[a-z0-9]+){1,6}\s*[.!]*$)"
 )
+# "wait, no, ...", "no wait, ...", "hang on, no, ...": a wait that opens a repair of the last command
+_WAIT_NO_START_EN = re.compile(
+    r"^\s*(?:(?:no+|oh)\s*[,.…—–-]*\s*(?:wait|hang on|hold on)|(?:wait|hang on|hold on)\s*[,.…—–-]*\s*no+)\b"
+    r"\s*[,.…—–-]*\s*"
+)
 _REPAIR_FUNCTION_WORDS = (
     "the",
     "that",
@@ -1446,6 +1451,8 @@ class InstructionResolver:
         lang = detect_language(cleaned)
         if not cleaned or not re.search(r"[\w\u4e00-\u9fff]", cleaned):
             return self._clarify_plain(cleaned, lang, "no instruction was given", "没有收到指令")
+        if state.turns():
+            cleaned = self._wait_no_repair(cleaned, scene)
         if self._is_stop(cleaned, scene):
             return self._resolved(Draft(intent="stop"), scene, lang, cleaned)
         if len(cleaned) > self.vocab.max_chars:
@@ -1492,6 +1499,23 @@ class InstructionResolver:
         return self._finalize(draft_or_res, scene, lang, cleaned)
 
     # ------------------------------------------------------------------ safety and stop
+    def _wait_no_repair(self, cleaned: str, scene: Scene) -> str:
+        """ "wait, no, I meant the one-seventies" after a command: a wait that opens, with a "no", a
+        short repair made only of words that name things of the scene is the repair of that command
+        ("no, the one-seventies"), not a stop. Anything else after it still stops."""
+        english = normalise_english(normalise_english_numbers(cleaned))
+        match = _WAIT_NO_START_EN.match(english)
+        if match is None or is_cjk(cleaned):
+            return cleaned
+        rest = english[match.end() :]
+        known = set(_REPAIR_FUNCTION_WORDS) | {"meant", "sorry", "s"} | set(self._scene_words(scene))
+        for entity in (*scene.objects, *scene.locations):
+            known |= _entity_tokens(entity)
+        words = english_words(rest)
+        if not words or len(words) > 8 or not all(w in known or not w.isalpha() for w in words):
+            return cleaned
+        return "no, " + rest
+
     def _is_stop(self, cleaned: str, scene: Scene | None = None) -> bool:
         """Any stop phrase anywhere stops, except where it ends a move ("...and wait there") or opens
         a short repair made only of words that name things of the scene ("..., no wait, the steel
@@ -2620,7 +2644,7 @@ class InstructionResolver:
         cleaned = _BA_CONTAINER_ZH.sub(r"\1\2", cleaned)
         cleaned = _HOW_FAR_EN.sub(lambda m: m.group(1) or " again ", cleaned)  # "a bit more": once more
         cleaned = _FIRST_AT_CLAUSE_END_EN.sub("", cleaned)
-        cleaned = normalise_english_numbers(cleaned)
+        cleaned = _NUMBER_PLURAL_EN.sub(r"\1", normalise_english_numbers(cleaned))  # "the one-seventies"
         if is_cjk(cleaned):
             cleaned = normalise_chinese_numbers(cleaned)
             cleaned = scene_numbered_words(cleaned, self._name_numbers(scene))
