@@ -134,3 +134,40 @@ def test_a_place_word_said_as_the_verb_puts_the_thing_there(resolver) -> None:
     )
     # a word two places share says no one place: asked
     assert resolver.resolve("taping the 4-pin connector", scene).status == "clarify"
+
+
+VIOLIN = {
+    "objects": [
+        _obj("clamp_1", "spool clamp", "clamp", (0.40, -0.30)),
+        _obj("clamp_2", "spool clamp", "clamp", (0.40, 0.00)),
+        _obj("shelf", "glass shelf", "shelf", (0.55, 0.20)),
+    ],
+    "locations": [
+        _loc("clamp_rack", "clamp rack", "rack", (0.20, 0.40)),
+        _loc("cradle", "body cradle", "fixture", (0.80, 0.00)),
+        _loc("insp", "inspection table", "station", (0.80, -0.35)),
+    ],
+}
+
+
+def test_a_place_word_opening_the_sentence_is_the_thing_put(resolver) -> None:
+    scene = Scene.from_dict(VIOLIN)
+    # the lexicon's 夹子 is a fixture; before 放回 and another place it is a clamp of this cell
+    assert _cmd(resolver.resolve("从右边数第一个夹子放回夹子架", scene)) == (
+        "resolved",
+        "pick_place",
+        "clamp_1",
+        "clamp_rack",
+    )
+    res = resolver.resolve("夹子放回夹子架", scene)
+    assert res.status == "clarify" and set(res.candidates) == {"clamp_1", "clamp_2"}
+    # 放回 alone puts back what is held, and asks what when nothing is (it never moves the arm there)
+    assert resolver.resolve("放回夹子架", scene).status == "clarify"
+    held = Scene.from_dict({**VIOLIN, "holding": "clamp_2"})
+    assert _cmd(resolver.resolve("放回夹子架", held)) == ("resolved", "place", "clamp_2", "clamp_rack")
+
+
+def test_a_chinese_words_english_gloss_is_no_typo_of_another_word(resolver) -> None:
+    # 线体 (a line) glosses 线 as "cable", which is no misspelt "table": nothing here is a line, asked
+    res = resolver.resolve("玻璃层架放线体上", Scene.from_dict(VIOLIN))
+    assert res.status == "clarify" and not res.forwarded

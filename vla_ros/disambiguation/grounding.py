@@ -43,12 +43,13 @@ def typo_distance(a: str, b: str) -> float:
     return weighted if swaps <= 0 else min(weighted, 0.8 * OSA.distance(a, b))
 
 
-def unexplained_word_support(word: str, entity_words: Iterable[str]) -> float:
+def unexplained_word_support(word: str, entity_words: Iterable[str], typos: bool = True) -> float:
     """How strongly an unknown word points at an entity whose words are ``entity_words`` (0 to 1).
 
     Exact word: 1. A misspelling or inflection (rapidfuzz ratio >= 80, or a shared beginning of four
     letters or more): 0.8. An abbreviation (the word begins a much longer word: "ti", "al"), or a
-    word inside a compound ("ring" in "chainring"): 0.6. Otherwise 0."""
+    word inside a compound ("ring" in "chainring"): 0.6. Otherwise 0. ``typos=False`` for a word that
+    is spelt right (a dictionary's English for a Chinese word): "cable" is then no misspelt "table"."""
     word = word.lower()
     if not word or not any(ch.isalnum() for ch in word):
         return 0.0
@@ -61,7 +62,7 @@ def unexplained_word_support(word: str, entity_words: Iterable[str]) -> float:
         if candidate == word:
             return 1.0
         if len(word) >= 4 and len(candidate) >= 4:
-            if fuzz.ratio(word, candidate) >= _FUZZY_MIN_RATIO:
+            if typos and fuzz.ratio(word, candidate) >= _FUZZY_MIN_RATIO:
                 best = max(best, 0.8)
                 continue
             stem = _common_prefix(word, candidate)

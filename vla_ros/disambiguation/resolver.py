@@ -1680,6 +1680,7 @@ class InstructionResolver:
             else:
                 merged.append(token)
         tokens = merged
+        self._subject_things(tokens, scene)
         # "bag" / 袋 is a thing in the lexicon, but where the cell's bags are places and no object is
         # one, the word names those places.
         object_categories = {o.category for o in scene.objects}
@@ -1769,6 +1770,29 @@ class InstructionResolver:
             if not tok.cjk and tok.text == "one" and tok.has("NUMWORD") and (before.text, "1") in bigrams:
                 tok.tags = [("LABEL", "1")]  # "board one" where a name says "board 1" ("the wheat one" stays)
         return tokens
+
+    def _subject_things(self, tokens: list[Token], scene: Scene) -> None:
+        """夹子放回夹子架: a Chinese place word that opens the sentence, before a placing word and
+        another place, is the thing being put (the lexicon's 夹子 is a fixture; here it is a clamp)
+        when its dictionary senses name one kind of object of the cell. A lone 放回 is a put."""
+        for i, token in enumerate(tokens):
+            if token.cjk and token.tag == "PREP" and token.text == "放回":
+                tokens[i : i + 1] = [
+                    Token("放", "放", [("VERB", "put")], cjk=True),
+                    Token("回", "回", [("PREP", "target")], cjk=True),
+                ]
+        content = [i for i, t in enumerate(tokens) if t.tag not in ("FILLER", "DET", "PUNCT", "BA")]
+        if len(content) < 3:
+            return
+        first, after = tokens[content[0]], tokens[content[1]]
+        placing = (after.tag == "PREP" and after.value("PREP") == "target") or after.value("VERB") == "put"
+        later_place = any(tokens[j].tag in ("LOCCAT", "NAME", "UNKNOWN") for j in content[2:])
+        if not (first.cjk and first.tag == "LOCCAT" and placing and later_place):
+            return
+        senses = {w for sense in self._senses(first.text)[:4] for w in english_words(sense)}
+        kinds = {o.category for o in scene.objects if o.category in senses or _name_noun(o.name) in senses}
+        if len(kinds) == 1:
+            tokens[content[0]] = Token(first.text, first.text, [("CAT", kinds.pop())], cjk=True)
 
     def _zh_tokens(
         self,
@@ -3936,9 +3960,11 @@ class InstructionResolver:
                 break
             understood = understood or tag not in ("UNKNOWN", "DET", "DE", "FILLER", "ALSO", "MARK")
             if tag == "UNKNOWN":
+                # (a Chinese word's English gloss is spelt right: 线 "cable" is no misspelt "table")
+                typos = not (np.cjk and is_english_word(mod))
                 for loc in locs:
                     words = _entity_tokens(loc) | _name_tokens(loc.category) | {loc.role}
-                    evidence[loc.id] += unexplained_word_support(mod, words)
+                    evidence[loc.id] += unexplained_word_support(mod, words, typos=typos)
             elif tag == "ROLE":
                 words = self._role_words.get(mod, {mod})
                 locs = [loc for loc in locs if loc.role == mod or words & _entity_tokens(loc)]
