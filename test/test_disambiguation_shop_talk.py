@@ -171,3 +171,23 @@ def test_a_chinese_words_english_gloss_is_no_typo_of_another_word(resolver) -> N
     # 线体 (a line) glosses 线 as "cable", which is no misspelt "table": nothing here is a line, asked
     res = resolver.resolve("玻璃层架放线体上", Scene.from_dict(VIOLIN))
     assert res.status == "clarify" and not res.forwarded
+
+
+def test_a_bare_long_one_after_a_kind_is_the_long_one_of_that_kind(resolver) -> None:
+    scene = Scene.from_dict({
+        "objects": [_obj("scr_s", "wood screw 4x16", "screw", (0.4, 0.2), length_mm=16),
+                    _obj("scr_l", "wood screw 4x40", "screw", (0.4, 0.0), length_mm=40),
+                    _obj("bolt_6", "M6 connector bolt", "bolt", (0.5, -0.2), length_mm=50),
+                    _obj("bolt_8", "M8 connector bolt", "bolt", (0.5, -0.35), length_mm=50)],
+        "locations": [_loc("bag_a", "kit bag A", "bag", (0.8, 0.3)),
+                      _loc("bag_b", "kit bag B", "bag", (0.8, -0.3))],
+    })  # fmt: skip
+    assert _cmd(resolver.resolve("长的放B袋", scene, ["把短螺丝放A袋"])) == (
+        "resolved",
+        "pick_place",
+        "scr_l",
+        "bag_b",
+    )
+    # said first, "the long one" is the longest of all: the two bolts tie, asked
+    res = resolver.resolve("长的放B袋", scene)
+    assert res.status == "clarify" and set(res.candidates) == {"bolt_6", "bolt_8"}

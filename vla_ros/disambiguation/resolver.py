@@ -3549,6 +3549,12 @@ class InstructionResolver:
             if scene.holding:
                 return (scene.holding,), "held object"
             return (), f"nothing to refer to with '{np.text}'"
+        said = [t for t, _ in np.mods if t not in ("DET", "DE", "FILLER")]
+        contrast = np.head in (None, "GENERIC") and bool(said) and set(said) <= {"SUPER", "SIZE"}
+        if contrast and last and (ref := scene.object(last)) is not None:
+            # "长的放B袋" after "把短螺丝放A袋": the long one among the kind just spoken of
+            kind = [o for o in objs if o.category == ref.category]
+            objs = kind if len(kind) > 1 else objs
         if (inherit or {"other", "remaining", "same"} & marks) and np.head in (None, "GENERIC") and last:
             ref = scene.object(last)
             if ref is not None:
