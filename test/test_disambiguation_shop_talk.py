@@ -191,3 +191,26 @@ def test_a_bare_long_one_after_a_kind_is_the_long_one_of_that_kind(resolver) -> 
     # said first, "the long one" is the longest of all: the two bolts tie, asked
     res = resolver.resolve("长的放B袋", scene)
     assert res.status == "clarify" and set(res.candidates) == {"bolt_6", "bolt_8"}
+
+
+def test_loading_onto_or_weighing_is_putting_there(resolver) -> None:
+    scene = Scene.from_dict({
+        "objects": [_obj("btl_250", "250 ml bottle", "bottle", (0.4, 0.2), volume_ml=250),
+                    _obj("btl_500", "500 ml bottle", "bottle", (0.4, -0.2), volume_ml=500),
+                    _obj("pack", "mince pack", "pack", (0.5, 0.0), part_number="MIN-500")],
+        "locations": [_loc("fill", "filling line", "conveyor", (0.8, 0.3)),
+                      _loc("scale", "label scale", "station", (0.8, -0.3))],
+    })  # fmt: skip
+    assert _cmd(resolver.resolve("小一点的瓶子上灌装线", scene)) == (
+        "resolved",
+        "pick_place",
+        "btl_250",
+        "fill",
+    )
+    assert _cmd(resolver.resolve("麻烦把MIN-500那盒过下秤", scene)) == (
+        "resolved",
+        "pick_place",
+        "pack",
+        "scale",
+    )
+    assert _cmd(resolver.resolve("那个pack过一下秤", scene)) == ("resolved", "pick_place", "pack", "scale")

@@ -902,6 +902,8 @@ _PLACE_AS_VERB_EN = re.compile(
     r"^\s*(?:(?:ok|okay|so|right|uh|um|and)\s*,?\s+)*([A-Za-z]+)\s+(?=(?:the|that|this|these|those|it|them|both)\b)",
     re.IGNORECASE,
 )
+# 过一下秤, 过下磅: weighing a thing is putting it on the scale
+_WEIGH_ZH = re.compile(r"过(?:一)?下?(?=(?:电子)?秤|磅)")
 # 靠右边那个插件, 靠左的那个刀柄: the one toward a side is the one farthest that way
 _LEANING_SIDE_ZH = re.compile(r"靠([左右])(?:手边|边|侧|面)?(?=(?:的)?[那这])")
 _GOOD_ONES_ZH = re.compile(r"(?<=[把将拿取])好的|(?<=.)好的(?=那|这|里面|中间)")
@@ -1733,7 +1735,17 @@ class InstructionResolver:
                 token.cjk
                 and token.text == "上"
                 and token.tag == "FILLER"
-                and any(t.tag == "LOCCAT" and t.text == tokens[i + 1].text for t in tokens[i + 1 : i + 4])
+                and (
+                    any(t.tag == "LOCCAT" and t.text == tokens[i + 1].text for t in tokens[i + 1 : i + 4])
+                    # 韭菜叶那包上秤, 瓶子上灌装线: the words after it name a place here, and end the sentence
+                    or (
+                        not any(t.tag in ("VERB", "PREP") for t in tokens[i + 1 :])
+                        and any(
+                            t.tag in ("UNKNOWN", "NAME") and (t.value(t.tag) or "") in place_words
+                            for t in tokens[i + 1 :]
+                        )
+                    )
+                )
                 and any(t.tag in ("CAT", "NAME", "LABEL", "COLOR", "SUPER", "DET") for t in tokens[:i])
                 and not any(t.tag == "VERB" for t in tokens[:i])
             ):
@@ -1989,7 +2001,8 @@ class InstructionResolver:
             while j < len(tokens) and tokens[j].cjk and tokens[j].tag in _SPAN_TAGS:
                 j += 1
             span = tokens[i:j]
-            text = "".join(t.text for t in span)
+            # (one word glossed as several tokens is said once: 韭菜叶 -> leek + leaf)
+            text = "".join(t.text for k, t in enumerate(span) if k == 0 or t.text != span[k - 1].text)
             if len(span) >= 2 or (
                 span and span[0].tag == "UNKNOWN" and not span[0].corrected and len(text) > 1
             ):
@@ -2694,7 +2707,10 @@ class InstructionResolver:
         cleaned = _SAME_AS_BEFORE_ZH.sub("一样", cleaned)
         cleaned = _GOOD_ONES_ZH.sub("良品", cleaned)
         cleaned = _ONE_MEASURE_ZH.sub("一个", cleaned)
-        cleaned = _LEANING_SIDE_ZH.sub(r"最\1边", cleaned)  # 靠右边那个插件: the rightmost
+        cleaned = _LEANING_SIDE_ZH.sub(r"最\1边", cleaned)
+        cleaned = _WEIGH_ZH.sub(
+            "上", cleaned
+        )  # 那包过下秤: put it on the scale  # 靠右边那个插件: the rightmost
         cleaned = _DONT_THEN_DO.sub(" ", cleaned)
         # 最靠近你的那个梭子: said the way the grammar reads, 离你最近的那个梭子 (also 最远离X的)
         cleaned = _NEAREST_TO_ZH.sub(r"离\1最近的", cleaned)
