@@ -483,6 +483,21 @@ def _measured_nouns(np: _NP) -> set[str]:
 _GRAMMAR_PIECES = frozenset({"in", "on", "to", "at", "the", "it", "of", "or", "and", "is", "by"})
 
 
+def _put_back_is_a_put(tokens: list[Token]) -> list[Token]:
+    """放回 (the lexicon's "back to") is a verb and its place: 夹子放回夹子架 puts the clamp back, and a lone
+    放回X puts back what is held (or asks what), never moves the arm."""
+    out: list[Token] = []
+    for token in tokens:
+        if token.cjk and token.tag == "PREP" and token.text == "放回":
+            out += [
+                Token("放", "放", [("VERB", "put")], cjk=True),
+                Token("回", "回", [("PREP", "target")], cjk=True),
+            ]
+        else:
+            out.append(token)
+    return out
+
+
 def _bare_unknown(token: Token) -> bool:
     """A token no dictionary or scene word explains (its only reading is itself)."""
     return token.tags == [("UNKNOWN", token.text)]
@@ -1510,13 +1525,18 @@ class InstructionResolver:
         if match is None or is_cjk(cleaned):
             return cleaned
         rest = english[match.end() :]
-        known = set(_REPAIR_FUNCTION_WORDS) | {"meant", "sorry", "s"} | set(self._scene_words(scene))
-        for entity in (*scene.objects, *scene.locations):
-            known |= _entity_tokens(entity)
         words = english_words(rest)
-        if not words or len(words) > 8 or not all(w in known or not w.isalpha() for w in words):
+        if not words or len(words) > 8 or not self._only_repair_words(words, scene, {"meant", "sorry", "s"}):
             return cleaned
         return "no, " + rest
+
+    def _only_repair_words(self, words: Sequence[str], scene: Scene, extra: set[str] = frozenset()) -> bool:
+        """Whether a repair after a "wait" says nothing but words naming things of the scene (and the
+        few function words a repair is made of), the test that keeps it from being a stop."""
+        known = set(_REPAIR_FUNCTION_WORDS) | set(extra) | set(self._scene_words(scene))
+        for entity in (*scene.objects, *scene.locations):
+            known |= _entity_tokens(entity)
+        return all(w in known or not w.isalpha() for w in words)
 
     def _is_stop(self, cleaned: str, scene: Scene | None = None) -> bool:
         """Any stop phrase anywhere stops, except where it ends a move ("...and wait there") or opens
@@ -1524,12 +1544,12 @@ class InstructionResolver:
         one"; "..., wait, the door is open" still stops)."""
         english = _STOP_EXCEPTION_EN.sub(" ", normalise_english(cleaned))
         repair = _REPAIR_WAIT_EN.search(english)
-        if repair is not None and scene is not None:
-            known = set(_REPAIR_FUNCTION_WORDS) | set(self._scene_words(scene))
-            for entity in (*scene.objects, *scene.locations):
-                known |= _entity_tokens(entity)
-            if all(w in known or not w.isalpha() for w in english_words(english[repair.end() :])):
-                english = english[: repair.start()] + " , " + english[repair.end() :]
+        if (
+            repair is not None
+            and scene is not None
+            and self._only_repair_words(english_words(english[repair.end() :]), scene)
+        ):
+            english = english[: repair.start()] + " , " + english[repair.end() :]
         if any(p.search(english) for p in self._stop_en):
             return True
         chinese = _STOP_EXCEPTION_ZH.sub("", cleaned)
@@ -1681,7 +1701,7 @@ class InstructionResolver:
                 merged[-1:] = gloss(word) or [Token(word, word, [("UNKNOWN", word)], cjk=True)]
             else:
                 merged.append(token)
-        tokens = merged
+        tokens = _put_back_is_a_put(merged)
         self._subject_things(tokens, scene)
         # "bag" / 袋 is a thing in the lexicon, but where the cell's bags are places and no object is
         # one, the word names those places.
@@ -1786,13 +1806,7 @@ class InstructionResolver:
     def _subject_things(self, tokens: list[Token], scene: Scene) -> None:
         """夹子放回夹子架: a Chinese place word that opens the sentence, before a placing word and
         another place, is the thing being put (the lexicon's 夹子 is a fixture; here it is a clamp)
-        when its dictionary senses name one kind of object of the cell. A lone 放回 is a put."""
-        for i, token in enumerate(tokens):
-            if token.cjk and token.tag == "PREP" and token.text == "放回":
-                tokens[i : i + 1] = [
-                    Token("放", "放", [("VERB", "put")], cjk=True),
-                    Token("回", "回", [("PREP", "target")], cjk=True),
-                ]
+        when its dictionary senses name one kind of object of the cell."""
         content = [i for i, t in enumerate(tokens) if t.tag not in ("FILLER", "DET", "PUNCT", "BA")]
         if len(content) < 3:
             return
