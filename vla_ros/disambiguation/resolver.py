@@ -1815,7 +1815,7 @@ class InstructionResolver:
         later_place = any(tokens[j].tag in ("LOCCAT", "NAME", "UNKNOWN") for j in content[2:])
         if not (first.cjk and first.tag == "LOCCAT" and placing and later_place):
             return
-        senses = {w for sense in self._senses(first.text)[:4] for w in english_words(sense)}
+        senses = self._sense_words(first.text)
         kinds = {o.category for o in scene.objects if o.category in senses or _name_noun(o.name) in senses}
         if len(kinds) == 1:
             tokens[content[0]] = Token(first.text, first.text, [("CAT", kinds.pop())], cjk=True)
@@ -2061,6 +2061,11 @@ class InstructionResolver:
                         if len(word) > 2:
                             reverse.setdefault(word, set()).add(term)
         return {w: frozenset(t) for w, t in reverse.items()}
+
+    def _sense_words(self, word: str) -> set[str]:
+        """The English words of a Chinese word's first four senses (夹子 -> clip, clamp, tongs ...): what
+        it can name when the lexicon's one reading names nothing of the cell."""
+        return {w for sense in self._senses(word)[:4] for w in english_words(sense)}
 
     def _senses(self, word: str) -> tuple[str, ...]:
         """English senses of a Chinese word: the vocabulary's shop-floor glossary, then CC-CEDICT."""
@@ -3973,7 +3978,7 @@ class InstructionResolver:
             if not fitting and chinese and head == "CAT":
                 # 放到二号板 for "taping board 2", 背板 for a "panel backplate": a Chinese noun that
                 # names no place by its category is read through its own dictionary senses
-                senses = {w for sense in self._senses(chinese[-1])[:4] for w in english_words(sense)}
+                senses = self._sense_words(chinese[-1])
                 words = (self._category_words.get(value, set()) | senses) - _VAGUE_SENSE_WORDS
                 fitting = [loc for loc in locs if words & _entity_tokens(loc)]
             locs = fitting
