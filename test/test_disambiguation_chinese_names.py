@@ -5,18 +5,10 @@ those names is understood, for objects and places alike. A cell of our own."""
 from __future__ import annotations
 
 import pytest
+from scene_builders import loc as _loc
+from scene_builders import obj as _obj
 
 from vla_ros.disambiguation import InstructionResolver, Scene
-
-
-def _obj(oid: str, name: str, category: str, xy: tuple[float, float], **extra) -> dict:
-    return {"id": oid, "name": name, "kind": extra.pop("kind", "part"), "category": category,
-            "position": [*xy, 0.02], **extra}  # fmt: skip
-
-
-def _loc(lid: str, name: str, category: str, xy: tuple[float, float], **extra) -> dict:
-    return {"id": lid, "name": name, "category": category, "position": [*xy, 0.0], **extra}
-
 
 SPLICING = {
     "objects": [

@@ -7,18 +7,11 @@ the file away" in a shop with a file. A cell of our own, in both languages."""
 from __future__ import annotations
 
 import pytest
+from scene_builders import cmd as _cmd
+from scene_builders import loc as _loc
+from scene_builders import obj as _obj
 
 from vla_ros.disambiguation import InstructionResolver, Scene
-
-
-def _obj(oid: str, name: str, category: str, xy: tuple[float, float], **extra) -> dict:
-    return {"id": oid, "name": name, "kind": extra.pop("kind", "part"), "category": category,
-            "position": [*xy, 0.02], **extra}  # fmt: skip
-
-
-def _loc(lid: str, name: str, category: str, xy: tuple[float, float], **extra) -> dict:
-    return {"id": lid, "name": name, "category": category, "position": [*xy, 0.0], **extra}
-
 
 SHOP = {
     "objects": [
@@ -53,10 +46,6 @@ def resolver() -> InstructionResolver:
 @pytest.fixture(scope="module")
 def shop() -> Scene:
     return Scene.from_dict(SHOP)
-
-
-def _cmd(res) -> tuple:
-    return (res.status, res.action, res.object_id, res.target_id)
 
 
 @pytest.mark.parametrize(
